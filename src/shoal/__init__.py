@@ -1,0 +1,1 @@
+"""shoal: fast, polite, crash-safe web fetching and crawling with asyncio."""

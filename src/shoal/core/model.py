@@ -1,0 +1,170 @@
+"""The data model shared by the engine, the stores and the exports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Completion",
+    "FetchResult",
+    "Header",
+    "JobCounts",
+    "JobInfo",
+    "JobSummary",
+    "NewRequest",
+    "Request",
+    "RetryUpdate",
+    "WorkerInfo",
+]
+
+Header = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRequest:
+    """A request about to be admitted to a job's frontier.
+
+    ``fingerprint`` identifies it within the job: a second request with the
+    same fingerprint is a duplicate and is not admitted.
+    """
+
+    url: str
+    fingerprint: bytes
+    host: str
+    method: str = "GET"
+    headers: tuple[Header, ...] = ()
+    body: bytes | None = None
+    depth: int = 0
+    parent_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """A frontier row leased to a worker; ``attempts`` counts earlier tries."""
+
+    id: int
+    url: str
+    host: str
+    method: str = "GET"
+    headers: tuple[Header, ...] = ()
+    body: bytes | None = None
+    depth: int = 0
+    parent_url: str | None = None
+    attempts: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class FetchResult:
+    """The recorded outcome of one request: a response, or why there is none.
+
+    ``status`` is ``None`` when no response arrived; ``error_kind`` is set when
+    there was a transport failure or a policy outcome (``too_large`` keeps the
+    status). Times are milliseconds; ``fetched_at`` is Unix seconds.
+    """
+
+    request_id: int
+    url: str
+    final_url: str | None = None
+    redirects: tuple[str, ...] = ()
+    status: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    headers: tuple[Header, ...] = ()
+    content_type: str | None = None
+    bytes: int = 0
+    body_hash: str | None = None
+    body: bytes | None = None
+    attempts: int = 1
+    ttfb_ms: float | None = None
+    elapsed_ms: float | None = None
+    fetched_at: float = 0.0
+    depth: int = 0
+    parent_url: str | None = None
+    method: str = "GET"
+    fields: dict[str, object] | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when the request ends as ``failed`` rather than ``done``."""
+        return self.status is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryUpdate:
+    """A leased request that failed an attempt and waits until ``next_at``."""
+
+    request_id: int
+    attempts: int
+    next_at: float
+    error_kind: str | None
+    error: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class Completion:
+    """What a worker hands back to the store in one transaction."""
+
+    results: list[FetchResult] = field(default_factory=list)
+    retries: list[RetryUpdate] = field(default_factory=list)
+    discovered: list[NewRequest] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.results) + len(self.retries) + len(self.discovered) + len(self.released)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobInfo:
+    id: int
+    name: str
+    mode: str
+    created_at: float
+    config: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCounts:
+    """How many of a job's requests are in each lifecycle state."""
+
+    pending: int = 0
+    leased: int = 0
+    retry_wait: int = 0
+    done: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.leased + self.retry_wait + self.done + self.failed
+
+    @property
+    def open(self) -> int:
+        return self.pending + self.leased + self.retry_wait
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerInfo:
+    """A process working on a job, as registered in the store."""
+
+    owner: str
+    pid: int
+    hostname: str
+    started_at: float
+    heartbeat_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSummary:
+    """What a finished (or running) job amounts to, computed by the store."""
+
+    counts: JobCounts
+    by_status_class: dict[str, int]
+    by_error_kind: dict[str, int]
+    bytes: int
+    p50_ms: float | None
+    p95_ms: float | None
+    first_fetched_at: float | None
+    last_fetched_at: float | None
