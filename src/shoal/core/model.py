@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -73,7 +74,7 @@ class FetchResult:
     content_type: str | None = None
     bytes: int = 0
     body_hash: str | None = None
-    body: bytes | None = None
+    body: builtins.bytes | None = None
     attempts: int = 1
     ttfb_ms: float | None = None
     elapsed_ms: float | None = None
