@@ -62,9 +62,10 @@ class Store(Protocol):
         then admission order."""
         ...
 
-    async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> None:
+    async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
         """In ONE transaction: record results (rows become done or failed, never a second result
-        for a row), move retries to retry-wait, admit discovered requests, release rows."""
+        for a row), move retries to retry-wait, admit discovered requests, release rows.
+        Returns how many discovered requests were new."""
         ...
 
     async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:

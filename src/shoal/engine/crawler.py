@@ -1,0 +1,360 @@
+"""The Crawler: one job run — lease from the store, fetch politely, record in batches.
+
+::
+
+    store ──lease──▶ feeder ──▶ Dispatcher(HostScheduler) ──▶ N workers ──▶ buffer
+      ▲                                                                       │
+      └──────────────── flusher: complete(results, retries, links) ◀──────────┘
+
+Every task lives in one TaskGroup. ``stop()`` is the graceful path: no new
+leases, queued rows released, in-flight fetches get ``shutdown_grace``
+seconds, then everything unfinished is released and the buffer flushed.
+A kill at any moment leaves only leased rows behind, which the next run
+takes back (dead pid) or any worker takes once the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shoal.core.config import CrawlConfig
+from shoal.core.errors import StoreUnavailable
+from shoal.core.kinds import RETRYABLE_KINDS
+from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request, RetryUpdate
+from shoal.core.retry import decide_retry
+from shoal.core.schedule import HostScheduler
+from shoal.engine.dispatch import Dispatcher
+from shoal.engine.fetcher import Attempt, Fetcher, make_session
+from shoal.engine.resources import pid_alive, raise_nofile_limit
+from shoal.engine.stats import LiveStats, StatsSnapshot
+from shoal.store.base import Store
+
+__all__ = ["Crawler", "Processor", "ResultListener", "RunOutcome"]
+
+log = logging.getLogger("shoal.engine.crawler")
+
+
+class Processor(Protocol):
+    """Turns a fetched page into requests to admit (link following)."""
+
+    def __call__(self, request: Request, result: FetchResult, body: bytes) -> list[NewRequest]: ...
+
+
+ResultListener = Callable[[Sequence[FetchResult]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    completed: bool  # the job has no open rows left
+    interrupted: bool  # stop() was called before completion
+    stats: StatsSnapshot
+
+
+class Crawler:
+    """Runs one job on one store until it has no open rows, or until ``stop()``."""
+
+    def __init__(
+        self,
+        store: Store,
+        job: JobInfo,
+        config: CrawlConfig,
+        *,
+        processor: Processor | None = None,
+        listeners: Sequence[ResultListener] = (),
+        lease_ttl: float = 60.0,
+        shutdown_grace: float = 10.0,
+        flush_interval: float = 0.1,
+        batch_size: int = 1000,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        self.job = job
+        self.config = config
+        self.owner = uuid.uuid4().hex
+        self.stats = LiveStats()
+        self._processor = processor
+        self._listeners = list(listeners)
+        self._lease_ttl = lease_ttl
+        self._grace = shutdown_grace
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._rng = random.Random(seed)
+        concurrency = config.limits.concurrency
+        self._window = max(4 * concurrency, 1000)
+        self._max_buffer = max(20 * batch_size, 4 * concurrency)
+        self._buffer = Completion()
+        self._stopping = False
+        self._done_feeding = False
+        self._flush_wanted = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._dispatch: Dispatcher | None = None
+
+    # -- public -----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown; ``run()`` returns soon after."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._dispatch is not None:
+            self._dispatch.low.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def snapshot(self) -> StatsSnapshot:
+        if self._dispatch is not None:
+            self.stats.queued = self._dispatch.queued
+        return self.stats.snapshot(time.monotonic())
+
+    async def run(self) -> RunOutcome:
+        config = self.config
+        raise_nofile_limit(config.limits.concurrency + 512)
+        store, job = self.store, self.job
+        self.stats.started_at = time.monotonic()
+        await store.register_worker(
+            job.id, self.owner, pid=os.getpid(), hostname=socket.gethostname(), now=time.time()
+        )
+        try:
+            await self._reclaim_dead_workers()
+            counts = await store.counts(job.id)
+            self.stats.total = counts.total
+            self.stats.finished_before = counts.finished
+            scheduler: HostScheduler[Request] = HostScheduler(
+                per_host=config.politeness.per_host, delay=config.politeness.delay
+            )
+            self._dispatch = Dispatcher(scheduler, low_water=max(config.limits.concurrency, 256))
+            if self._stopping:
+                self._dispatch.low.set()
+            async with make_session(config) as session:
+                self._fetcher = Fetcher(session, config)
+                async with asyncio.TaskGroup() as tg:
+                    workers = [
+                        tg.create_task(self._worker(), name=f"shoal-worker-{i}")
+                        for i in range(config.limits.concurrency)
+                    ]
+                    flusher = tg.create_task(self._flusher(), name="shoal-flusher")
+                    heartbeat = tg.create_task(self._heartbeat(), name="shoal-heartbeat")
+                    completed = await self._supervise(workers, flusher)
+                    heartbeat.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await store.unregister_worker(job.id, self.owner)
+        return RunOutcome(
+            completed=completed, interrupted=self._stopping and not completed, stats=self.snapshot()
+        )
+
+    # -- tasks ------------------------------------------------------------
+
+    async def _supervise(
+        self, workers: list[asyncio.Task[None]], flusher: asyncio.Task[None]
+    ) -> bool:
+        assert self._dispatch is not None
+        completed = False
+        try:
+            completed = await self._feed()
+        finally:
+            released = self._dispatch.close()
+            self._buffer.released.extend(r.id for r in released)
+            if workers:
+                _, unfinished = await asyncio.wait(
+                    workers, timeout=self._grace if self._stopping else None
+                )
+                for task in unfinished:
+                    task.cancel()
+                if unfinished:
+                    await asyncio.wait(unfinished)
+            self._done_feeding = True
+            self._flush_wanted.set()
+            await flusher
+        return completed
+
+    async def _feed(self) -> bool:
+        """Keep the dispatcher stocked; return True once the job has no open rows."""
+        dispatch = self._dispatch
+        assert dispatch is not None
+        store, job_id, owner = self.store, self.job.id, self.owner
+        wake = dispatch.low
+        while not self._stopping:
+            wake.clear()
+            room = self._window - dispatch.queued - dispatch.in_flight
+            if room > 0 and dispatch.queued < self._window // 2:
+                requests = await store.lease(
+                    job_id, owner, limit=room, now=time.time(), ttl=self._lease_ttl
+                )
+                if requests:
+                    dispatch.add(requests)
+                    continue
+                if dispatch.queued == 0 and dispatch.in_flight == 0:
+                    if len(self._buffer):
+                        self._flush_wanted.set()
+                        await self._wait(wake, 1.0)
+                        continue
+                    counts = await store.counts(job_id)
+                    if counts.open == 0:
+                        return True
+                    due = await store.next_due(job_id)
+                    pause = 1.0 if due is None else min(1.0, max(0.02, due - time.time()))
+                    await self._wait(wake, pause)
+                    continue
+                await self._wait(wake, 0.25)
+            else:
+                await self._wait(wake, 1.0)
+        return False
+
+    async def _worker(self) -> None:
+        dispatch = self._dispatch
+        assert dispatch is not None
+        acquire, release, fetch = dispatch.acquire, dispatch.release, self._fetcher.fetch
+        stats, record = self.stats, self._record
+        while True:
+            request = await acquire()
+            if request is None:
+                return
+            stats.in_flight += 1
+            try:
+                attempt = await fetch(request)
+            except asyncio.CancelledError:
+                self._buffer.released.append(request.id)
+                raise
+            finally:
+                stats.in_flight -= 1
+                release(request)
+            record(request, attempt)
+            if len(self._buffer.results) >= self._batch_size:
+                self._flush_wanted.set()
+                if len(self._buffer) >= self._max_buffer:
+                    self._flushed.clear()
+                    await self._flushed.wait()
+
+    def _record(self, request: Request, attempt: Attempt) -> None:
+        result = attempt.result
+        status = result.status
+        stats = self.stats
+        policy = self.config.retry
+        if (status is None and result.error_kind in RETRYABLE_KINDS) or (
+            status is not None and status in policy.retry_statuses
+        ):
+            now = time.time()
+            delay = decide_retry(
+                policy,
+                attempts=result.attempts,
+                status=status,
+                error_kind=result.error_kind,
+                retry_after=attempt.retry_after,
+                now=now,
+                rng=self._rng,
+            )
+            if delay is not None:
+                self._buffer.retries.append(
+                    RetryUpdate(
+                        request_id=request.id,
+                        attempts=result.attempts,
+                        next_at=now + delay,
+                        error_kind=result.error_kind,
+                        error=result.error if status is None else f"HTTP {status}",
+                    )
+                )
+                stats.retries += 1
+                if attempt.retry_after is not None and self._dispatch is not None:
+                    self._dispatch.pause_host(
+                        request.host, asyncio.get_running_loop().time() + delay
+                    )
+                return
+        body = attempt.body
+        if body is not None and self._processor is not None and status is not None:
+            discovered = self._processor(request, result, body)
+            if discovered:
+                self._buffer.discovered.extend(discovered)
+        if self.config.save_bodies and result.error_kind is None:
+            result.body = body
+        self._buffer.results.append(result)
+        if status is None:
+            stats.failed += 1
+            stats.by_error_kind[result.error_kind or "unknown"] += 1
+        else:
+            stats.done += 1
+            stats.by_status[status] += 1
+            stats.bytes += result.bytes
+            if result.error_kind is not None:
+                stats.by_error_kind[result.error_kind] += 1
+
+    async def _flusher(self) -> None:
+        store, job_id, owner = self.store, self.job.id, self.owner
+        wanted = self._flush_wanted
+        while True:
+            if not len(self._buffer):
+                if self._done_feeding:
+                    self._flushed.set()
+                    return
+                wanted.clear()
+                await self._wait(wanted, self._flush_interval)
+                if not len(self._buffer):
+                    continue
+            batch, self._buffer = self._buffer, Completion()
+            admitted = await self._complete_with_retry(store, job_id, owner, batch)
+            self.stats.total += admitted
+            self._flushed.set()
+            if batch.results:
+                for listener in self._listeners:
+                    listener(batch.results)
+            if self._dispatch is not None:
+                self._dispatch.low.set()
+            if not self._done_feeding and len(self._buffer) < self._batch_size:
+                await self._wait(wanted, self._flush_interval)
+
+    async def _complete_with_retry(
+        self, store: Store, job_id: int, owner: str, batch: Completion
+    ) -> int:
+        delay = 0.5
+        while True:
+            try:
+                admitted = await store.complete(job_id, owner, batch, now=time.time())
+                return admitted or 0
+            except StoreUnavailable as exc:
+                if delay > 60:
+                    raise
+                log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    async def _heartbeat(self) -> None:
+        interval = self._lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.heartbeat(self.job.id, self.owner, now=now)
+                await self.store.renew_leases(self.job.id, self.owner, now=now, ttl=self._lease_ttl)
+
+    async def _reclaim_dead_workers(self) -> None:
+        """Release leases held by workers that died (pid gone here, or heartbeat stale)."""
+        here = socket.gethostname()
+        now = time.time()
+        for worker in await self.store.list_workers(self.job.id):
+            if worker.owner == self.owner:
+                continue
+            dead_here = worker.hostname == here and not pid_alive(worker.pid)
+            stale = now - worker.heartbeat_at > 3 * self._lease_ttl
+            if dead_here or stale:
+                released = await self.store.release_leases(self.job.id, worker.owner)
+                await self.store.unregister_worker(self.job.id, worker.owner)
+                if released:
+                    log.info("took back %d leased rows from a stopped worker", released)
+
+    @staticmethod
+    async def _wait(event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()

@@ -1,0 +1,124 @@
+"""The asyncio face of the host scheduler: workers wait here for a request.
+
+A request that may start is handed straight to the longest-waiting worker
+by resolving its future (FIFO, no thundering herd); a host held back by its
+delay arms one loop timer for the earliest due time. The fast path, a
+request ready when a worker asks, does not suspend at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from shoal.core.model import Request
+from shoal.core.schedule import HostScheduler
+
+__all__ = ["Dispatcher"]
+
+
+class Dispatcher:
+    def __init__(self, scheduler: HostScheduler[Request], *, low_water: int) -> None:
+        self.scheduler = scheduler
+        self._loop = asyncio.get_running_loop()
+        self._waiters: deque[asyncio.Future[Request | None]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._closed = False
+        self._low_water = low_water
+        self.low = asyncio.Event()  # set when the queue runs low: time to lease more
+        self.low.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self.scheduler)
+
+    @property
+    def in_flight(self) -> int:
+        return self.scheduler.in_flight
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def add(self, requests: list[Request]) -> None:
+        now = self._loop.time()
+        push = self.scheduler.push
+        for request in requests:
+            push(request, now)
+        if len(self.scheduler) >= self._low_water:
+            self.low.clear()
+        self._wake(now)
+
+    async def acquire(self) -> Request | None:
+        """The next request to fetch, or None once the dispatcher is closed."""
+        if self._closed:
+            return None
+        scheduler = self.scheduler
+        request = scheduler.pop(self._loop.time())
+        if request is not None:
+            if len(scheduler) < self._low_water:
+                self.low.set()
+            return request
+        waiter: asyncio.Future[Request | None] = self._loop.create_future()
+        self._waiters.append(waiter)
+        self._arm_timer()
+        if len(scheduler) < self._low_water:
+            self.low.set()
+        return await waiter
+
+    def release(self, request: Request) -> None:
+        """``request`` (from ``acquire``) has finished; its host may start another."""
+        now = self._loop.time()
+        self.scheduler.finish(request.host, now)
+        if self._waiters:
+            self._wake(now)
+
+    def pause_host(self, host: str, until_monotonic: float) -> None:
+        self.scheduler.pause_host(host, until_monotonic, self._loop.time())
+
+    def close(self) -> list[Request]:
+        """Stop handing out work: waiting workers get None; returns what was still queued."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        return self.scheduler.drain()
+
+    def _wake(self, now: float) -> None:
+        waiters = self._waiters
+        pop = self.scheduler.pop
+        while waiters:
+            waiter = waiters[0]
+            if waiter.done():  # its worker was cancelled
+                waiters.popleft()
+                continue
+            request = pop(now)
+            if request is None:
+                break
+            waiters.popleft()
+            waiter.set_result(request)
+        if waiters:
+            self._arm_timer()
+        if len(self.scheduler) < self._low_water:
+            self.low.set()
+
+    def _arm_timer(self) -> None:
+        due = self.scheduler.next_wakeup()
+        if due is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= due:
+                return
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = self._loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self._wake(self._loop.time())

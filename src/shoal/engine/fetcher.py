@@ -1,0 +1,208 @@
+"""One HTTP attempt for one request: stream the body under a cap, classify failures.
+
+This is the per-page hot path. It awaits only the network, allocates one
+result object, and never formats a log line for an ordinary outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import xxhash
+
+from shoal.core.config import CrawlConfig
+from shoal.core.kinds import ErrorKind
+from shoal.core.model import FetchResult, Request
+
+__all__ = ["Attempt", "Fetcher", "classify_exception", "make_session"]
+
+log = logging.getLogger("shoal.engine.fetcher")
+
+_hash = xxhash.xxh3_128_hexdigest
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One attempt's result plus what the retry decision needs from the response."""
+
+    result: FetchResult
+    body: bytes | None
+    retry_after: str | None
+
+
+def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
+    """The one HTTP session a crawler's workers share."""
+    timeouts = config.timeouts
+    connector = aiohttp.TCPConnector(
+        limit=config.limits.concurrency,
+        limit_per_host=0,  # the scheduler enforces per-host limits itself
+        ttl_dns_cache=300,
+        ssl=config.verify_tls,
+        enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=timeouts.total,
+            connect=timeouts.connect,
+            sock_connect=timeouts.connect,
+            sock_read=timeouts.read,
+        ),
+        headers={"User-Agent": config.user_agent},
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=True,
+        raise_for_status=False,
+        trust_env=False,
+    )
+
+
+class Fetcher:
+    def __init__(self, session: aiohttp.ClientSession, config: CrawlConfig) -> None:
+        self._session = session
+        self._max_bytes = config.limits.max_bytes
+        self._max_redirects = config.limits.max_redirects
+        self._keep_body = config.save_bodies or config.follow_links
+        self._loop = asyncio.get_running_loop()
+
+    async def fetch(self, request: Request) -> Attempt:
+        loop_time = self._loop.time
+        started = loop_time()
+        attempts = request.attempts + 1
+        ttfb_ms: float | None = None
+        try:
+            async with self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers or None,
+                data=request.body,
+                allow_redirects=self._max_redirects > 0,
+                max_redirects=self._max_redirects,
+            ) as response:
+                ttfb_ms = (loop_time() - started) * 1000.0
+                headers = response.headers
+                error_kind: str | None = None
+                error: str | None = None
+                declared = response.content_length
+                cap = self._max_bytes
+                if declared is not None and declared > cap:
+                    body = b""
+                    size = declared
+                    error_kind, error = ErrorKind.TOO_LARGE, f"Content-Length {declared} > {cap}"
+                else:
+                    body, size = await _read_capped(response.content, cap)
+                    if size > cap:
+                        error_kind, error = ErrorKind.TOO_LARGE, f"body exceeds {cap} bytes"
+                        body = b""
+                status = response.status
+                history = response.history
+                result = FetchResult(
+                    request_id=request.id,
+                    url=request.url,
+                    final_url=str(response.url),
+                    redirects=tuple(str(r.url) for r in history) if history else (),
+                    status=status,
+                    error_kind=error_kind,
+                    error=error,
+                    headers=tuple(headers.items()),
+                    content_type=headers.get("Content-Type"),
+                    bytes=size,
+                    body_hash=_hash(body) if error_kind is None else None,
+                    attempts=attempts,
+                    ttfb_ms=ttfb_ms,
+                    elapsed_ms=(loop_time() - started) * 1000.0,
+                    fetched_at=time.time(),
+                    depth=request.depth,
+                    parent_url=request.parent_url,
+                    method=request.method,
+                )
+                retry_after = headers.get("Retry-After") if status >= 400 else None
+                return Attempt(result, body if self._keep_body else None, retry_after)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
+            kind, message = classify_exception(exc)
+            if kind is ErrorKind.INTERNAL_ERROR:
+                log.exception("unexpected error fetching %s", request.url)
+            return Attempt(
+                FetchResult(
+                    request_id=request.id,
+                    url=request.url,
+                    error_kind=kind,
+                    error=message,
+                    attempts=attempts,
+                    ttfb_ms=ttfb_ms,
+                    elapsed_ms=(loop_time() - started) * 1000.0,
+                    fetched_at=time.time(),
+                    depth=request.depth,
+                    parent_url=request.parent_url,
+                    method=request.method,
+                ),
+                None,
+                None,
+            )
+
+
+async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, int]:
+    """Read the (decoded) body; stop as soon as it passes ``cap`` and report the size seen."""
+    first = await content.readany()
+    if not first or content.at_eof():
+        return first, len(first)
+    chunks = [first]
+    size = len(first)
+    while size <= cap:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), size
+
+
+def classify_exception(exc: BaseException) -> tuple[ErrorKind, str]:
+    """Map a failure of one attempt to its stable ``ErrorKind`` and a one-line message."""
+    message = _one_line(exc)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return ErrorKind.DNS_ERROR, message
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return ErrorKind.TLS_ERROR, message
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ErrorKind.CONNECT_TIMEOUT, message or "connect timed out"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return ErrorKind.READ_TIMEOUT, message or "read timed out"
+    if isinstance(exc, TimeoutError):
+        return ErrorKind.TIMEOUT, message or "total timeout exceeded"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return ErrorKind.TOO_MANY_REDIRECTS, message or "too many redirects"
+    if isinstance(exc, aiohttp.RedirectClientError):
+        return ErrorKind.INVALID_REDIRECT, message
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return ErrorKind.UNSUPPORTED_SCHEME, message
+    if isinstance(exc, aiohttp.InvalidUrlClientError):
+        return ErrorKind.INVALID_URL, message
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ErrorKind.CONNECT_ERROR, message
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return ErrorKind.CONNECTION_RESET, message or "server disconnected"
+    if isinstance(exc, aiohttp.ClientOSError):
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE):
+            return ErrorKind.CONNECTION_RESET, message
+        return ErrorKind.CONNECT_ERROR, message
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return ErrorKind.PROTOCOL_ERROR, message
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return ErrorKind.CONNECT_ERROR, message
+    if isinstance(exc, UnicodeError | ValueError):
+        return ErrorKind.PROTOCOL_ERROR, message
+    return ErrorKind.INTERNAL_ERROR, f"{type(exc).__name__}: {message}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    text = " ".join(text.split())
+    return text[:500]

@@ -1,0 +1,81 @@
+"""Live counters of a running job, cheap to bump on the hot path.
+
+Only the crawler mutates ``LiveStats``; anyone else reads a frozen
+``StatsSnapshot`` from ``snapshot()``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["LiveStats", "StatsSnapshot"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsSnapshot:
+    total: int
+    finished: int
+    finished_this_run: int
+    done: int
+    failed: int
+    retries: int
+    in_flight: int
+    queued: int
+    bytes: int
+    by_status_class: dict[str, int] = field(default_factory=dict)
+    by_error_kind: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.finished)
+
+
+class LiveStats:
+    __slots__ = (
+        "by_error_kind",
+        "by_status",
+        "bytes",
+        "done",
+        "failed",
+        "finished_before",
+        "in_flight",
+        "queued",
+        "retries",
+        "started_at",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.finished_before = 0
+        self.done = 0
+        self.failed = 0
+        self.retries = 0
+        self.bytes = 0
+        self.in_flight = 0
+        self.queued = 0
+        self.started_at = 0.0
+        self.by_status: Counter[int] = Counter()
+        self.by_error_kind: Counter[str] = Counter()
+
+    def snapshot(self, now: float) -> StatsSnapshot:
+        classes: Counter[str] = Counter()
+        for status, n in self.by_status.items():
+            classes[f"{status // 100}xx"] += n
+        this_run = self.done + self.failed
+        return StatsSnapshot(
+            total=self.total,
+            finished=self.finished_before + this_run,
+            finished_this_run=this_run,
+            done=self.done,
+            failed=self.failed,
+            retries=self.retries,
+            in_flight=self.in_flight,
+            queued=self.queued,
+            bytes=self.bytes,
+            by_status_class=dict(classes),
+            by_error_kind=dict(self.by_error_kind),
+            elapsed=max(0.0, now - self.started_at) if self.started_at else 0.0,
+        )

@@ -1,0 +1,119 @@
+"""Result writers: JSONL and CSV, chosen by file suffix, safe to stream into.
+
+A writer's ``write`` takes a batch of results; ``close`` flushes. Writers
+are synchronous and are driven from a thread so the event loop never waits
+on the disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Protocol
+
+from shoal.core.errors import ConfigError
+from shoal.core.model import FetchResult
+from shoal.export.records import COLUMNS, to_record
+
+__all__ = ["FORMATS", "ResultWriter", "format_for", "open_writer"]
+
+FORMATS = ("jsonl", "csv")
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+
+
+class ResultWriter(Protocol):
+    def write(self, results: Sequence[FetchResult]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def format_for(path: str, explicit: str | None = None) -> str:
+    """The export format: ``explicit`` if given, else from the file suffix."""
+    if explicit:
+        if explicit not in FORMATS:
+            raise ConfigError(f"unknown format {explicit!r}; choose one of {', '.join(FORMATS)}")
+        return explicit
+    if path == "-":
+        return "jsonl"
+    suffix = Path(path).suffix.lower()
+    try:
+        return _SUFFIXES[suffix]
+    except KeyError:
+        raise ConfigError(
+            f"cannot tell the format of {path!r} from its suffix; use .jsonl or .csv "
+            "(or pass --format)"
+        ) from None
+
+
+class _FileWriter:
+    def __init__(self, path: str) -> None:
+        self._path = path
+        if path == "-":
+            self._file: IO[str] = sys.stdout
+            self._tmp: str | None = None
+        else:
+            target = Path(path)
+            if target.parent and not target.parent.exists():
+                raise ConfigError(f"cannot write {path}: directory {target.parent} does not exist")
+            # Write next to the target and rename on close: a reader never sees half a file
+            # from an earlier run, and an interrupted export leaves the old file intact.
+            self._tmp = f"{path}.partial"
+            try:
+                self._file = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            except OSError as exc:
+                raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._tmp is None:
+            self._file.flush()
+            return
+        self._file.close()
+        os.replace(self._tmp, self._path)
+
+
+class JsonlWriter(_FileWriter):
+    def write(self, results: Sequence[FetchResult]) -> None:
+        dumps = json.dumps
+        self._file.write(
+            "".join(
+                dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) + "\n"
+                for r in results
+            )
+        )
+        self._file.flush()
+
+
+class CsvWriter(_FileWriter):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(COLUMNS)
+
+    def write(self, results: Sequence[FetchResult]) -> None:
+        rows = []
+        for result in results:
+            record = to_record(result)
+            for key in ("redirects", "headers", "fields"):
+                value = record[key]
+                record[key] = "" if not value else json.dumps(value, ensure_ascii=False)
+            rows.append([_cell(record[c]) for c in COLUMNS])
+        self._csv.writerows(rows)
+        self._file.flush()
+
+
+def _cell(value: object) -> object:
+    return "" if value is None else value
+
+
+def open_writer(path: str, fmt: str | None = None) -> ResultWriter:
+    kind = format_for(path, fmt)
+    if kind == "csv":
+        return CsvWriter(path)
+    return JsonlWriter(path)
