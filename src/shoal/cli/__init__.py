@@ -1,1 +1,285 @@
-"""shoal.cli."""
+"""The ``shoal`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from shoal.cli.jobrun import (
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    CliFailure,
+    Interrupts,
+    JobRequest,
+    admit_lines,
+    config_to_dict,
+    open_ready_store,
+    run_job,
+)
+from shoal.cli.options import EXIT_CODES, build_config, load_toml_defaults, run_options
+from shoal.core.model import JobInfo
+from shoal.engine.resources import run_loop
+from shoal.store.base import Store
+
+__all__ = ["cli", "main"]
+
+_COMMANDS_WITH_CONFIG = ["fetch", "crawl", "export", "stats"]
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.default_map = load_toml_defaults(value, _COMMANDS_WITH_CONFIG)
+    return value
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES,
+)
+@click.version_option(package_name="shoal")
+@click.option(
+    "--config",
+    metavar="FILE",
+    envvar="SHOAL_CONFIG",
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help="TOML file of option defaults (top-level keys, or [fetch]/[crawl] tables).",
+)
+def cli() -> None:
+    """shoal fetches and crawls the web: fast, polite, and resumable.
+
+    \b
+    Quick start:
+      shoal fetch urls.txt -o results.jsonl     fetch every URL in a file
+      shoal stats                               what the store holds
+      shoal export --job urls -o urls.csv       results of a job as CSV/JSONL
+
+    Every run is recorded in a store (an SQLite file, shoal.db by default).
+    Interrupt any time with Ctrl-C; the same command again resumes the job.
+    """
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> None:
+    console = Console(stderr=True)
+    try:
+        code = run_loop(coro)
+    except CliFailure as exc:
+        console.print(f"shoal: {exc}", markup=False, highlight=False)
+        code = exc.code
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        if os.environ.get("SHOAL_DEBUG"):
+            raise
+        console.print(
+            f"shoal: internal error: {type(exc).__name__}: {exc} (set SHOAL_DEBUG=1 for details)",
+            markup=False,
+            highlight=False,
+        )
+        code = EXIT_INTERNAL
+    sys.exit(code)
+
+
+def _job_name_for(input_path: str) -> str:
+    if input_path == "-":
+        return "stdin"
+    stem = Path(input_path).name.split(".")[0] or "job"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("input_path", metavar="[INPUT]", required=False, default=None)
+@run_options(per_host=8, delay=0.0)
+@click.option(
+    "--strict",
+    envvar="SHOAL_STRICT",
+    is_flag=True,
+    help="Invalid input lines are fatal (exit 4) instead of reported and skipped.",
+)
+def fetch(input_path: str | None, **params: Any) -> None:
+    """Fetch every URL (or API request) in INPUT, recording each outcome.
+
+    INPUT is a file, or - for standard input: one URL per line (blank lines
+    and # comments are skipped), or JSON lines such as
+    {"url": "...", "method": "POST", "headers": {...}, "body": "..."}.
+    Invalid lines are reported with their line numbers and skipped.
+
+    Running the same command again resumes the job: nothing finished is
+    fetched again.
+    """
+    if input_path is None:
+        if sys.stdin.isatty():
+            raise click.UsageError("give an INPUT file, or pipe URLs on standard input (-)")
+        input_path = "-"
+    if input_path != "-" and not os.path.isfile(input_path):
+        raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
+    config = build_config(params, follow_links=False)
+    job = params["job"] or _job_name_for(input_path)
+    strict = bool(params["strict"])
+    record = {**config_to_dict(config), "input": input_path, "strict": strict}
+
+    try:
+        stream = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
+
+    async def admit(store: Store, info: JobInfo, interrupts: Interrupts) -> Any:
+        with stream:
+            return await admit_lines(
+                store, info, stream, strict=strict, interrupts=interrupts, now=time.time
+            )
+
+    request = JobRequest(
+        store=params["store"],
+        job=job,
+        mode="fetch",
+        config=config,
+        admit=admit,
+        output=params["output"],
+        quiet=params["quiet"],
+        label=f"fetch {job}",
+        config_record=record,
+    )
+    _run(run_job(request, Console(stderr=True)))
+
+
+@cli.command()
+@click.option(
+    "--store",
+    envvar="SHOAL_STORE",
+    default="shoal.db",
+    show_default=True,
+    metavar="PATH|URL",
+    help="The store to read.",
+)
+@click.option("--job", envvar="SHOAL_JOB", required=True, metavar="NAME", help="Job to export.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="Output format; default from the file suffix.",
+)
+@click.option("-o", "--output", required=True, metavar="FILE", help="File to write, or - .")
+def export(store: str, job: str, fmt: str | None, output: str) -> None:
+    """Write a job's results to a JSONL or CSV file (a consistent snapshot)."""
+    _run(_export(store, job, fmt, output))
+
+
+async def _export(location: str, job_name: str, fmt: str | None, output: str) -> int:
+    from shoal.core.errors import ConfigError
+    from shoal.export.writers import open_writer
+
+    store = await open_ready_store(location)
+    try:
+        job = await store.get_job(job_name)
+        if job is None:
+            raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
+        try:
+            writer = open_writer(output, fmt)
+        except ConfigError as exc:
+            raise CliFailure(str(exc), EXIT_USAGE) from None
+        rows = 0
+        async for batch in store.iter_results(job.id):
+            await asyncio.to_thread(writer.write, batch)
+            rows += len(batch)
+        await asyncio.to_thread(writer.close)
+        if output != "-":
+            Console(stderr=True).print(f"exported {rows:,} results of job {job.name} to {output}")
+        return 0
+    finally:
+        await store.close()
+
+
+def _no_such_job(name: str, jobs: list[JobInfo]) -> str:
+    known = ", ".join(j.name for j in jobs[:10]) or "none"
+    return f"no job named {name!r} in the store (jobs: {known})"
+
+
+@cli.command()
+@click.option(
+    "--store",
+    envvar="SHOAL_STORE",
+    default="shoal.db",
+    show_default=True,
+    metavar="PATH|URL",
+    help="The store to read.",
+)
+@click.option(
+    "--job",
+    envvar="SHOAL_JOB",
+    default=None,
+    metavar="NAME",
+    help="One job's summary; default: every job, one line each.",
+)
+def stats(store: str, job: str | None) -> None:
+    """Summarize the jobs in a store: progress, outcomes, latency."""
+    if "://" not in store and not os.path.exists(store):
+        Console(stderr=True).print(f"shoal: store error: {store} does not exist", markup=False)
+        sys.exit(3)
+    _run(_stats(store, job))
+
+
+async def _stats(location: str, job_name: str | None) -> int:
+    from rich.table import Table
+
+    from shoal.cli.progress import render_summary
+
+    console = Console()
+    store = await open_ready_store(location)
+    try:
+        if job_name is not None:
+            job = await store.get_job(job_name)
+            if job is None:
+                raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
+            console.print(render_summary(await store.summary(job.id), job=job.name, this_run=None))
+            return 0
+        jobs = await store.list_jobs()
+        if not jobs:
+            console.print(f"no jobs in {store.location}")
+            return 0
+        table = Table(title=f"jobs in {store.location}", title_justify="left")
+        for column in ("job", "mode", "total", "done", "failed", "open"):
+            table.add_column(column, justify="right" if column not in ("job", "mode") else "left")
+        for info in jobs:
+            counts = await store.counts(info.id)
+            table.add_row(
+                info.name,
+                info.mode,
+                f"{counts.total:,}",
+                f"{counts.done:,}",
+                f"{counts.failed:,}",
+                f"{counts.open:,}",
+            )
+        console.print(table)
+        return 0
+    finally:
+        await store.close()
+
+
+def _attach_optional_commands() -> None:
+    try:
+        from shoal.testweb.cli import testweb
+    except ImportError:  # pragma: no cover - testweb ships with shoal
+        return
+    cli.add_command(testweb, "testweb")
+
+
+_attach_optional_commands()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="shoal")
+    except KeyboardInterrupt:
+        sys.exit(130)

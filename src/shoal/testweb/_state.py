@@ -16,7 +16,7 @@ from aiohttp import web
 
 from shoal.testweb import _render
 from shoal.testweb._stats import Recorder
-from shoal.testweb.site import PageRef, SiteSpec
+from shoal.testweb.site import PageRef, SiteSpec, is_error_page
 
 __all__ = ["MAX_WAIT", "STATE", "ServerState"]
 
@@ -79,6 +79,9 @@ class ServerState:
             async with asyncio.timeout(min(seconds, MAX_WAIT)):
                 await self._closing.wait()
         return not self._closing.is_set()
+
+    def is_error_page(self, host: int, page: int) -> bool:
+        return is_error_page(self.spec, host, page)
 
     def _page_body(self, host: int, page: int | None) -> bytes:
         return _render.page_html(self.spec, self.base_urls, PageRef(host, page))

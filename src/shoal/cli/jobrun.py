@@ -1,0 +1,361 @@
+"""Running one job from the command line: store, input, output, progress, signals, summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from rich.console import Console
+
+from shoal.core.config import CrawlConfig
+from shoal.core.errors import ConfigError, InputError, ShoalError, StoreError
+from shoal.core.inputs import parse_line
+from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.engine.crawler import Crawler, Processor
+from shoal.export.writers import ResultWriter, open_writer
+from shoal.store import open_store
+from shoal.store.base import Store
+
+__all__ = [
+    "EXIT_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_STORE",
+    "EXIT_USAGE",
+    "CliFailure",
+    "JobRequest",
+    "admit_lines",
+    "config_to_dict",
+    "first_shoal_error",
+    "run_job",
+]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+EXIT_INPUT = 4
+EXIT_INTERRUPTED = 130
+
+MAX_LINE = 64 * 1024
+ADMIT_BATCH = 5000
+SHOWN_INPUT_ERRORS = 10
+
+
+class CliFailure(Exception):
+    """Ends the command with a one-line message and an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class AdmitReport:
+    lines: int = 0
+    valid: int = 0
+    admitted: int = 0
+    invalid: int = 0
+    errors: list[InputError] = field(default_factory=list)
+
+
+Admit = Callable[[Store, JobInfo, "Interrupts"], Awaitable[AdmitReport]]
+
+
+@dataclass
+class JobRequest:
+    store: str
+    job: str
+    mode: str
+    config: CrawlConfig
+    admit: Admit
+    output: str | None
+    quiet: bool
+    label: str
+    config_record: dict[str, Any]
+    processor: Processor | None = None
+
+
+class Interrupts:
+    """First SIGINT/SIGTERM: graceful stop. Second: leave at once (the store stays consistent)."""
+
+    def __init__(self, console: Console) -> None:
+        self.count = 0
+        self._console = console
+        self._on_first: Callable[[], None] | None = None
+
+    def on_first(self, callback: Callable[[], None]) -> None:
+        self._on_first = callback
+        if self.count:
+            callback()
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self._console.print(
+                "[yellow]stopping: finishing in-flight requests "
+                "(press Ctrl-C again to quit at once)[/]"
+            )
+            if self._on_first is not None:
+                self._on_first()
+        else:
+            os._exit(EXIT_INTERRUPTED)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def config_to_dict(config: CrawlConfig) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, frozenset | set):
+            return sorted(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def first_shoal_error(exc: BaseException) -> ShoalError | None:
+    """The first ShoalError inside ``exc`` (TaskGroups wrap failures in exception groups)."""
+    if isinstance(exc, ShoalError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_shoal_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+class _LineReader:
+    """Reads an input stream in batches of parsed lines; runs in a worker thread."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._line_no = 0
+
+    def next_batch(self) -> list[NewRequest | InputError] | None:
+        parsed: list[NewRequest | InputError] = []
+        stream = self._stream
+        while len(parsed) < ADMIT_BATCH:
+            line = stream.readline(MAX_LINE + 1)
+            if not line:
+                break
+            if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                while True:  # skip the rest of an over-long line without holding it
+                    rest = stream.readline(MAX_LINE)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+            self._line_no += 1
+            try:
+                request = parse_line(line, self._line_no)
+            except InputError as exc:
+                parsed.append(exc)
+                continue
+            if request is not None:
+                parsed.append(request)
+        return parsed or None
+
+
+async def admit_lines(
+    store: Store,
+    job: JobInfo,
+    stream: BinaryIO,
+    *,
+    strict: bool,
+    interrupts: Interrupts,
+    now: Callable[[], float],
+) -> AdmitReport:
+    """Parse every line and admit valid requests in batches; report invalid lines."""
+    report = AdmitReport()
+    reader = _LineReader(stream)
+    held: list[NewRequest] = []  # with --strict nothing is admitted until every line is valid
+    while True:
+        batch = await asyncio.to_thread(reader.next_batch)
+        if batch is None:
+            break
+        requests: list[NewRequest] = []
+        for item in batch:
+            if isinstance(item, InputError):
+                report.invalid += 1
+                if len(report.errors) < SHOWN_INPUT_ERRORS:
+                    report.errors.append(item)
+            else:
+                requests.append(item)
+        report.valid += len(requests)
+        if strict:
+            held.extend(requests)
+        elif requests:
+            report.admitted += await store.add_requests(job.id, requests, now=now())
+        if interrupts.count:
+            raise CliFailure("interrupted while reading input", EXIT_INTERRUPTED)
+    if strict and report.invalid:
+        return report
+    for start in range(0, len(held), ADMIT_BATCH):
+        report.admitted += await store.add_requests(
+            job.id, held[start : start + ADMIT_BATCH], now=now()
+        )
+    return report
+
+
+class _ThreadedWriter:
+    """Feeds a ResultWriter from one background thread, keeping batch order."""
+
+    def __init__(self, writer: ResultWriter) -> None:
+        self._writer = writer
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-output")
+        self._pending: list[Future[None]] = []
+
+    def __call__(self, results: Sequence[FetchResult]) -> None:
+        self._pending = [f for f in self._pending if not f.done() or f.exception()]
+        self._pending.append(self._executor.submit(self._writer.write, list(results)))
+
+    async def write_now(self, results: Sequence[FetchResult]) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._writer.write, list(results)
+        )
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._writer.close)
+        self._executor.shutdown(wait=True)
+        for future in self._pending:
+            future.result()
+
+
+async def open_ready_store(location: str) -> Store:
+    try:
+        store = open_store(location)
+    except ConfigError as exc:
+        raise CliFailure(str(exc), EXIT_USAGE) from None
+    try:
+        await store.open()
+    except StoreError as exc:
+        raise CliFailure(f"store error: {exc}", EXIT_STORE) from None
+    return store
+
+
+async def run_job(request: JobRequest, console: Console) -> int:
+    import time
+
+    interrupts = Interrupts(console)
+    store = await open_ready_store(request.store)
+    try:
+        with interrupts.installed():
+            return await _run_job(request, store, interrupts, console, time.time)
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+
+
+async def _run_job(
+    request: JobRequest,
+    store: Store,
+    interrupts: Interrupts,
+    console: Console,
+    now: Callable[[], float],
+) -> int:
+    from shoal.cli.progress import Progress, render_summary
+
+    existing = await store.get_job(request.job)
+    job = await store.ensure_job(request.job, mode=request.mode, config=request.config_record)
+    if existing is not None and existing.mode != request.mode:
+        raise CliFailure(
+            f"job {request.job!r} is a {existing.mode} job in {store.location}; "
+            f"choose another --job name",
+            EXIT_USAGE,
+        )
+    report = await request.admit(store, job, interrupts)
+    _report_input(report, console)
+    if report.invalid and _strict(request):
+        raise CliFailure(
+            f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
+            EXIT_INPUT,
+        )
+    counts = await store.counts(job.id)
+    if existing is not None and not request.quiet:
+        console.print(
+            f"resuming job [bold]{job.name}[/]: {counts.finished:,} of {counts.total:,} "
+            "already finished"
+        )
+    if counts.total == 0:
+        raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)
+
+    writer: _ThreadedWriter | None = None
+    if request.output:
+        try:
+            writer = _ThreadedWriter(open_writer(request.output))
+        except ConfigError as exc:
+            raise CliFailure(str(exc), EXIT_USAGE) from None
+        async for batch in store.iter_results(job.id):
+            await writer.write_now(batch)
+
+    crawler = Crawler(
+        store,
+        job,
+        request.config,
+        processor=request.processor,
+        listeners=[writer] if writer is not None else [],
+    )
+    interrupts.on_first(crawler.stop)
+    progress = Progress(crawler.snapshot, label=request.label, console=console, quiet=request.quiet)
+    progress_task = asyncio.create_task(progress.run())
+    try:
+        outcome = await crawler.run()
+    except BaseException as exc:
+        found = first_shoal_error(exc)
+        if isinstance(found, StoreError):
+            raise CliFailure(f"store error: {found}", EXIT_STORE) from None
+        raise
+    finally:
+        progress_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await progress_task
+        if writer is not None:
+            await writer.close()
+
+    summary = await store.summary(job.id)
+    if not request.quiet:
+        console.print(render_summary(summary, job=job.name, this_run=outcome.stats))
+        if request.output:
+            console.print(f"results written to {request.output}")
+    if outcome.completed:
+        return EXIT_OK
+    console.print(
+        f"[yellow]interrupted:[/] {summary.counts.finished:,} of {summary.counts.total:,} "
+        "finished; run the same command again to resume"
+    )
+    return EXIT_INTERRUPTED
+
+
+def _strict(request: JobRequest) -> bool:
+    return bool(request.config_record.get("strict"))
+
+
+def _report_input(report: AdmitReport, console: Console) -> None:
+    if not report.invalid:
+        return
+    err = Console(stderr=True, highlight=False)
+    source = "input"
+    for error in report.errors:
+        err.print(f"shoal: {source}:{error}", markup=False)
+    more = report.invalid - len(report.errors)
+    tail = f" (first {len(report.errors)} shown)" if more > 0 else ""
+    err.print(f"shoal: {report.invalid:,} invalid input line(s) skipped{tail}", markup=False)

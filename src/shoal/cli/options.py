@@ -1,0 +1,250 @@
+"""Command-line options shared by ``fetch`` and ``crawl``, and their translation into
+the frozen config objects the engine takes.
+
+Precedence, highest first: flag, ``SHOAL_*`` environment variable, TOML file
+given with ``--config``, built-in default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from shoal.core.config import (
+    DEFAULT_USER_AGENT,
+    CrawlConfig,
+    Limits,
+    Politeness,
+    RetryPolicy,
+    Timeouts,
+)
+from shoal.core.errors import ConfigError
+
+__all__ = [
+    "ByteSize",
+    "EXIT_CODES",
+    "build_config",
+    "load_toml_defaults",
+    "run_options",
+    "store_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES = """\b
+Exit codes:
+  0    finished: every URL has an outcome (HTTP errors are outcomes)
+  1    unexpected internal error (a bug: please report it)
+  2    usage error: bad flag, value or input file
+  3    store error: cannot open, read or write the store
+  4    invalid input lines with --strict (nothing was fetched)
+  130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume"""
+
+
+class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """A byte count: ``1048576``, ``512k``, ``10MiB``, ``2G``."""
+
+    name = "BYTES"
+    _units = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+        if not match:
+            self.fail(f"{value!r} is not a byte size (examples: 1048576, 512k, 10MiB)", param, ctx)
+        return int(match.group(1)) * self._units[match.group(2).lower()]
+
+
+def _opt(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+    return click.option(*decls, envvar=f"SHOAL_{env}", show_envvar=True, **kwargs)
+
+
+def store_option(func: F) -> F:
+    return _opt(
+        "--store",
+        env="STORE",
+        default="shoal.db",
+        show_default=True,
+        metavar="PATH|URL",
+        help="SQLite file (created if missing); one store holds many jobs.",
+    )(func)
+
+
+def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
+    """The options every job-running command takes; defaults differ by command."""
+
+    def decorate(func: F) -> F:
+        options = [
+            store_option,
+            _opt(
+                "--job",
+                env="JOB",
+                metavar="NAME",
+                help="Job name; default derived from the input. Same name = resume.",
+            ),
+            _opt(
+                "-o",
+                "--output",
+                env="OUTPUT",
+                metavar="FILE",
+                help="Also write results to FILE as they land (.jsonl or .csv).",
+            ),
+            _opt(
+                "--concurrency",
+                env="CONCURRENCY",
+                type=click.IntRange(1, 100_000),
+                default=256,
+                show_default=True,
+                help="Requests in flight at once, in total.",
+            ),
+            _opt(
+                "--per-host",
+                env="PER_HOST",
+                type=click.IntRange(1, 10_000),
+                default=per_host,
+                show_default=True,
+                help="Requests in flight per host.",
+            ),
+            _opt(
+                "--delay",
+                env="DELAY",
+                type=click.FloatRange(0, 3600),
+                default=delay,
+                show_default=True,
+                help="Seconds between request starts to one host.",
+            ),
+            _opt(
+                "--timeout",
+                env="TIMEOUT",
+                type=click.FloatRange(0, min_open=True),
+                default=60.0,
+                show_default=True,
+                help="Total seconds for one attempt.",
+            ),
+            _opt(
+                "--connect-timeout",
+                env="CONNECT_TIMEOUT",
+                type=click.FloatRange(0, min_open=True),
+                default=10.0,
+                show_default=True,
+                help="Seconds to resolve and connect.",
+            ),
+            _opt(
+                "--read-timeout",
+                env="READ_TIMEOUT",
+                type=click.FloatRange(0, min_open=True),
+                default=30.0,
+                show_default=True,
+                help="Seconds to wait for each read.",
+            ),
+            _opt(
+                "--retries",
+                env="RETRIES",
+                type=click.IntRange(0, 100),
+                default=3,
+                show_default=True,
+                help="Retries for connection errors, timeouts, 429 and 5xx "
+                "(exponential backoff, full jitter; Retry-After honoured).",
+            ),
+            _opt(
+                "--max-bytes",
+                env="MAX_BYTES",
+                type=ByteSize(),
+                default="10MiB",
+                show_default=True,
+                help="Body cap; larger bodies are recorded as too_large.",
+            ),
+            _opt(
+                "--max-redirects",
+                env="MAX_REDIRECTS",
+                type=click.IntRange(0, 100),
+                default=10,
+                show_default=True,
+                help="Redirects to follow per request.",
+            ),
+            _opt(
+                "--save-bodies",
+                env="SAVE_BODIES",
+                is_flag=True,
+                help="Keep response bodies in the store (zstd-compressed, deduplicated).",
+            ),
+            _opt(
+                "--user-agent",
+                env="USER_AGENT",
+                default=DEFAULT_USER_AGENT,
+                show_default=True,
+                metavar="UA",
+                help="User-Agent header sent.",
+            ),
+            _opt(
+                "--insecure", env="INSECURE", is_flag=True, help="Do not verify TLS certificates."
+            ),
+            _opt(
+                "-q",
+                "--quiet",
+                env="QUIET",
+                is_flag=True,
+                help="No progress display; errors and the exit code only.",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
+    """Turn parsed CLI parameters into the engine's config objects."""
+    try:
+        return CrawlConfig(
+            limits=Limits(
+                concurrency=params["concurrency"],
+                max_bytes=params["max_bytes"],
+                max_redirects=params["max_redirects"],
+            ),
+            timeouts=Timeouts(
+                total=params["timeout"],
+                connect=params["connect_timeout"],
+                read=params["read_timeout"],
+            ),
+            politeness=Politeness(per_host=params["per_host"], delay=params["delay"]),
+            retry=RetryPolicy(retries=params["retries"]),
+            user_agent=params["user_agent"],
+            save_bodies=params["save_bodies"],
+            follow_links=follow_links,
+            verify_tls=not params["insecure"],
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def load_toml_defaults(path: str, commands: list[str]) -> dict[str, dict[str, Any]]:
+    """Read a TOML job file into click's ``default_map``.
+
+    Top-level keys apply to every command; a ``[fetch]`` or ``[crawl]`` table
+    applies to that command only. Keys are option names with ``_`` or ``-``.
+    """
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        problem = f"cannot read {path}: {exc.strerror}"
+        raise click.BadParameter(problem, param_hint="--config") from None
+    except tomllib.TOMLDecodeError as exc:
+        problem = f"{path} is not valid TOML: {exc}"
+        raise click.BadParameter(problem, param_hint="--config") from None
+    common = {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
+    result: dict[str, dict[str, Any]] = {}
+    for command in commands:
+        section = data.get(command, {})
+        if not isinstance(section, dict):
+            raise click.BadParameter(f"[{command}] must be a table", param_hint="--config")
+        result[command] = {**common, **{k.replace("-", "_"): v for k, v in section.items()}}
+    return result

@@ -1,0 +1,212 @@
+"""The SQLite store's schema, as an ordered list of migration steps.
+
+``MIGRATIONS[i]`` takes a store from schema version ``i`` to ``i + 1``; a
+new file is version 0. Steps are only ever appended: a released step is
+never edited, because stores written by it exist on users' disks. The
+version lives in the ``meta`` table, and the file is marked as a shoal
+store by ``PRAGMA application_id`` so a foreign SQLite file is refused
+before anything in it is touched.
+
+Schema (version 1)::
+
+    meta              key → value ('schema_version')
+    jobs              id, name UNIQUE, mode, created_at, config (JSON)
+    requests          the frontier: one row per admitted request
+                        UNIQUE (job_id, fingerprint)       admission dedupe
+                        (job_id, depth, id, next_at)       rows waiting (pending, retry-wait):
+                                                           lease order, due filter, next_due
+                        (job_id, lease_expires)            leased rows: expiry reclaim, renew
+    job_state_counts  (job_id, state) → n, kept exact by triggers on requests, so that
+                      counts() is O(1) however large the frontier grows
+    results           request_id INTEGER PRIMARY KEY (so a row never gets two results),
+                      indexed by job_id (rowid order = request_id order) for export
+    bodies            hash PRIMARY KEY → zstd-compressed body, shared by identical bodies
+    workers           (job_id, owner) → pid, hostname, started_at, heartbeat_at
+
+State values are ``shoal.core.lifecycle.State``: 0 pending, 1 leased,
+2 done, 3 retry-wait, 4 failed. JSON columns are NULL when empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from shoal.core.errors import SchemaError
+
+__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "check_version", "migrate"]
+
+log = logging.getLogger(__name__)
+
+# 'shol': marks the file as a shoal store (SQLite header offset 68).
+APPLICATION_ID = 0x73686F6C
+
+_V1 = (
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE jobs (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        mode       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        config     TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
+    """
+    CREATE TABLE requests (
+        id              INTEGER PRIMARY KEY,
+        job_id          INTEGER NOT NULL,
+        fingerprint     BLOB NOT NULL,
+        url             TEXT NOT NULL,
+        method          TEXT NOT NULL DEFAULT 'GET',
+        headers         TEXT,
+        body            BLOB,
+        host            TEXT NOT NULL,
+        depth           INTEGER NOT NULL DEFAULT 0,
+        parent_url      TEXT,
+        state           INTEGER NOT NULL DEFAULT 0,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_at         REAL NOT NULL,
+        lease_owner     TEXT,
+        lease_expires   REAL,
+        last_error_kind TEXT,
+        last_error      TEXT
+    )
+    """,
+    "CREATE UNIQUE INDEX requests_fingerprint ON requests (job_id, fingerprint)",
+    """
+    CREATE INDEX requests_waiting ON requests (job_id, depth, id, next_at, state)
+        WHERE state IN (0, 3)
+    """,
+    "CREATE INDEX requests_leased ON requests (job_id, lease_expires) WHERE state = 1",
+    """
+    CREATE TABLE job_state_counts (
+        job_id INTEGER NOT NULL,
+        state  INTEGER NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (job_id, state)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TRIGGER requests_count_insert AFTER INSERT ON requests BEGIN
+        INSERT INTO job_state_counts (job_id, state, n) VALUES (new.job_id, new.state, 1)
+            ON CONFLICT (job_id, state) DO UPDATE SET n = n + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER requests_count_update AFTER UPDATE OF state ON requests
+    WHEN old.state <> new.state BEGIN
+        UPDATE job_state_counts SET n = n - 1 WHERE job_id = old.job_id AND state = old.state;
+        INSERT INTO job_state_counts (job_id, state, n) VALUES (new.job_id, new.state, 1)
+            ON CONFLICT (job_id, state) DO UPDATE SET n = n + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER requests_count_delete AFTER DELETE ON requests BEGIN
+        UPDATE job_state_counts SET n = n - 1 WHERE job_id = old.job_id AND state = old.state;
+    END
+    """,
+    """
+    CREATE TABLE results (
+        request_id   INTEGER PRIMARY KEY,
+        job_id       INTEGER NOT NULL,
+        url          TEXT NOT NULL,
+        final_url    TEXT,
+        redirects    TEXT,
+        status       INTEGER,
+        error_kind   TEXT,
+        error        TEXT,
+        headers      TEXT,
+        content_type TEXT,
+        bytes        INTEGER NOT NULL DEFAULT 0,
+        body_hash    TEXT,
+        attempts     INTEGER NOT NULL DEFAULT 1,
+        ttfb_ms      REAL,
+        elapsed_ms   REAL,
+        fetched_at   REAL NOT NULL,
+        depth        INTEGER NOT NULL DEFAULT 0,
+        parent_url   TEXT,
+        method       TEXT NOT NULL DEFAULT 'GET',
+        fields       TEXT
+    )
+    """,
+    "CREATE INDEX results_job ON results (job_id)",
+    """
+    CREATE TABLE bodies (
+        hash TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE workers (
+        job_id       INTEGER NOT NULL,
+        owner        TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        hostname     TEXT NOT NULL,
+        started_at   REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        PRIMARY KEY (job_id, owner)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def check_version(conn: sqlite3.Connection, path: str) -> int:
+    """Return the store's schema version (0 for an empty file) without changing anything.
+
+    Raises ``SchemaError`` for a file that is not a shoal store or is newer than this code.
+    ``sqlite3.DatabaseError`` for a file that is not SQLite at all is left to the caller.
+    """
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables and app_id in (0, APPLICATION_ID):
+        return 0
+    if app_id != APPLICATION_ID or "meta" not in tables:
+        raise SchemaError(f"{path} is not a shoal store (it is another application's database)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        version = int(row[0])
+    except (TypeError, ValueError):
+        raise SchemaError(f"{path} is not a shoal store (no valid schema_version)") from None
+    if version > LATEST_VERSION:
+        raise SchemaError(
+            f"{path} was written by a newer shoal "
+            f"(schema {version}, this shoal knows {LATEST_VERSION})"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Bring the store up to ``LATEST_VERSION`` in one write transaction; return the version.
+
+    The version is read again inside the transaction, so two processes opening a new file
+    at once create the schema exactly once.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = check_version(conn, path)
+        for step in range(version, LATEST_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+            log.debug("migrated %s to schema %d", path, step + 1)
+        if version < LATEST_VERSION:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(LATEST_VERSION),),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return LATEST_VERSION
