@@ -53,6 +53,7 @@ class HostScheduler(Generic[T]):
         self._hosts: dict[str, _Host[T]] = {}
         self._ready: deque[_Host[T]] = deque()
         self._heap: list[tuple[float, int, _Host[T]]] = []
+        self._idle: list[tuple[float, int, _Host[T]]] = []  # hosts to forget once due
         self._seq = 0
         self._queued = 0
         self._in_flight = 0
@@ -120,8 +121,27 @@ class HostScheduler(Generic[T]):
         self._in_flight -= 1
         if state.queue:
             self._place(state, now)
-        elif state.in_flight == 0 and not state.in_heap and not state.in_ready:
-            del self._hosts[host]
+        elif state.in_flight == 0:
+            self._retire(state, now)
+
+    def _retire(self, state: _Host[T], now: float) -> None:
+        # An idle host is forgotten only once its spacing has passed, so the
+        # next request to it still waits out the delay.
+        if state.next_start <= now:
+            del self._hosts[state.name]
+        else:
+            self._seq += 1
+            heapq.heappush(self._idle, (state.next_start, self._seq, state))
+        idle = self._idle
+        while idle and idle[0][0] <= now:
+            old = heapq.heappop(idle)[2]
+            if (
+                not old.queue
+                and old.in_flight == 0
+                and old.next_start <= now
+                and self._hosts.get(old.name) is old
+            ):
+                del self._hosts[old.name]
 
     def pause_host(self, host: str, until: float, now: float) -> None:
         """Start nothing on ``host`` before ``until`` (a server's ``Retry-After``)."""

@@ -145,7 +145,9 @@ async def flaky(request: web.Request) -> web.StreamResponse:
     seen = state.counters.get(counter, 0) + 1
     state.counters[counter] = seen
     if seen <= fail:
-        return web.Response(body=f"failure {seen} of {fail}\n".encode(), status=code, headers=headers)
+        return web.Response(
+            body=f"failure {seen} of {fail}\n".encode(), status=code, headers=headers
+        )
     return _text(f"ok after {fail} failure(s)\n")
 
 

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 STATIC_HTML = (
-    b"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>static</title></head>"
+    b'<!doctype html>\n<html><head><meta charset="utf-8"><title>static</title></head>'
     b"<body><p>static</p></body></html>\n"
 )
 ERROR_HTML = b"<!doctype html>\n<html><body><h1>500 Internal Server Error</h1></body></html>\n"
