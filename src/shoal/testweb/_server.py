@@ -81,6 +81,7 @@ class TestWeb:
         self._port = 0
         self._state: ServerState | None = None
         self._runner: web.AppRunner | None = None
+        self._sockets: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
@@ -112,6 +113,7 @@ class TestWeb:
             raise
         self._state = state
         self._runner = runner
+        self._sockets = sockets
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         logger.debug("testweb serving %s", " ".join(base_urls))
@@ -127,11 +129,29 @@ class TestWeb:
         if self._state is not None:
             self._state.begin_close()
         try:
+            await self._stop_accepting()
             await runner.cleanup()
         finally:
             self._loop = None
             self._loop_thread = None
             logger.debug("testweb closed")
+
+    async def _stop_accepting(self) -> None:
+        """Let connections already accepted reach the server before it closes.
+
+        asyncio's selector loop (3.11) creates the transport of an accepted
+        connection one loop turn after ``accept()``; closing the server in
+        between leaks that socket (and logs an AssertionError). Stop reading
+        the listening sockets first, then let those turns pass.
+        """
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, asyncio.SelectorEventLoop):
+            return
+        for sock in self._sockets:
+            if sock.fileno() != -1:
+                loop.remove_reader(sock.fileno())
+        for _ in range(2):
+            await asyncio.sleep(0)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -31,7 +31,15 @@ class RequestRecord(NamedTuple):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HostStats:
-    """What one host served since start or the last reset."""
+    """What one host served since start or the last reset.
+
+    A request is in flight from the moment its handler starts until it
+    returns (for streamed bodies: until the last byte is written). Handlers
+    that answer at once never overlap, so to observe a client's concurrency
+    give the pages some ``latency_ms`` or use ``/delay/{ms}``.
+    ``min_start_gap`` is the smallest time between two consecutive request
+    starts (None below two requests, or with ``record=False``).
+    """
 
     host: int
     address: str
