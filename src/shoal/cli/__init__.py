@@ -90,6 +90,24 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
     sys.exit(code)
 
 
+def _check_output(output: str | None) -> None:
+    from shoal.core.errors import ConfigError
+    from shoal.export.writers import format_for
+
+    if output:
+        try:
+            format_for(output)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="-o/--output") from None
+
+
+def _require_store_file(location: str) -> None:
+    """Commands that only read must not create an empty store by accident."""
+    if "://" not in location and not os.path.exists(location):
+        Console(stderr=True).print(f"shoal: store error: {location} does not exist", markup=False)
+        sys.exit(3)
+
+
 def _job_name_for(input_path: str) -> str:
     if input_path == "-":
         return "stdin"
@@ -124,6 +142,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
     if input_path != "-" and not os.path.isfile(input_path):
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     config = build_config(params, follow_links=False)
+    _check_output(params["output"])
     job = params["job"] or _job_name_for(input_path)
     strict = bool(params["strict"])
     record = {**config_to_dict(config), "input": input_path, "strict": strict}
@@ -173,6 +192,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
 @click.option("-o", "--output", required=True, metavar="FILE", help="File to write, or - .")
 def export(store: str, job: str, fmt: str | None, output: str) -> None:
     """Write a job's results to a JSONL or CSV file (a consistent snapshot)."""
+    _require_store_file(store)
     _run(_export(store, job, fmt, output))
 
 
@@ -224,9 +244,7 @@ def _no_such_job(name: str, jobs: list[JobInfo]) -> str:
 )
 def stats(store: str, job: str | None) -> None:
     """Summarize the jobs in a store: progress, outcomes, latency."""
-    if "://" not in store and not os.path.exists(store):
-        Console(stderr=True).print(f"shoal: store error: {store} does not exist", markup=False)
-        sys.exit(3)
+    _require_store_file(store)
     _run(_stats(store, job))
 
 
@@ -273,6 +291,9 @@ def _attach_optional_commands() -> None:
     except ImportError:  # pragma: no cover - testweb ships with shoal
         return
     cli.add_command(testweb, "testweb")
+    from shoal.cli.demo import demo
+
+    cli.add_command(demo, "demo")
 
 
 _attach_optional_commands()

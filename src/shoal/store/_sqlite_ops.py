@@ -1,0 +1,533 @@
+"""The SQLite store's operations: plain synchronous functions on one connection.
+
+Each function here runs inside the thread that owns ``conn`` (see
+``shoal.store.sqlite``) and is one transaction. They know SQL and the row
+encodings; they know nothing about threads, the event loop or error
+wrapping. Write transactions start with ``BEGIN IMMEDIATE`` so that two
+processes sharing the file queue on the write lock (honouring
+``busy_timeout``) instead of failing when a read turns into a write.
+
+Hot paths (``add_requests``, ``lease``, ``complete``) build plain tuples and
+hand them to ``executemany`` with constant SQL strings, which the ``sqlite3``
+statement cache keeps prepared.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import zstandard
+
+from shoal.core.lifecycle import State
+from shoal.core.model import (
+    Completion,
+    FetchResult,
+    Header,
+    JobCounts,
+    JobInfo,
+    JobSummary,
+    NewRequest,
+    Request,
+    WorkerInfo,
+)
+
+__all__ = [
+    "add_requests",
+    "begin_read",
+    "complete",
+    "counts",
+    "encode_json",
+    "ensure_job",
+    "get_body",
+    "get_job",
+    "heartbeat",
+    "lease",
+    "list_jobs",
+    "list_workers",
+    "next_due",
+    "read_results",
+    "register_worker",
+    "release_leases",
+    "renew_leases",
+    "summary",
+    "unregister_worker",
+    "write_transaction",
+]
+
+ZSTD_LEVEL = 3
+
+encode_json = json.JSONEncoder(separators=(",", ":")).encode
+_decode_json = json.JSONDecoder().decode
+_local = threading.local()
+
+
+def _compress(data: bytes) -> bytes:
+    compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
+    if compressor is None:
+        # Compressor objects are not thread-safe: one per thread.
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return compressor.compress(data)
+
+
+def _decompress(data: bytes) -> bytes:
+    decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor.decompress(data)
+
+
+def _decode_headers(text: str | None) -> tuple[Header, ...]:
+    if text is None:
+        return ()
+    return tuple((name, value) for name, value in _decode_json(text))
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        # Some errors (disk full, I/O) already rolled the transaction back.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def begin_read(conn: sqlite3.Connection) -> None:
+    """Open a read transaction; its snapshot is taken by the first SELECT."""
+    conn.execute("BEGIN")
+
+
+# -- jobs -------------------------------------------------------------------
+
+_JOB_COLUMNS = "id, name, mode, created_at, config"
+
+
+def _job(row: Any) -> JobInfo:
+    return JobInfo(
+        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=_decode_json(row[4])
+    )
+
+
+def ensure_job(
+    conn: sqlite3.Connection, name: str, mode: str, config_json: str, now: float
+) -> JobInfo:
+    with write_transaction(conn):
+        conn.execute(
+            "INSERT OR IGNORE INTO jobs (name, mode, created_at, config) VALUES (?, ?, ?, ?)",
+            (name, mode, now, config_json),
+        )
+        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)).fetchone()
+    return _job(row)
+
+
+def get_job(conn: sqlite3.Connection, name: str) -> JobInfo | None:
+    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _job(row)
+
+
+def list_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
+    return [_job(row) for row in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
+
+
+# -- frontier ---------------------------------------------------------------
+
+_ADMIT = (
+    "INSERT OR IGNORE INTO requests"
+    " (job_id, fingerprint, url, method, headers, body, host, depth, parent_url, next_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _admit(
+    conn: sqlite3.Connection, job_id: int, requests: Sequence[NewRequest], now: float
+) -> int:
+    """Insert new requests; the caller holds the write transaction. Returns how many were new."""
+    if not requests:
+        return 0
+    enc = encode_json
+    rows = [
+        (
+            job_id,
+            r.fingerprint,
+            r.url,
+            r.method,
+            enc(r.headers) if r.headers else None,
+            r.body,
+            r.host,
+            r.depth,
+            r.parent_url,
+            now,
+        )
+        for r in requests
+    ]
+    # rowcount sums sqlite3_changes(), which (unlike total_changes) leaves out the rows the
+    # counting triggers touch and counts an ignored duplicate as 0.
+    return conn.executemany(_ADMIT, rows).rowcount
+
+
+def add_requests(
+    conn: sqlite3.Connection, job_id: int, requests: Sequence[NewRequest], now: float
+) -> int:
+    if not requests:
+        return 0
+    with write_transaction(conn):
+        return _admit(conn, job_id, requests, now)
+
+
+# Due rows in lease order: waiting rows (pending or retry-wait) that are due, merged with
+# leased rows whose lease expired, by (depth, id). Each arm reads its own partial index;
+# INDEXED BY keeps the plan fixed whatever statistics ANALYZE gathers later.
+_LEASE = f"""
+UPDATE requests SET state = {State.LEASED}, lease_owner = :owner, lease_expires = :expires
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, depth FROM (
+            SELECT id, depth FROM requests INDEXED BY requests_waiting
+            WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
+                AND next_at <= :now
+            ORDER BY depth, id LIMIT :limit
+        )
+        UNION ALL
+        SELECT id, depth FROM (
+            SELECT id, depth FROM requests INDEXED BY requests_leased
+            WHERE job_id = :job_id AND state = {State.LEASED} AND lease_expires < :now
+            ORDER BY depth, id LIMIT :limit
+        )
+        ORDER BY depth, id LIMIT :limit
+    )
+)
+RETURNING id, url, host, method, headers, body, depth, parent_url, attempts
+"""
+
+
+def lease(
+    conn: sqlite3.Connection, job_id: int, owner: str, limit: int, now: float, ttl: float
+) -> list[Request]:
+    if limit <= 0:
+        return []
+    params = {"owner": owner, "expires": now + ttl, "job_id": job_id, "now": now, "limit": limit}
+    with write_transaction(conn):
+        rows = conn.execute(_LEASE, params).fetchall()
+    # RETURNING gives rows in no particular order.
+    rows.sort(key=lambda row: (row[6], row[0]))
+    headers = _decode_headers
+    return [
+        Request(
+            id=row[0],
+            url=row[1],
+            host=row[2],
+            method=row[3],
+            headers=headers(row[4]),
+            body=row[5],
+            depth=row[6],
+            parent_url=row[7],
+            attempts=row[8],
+        )
+        for row in rows
+    ]
+
+
+# A row never gets a second result: request_id is the results table's primary key. The
+# SELECT from requests keeps a result from landing on another job's (or no) request.
+_INSERT_RESULT = """
+INSERT OR IGNORE INTO results (
+    request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
+    content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
+    parent_url, method, fields
+)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
+WHERE id = ? AND job_id = ?
+"""
+_OPEN = f"({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
+_FINISH = f"""
+UPDATE requests SET state = ?, attempts = ?, lease_owner = NULL, lease_expires = NULL
+WHERE id = ? AND job_id = ? AND state IN {_OPEN}
+"""
+# Retries and releases only apply to rows the owner still holds: once its lease expired
+# and another worker took the row, the late owner's word no longer counts.
+_RETRY = f"""
+UPDATE requests SET state = {State.RETRY_WAIT}, attempts = ?, next_at = ?,
+    last_error_kind = ?, last_error = ?, lease_owner = NULL, lease_expires = NULL
+WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+"""
+_RELEASE_STATE = f"CASE WHEN attempts > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END"
+_RELEASE = f"""
+UPDATE requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
+WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+"""
+_RELEASE_ALL = f"""
+UPDATE requests INDEXED BY requests_leased
+SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
+WHERE job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+"""
+_RENEW = f"""
+UPDATE requests INDEXED BY requests_leased SET lease_expires = ?
+WHERE job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+"""
+_INSERT_BODY = "INSERT OR IGNORE INTO bodies (hash, data) VALUES (?, ?)"
+
+
+def _new_bodies(conn: sqlite3.Connection, results: list[FetchResult]) -> list[tuple[str, bytes]]:
+    """Compress the bodies not stored yet. Runs before the write transaction so that the
+    write lock is not held while compressing; INSERT OR IGNORE settles any race."""
+    seen: set[str] = set()
+    rows: list[tuple[str, bytes]] = []
+    exists = "SELECT 1 FROM bodies WHERE hash = ?"
+    for r in results:
+        digest, body = r.body_hash, r.body
+        if body is None or digest is None or digest in seen:
+            continue
+        seen.add(digest)
+        if conn.execute(exists, (digest,)).fetchone() is None:
+            rows.append((digest, _compress(body)))
+    return rows
+
+
+def complete(
+    conn: sqlite3.Connection, job_id: int, owner: str, batch: Completion, now: float
+) -> int:
+    enc = encode_json
+    done, failed = int(State.DONE), int(State.FAILED)
+    result_rows = []
+    finish_rows = []
+    for r in batch.results:
+        rid = r.request_id
+        result_rows.append(
+            (
+                rid,
+                job_id,
+                r.url,
+                r.final_url,
+                enc(r.redirects) if r.redirects else None,
+                r.status,
+                r.error_kind,
+                r.error,
+                enc(r.headers) if r.headers else None,
+                r.content_type,
+                r.bytes,
+                r.body_hash,
+                r.attempts,
+                r.ttfb_ms,
+                r.elapsed_ms,
+                r.fetched_at,
+                r.depth,
+                r.parent_url,
+                r.method,
+                enc(r.fields) if r.fields is not None else None,
+                rid,
+                job_id,
+            )
+        )
+        finish_rows.append((failed if r.status is None else done, r.attempts, rid, job_id))
+    body_rows = _new_bodies(conn, batch.results)
+    retry_rows = [
+        (u.attempts, u.next_at, u.error_kind, u.error, u.request_id, job_id, owner)
+        for u in batch.retries
+    ]
+    release_rows = [(rid, job_id, owner) for rid in batch.released]
+    with write_transaction(conn):
+        if result_rows:
+            # Results first: the INSERT reads the request row, and a row finished here
+            # ignores any retry or release for it later in the same batch.
+            conn.executemany(_INSERT_RESULT, result_rows)
+            conn.executemany(_FINISH, finish_rows)
+        if body_rows:
+            conn.executemany(_INSERT_BODY, body_rows)
+        if retry_rows:
+            conn.executemany(_RETRY, retry_rows)
+        if release_rows:
+            conn.executemany(_RELEASE, release_rows)
+        return _admit(conn, job_id, batch.discovered, now)
+
+
+def renew_leases(conn: sqlite3.Connection, job_id: int, owner: str, now: float, ttl: float) -> int:
+    with write_transaction(conn):
+        return conn.execute(_RENEW, (now + ttl, job_id, owner)).rowcount
+
+
+def release_leases(conn: sqlite3.Connection, job_id: int, owner: str) -> int:
+    with write_transaction(conn):
+        return conn.execute(_RELEASE_ALL, (job_id, owner)).rowcount
+
+
+def next_due(conn: sqlite3.Connection, job_id: int) -> float | None:
+    row = conn.execute(
+        "SELECT min(next_at) FROM requests INDEXED BY requests_waiting"
+        f" WHERE job_id = ? AND state IN ({State.PENDING}, {State.RETRY_WAIT})",
+        (job_id,),
+    ).fetchone()
+    return None if row[0] is None else float(row[0])
+
+
+def counts(conn: sqlite3.Connection, job_id: int) -> JobCounts:
+    n = dict(conn.execute("SELECT state, n FROM job_state_counts WHERE job_id = ?", (job_id,)))
+    return JobCounts(
+        pending=n.get(State.PENDING, 0),
+        leased=n.get(State.LEASED, 0),
+        retry_wait=n.get(State.RETRY_WAIT, 0),
+        done=n.get(State.DONE, 0),
+        failed=n.get(State.FAILED, 0),
+    )
+
+
+# -- workers ----------------------------------------------------------------
+
+
+def register_worker(
+    conn: sqlite3.Connection, job_id: int, owner: str, pid: int, hostname: str, now: float
+) -> None:
+    with write_transaction(conn):
+        conn.execute(
+            "INSERT INTO workers (job_id, owner, pid, hostname, started_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, owner) DO UPDATE SET"
+            " pid = excluded.pid, hostname = excluded.hostname,"
+            " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+            (job_id, owner, pid, hostname, now, now),
+        )
+
+
+def heartbeat(conn: sqlite3.Connection, job_id: int, owner: str, now: float) -> None:
+    with write_transaction(conn):
+        conn.execute(
+            "UPDATE workers SET heartbeat_at = ? WHERE job_id = ? AND owner = ?",
+            (now, job_id, owner),
+        )
+
+
+def unregister_worker(conn: sqlite3.Connection, job_id: int, owner: str) -> None:
+    with write_transaction(conn):
+        conn.execute("DELETE FROM workers WHERE job_id = ? AND owner = ?", (job_id, owner))
+
+
+def list_workers(conn: sqlite3.Connection, job_id: int) -> list[WorkerInfo]:
+    rows = conn.execute(
+        "SELECT owner, pid, hostname, started_at, heartbeat_at FROM workers"
+        " WHERE job_id = ? ORDER BY started_at, owner",
+        (job_id,),
+    )
+    return [
+        WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
+        for o, p, h, s, b in rows
+    ]
+
+
+# -- results ----------------------------------------------------------------
+
+_RESULT_COLUMNS = """
+    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
+    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
+    r.depth, r.parent_url, r.method, r.fields
+"""
+_READ_RESULTS = f"""
+SELECT {_RESULT_COLUMNS}, NULL FROM results r
+WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
+"""
+_READ_RESULTS_WITH_BODIES = f"""
+SELECT {_RESULT_COLUMNS}, b.data FROM results r LEFT JOIN bodies b ON b.hash = r.body_hash
+WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
+"""
+
+
+def read_results(
+    conn: sqlite3.Connection, job_id: int, after: int, limit: int, with_bodies: bool
+) -> list[FetchResult]:
+    """Up to ``limit`` results with request_id > ``after``, in request_id order."""
+    sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
+    dec, headers = _decode_json, _decode_headers
+    return [
+        FetchResult(
+            request_id=row[0],
+            url=row[1],
+            final_url=row[2],
+            redirects=() if row[3] is None else tuple(dec(row[3])),
+            status=row[4],
+            error_kind=row[5],
+            error=row[6],
+            headers=headers(row[7]),
+            content_type=row[8],
+            bytes=row[9],
+            body_hash=row[10],
+            body=None if row[19] is None else _decompress(row[19]),
+            attempts=row[11],
+            ttfb_ms=row[12],
+            elapsed_ms=row[13],
+            fetched_at=row[14],
+            depth=row[15],
+            parent_url=row[16],
+            method=row[17],
+            fields=None if row[18] is None else dec(row[18]),
+        )
+        for row in conn.execute(sql, (job_id, after, limit))
+    ]
+
+
+def get_body(conn: sqlite3.Connection, body_hash: str) -> bytes | None:
+    row = conn.execute("SELECT data FROM bodies WHERE hash = ?", (body_hash,)).fetchone()
+    return None if row is None else _decompress(row[0])
+
+
+_SUMMARY = """
+SELECT r.status / 100, r.error_kind, count(*), sum(r.bytes), min(r.fetched_at),
+    max(r.fetched_at), count(r.elapsed_ms)
+FROM results r WHERE r.job_id = ? GROUP BY 1, 2
+"""
+# The k-th smallest elapsed time, k counted from 0: a bounded sort, not a full load.
+_NTH_ELAPSED = """
+SELECT elapsed_ms FROM results
+WHERE job_id = ? AND status IS NOT NULL AND elapsed_ms IS NOT NULL
+ORDER BY elapsed_ms LIMIT 1 OFFSET ?
+"""
+
+
+def _percentile(conn: sqlite3.Connection, job_id: int, n: int, percent: int) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least ``percent``% at or below it."""
+    if n == 0:
+        return None
+    rank = -(-percent * n // 100)  # ceil without floats
+    row = conn.execute(_NTH_ELAPSED, (job_id, max(rank, 1) - 1)).fetchone()
+    return None if row is None else float(row[0])
+
+
+def summary(conn: sqlite3.Connection, job_id: int) -> JobSummary:
+    by_status_class: dict[str, int] = {}
+    by_error_kind: dict[str, int] = {}
+    total_bytes = 0
+    first: float | None = None
+    last: float | None = None
+    timed = 0
+    begin_read(conn)
+    try:
+        job_counts = counts(conn, job_id)
+        for status_class, kind, n, size, lo, hi, n_elapsed in conn.execute(_SUMMARY, (job_id,)):
+            if status_class is not None:
+                key = f"{status_class}xx"
+                by_status_class[key] = by_status_class.get(key, 0) + n
+                timed += n_elapsed
+            if kind is not None:
+                by_error_kind[kind] = by_error_kind.get(kind, 0) + n
+            total_bytes += size or 0
+            first = lo if first is None or lo < first else first
+            last = hi if last is None or hi > last else last
+        p50 = _percentile(conn, job_id, timed, 50)
+        p95 = _percentile(conn, job_id, timed, 95)
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    return JobSummary(
+        counts=job_counts,
+        by_status_class=dict(sorted(by_status_class.items())),
+        by_error_kind=dict(sorted(by_error_kind.items())),
+        bytes=total_bytes,
+        p50_ms=p50,
+        p95_ms=p95,
+        first_fetched_at=first,
+        last_fetched_at=last,
+    )

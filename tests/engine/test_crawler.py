@@ -1,0 +1,209 @@
+"""The engine against a real testweb site and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from shoal.core.inputs import parse_line
+
+from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.engine.crawler import Crawler
+from shoal.store import Store
+from shoal.testweb import TestWeb
+
+from ..conftest import WaitFor
+
+
+def requests_for(urls: list[str]) -> list[NewRequest]:
+    parsed = [parse_line(url, n) for n, url in enumerate(urls, 1)]
+    return [p for p in parsed if p is not None]
+
+
+async def results_by_url(store: Store, job: JobInfo) -> dict[str, FetchResult]:
+    found: dict[str, FetchResult] = {}
+    async for batch in store.iter_results(job.id):
+        for result in batch:
+            assert result.url not in found, f"two results for {result.url}"
+            found[result.url] = result
+    return found
+
+
+def quick(**overrides: object) -> CrawlConfig:
+    base: dict[str, object] = {
+        "limits": Limits(concurrency=32),
+        "timeouts": Timeouts(total=10, connect=3, read=5),
+        "retry": RetryPolicy(retries=2, backoff_base=0.05, backoff_cap=0.2),
+    }
+    base.update(overrides)
+    return CrawlConfig(**base)  # type: ignore[arg-type]
+
+
+async def test_fetches_every_url_once(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(50)]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    outcome = await Crawler(sqlite_store, fetch_job, quick()).run()
+    assert outcome.completed and not outcome.interrupted
+    found = await results_by_url(sqlite_store, fetch_job)
+    assert set(found) == set(urls)
+    assert all(r.status in (200, 500) for r in found.values())
+    counts = await sqlite_store.counts(fetch_job.id)
+    assert counts.done == 200 and counts.open == 0
+    served = web.stats()
+    assert sum(h.paths[f"/page/{n}"] for h in served.hosts for n in range(50)) == 200
+
+
+async def test_per_host_limit_and_delay_hold_server_side(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    urls = [web.url(h, f"/delay/{30 + n}") for h in range(4) for n in range(12)]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    config = quick(politeness=Politeness(per_host=2, delay=0.0), limits=Limits(concurrency=100))
+    await Crawler(sqlite_store, fetch_job, config).run()
+    for host in web.stats().hosts:
+        assert host.requests == 12
+        assert 1 <= host.max_in_flight <= 2
+
+    web.reset_stats()
+    job2 = await sqlite_store.ensure_job("spaced", mode="fetch", config={})
+    spaced = [web.url(h, f"/page/{n}") for h in range(2) for n in range(5)]
+    await sqlite_store.add_requests(job2.id, requests_for(spaced), now=time.time())
+    config = quick(politeness=Politeness(per_host=4, delay=0.3))
+    await Crawler(sqlite_store, job2, config).run()
+    for host in web.stats().hosts[:2]:
+        assert host.requests == 5
+        assert host.max_in_flight == 1
+        assert host.min_start_gap is not None and host.min_start_gap >= 0.25
+
+
+async def test_global_concurrency_limit(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    urls = [web.url(h, f"/delay/{100 + n}") for h in range(4) for n in range(10)]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    config = quick(limits=Limits(concurrency=3), politeness=Politeness(per_host=8))
+    await Crawler(sqlite_store, fetch_job, config).run()
+    assert 1 <= web.stats().max_in_flight <= 3
+
+
+async def test_retries_with_backoff_and_retry_after(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    flaky = web.url(0, "/flaky/a?fail=2&code=503")
+    limited = web.url(1, "/flaky/b?fail=1&code=429&retry_after=1")
+    dated = web.url(2, "/flaky/c?fail=1&code=503&retry_after=date:2")
+    hopeless = web.url(3, "/flaky/d?fail=99&code=500")
+    await sqlite_store.add_requests(
+        fetch_job.id, requests_for([flaky, limited, dated, hopeless]), now=time.time()
+    )
+    outcome = await Crawler(sqlite_store, fetch_job, quick()).run()
+    assert outcome.completed
+    found = await results_by_url(sqlite_store, fetch_job)
+    assert (found[flaky].status, found[flaky].attempts) == (200, 3)
+    assert (found[limited].status, found[limited].attempts) == (200, 2)
+    assert (found[dated].status, found[dated].attempts) == (200, 2)
+    assert (found[hopeless].status, found[hopeless].attempts) == (500, 3)  # retries=2
+    assert outcome.stats.retries == 2 + 1 + 1 + 2
+
+    def starts(host: int, key: str) -> list[float]:
+        log = web.stats().hosts[host].log
+        return sorted(r.start for r in log if r.path.startswith(f"/flaky/{key}"))
+
+    b, c = starts(1, "b"), starts(2, "c")
+    assert b[1] - b[0] >= 0.9  # Retry-After: 1
+    assert c[1] - c[0] >= 0.9  # HTTP-date two seconds ahead (date has 1 s resolution)
+
+
+async def test_failures_are_classified(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    stall_headers = web.url(0, "/stall?phase=headers")
+    stall_body = web.url(1, "/stall?phase=body&after=10")
+    big = web.url(2, "/bytes/300000")
+    big_chunked = web.url(2, "/bytes/300000?chunked=1")
+    loop_ = web.url(3, "/redirect-loop")
+    chain = web.url(3, "/redirect/2")
+    urls = [refused, stall_headers, stall_body, big, big_chunked, loop_, chain]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    config = quick(
+        timeouts=Timeouts(total=10, connect=2, read=0.5),
+        limits=Limits(concurrency=16, max_bytes=100_000),
+        retry=RetryPolicy(retries=0),
+    )
+    await Crawler(sqlite_store, fetch_job, config).run()
+    found = await results_by_url(sqlite_store, fetch_job)
+    assert found[refused].error_kind == "connect_error" and found[refused].status is None
+    assert found[stall_headers].error_kind == "read_timeout"
+    assert found[stall_body].error_kind == "read_timeout"
+    assert (found[big].status, found[big].error_kind) == (200, "too_large")
+    assert (found[big_chunked].status, found[big_chunked].error_kind) == (200, "too_large")
+    assert found[loop_].error_kind == "too_many_redirects"
+    assert found[chain].status == 200
+    assert found[chain].redirects == (chain, web.url(3, "/redirect/1"), web.url(3, "/redirect/0"))
+    assert found[chain].final_url == web.url(3, "/page/0")
+    counts = await sqlite_store.counts(fetch_job.id)
+    assert counts.failed == 4 and counts.done == 3
+
+
+async def test_graceful_stop_releases_and_resume_finishes(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo, wait_for: WaitFor
+) -> None:
+    urls = [web.url(h, f"/delay/{150 + n}") for h in range(4) for n in range(40)]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    config = quick(limits=Limits(concurrency=8), politeness=Politeness(per_host=2))
+    crawler = Crawler(sqlite_store, fetch_job, config, shutdown_grace=5.0)
+    task = asyncio.create_task(crawler.run())
+    await wait_for(lambda: crawler.stats.done >= 10, 30.0)
+    crawler.stop()
+    outcome = await asyncio.wait_for(task, 30)
+    assert outcome.interrupted and not outcome.completed
+    counts = await sqlite_store.counts(fetch_job.id)
+    assert counts.leased == 0, "a graceful stop hands every leased row back"
+    assert 10 <= counts.done < 160
+    assert counts.done + counts.pending + counts.retry_wait == 160
+
+    outcome = await Crawler(sqlite_store, fetch_job, config).run()
+    assert outcome.completed
+    found = await results_by_url(sqlite_store, fetch_job)
+    assert set(found) == set(urls)
+
+
+async def test_body_saved_only_when_asked(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    urls = [web.url(0, "/page/1"), web.url(0, "/page/2")]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    await Crawler(sqlite_store, fetch_job, quick(save_bodies=True)).run()
+    found = await results_by_url(sqlite_store, fetch_job)
+    body_hash = found[urls[0]].body_hash
+    assert body_hash is not None
+    body = await sqlite_store.get_body(body_hash)
+    assert body is not None and b"/page/2" in body
+
+    job2 = await sqlite_store.ensure_job("nobody", mode="fetch", config={})
+    await sqlite_store.add_requests(job2.id, requests_for([web.url(1, "/page/3")]), now=time.time())
+    await Crawler(sqlite_store, job2, quick()).run()
+    (only,) = (await results_by_url(sqlite_store, job2)).values()
+    assert only.body_hash is not None and await sqlite_store.get_body(only.body_hash) is None
+
+
+async def test_ten_thousand_urls(sqlite_store: Store, fetch_job: JobInfo) -> None:
+    from shoal.testweb import SiteSpec
+
+    async with TestWeb(SiteSpec(hosts=2, pages=10), record=False) as site:
+        urls = [site.url(n % 2, f"/static/{n}") for n in range(10_000)]
+        await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+        config = quick(limits=Limits(concurrency=100), politeness=Politeness(per_host=50))
+        outcome = await Crawler(sqlite_store, fetch_job, config).run()
+    assert outcome.completed
+    summary = await sqlite_store.summary(fetch_job.id)
+    assert summary.counts.done == 10_000
+    assert summary.by_status_class == {"2xx": 10_000}

@@ -1,0 +1,605 @@
+"""The Store contract: what every backend must do, tested against each of them.
+
+Nothing here knows which backend it runs on. Times are explicit (``T0`` + s);
+a lease held until ``t`` is expired only when ``now > t``.
+
+Ownership rules pinned here (beyond the Protocol docstrings):
+
+- a *result* is accepted for any open row, whoever holds it; the first result
+  wins and the row is finished, later results for it are ignored;
+- a *retry* or a *release* only applies to a row still leased by that owner;
+  once its lease expired and another worker took the row, it is ignored.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shoal.core.model import Completion, FetchResult, JobCounts, JobInfo, RetryUpdate
+from shoal.store.base import Store
+
+from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
+
+# -- admission ----------------------------------------------------------------
+
+
+async def test_add_requests_ignores_duplicates_by_fingerprint(store: Store, job: JobInfo) -> None:
+    assert await store.add_requests(job.id, new_requests(5), now=T0) == 5
+    assert await store.add_requests(job.id, new_requests(5, start=3), now=T0) == 3
+    twice = [new_request("x"), new_request("x")]
+    assert await store.add_requests(job.id, twice, now=T0) == 1
+    assert await store.add_requests(job.id, [], now=T0) == 0
+    assert await store.counts(job.id) == JobCounts(pending=9)
+
+
+async def test_a_fingerprint_is_per_job(store: Store, job: JobInfo) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    assert await store.add_requests(job.id, new_requests(3), now=T0) == 3
+    assert await store.add_requests(other.id, new_requests(3), now=T0) == 3
+
+
+async def test_duplicate_of_a_finished_row_is_not_admitted_again(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await lease_all(store, job.id)
+    await store.complete(job.id, "w1", Completion(results=[ok(request)]), now=T0)
+    assert await store.add_requests(job.id, new_requests(1), now=T0 + 1) == 0
+    assert await store.counts(job.id) == JobCounts(done=1)
+
+
+# -- leasing ------------------------------------------------------------------
+
+
+async def test_lease_takes_shallowest_first_then_admission_order(
+    store: Store, job: JobInfo
+) -> None:
+    depths = [2, 0, 1, 0, 2, 1]
+    await store.add_requests(
+        job.id, [new_request(f"u{i}", depth=d) for i, d in enumerate(depths)], now=T0
+    )
+    first = await store.lease(job.id, "w1", limit=4, now=T0, ttl=60)
+    assert [r.url.rsplit("/", 1)[1] for r in first] == ["u1", "u3", "u2", "u5"]
+    assert [r.depth for r in first] == [0, 0, 1, 1]
+    rest = await store.lease(job.id, "w1", limit=10, now=T0, ttl=60)
+    assert [r.url.rsplit("/", 1)[1] for r in rest] == ["u0", "u4"]
+    assert await store.lease(job.id, "w1", limit=10, now=T0, ttl=60) == []
+    assert await store.counts(job.id) == JobCounts(leased=6)
+
+
+async def test_lease_limit(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(5), now=T0)
+    assert await store.lease(job.id, "w1", limit=0, now=T0, ttl=60) == []
+    assert len(await store.lease(job.id, "w1", limit=2, now=T0, ttl=60)) == 2
+    assert len(await store.lease(job.id, "w1", limit=2, now=T0, ttl=60)) == 2
+    assert len(await store.lease(job.id, "w1", limit=2, now=T0, ttl=60)) == 1
+
+
+async def test_lease_returns_the_request_as_admitted(store: Store, job: JobInfo) -> None:
+    admitted = new_request(
+        "form",
+        depth=3,
+        method="POST",
+        headers=(("content-type", "application/json"), ("x-trace", "é ✓")),
+        body=b'{"q": 1}\x00\xff',
+        parent_url="https://a.test/",
+    )
+    await store.add_requests(job.id, [admitted, new_request("plain")], now=T0)
+    by_url = {r.url: r for r in await lease_all(store, job.id)}
+    form = by_url[admitted.url]
+    assert (form.url, form.host, form.method, form.depth) == (admitted.url, "a.test", "POST", 3)
+    assert form.headers == admitted.headers
+    assert form.body == admitted.body
+    assert form.parent_url == "https://a.test/"
+    assert form.attempts == 0
+    plain = by_url["https://a.test/plain"]
+    assert (plain.method, plain.headers, plain.body, plain.parent_url) == ("GET", (), None, None)
+    assert form.id != plain.id
+
+
+async def test_rows_are_due_from_their_admission_time(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0 + 100)
+    assert await store.lease(job.id, "w1", limit=10, now=T0 + 99, ttl=60) == []
+    assert await store.next_due(job.id) == T0 + 100
+    assert len(await store.lease(job.id, "w1", limit=10, now=T0 + 100, ttl=60)) == 2
+
+
+async def test_a_lease_is_exclusive_until_it_expires(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    held = await store.lease(job.id, "a", limit=10, now=T0, ttl=30)
+    assert len(held) == 3
+    assert await store.lease(job.id, "b", limit=10, now=T0 + 10, ttl=30) == []
+    assert await store.lease(job.id, "b", limit=10, now=T0 + 30, ttl=30) == []
+    taken = await store.lease(job.id, "b", limit=10, now=T0 + 30.5, ttl=30)
+    assert [r.id for r in taken] == [r.id for r in held]
+    assert await store.counts(job.id) == JobCounts(leased=3)
+
+
+async def test_expired_leases_merge_into_lease_order(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, [new_request("deep", depth=1)], now=T0)
+    await store.lease(job.id, "dead", limit=10, now=T0, ttl=10)
+    await store.add_requests(
+        job.id, [new_request("shallow"), new_request("deeper", depth=2)], now=T0
+    )
+    leased = await store.lease(job.id, "b", limit=2, now=T0 + 20, ttl=10)
+    assert [r.url.rsplit("/", 1)[1] for r in leased] == ["shallow", "deep"]
+
+
+async def test_renew_leases_extends_only_the_owners_leases(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.lease(job.id, "a", limit=2, now=T0, ttl=30)
+    await store.lease(job.id, "b", limit=1, now=T0, ttl=30)
+    assert await store.renew_leases(job.id, "a", now=T0 + 20, ttl=30) == 2
+    assert await store.renew_leases(job.id, "nobody", now=T0 + 20, ttl=30) == 0
+    # b's lease ran out at T0+30; a's now runs until T0+50.
+    assert len(await store.lease(job.id, "c", limit=10, now=T0 + 40, ttl=30)) == 1
+    assert await store.lease(job.id, "c", limit=10, now=T0 + 49, ttl=30) == []
+    assert len(await store.lease(job.id, "c", limit=10, now=T0 + 51, ttl=30)) == 2
+
+
+# -- completing ---------------------------------------------------------------
+
+
+async def test_complete_finishes_rows_as_done_or_failed(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    r0, r1, r2 = await lease_all(store, job.id)
+    batch = Completion(
+        results=[
+            ok(r0, status=200),
+            ok(r1, status=404),
+            ok(r2, status=None, error_kind="dns_error", error="no such host", attempts=3),
+        ]
+    )
+    assert await store.complete(job.id, "w1", batch, now=T0 + 1) == 0
+    assert await store.counts(job.id) == JobCounts(done=2, failed=1)
+    results = await all_results(store, job.id)
+    assert [(r.request_id, r.status, r.error_kind) for r in results] == [
+        (r0.id, 200, None),
+        (r1.id, 404, None),
+        (r2.id, None, "dns_error"),
+    ]
+    assert results[2].attempts == 3
+    assert results[2].error == "no such host"
+    assert await store.lease(job.id, "w1", limit=10, now=T0 + 1000, ttl=60) == []
+    assert await store.next_due(job.id) is None
+
+
+async def test_a_row_never_gets_two_results(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(4), now=T0)
+    first = await store.lease(job.id, "a", limit=10, now=T0, ttl=10)
+    # a stalls, its lease expires, b takes the same rows and finishes first.
+    second = await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
+    assert [r.id for r in second] == [r.id for r in first]
+    await store.complete(
+        job.id, "b", Completion(results=[ok(r, status=200) for r in second]), now=T0 + 12
+    )
+    late = Completion(results=[ok(r, status=None, error_kind="timeout") for r in first])
+    await store.complete(job.id, "a", late, now=T0 + 13)
+    await store.complete(
+        job.id, "b", Completion(results=[ok(r, status=500) for r in second]), now=T0 + 14
+    )
+    assert await store.counts(job.id) == JobCounts(done=4)
+    results = await all_results(store, job.id)
+    assert [(r.request_id, r.status) for r in results] == [(r.id, 200) for r in second]
+
+
+async def test_the_first_result_wins_even_from_a_late_owner(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (a_copy,) = await store.lease(job.id, "a", limit=10, now=T0, ttl=10)
+    (b_copy,) = await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
+    await store.complete(job.id, "a", Completion(results=[ok(a_copy, status=201)]), now=T0 + 12)
+    await store.complete(job.id, "b", Completion(results=[ok(b_copy, status=202)]), now=T0 + 13)
+    assert [r.status for r in await all_results(store, job.id)] == [201]
+    assert await store.counts(job.id) == JobCounts(done=1)
+
+
+async def test_retry_wait_is_leasable_only_when_due(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    r0, r1 = await lease_all(store, job.id)
+    retry = RetryUpdate(
+        request_id=r0.id, attempts=1, next_at=T0 + 60, error_kind="timeout", error="read timeout"
+    )
+    await store.complete(job.id, "w1", Completion(retries=[retry]), now=T0 + 1)
+    assert await store.counts(job.id) == JobCounts(leased=1, retry_wait=1)
+    assert await store.next_due(job.id) == T0 + 60
+    assert await store.lease(job.id, "w2", limit=10, now=T0 + 59, ttl=60) == []
+    (again,) = await store.lease(job.id, "w2", limit=10, now=T0 + 60, ttl=60)
+    assert (again.id, again.attempts) == (r0.id, 1)
+    await store.complete(job.id, "w2", Completion(results=[ok(again)]), now=T0 + 61)
+    assert [r.attempts for r in await all_results(store, job.id)] == [2]
+
+
+async def test_retries_and_releases_from_a_late_owner_are_ignored(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    r0, r1 = await store.lease(job.id, "a", limit=10, now=T0, ttl=10)
+    await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
+    retry = RetryUpdate(request_id=r0.id, attempts=1, next_at=T0, error_kind="timeout", error="")
+    await store.complete(job.id, "a", Completion(retries=[retry], released=[r1.id]), now=T0 + 12)
+    assert await store.release_leases(job.id, "a") == 0
+    assert await store.counts(job.id) == JobCounts(leased=2)
+    assert await store.lease(job.id, "c", limit=10, now=T0 + 12, ttl=10) == []
+
+
+async def test_a_retry_from_the_owner_of_an_expired_lease_still_counts(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await store.lease(job.id, "a", limit=10, now=T0, ttl=10)
+    retry = RetryUpdate(
+        request_id=request.id, attempts=1, next_at=T0 + 30, error_kind="timeout", error=""
+    )
+    await store.complete(job.id, "a", Completion(retries=[retry]), now=T0 + 20)
+    assert await store.counts(job.id) == JobCounts(retry_wait=1)
+
+
+async def test_released_rows_go_back_to_pending_or_retry_wait(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    fresh, tried = await lease_all(store, job.id)
+    retry = RetryUpdate(
+        request_id=tried.id, attempts=1, next_at=T0 + 5, error_kind="timeout", error=""
+    )
+    await store.complete(job.id, "w1", Completion(retries=[retry]), now=T0)
+    (tried,) = await lease_all(store, job.id, now=T0 + 5)
+    await store.complete(job.id, "w1", Completion(released=[fresh.id, tried.id]), now=T0 + 6)
+    assert await store.counts(job.id) == JobCounts(pending=1, retry_wait=1)
+    again = await lease_all(store, job.id, owner="w2", now=T0 + 6)
+    assert [(r.id, r.attempts) for r in again] == [(fresh.id, 0), (tried.id, 1)]
+
+
+async def test_release_leases_returns_only_the_owners_rows(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(5), now=T0)
+    await store.lease(job.id, "a", limit=3, now=T0, ttl=60)
+    await store.lease(job.id, "b", limit=2, now=T0, ttl=60)
+    assert await store.release_leases(job.id, "a") == 3
+    assert await store.counts(job.id) == JobCounts(pending=3, leased=2)
+    assert await store.release_leases(job.id, "a") == 0
+    assert len(await store.lease(job.id, "c", limit=10, now=T0, ttl=60)) == 3
+
+
+async def test_discovered_requests_are_admitted_inside_complete(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    r0, r1 = await lease_all(store, job.id)
+    discovered = [
+        new_request("new-1", depth=1, parent_url=r0.url),
+        new_request("new-2", depth=1, parent_url=r0.url),
+        new_request("new-2", depth=1, parent_url=r0.url),
+        new_request(1),  # already admitted (r1)
+    ]
+    batch = Completion(results=[ok(r0)], discovered=discovered, released=[r1.id])
+    assert await store.complete(job.id, "w1", batch, now=T0 + 5) == 2
+    assert await store.counts(job.id) == JobCounts(pending=3, done=1)
+    assert await store.next_due(job.id) == T0
+    leased = await lease_all(store, job.id, now=T0 + 5)
+    assert [(r.url.rsplit("/", 1)[1], r.depth, r.parent_url) for r in leased] == [
+        ("1", 0, None),
+        ("new-1", 1, r0.url),
+        ("new-2", 1, r0.url),
+    ]
+
+
+async def test_empty_completion(store: Store, job: JobInfo) -> None:
+    assert await store.complete(job.id, "w1", Completion(), now=T0) == 0
+
+
+# -- next_due and counts ------------------------------------------------------
+
+
+async def test_next_due_is_the_earliest_waiting_row(store: Store, job: JobInfo) -> None:
+    assert await store.next_due(job.id) is None
+    await store.add_requests(job.id, new_requests(2), now=T0 + 7)
+    await store.add_requests(job.id, new_requests(2, start=2), now=T0 + 3)
+    assert await store.next_due(job.id) == T0 + 3
+    leased = await lease_all(store, job.id, now=T0 + 10)
+    assert await store.next_due(job.id) is None  # leased rows are not waiting
+    retry = RetryUpdate(
+        request_id=leased[0].id, attempts=1, next_at=T0 + 40, error_kind=None, error=None
+    )
+    await store.complete(
+        job.id, "w1", Completion(retries=[retry], results=[ok(leased[1])]), now=T0 + 11
+    )
+    assert await store.next_due(job.id) == T0 + 40
+
+
+async def test_counts_follow_every_transition(store: Store, job: JobInfo) -> None:
+    assert await store.counts(job.id) == JobCounts()
+    await store.add_requests(job.id, new_requests(6), now=T0)
+    r = await store.lease(job.id, "w1", limit=5, now=T0, ttl=60)
+    assert await store.counts(job.id) == JobCounts(pending=1, leased=5)
+    retry = RetryUpdate(request_id=r[2].id, attempts=1, next_at=T0 + 9, error_kind=None, error=None)
+    batch = Completion(
+        results=[ok(r[0]), ok(r[1], status=None)], retries=[retry], released=[r[3].id]
+    )
+    await store.complete(job.id, "w1", batch, now=T0)
+    counts = await store.counts(job.id)
+    assert counts == JobCounts(pending=2, leased=1, retry_wait=1, done=1, failed=1)
+    assert (counts.total, counts.open, counts.finished) == (6, 4, 2)
+
+
+# -- workers ------------------------------------------------------------------
+
+
+async def test_worker_registry(store: Store, job: JobInfo) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    await store.register_worker(job.id, "a", pid=11, hostname="h1", now=T0)
+    await store.register_worker(job.id, "b", pid=12, hostname="h2", now=T0 + 1)
+    await store.heartbeat(job.id, "a", now=T0 + 5)
+    workers = await store.list_workers(job.id)
+    assert [(w.owner, w.pid, w.hostname, w.started_at, w.heartbeat_at) for w in workers] == [
+        ("a", 11, "h1", T0, T0 + 5),
+        ("b", 12, "h2", T0 + 1, T0 + 1),
+    ]
+    await store.register_worker(job.id, "a", pid=21, hostname="h1", now=T0 + 9)
+    await store.unregister_worker(job.id, "b")
+    workers = await store.list_workers(job.id)
+    assert [(w.owner, w.pid, w.started_at) for w in workers] == [("a", 21, T0 + 9)]
+    assert await store.list_workers(other.id) == []
+    await store.heartbeat(job.id, "ghost", now=T0)
+    await store.unregister_worker(job.id, "ghost")
+    assert [w.owner for w in await store.list_workers(job.id)] == ["a"]
+
+
+# -- results ------------------------------------------------------------------
+
+
+async def test_iter_results_in_request_order_in_batches(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(7), now=T0)
+    leased = await lease_all(store, job.id)
+    backwards = [ok(r) for r in reversed(leased)]
+    await store.complete(job.id, "w1", Completion(results=backwards[:3]), now=T0)
+    await store.complete(job.id, "w1", Completion(results=backwards[3:]), now=T0)
+    batches = [b async for b in store.iter_results(job.id, batch_size=3)]
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert [r.request_id for b in batches for r in b] == sorted(r.id for r in leased)
+    exact = [b async for b in store.iter_results(job.id, batch_size=7)]
+    assert [len(b) for b in exact] == [7]
+    empty = await store.ensure_job("empty", mode="fetch", config={})
+    assert [b async for b in store.iter_results(empty.id)] == []
+
+
+async def test_iter_results_reads_one_snapshot(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(10), now=T0)
+    leased = await lease_all(store, job.id)
+    await store.complete(job.id, "w1", Completion(results=[ok(r) for r in leased[:5]]), now=T0)
+    seen: list[int] = []
+    results = store.iter_results(job.id, batch_size=2)
+    seen.extend(r.request_id for r in await anext(results))
+    await store.complete(job.id, "w1", Completion(results=[ok(r) for r in leased[5:]]), now=T0)
+    async for batch in results:
+        seen.extend(r.request_id for r in batch)
+    assert seen == [r.id for r in leased[:5]]
+    assert len(await all_results(store, job.id)) == 10
+
+
+async def test_iter_results_can_stop_early(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(4), now=T0)
+    leased = await lease_all(store, job.id)
+    await store.complete(job.id, "w1", Completion(results=[ok(r) for r in leased]), now=T0)
+    results = store.iter_results(job.id, batch_size=1)
+    assert len(await anext(results)) == 1
+    await results.aclose()  # type: ignore[attr-defined]
+    assert await store.add_requests(job.id, new_requests(1, start=9), now=T0) == 1
+    assert len(await all_results(store, job.id)) == 4
+
+
+async def test_results_round_trip_every_field(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(4), now=T0)
+    r0, r1, r2, r3 = await lease_all(store, job.id)
+    body = b"<html>" + bytes(range(256)) * 40 + b"</html>"
+    full = FetchResult(
+        request_id=r0.id,
+        url=r0.url,
+        final_url="https://a.test/final",
+        redirects=("https://a.test/0", "https://a.test/mid"),
+        status=200,
+        error_kind="too_large",
+        error="body over 1 MiB",
+        headers=(("content-type", "text/html"), ("set-cookie", "a=1"), ("set-cookie", "b=2")),
+        content_type="text/html",
+        bytes=len(body),
+        body_hash="hash-1",
+        body=body,
+        attempts=2,
+        ttfb_ms=12.5,
+        elapsed_ms=40.25,
+        fetched_at=T0 + 1.5,
+        depth=0,
+        parent_url="https://a.test/",
+        method="GET",
+        fields={"title": "Ünïcode", "n": 3, "tags": ["a", "b"], "none": None},
+    )
+    same_body = ok(r1, body_hash="hash-1", body=body, bytes=len(body))
+    not_saved = ok(r2, body_hash="hash-2", bytes=10)  # hash known, body not kept
+    bare = ok(r3)
+    await store.complete(
+        job.id, "w1", Completion(results=[full, same_body, not_saved, bare]), now=T0
+    )
+    got = await all_results(store, job.id, with_bodies=True)
+    assert got[0] == full
+    assert got[1].body == body
+    assert got[2].body is None and got[2].body_hash == "hash-2"
+    assert got[3] == bare
+    assert (got[3].redirects, got[3].headers, got[3].fields) == ((), (), None)
+    without = await all_results(store, job.id)
+    assert [r.body for r in without] == [None] * 4
+    assert without[0].headers == full.headers
+    assert await store.get_body("hash-1") == body
+    assert await store.get_body("hash-2") is None
+    assert await store.get_body("nope") is None
+
+
+async def test_summary_on_a_known_data_set(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(107), now=T0)
+    leased = await lease_all(store, job.id)
+    statuses = [200] * 70 + [404] * 20 + [503] * 10
+    results = [
+        ok(r, status=status, elapsed_ms=float(i + 1), bytes=10, fetched_at=T0 + i)
+        for i, (r, status) in enumerate(zip(leased, statuses, strict=False))
+    ]
+    results[3].error_kind = "too_large"  # a status and an error kind: counted in both
+    results += [
+        ok(r, status=None, error_kind="dns_error", elapsed_ms=5000.0, fetched_at=T0 + 200)
+        for r in leased[100:105]
+    ]
+    await store.complete(job.id, "w1", Completion(results=results), now=T0)
+    summary = await store.summary(job.id)
+    assert summary.counts == JobCounts(leased=2, done=100, failed=5)
+    assert summary.by_status_class == {"2xx": 70, "4xx": 20, "5xx": 10}
+    assert summary.by_error_kind == {"dns_error": 5, "too_large": 1}
+    assert summary.bytes == 1000
+    assert summary.p50_ms == 50.0
+    assert summary.p95_ms == 95.0
+    assert (summary.first_fetched_at, summary.last_fetched_at) == (T0, T0 + 200)
+
+
+async def test_summary_of_an_empty_job(store: Store, job: JobInfo) -> None:
+    summary = await store.summary(job.id)
+    assert summary.counts == JobCounts()
+    assert (summary.by_status_class, summary.by_error_kind, summary.bytes) == ({}, {}, 0)
+    assert (summary.p50_ms, summary.p95_ms) == (None, None)
+    assert (summary.first_fetched_at, summary.last_fetched_at) == (None, None)
+
+
+async def test_summary_percentiles_of_one_row(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await lease_all(store, job.id)
+    await store.complete(job.id, "w1", Completion(results=[ok(request, elapsed_ms=7.5)]), now=T0)
+    summary = await store.summary(job.id)
+    assert (summary.p50_ms, summary.p95_ms) == (7.5, 7.5)
+
+
+# -- jobs ---------------------------------------------------------------------
+
+
+async def test_ensure_job_creates_once(store: Store) -> None:
+    assert await store.get_job("crawl-1") is None
+    config = {"seeds": ["https://a.test/"], "limits": {"depth": 3}, "robots": True}
+    created = await store.ensure_job("crawl-1", mode="crawl", config=config)
+    assert (created.name, created.mode, created.config) == ("crawl-1", "crawl", config)
+    again = await store.ensure_job("crawl-1", mode="fetch", config={"other": 1})
+    assert again == created
+    assert await store.get_job("crawl-1") == created
+    second = await store.ensure_job("fetch-1", mode="fetch", config={})
+    assert [j.name for j in await store.list_jobs()] == ["crawl-1", "fetch-1"]
+    assert second.id != created.id
+
+
+async def test_jobs_are_isolated(store: Store, job: JobInfo) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.add_requests(other.id, new_requests(2, start=10), now=T0)
+    mine = await lease_all(store, job.id, owner="w")
+    assert {r.url for r in mine} == {f"https://a.test/{i}" for i in range(3)}
+    theirs = await lease_all(store, other.id, owner="w")
+    assert len(theirs) == 2
+    # A batch sent with the wrong job id touches nothing.
+    wrong = Completion(results=[ok(mine[0])], released=[mine[1].id])
+    await store.complete(other.id, "w", wrong, now=T0)
+    assert await store.counts(job.id) == JobCounts(leased=3)
+    assert await store.counts(other.id) == JobCounts(leased=2)
+    assert await all_results(store, other.id) == []
+    assert await store.release_leases(job.id, "w") == 3
+    assert await store.counts(other.id) == JobCounts(leased=2)
+    assert await store.next_due(other.id) is None
+
+
+async def test_open_twice_is_harmless(store: Store, job: JobInfo) -> None:
+    await store.open()
+    assert await store.get_job("job") == job
+    assert store.location
+
+
+# -- a property over any sequence of operations --------------------------------
+
+TTL = 10.0
+OWNERS = st.sampled_from(["a", "b"])
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(1, 4)),
+        st.tuples(st.just("lease"), OWNERS, st.integers(0, 4)),
+        st.tuples(st.just("finish"), OWNERS, st.integers(0, 5), st.booleans()),
+        st.tuples(st.just("retry"), OWNERS, st.integers(0, 5), st.sampled_from([0.0, 15.0])),
+        st.tuples(st.just("release"), OWNERS, st.integers(0, 5)),
+        st.tuples(st.just("release_all"), OWNERS),
+        st.tuples(st.just("tick"), st.sampled_from([1.0, 6.0, 11.0])),
+    ),
+    max_size=25,
+)
+_example = itertools.count()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(ops=OPS)
+async def test_any_sequence_keeps_one_state_and_at_most_one_result(
+    store: Store, ops: list[tuple[object, ...]]
+) -> None:
+    """A model tracks who holds what; the store must never hand a held row to another
+    owner, reopen a finished row, or record a second result."""
+    job = await store.ensure_job(f"prop-{next(_example)}", mode="crawl", config={})
+    now = T0
+    admitted = 0
+    holder: dict[int, tuple[str, float]] = {}  # open rows leased, per the model
+    finished: dict[int, bool] = {}  # row → done (True) or failed (False)
+    believed: dict[str, list[int]] = {"a": [], "b": []}  # what each owner thinks it holds
+
+    def take(owner: str, pick: int) -> int | None:
+        ids = believed[owner]
+        return ids.pop(pick % len(ids)) if ids else None
+
+    for op in ops:
+        match op:
+            case ("add", int(n)):
+                fresh = new_requests(n, start=admitted)
+                admitted += await store.add_requests(job.id, fresh + fresh[:1], now=now)
+            case ("lease", str(owner), int(limit)):
+                for r in await store.lease(job.id, owner, limit=limit, now=now, ttl=TTL):
+                    assert r.id not in finished, "a finished row was leased again"
+                    if r.id in holder:
+                        assert holder[r.id][1] < now, "a row was leased while held"
+                    holder[r.id] = (owner, now + TTL)
+                    believed[owner].append(r.id)
+            case ("finish", str(owner), int(pick), bool(success)):
+                if (rid := take(owner, pick)) is not None:
+                    result = FetchResult(
+                        request_id=rid, url="u", status=200 if success else None, fetched_at=now
+                    )
+                    await store.complete(job.id, owner, Completion(results=[result]), now=now)
+                    if rid not in finished:
+                        finished[rid] = success
+                        holder.pop(rid, None)
+            case ("retry", str(owner), int(pick), float(delay)):
+                if (rid := take(owner, pick)) is not None:
+                    retry = RetryUpdate(
+                        request_id=rid, attempts=1, next_at=now + delay, error_kind=None, error=None
+                    )
+                    await store.complete(job.id, owner, Completion(retries=[retry]), now=now)
+                    if holder.get(rid, ("",))[0] == owner:
+                        del holder[rid]
+            case ("release", str(owner), int(pick)):
+                if (rid := take(owner, pick)) is not None:
+                    await store.complete(job.id, owner, Completion(released=[rid]), now=now)
+                    if holder.get(rid, ("",))[0] == owner:
+                        del holder[rid]
+            case ("release_all", str(owner)):
+                mine = [rid for rid, (who, _) in holder.items() if who == owner]
+                assert await store.release_leases(job.id, owner) == len(mine)
+                for rid in mine:
+                    del holder[rid]
+            case ("tick", float(seconds)):
+                now += seconds
+        counts = await store.counts(job.id)
+        assert counts.total == admitted
+        assert counts.leased == len(holder)
+        assert counts.done == sum(finished.values())
+        assert counts.failed == len(finished) - sum(finished.values())
+    results = await all_results(store, job.id, batch_size=7)
+    assert [r.request_id for r in results] == sorted(finished)
+    assert [r.status is not None for r in results] == [finished[k] for k in sorted(finished)]
