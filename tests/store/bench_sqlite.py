@@ -108,7 +108,7 @@ async def run(rows: int, batch: int, *, links: int, bodies: bool) -> dict[str, f
             t0 = time.perf_counter()
             await store.summary(job.id)
             summary_s = time.perf_counter() - t0
-            db_mib = os.path.getsize(os.path.join(tmp, "bench.db")) / 2**20
+            db_mib = await asyncio.to_thread(os.path.getsize, os.path.join(tmp, "bench.db")) / 2**20
     return {
         "add": rows / add_s,
         "lease": rows / lease_s,

@@ -14,11 +14,19 @@ Ownership rules pinned here (beyond the Protocol docstrings):
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shoal.core.model import Completion, FetchResult, JobCounts, JobInfo, RetryUpdate
+from shoal.core.model import (
+    Completion,
+    FetchResult,
+    JobCounts,
+    JobInfo,
+    NewRequest,
+    RetryUpdate,
+)
 from shoal.store.base import Store
 
 from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
@@ -176,8 +184,10 @@ async def test_a_row_never_gets_two_results(store: Store, job: JobInfo) -> None:
     await store.complete(
         job.id, "b", Completion(results=[ok(r, status=200) for r in second]), now=T0 + 12
     )
+    assert await store.counts(job.id) == JobCounts(done=4)
     late = Completion(results=[ok(r, status=None, error_kind="timeout") for r in first])
     await store.complete(job.id, "a", late, now=T0 + 13)
+    assert await store.counts(job.id) == JobCounts(done=4)
     await store.complete(
         job.id, "b", Completion(results=[ok(r, status=500) for r in second]), now=T0 + 14
     )
@@ -432,6 +442,40 @@ async def test_results_round_trip_every_field(store: Store, job: JobInfo) -> Non
     assert await store.get_body("nope") is None
 
 
+async def test_text_that_cannot_be_stored_does_not_fail_the_batch(
+    store: Store, job: JobInfo
+) -> None:
+    """Lone surrogates (what decoding garbage with surrogateescape leaves) come back as
+    given or with U+FFFD in their place; the batch is stored either way."""
+    bad = "caf\udce9"
+
+    def same_or_replaced(got: object, sent: str) -> bool:
+        return got in (sent, sent.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+
+    await store.add_requests(job.id, [new_request("s", parent_url=bad)], now=T0)
+    (request,) = await lease_all(store, job.id)
+    assert same_or_replaced(request.parent_url, bad)
+    result = ok(request, content_type=bad, error=bad, headers=(("x-name", bad),))
+    found = NewRequest(url=f"https://a.test/{bad}", fingerprint=b"bad", host="a.test")
+    batch = Completion(results=[result], discovered=[found])
+    assert await store.complete(job.id, "w1", batch, now=T0) == 1
+    (got,) = await all_results(store, job.id)
+    assert same_or_replaced(got.content_type, bad)
+    assert same_or_replaced(got.error, bad)
+    assert same_or_replaced(got.headers[0][1], bad)
+    (leased,) = await lease_all(store, job.id)
+    assert same_or_replaced(leased.url, found.url)
+
+
+async def test_fields_json_cannot_hold_are_kept_as_text(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await lease_all(store, job.id)
+    fields: dict[str, object] = {"raw": b"\xffab", "tags": ("x", "y"), "price": Decimal("1.50")}
+    await store.complete(job.id, "w1", Completion(results=[ok(request, fields=fields)]), now=T0)
+    (got,) = await all_results(store, job.id)
+    assert got.fields == {"raw": "\ufffdab", "tags": ["x", "y"], "price": "1.50"}
+
+
 async def test_summary_on_a_known_data_set(store: Store, job: JobInfo) -> None:
     await store.add_requests(job.id, new_requests(107), now=T0)
     leased = await lease_all(store, job.id)
@@ -517,23 +561,28 @@ async def test_open_twice_is_harmless(store: Store, job: JobInfo) -> None:
 
 TTL = 10.0
 OWNERS = st.sampled_from(["a", "b"])
+LEASE = st.tuples(st.just("lease"), OWNERS, st.integers(0, 4))
+TICK = st.tuples(st.just("tick"), st.integers(1, 12).map(float))
 OPS = st.lists(
     st.one_of(
+        LEASE,
+        TICK,
         st.tuples(st.just("add"), st.integers(1, 4)),
-        st.tuples(st.just("lease"), OWNERS, st.integers(0, 4)),
         st.tuples(st.just("finish"), OWNERS, st.integers(0, 5), st.booleans()),
         st.tuples(st.just("retry"), OWNERS, st.integers(0, 5), st.sampled_from([0.0, 15.0])),
         st.tuples(st.just("release"), OWNERS, st.integers(0, 5)),
         st.tuples(st.just("release_all"), OWNERS),
-        st.tuples(st.just("tick"), st.sampled_from([1.0, 6.0, 11.0])),
+        LEASE,
+        TICK,
     ),
-    max_size=25,
+    min_size=2,
+    max_size=30,
 )
 _example = itertools.count()
 
 
 @settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -545,7 +594,7 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
     owner, reopen a finished row, or record a second result."""
     job = await store.ensure_job(f"prop-{next(_example)}", mode="crawl", config={})
     now = T0
-    admitted = 0
+    admitted = await store.add_requests(job.id, new_requests(4), now=now)
     holder: dict[int, tuple[str, float]] = {}  # open rows leased, per the model
     finished: dict[int, bool] = {}  # row → done (True) or failed (False)
     believed: dict[str, list[int]] = {"a": [], "b": []}  # what each owner thinks it holds

@@ -168,6 +168,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         quiet=params["quiet"],
         label=f"fetch {job}",
         config_record=record,
+        source="<stdin>" if input_path == "-" else input_path,
     )
     _run(run_job(request, Console(stderr=True)))
 

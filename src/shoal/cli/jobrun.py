@@ -82,6 +82,7 @@ class JobRequest:
     label: str
     config_record: dict[str, Any]
     processor: Processor | None = None
+    source: str = "input"
 
 
 class Interrupts:
@@ -283,7 +284,7 @@ async def _run_job(
             EXIT_USAGE,
         )
     report = await request.admit(store, job, interrupts)
-    _report_input(report, console)
+    _report_input(report, request.source)
     if report.invalid and _strict(request):
         raise CliFailure(
             f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
@@ -349,13 +350,12 @@ def _strict(request: JobRequest) -> bool:
     return bool(request.config_record.get("strict"))
 
 
-def _report_input(report: AdmitReport, console: Console) -> None:
+def _report_input(report: AdmitReport, source: str) -> None:
     if not report.invalid:
         return
-    err = Console(stderr=True, highlight=False)
-    source = "input"
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     for error in report.errors:
-        err.print(f"shoal: {source}:{error}", markup=False)
+        err.print(f"shoal: {source}:{error.line_no}: {error.reason}", markup=False)
     more = report.invalid - len(report.errors)
     tail = f" (first {len(report.errors)} shown)" if more > 0 else ""
     err.print(f"shoal: {report.invalid:,} invalid input line(s) skipped{tail}", markup=False)

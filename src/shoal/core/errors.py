@@ -68,6 +68,7 @@ class InputError(ShoalError, ValueError):
 
     def __init__(self, message: str, *, line_no: int | None = None) -> None:
         self.line_no = line_no
+        self.reason = message
         super().__init__(f"line {line_no}: {message}" if line_no is not None else message)
 
 

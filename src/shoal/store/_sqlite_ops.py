@@ -14,26 +14,29 @@ statement cache keeps prepared.
 
 from __future__ import annotations
 
-import json
+import logging
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
-
-import zstandard
+from typing import Any, TypeVar
 
 from shoal.core.lifecycle import State
 from shoal.core.model import (
     Completion,
     FetchResult,
-    Header,
     JobCounts,
     JobInfo,
-    JobSummary,
     NewRequest,
     Request,
     WorkerInfo,
+)
+from shoal.store._codec import (
+    compress,
+    decode_headers,
+    decode_json,
+    encode_fields,
+    encode_json,
+    storable,
 )
 
 __all__ = [
@@ -41,50 +44,24 @@ __all__ = [
     "begin_read",
     "complete",
     "counts",
-    "encode_json",
     "ensure_job",
-    "get_body",
     "get_job",
     "heartbeat",
     "lease",
     "list_jobs",
     "list_workers",
     "next_due",
-    "read_results",
     "register_worker",
     "release_leases",
     "renew_leases",
-    "summary",
     "unregister_worker",
     "write_transaction",
 ]
 
-ZSTD_LEVEL = 3
+log = logging.getLogger(__name__)
 
-encode_json = json.JSONEncoder(separators=(",", ":")).encode
-_decode_json = json.JSONDecoder().decode
-_local = threading.local()
-
-
-def _compress(data: bytes) -> bytes:
-    compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
-    if compressor is None:
-        # Compressor objects are not thread-safe: one per thread.
-        compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return compressor.compress(data)
-
-
-def _decompress(data: bytes) -> bytes:
-    decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
-    if decompressor is None:
-        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
-    return decompressor.decompress(data)
-
-
-def _decode_headers(text: str | None) -> tuple[Header, ...]:
-    if text is None:
-        return ()
-    return tuple((name, value) for name, value in _decode_json(text))
+T = TypeVar("T")
+Row = tuple[object, ...]
 
 
 @contextmanager
@@ -112,7 +89,7 @@ _JOB_COLUMNS = "id, name, mode, created_at, config"
 
 def _job(row: Any) -> JobInfo:
     return JobInfo(
-        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=_decode_json(row[4])
+        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
     )
 
 
@@ -146,14 +123,9 @@ _ADMIT = (
 )
 
 
-def _admit(
-    conn: sqlite3.Connection, job_id: int, requests: Sequence[NewRequest], now: float
-) -> int:
-    """Insert new requests; the caller holds the write transaction. Returns how many were new."""
-    if not requests:
-        return 0
+def _request_rows(job_id: int, requests: Sequence[NewRequest], now: float) -> list[Row]:
     enc = encode_json
-    rows = [
+    return [
         (
             job_id,
             r.fingerprint,
@@ -168,18 +140,41 @@ def _admit(
         )
         for r in requests
     ]
+
+
+def _admit(conn: sqlite3.Connection, rows: list[Row]) -> int:
+    """Insert request rows; the caller holds the write transaction. Returns how many were new."""
+    if not rows:
+        return 0
     # rowcount sums sqlite3_changes(), which (unlike total_changes) leaves out the rows the
     # counting triggers touch and counts an ignored duplicate as 0.
     return conn.executemany(_ADMIT, rows).rowcount
 
 
+def _storable(rows: list[Row]) -> list[Row]:
+    """The rows with every string made valid UTF-8 (lone surrogates become U+FFFD)."""
+    return [tuple(storable(v) if isinstance(v, str) else v for v in row) for row in rows]
+
+
+def _text_safe(write: Callable[..., T], *tables: list[Row]) -> T:
+    """Run ``write(*tables)``; if a string cannot be stored (a lone surrogate, as decoding
+    garbage with surrogateescape makes), run it again on cleaned rows. The first attempt's
+    transaction has been rolled back by then, so nothing is written twice."""
+    try:
+        return write(*tables)
+    except UnicodeEncodeError:
+        log.warning("replaced text SQLite cannot store (lone surrogates) with U+FFFD")
+        return write(*(_storable(rows) for rows in tables))
+
+
 def add_requests(
     conn: sqlite3.Connection, job_id: int, requests: Sequence[NewRequest], now: float
 ) -> int:
-    if not requests:
-        return 0
-    with write_transaction(conn):
-        return _admit(conn, job_id, requests, now)
+    def write(rows: list[Row]) -> int:
+        with write_transaction(conn):
+            return _admit(conn, rows)
+
+    return _text_safe(write, _request_rows(job_id, requests, now)) if requests else 0
 
 
 # Due rows in lease order: waiting rows (pending or retry-wait) that are due, merged with
@@ -218,7 +213,7 @@ def lease(
         rows = conn.execute(_LEASE, params).fetchall()
     # RETURNING gives rows in no particular order.
     rows.sort(key=lambda row: (row[6], row[0]))
-    headers = _decode_headers
+    headers = decode_headers
     return [
         Request(
             id=row[0],
@@ -287,17 +282,17 @@ def _new_bodies(conn: sqlite3.Connection, results: list[FetchResult]) -> list[tu
             continue
         seen.add(digest)
         if conn.execute(exists, (digest,)).fetchone() is None:
-            rows.append((digest, _compress(body)))
+            rows.append((digest, compress(body)))
     return rows
 
 
 def complete(
     conn: sqlite3.Connection, job_id: int, owner: str, batch: Completion, now: float
 ) -> int:
-    enc = encode_json
+    enc, enc_fields = encode_json, encode_fields
     done, failed = int(State.DONE), int(State.FAILED)
-    result_rows = []
-    finish_rows = []
+    result_rows: list[Row] = []
+    finish_rows: list[Row] = []
     for r in batch.results:
         rid = r.request_id
         result_rows.append(
@@ -321,31 +316,38 @@ def complete(
                 r.depth,
                 r.parent_url,
                 r.method,
-                enc(r.fields) if r.fields is not None else None,
+                None if r.fields is None else enc_fields(r.fields),
                 rid,
                 job_id,
             )
         )
         finish_rows.append((failed if r.status is None else done, r.attempts, rid, job_id))
-    body_rows = _new_bodies(conn, batch.results)
-    retry_rows = [
+    body_rows: list[Row] = list(_new_bodies(conn, batch.results))
+    retry_rows: list[Row] = [
         (u.attempts, u.next_at, u.error_kind, u.error, u.request_id, job_id, owner)
         for u in batch.retries
     ]
-    release_rows = [(rid, job_id, owner) for rid in batch.released]
-    with write_transaction(conn):
-        if result_rows:
-            # Results first: the INSERT reads the request row, and a row finished here
-            # ignores any retry or release for it later in the same batch.
-            conn.executemany(_INSERT_RESULT, result_rows)
-            conn.executemany(_FINISH, finish_rows)
-        if body_rows:
-            conn.executemany(_INSERT_BODY, body_rows)
-        if retry_rows:
-            conn.executemany(_RETRY, retry_rows)
-        if release_rows:
-            conn.executemany(_RELEASE, release_rows)
-        return _admit(conn, job_id, batch.discovered, now)
+    release_rows: list[Row] = [(rid, job_id, owner) for rid in batch.released]
+
+    def write(
+        results: list[Row], bodies: list[Row], retries: list[Row], discovered: list[Row]
+    ) -> int:
+        with write_transaction(conn):
+            if results:
+                # Results first: the INSERT reads the request row, and a row finished here
+                # ignores any retry or release for it later in the same batch.
+                conn.executemany(_INSERT_RESULT, results)
+                conn.executemany(_FINISH, finish_rows)
+            if bodies:
+                conn.executemany(_INSERT_BODY, bodies)
+            if retries:
+                conn.executemany(_RETRY, retries)
+            if release_rows:
+                conn.executemany(_RELEASE, release_rows)
+            return _admit(conn, discovered)
+
+    discovered_rows = _request_rows(job_id, batch.discovered, now)
+    return _text_safe(write, result_rows, body_rows, retry_rows, discovered_rows)
 
 
 def renew_leases(conn: sqlite3.Connection, job_id: int, owner: str, now: float, ttl: float) -> int:
@@ -417,117 +419,3 @@ def list_workers(conn: sqlite3.Connection, job_id: int) -> list[WorkerInfo]:
         WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
         for o, p, h, s, b in rows
     ]
-
-
-# -- results ----------------------------------------------------------------
-
-_RESULT_COLUMNS = """
-    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
-    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
-    r.depth, r.parent_url, r.method, r.fields
-"""
-_READ_RESULTS = f"""
-SELECT {_RESULT_COLUMNS}, NULL FROM results r
-WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
-"""
-_READ_RESULTS_WITH_BODIES = f"""
-SELECT {_RESULT_COLUMNS}, b.data FROM results r LEFT JOIN bodies b ON b.hash = r.body_hash
-WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
-"""
-
-
-def read_results(
-    conn: sqlite3.Connection, job_id: int, after: int, limit: int, with_bodies: bool
-) -> list[FetchResult]:
-    """Up to ``limit`` results with request_id > ``after``, in request_id order."""
-    sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
-    dec, headers = _decode_json, _decode_headers
-    return [
-        FetchResult(
-            request_id=row[0],
-            url=row[1],
-            final_url=row[2],
-            redirects=() if row[3] is None else tuple(dec(row[3])),
-            status=row[4],
-            error_kind=row[5],
-            error=row[6],
-            headers=headers(row[7]),
-            content_type=row[8],
-            bytes=row[9],
-            body_hash=row[10],
-            body=None if row[19] is None else _decompress(row[19]),
-            attempts=row[11],
-            ttfb_ms=row[12],
-            elapsed_ms=row[13],
-            fetched_at=row[14],
-            depth=row[15],
-            parent_url=row[16],
-            method=row[17],
-            fields=None if row[18] is None else dec(row[18]),
-        )
-        for row in conn.execute(sql, (job_id, after, limit))
-    ]
-
-
-def get_body(conn: sqlite3.Connection, body_hash: str) -> bytes | None:
-    row = conn.execute("SELECT data FROM bodies WHERE hash = ?", (body_hash,)).fetchone()
-    return None if row is None else _decompress(row[0])
-
-
-_SUMMARY = """
-SELECT r.status / 100, r.error_kind, count(*), sum(r.bytes), min(r.fetched_at),
-    max(r.fetched_at), count(r.elapsed_ms)
-FROM results r WHERE r.job_id = ? GROUP BY 1, 2
-"""
-# The k-th smallest elapsed time, k counted from 0: a bounded sort, not a full load.
-_NTH_ELAPSED = """
-SELECT elapsed_ms FROM results
-WHERE job_id = ? AND status IS NOT NULL AND elapsed_ms IS NOT NULL
-ORDER BY elapsed_ms LIMIT 1 OFFSET ?
-"""
-
-
-def _percentile(conn: sqlite3.Connection, job_id: int, n: int, percent: int) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least ``percent``% at or below it."""
-    if n == 0:
-        return None
-    rank = -(-percent * n // 100)  # ceil without floats
-    row = conn.execute(_NTH_ELAPSED, (job_id, max(rank, 1) - 1)).fetchone()
-    return None if row is None else float(row[0])
-
-
-def summary(conn: sqlite3.Connection, job_id: int) -> JobSummary:
-    by_status_class: dict[str, int] = {}
-    by_error_kind: dict[str, int] = {}
-    total_bytes = 0
-    first: float | None = None
-    last: float | None = None
-    timed = 0
-    begin_read(conn)
-    try:
-        job_counts = counts(conn, job_id)
-        for status_class, kind, n, size, lo, hi, n_elapsed in conn.execute(_SUMMARY, (job_id,)):
-            if status_class is not None:
-                key = f"{status_class}xx"
-                by_status_class[key] = by_status_class.get(key, 0) + n
-                timed += n_elapsed
-            if kind is not None:
-                by_error_kind[kind] = by_error_kind.get(kind, 0) + n
-            total_bytes += size or 0
-            first = lo if first is None or lo < first else first
-            last = hi if last is None or hi > last else last
-        p50 = _percentile(conn, job_id, timed, 50)
-        p95 = _percentile(conn, job_id, timed, 95)
-    finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-    return JobSummary(
-        counts=job_counts,
-        by_status_class=dict(sorted(by_status_class.items())),
-        by_error_kind=dict(sorted(by_error_kind.items())),
-        bytes=total_bytes,
-        p50_ms=p50,
-        p95_ms=p95,
-        first_fetched_at=first,
-        last_fetched_at=last,
-    )

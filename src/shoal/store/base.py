@@ -65,7 +65,11 @@ class Store(Protocol):
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
         """In ONE transaction: record results (rows become done or failed, never a second result
         for a row), move retries to retry-wait, admit discovered requests, release rows.
-        Returns how many discovered requests were new."""
+        Returns how many discovered requests were new.
+
+        A result is accepted for any row not yet done or failed, whoever holds it: the first
+        result wins. A retry or a release applies only to a row still leased by ``owner``;
+        once its lease expired and another owner took the row, it is ignored."""
         ...
 
     async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:

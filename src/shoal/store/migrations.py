@@ -11,13 +11,14 @@ Schema (version 1)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON)
-    requests          the frontier: one row per admitted request
-                        UNIQUE (job_id, fingerprint)       admission dedupe
-                        (job_id, depth, id, next_at, state)  partial, rows waiting (pending,
-                                                           retry-wait): lease order, due filter,
-                                                           next_due, all from the index alone
-                        (job_id, lease_expires)            partial, leased rows: expiry
-                                                           reclaim, renew, release
+    requests          the frontier: one row per admitted request, indexed by
+                        UNIQUE (job_id, fingerprint)           admission dedupe
+                        (job_id, depth, id, next_at, state)    partial, waiting rows (pending,
+                                                               retry-wait): lease order, due
+                                                               filter and next_due from the
+                                                               index alone
+                        (job_id, lease_expires)                partial, leased rows: expiry
+                                                               reclaim, renew, release
     job_state_counts  (job_id, state) → n, kept exact by triggers on requests, so that
                       counts() is O(1) however large the frontier grows
     results           request_id INTEGER PRIMARY KEY (so a row never gets two results),

@@ -1,0 +1,379 @@
+"""What only the SQLite backend has: a file, its schema, its locks, other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import shoal.store
+from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
+from shoal.core.model import Completion, JobCounts
+from shoal.store import SQLiteStore, Store, open_store
+from shoal.store.migrations import APPLICATION_ID, LATEST_VERSION
+
+from .storekit import T0, all_results, lease_all, new_requests, ok
+
+CHILD = str(Path(__file__).with_name("_store_child.py"))
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+@pytest.fixture
+def made_store(tmp_path: Path) -> Iterator[Path]:
+    """A path holding a store that was created, used a little and closed."""
+    path = tmp_path / "made.db"
+
+    async def make() -> None:
+        async with SQLiteStore(path) as store:
+            job = await store.ensure_job("j", mode="fetch", config={"k": "v"})
+            await store.add_requests(job.id, new_requests(3), now=T0)
+
+    asyncio.run(make())
+    yield path
+
+
+# -- opening ------------------------------------------------------------------
+
+
+async def _open_error(path: Path | str) -> StoreError:
+    store = SQLiteStore(path)
+    with pytest.raises(StoreError) as caught:
+        await store.open()
+    await store.close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message
+    return caught.value
+
+
+async def test_missing_directory_is_unavailable(tmp_path: Path) -> None:
+    error = await _open_error(tmp_path / "nope" / "store.db")
+    assert isinstance(error, StoreUnavailable)
+    assert "does not exist" in str(error)
+
+
+async def test_parent_that_is_a_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").touch()
+    error = await _open_error(tmp_path / "file" / "store.db")
+    assert isinstance(error, StoreUnavailable)
+
+
+async def test_a_directory_is_unavailable(tmp_path: Path) -> None:
+    error = await _open_error(tmp_path)
+    assert isinstance(error, StoreUnavailable)
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or not hasattr(__import__("os"), "geteuid"), reason="POSIX permissions"
+)
+async def test_unwritable_directory_is_unavailable(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    locked = tmp_path / "ro"
+    locked.mkdir(mode=0o500)
+    try:
+        error = await _open_error(locked / "store.db")
+        assert isinstance(error, StoreUnavailable)
+        assert "not writable" in str(error)
+    finally:
+        locked.chmod(0o700)
+
+
+async def test_garbage_is_not_a_shoal_store(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    content = b"this is a text file, not a database\n" * 200
+    path.write_bytes(content)
+    error = await _open_error(path)
+    assert isinstance(error, SchemaError)
+    assert "is not a shoal store" in str(error)
+    assert path.read_bytes() == content
+
+
+async def test_foreign_sqlite_database_is_not_a_shoal_store(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    with raw(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.close()
+    before = path.read_bytes()
+    error = await _open_error(path)
+    assert isinstance(error, SchemaError)
+    assert "is not a shoal store" in str(error)
+    assert path.read_bytes() == before  # not even switched to WAL
+
+
+async def test_newer_schema_is_refused(made_store: Path) -> None:
+    conn = raw(made_store)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (LATEST_VERSION + 1,))
+    conn.close()
+    error = await _open_error(made_store)
+    assert isinstance(error, SchemaError)
+    assert (
+        f"written by a newer shoal (schema {LATEST_VERSION + 1}, this shoal knows {LATEST_VERSION})"
+    ) in str(error)
+
+
+async def test_new_file_gets_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    async with SQLiteStore(path):
+        conn = raw(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert int(version[0]) == LATEST_VERSION
+        conn.close()
+
+
+async def test_reopening_keeps_everything(made_store: Path) -> None:
+    async with SQLiteStore(made_store) as store:
+        job = await store.get_job("j")
+        assert job is not None and job.config == {"k": "v"}
+        assert await store.counts(job.id) == JobCounts(pending=3)
+
+
+async def test_a_zero_byte_file_becomes_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    async with SQLiteStore(path) as store:
+        assert await store.list_jobs() == []
+
+
+async def test_open_is_idempotent_and_close_ends_use(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    with pytest.raises(StoreError, match="not open"):
+        await store.counts(1)
+    await asyncio.gather(store.open(), store.open())
+    await store.open()
+    job = await store.ensure_job("j", mode="fetch", config={})
+    await store.close()
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.add_requests(job.id, new_requests(1), now=T0)
+    with pytest.raises(StoreError, match="not open"):
+        await all_results(store, job.id)
+    await store.open()  # a closed store can be opened again
+    assert await store.get_job("j") == job
+    await store.close()
+
+
+# -- errors while running -------------------------------------------------------
+
+
+async def test_a_lock_held_too_long_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    async with SQLiteStore(path, busy_timeout=0.05) as store:
+        job = await store.ensure_job("j", mode="fetch", config={})
+        other = raw(path)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailable, match="locked") as caught:
+                await store.add_requests(job.id, new_requests(2), now=T0)
+            assert not isinstance(caught.value, sqlite3.Error)
+            assert str(path) in str(caught.value)
+            # Readers are not blocked by a writer.
+            assert await store.counts(job.id) == JobCounts()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await store.add_requests(job.id, new_requests(2), now=T0) == 2
+
+
+async def test_unserializable_job_config_is_a_config_error(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        with pytest.raises(ConfigError, match="JSON"):
+            await store.ensure_job("j", mode="fetch", config={"when": object()})
+
+
+# -- storage details ------------------------------------------------------------
+
+
+async def test_identical_bodies_are_stored_once_compressed(tmp_path: Path) -> None:
+    path = tmp_path / "bodies.db"
+    body = b"<p>same page</p>" * 1000
+    async with SQLiteStore(path) as store:
+        job = await store.ensure_job("j", mode="fetch", config={})
+        await store.add_requests(job.id, new_requests(3), now=T0)
+        leased = await lease_all(store, job.id)
+        results = [ok(r, body=body, body_hash="same") for r in leased[:2]]
+        await store.complete(job.id, "w1", Completion(results=results), now=T0)
+        again = [ok(leased[2], body=body, body_hash="same")]
+        await store.complete(job.id, "w1", Completion(results=again), now=T0)
+        assert [r.body for r in await all_results(store, job.id, with_bodies=True)] == [body] * 3
+    conn = raw(path)
+    rows = conn.execute("SELECT hash, length(data) FROM bodies").fetchall()
+    conn.close()
+    assert len(rows) == 1
+    assert rows[0][0] == "same" and rows[0][1] < len(body) // 10
+
+
+async def test_iter_results_leaves_no_thread_behind(store_path: Path) -> None:
+    async with SQLiteStore(store_path) as store:
+        job = await store.ensure_job("j", mode="fetch", config={})
+        await store.add_requests(job.id, new_requests(3), now=T0)
+        leased = await lease_all(store, job.id)
+        await store.complete(job.id, "w1", Completion(results=[ok(r) for r in leased]), now=T0)
+        results = store.iter_results(job.id, batch_size=1)
+        await anext(results)
+        assert _snapshot_threads() == 1
+        await results.aclose()  # type: ignore[attr-defined]
+    for _ in range(200):
+        if _snapshot_threads() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert _snapshot_threads() == 0
+
+
+def _snapshot_threads() -> int:
+    return sum(t.name.startswith("shoal-sqlite-snapshot") for t in threading.enumerate())
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+async def test_a_big_write_does_not_block_the_event_loop(store_path: Path) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    async with SQLiteStore(store_path) as store:
+        job = await store.ensure_job("j", mode="fetch", config={})
+        ticker = asyncio.create_task(tick())
+        try:
+            await store.add_requests(job.id, new_requests(40_000), now=T0)
+        finally:
+            ticker.cancel()
+    assert ticks >= 3
+
+
+# -- several processes on one file ----------------------------------------------
+
+
+async def test_processes_sharing_a_file_never_lease_a_row_twice(store_path: Path) -> None:
+    rows = 3000
+    async with SQLiteStore(store_path) as store:
+        job = await store.ensure_job("shared", mode="fetch", config={})
+        await store.add_requests(job.id, new_requests(rows), now=T0)
+    children = []
+    try:
+        async with asyncio.timeout(60):
+            for owner in ("p1", "p2", "p3"):
+                children.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        CHILD,
+                        "lease",
+                        str(store_path),
+                        owner,
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                    )
+                )
+            for child in children:
+                assert child.stdout is not None
+                assert (await child.stdout.readline()).strip() == b"ready"
+            outputs = await asyncio.gather(*(child.communicate(b"go\n") for child in children))
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+    assert [child.returncode for child in children] == [0, 0, 0]
+    leased = [json.loads(out) for out, _ in outputs]
+    every = [rid for ids in leased for rid in ids]
+    assert len(every) == len(set(every)) == rows
+    assert all(ids for ids in leased), "each process should have won some rows"
+    async with SQLiteStore(store_path) as store:
+        assert await store.counts(job.id) == JobCounts(done=rows)
+        assert len(await all_results(store, job.id)) == rows
+
+
+async def test_kill_9_loses_no_committed_transaction(store_path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, CHILD, "commit", str(store_path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        async with asyncio.timeout(30):
+            assert (await child.stdout.readline()).strip() == b"committed"
+    finally:
+        child.kill()  # SIGKILL: no cleanup, the -wal file is left as it is
+        await child.wait()
+    async with SQLiteStore(store_path) as store:
+        job = await store.get_job("killed")
+        assert job is not None
+        assert await store.counts(job.id) == JobCounts(pending=400, leased=100, done=500)
+        assert len(await all_results(store, job.id)) == 500
+
+
+# -- the package's face -----------------------------------------------------------
+
+
+def test_public_names() -> None:
+    assert shoal.store.__all__ == sorted(shoal.store.__all__)
+    assert shoal.store.__all__ == ["SQLiteStore", "Store", "open_store"]
+
+
+def test_sqlite_store_matches_the_protocol() -> None:
+    members = [name for name in vars(Store) if not name.startswith("_") and name != "location"]
+    assert "iter_results" in members
+    for name in members:
+        expected = inspect.signature(getattr(Store, name))
+        actual = inspect.signature(getattr(SQLiteStore, name))
+        assert list(actual.parameters) == list(expected.parameters), name
+        for param in expected.parameters.values():
+            assert actual.parameters[param.name].kind == param.kind, (name, param.name)
+            assert actual.parameters[param.name].default == param.default, (name, param.name)
+    assert isinstance(SQLiteStore.location, property)
+
+
+@pytest.mark.parametrize(
+    ("location", "path"),
+    [
+        ("crawl.db", "crawl.db"),
+        ("runs/crawl.db", "runs/crawl.db"),
+        ("/var/tmp/crawl.db", "/var/tmp/crawl.db"),
+        ("sqlite:///crawl.db", "crawl.db"),
+        ("sqlite:////var/tmp/crawl.db", "/var/tmp/crawl.db"),
+    ],
+)
+def test_open_store_sqlite_forms(location: str, path: str) -> None:
+    store = open_store(location)
+    assert isinstance(store, SQLiteStore)
+    assert store.location == path
+
+
+def test_open_store_expands_the_home_directory() -> None:
+    assert not open_store("~/crawl.db").location.startswith("~")
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("postgresql://u@db/shoal", "PostgreSQL store not available yet"),
+        ("postgres://u@db/shoal", "PostgreSQL store not available yet"),
+        ("mysql://u@db/shoal", "sqlite:///path"),
+        ("sqlite://", "sqlite:///path"),
+        ("", "sqlite:///path"),
+    ],
+)
+def test_open_store_refuses_other_forms(location: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        open_store(location)
