@@ -17,8 +17,8 @@ from rich.console import Console
 from shoal.cli.jobrun import (
     EXIT_INTERNAL,
     EXIT_USAGE,
+    AdmitContext,
     CliFailure,
-    Interrupts,
     JobRequest,
     admit_lines,
     config_to_dict,
@@ -41,7 +41,28 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     return value
 
 
+class _LazyGroup(click.Group):
+    """Commands that need heavy imports (the test site, the demo) load on first use."""
+
+    lazy = {"testweb": "shoal.testweb.cli:testweb", "demo": "shoal.cli.demo:demo"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
 @click.group(
+    cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES,
 )
@@ -152,11 +173,9 @@ def fetch(input_path: str | None, **params: Any) -> None:
     except OSError as exc:
         raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
 
-    async def admit(store: Store, info: JobInfo, interrupts: Interrupts) -> Any:
+    async def admit(store: Store, info: JobInfo, context: AdmitContext) -> Any:
         with stream:
-            return await admit_lines(
-                store, info, stream, strict=strict, interrupts=interrupts, now=time.time
-            )
+            return await admit_lines(store, info, stream, context, strict=strict, now=time.time)
 
     request = JobRequest(
         store=params["store"],
@@ -284,20 +303,6 @@ async def _stats(location: str, job_name: str | None) -> int:
         return 0
     finally:
         await store.close()
-
-
-def _attach_optional_commands() -> None:
-    try:
-        from shoal.testweb.cli import testweb
-    except ImportError:  # pragma: no cover - testweb ships with shoal
-        return
-    cli.add_command(testweb, "testweb")
-    from shoal.cli.demo import demo
-
-    cli.add_command(demo, "demo")
-
-
-_attach_optional_commands()
 
 
 def main() -> None:

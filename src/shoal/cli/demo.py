@@ -21,8 +21,8 @@ import click
 from rich.console import Console
 
 from shoal.cli.jobrun import (
+    AdmitContext,
     AdmitReport,
-    Interrupts,
     JobRequest,
     config_to_dict,
     run_job,
@@ -119,7 +119,7 @@ def demo(hosts: int, pages: int, store: str, output: str) -> None:
         )
         urls = demo_urls(base_urls, pages)
 
-        async def admit(store_: Store, job: JobInfo, _interrupts: Interrupts) -> Any:
+        async def admit(store_: Store, job: JobInfo, context: AdmitContext) -> Any:
             import time
 
             report = AdmitReport()
@@ -134,6 +134,7 @@ def demo(hosts: int, pages: int, store: str, output: str) -> None:
                     requests.append(parsed)
             report.valid = len(requests)
             report.admitted = await store_.add_requests(job.id, requests, now=time.time())
+            context.on_admitted(report.admitted)
             return report
 
         request = JobRequest(

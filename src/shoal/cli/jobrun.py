@@ -67,7 +67,7 @@ class AdmitReport:
     errors: list[InputError] = field(default_factory=list)
 
 
-Admit = Callable[[Store, JobInfo, "Interrupts"], Awaitable[AdmitReport]]
+Admit = Callable[[Store, JobInfo, "AdmitContext"], Awaitable[AdmitReport]]
 
 
 @dataclass
@@ -175,20 +175,31 @@ class _LineReader:
         return parsed or None
 
 
+@dataclass(frozen=True)
+class AdmitContext:
+    """How an admission reports progress and learns it should stop early."""
+
+    on_admitted: Callable[[int], None]
+    should_stop: Callable[[], bool]
+
+
 async def admit_lines(
     store: Store,
     job: JobInfo,
     stream: BinaryIO,
+    context: AdmitContext,
     *,
     strict: bool,
-    interrupts: Interrupts,
     now: Callable[[], float],
 ) -> AdmitReport:
-    """Parse every line and admit valid requests in batches; report invalid lines."""
+    """Parse every line and admit valid requests in batches; report invalid lines.
+
+    With ``strict`` nothing is admitted unless every line is valid.
+    """
     report = AdmitReport()
     reader = _LineReader(stream)
-    held: list[NewRequest] = []  # with --strict nothing is admitted until every line is valid
-    while True:
+    held: list[NewRequest] = []
+    while not context.should_stop():
         batch = await asyncio.to_thread(reader.next_batch)
         if batch is None:
             break
@@ -204,15 +215,15 @@ async def admit_lines(
         if strict:
             held.extend(requests)
         elif requests:
-            report.admitted += await store.add_requests(job.id, requests, now=now())
-        if interrupts.count:
-            raise CliFailure("interrupted while reading input", EXIT_INTERRUPTED)
+            added = await store.add_requests(job.id, requests, now=now())
+            report.admitted += added
+            context.on_admitted(added)
     if strict and report.invalid:
         return report
     for start in range(0, len(held), ADMIT_BATCH):
-        report.admitted += await store.add_requests(
-            job.id, held[start : start + ADMIT_BATCH], now=now()
-        )
+        added = await store.add_requests(job.id, held[start : start + ADMIT_BATCH], now=now())
+        report.admitted += added
+        context.on_admitted(added)
     return report
 
 
@@ -283,21 +294,28 @@ async def _run_job(
             f"choose another --job name",
             EXIT_USAGE,
         )
-    report = await request.admit(store, job, interrupts)
-    _report_input(report, request.source)
-    if report.invalid and _strict(request):
-        raise CliFailure(
-            f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
-            EXIT_INPUT,
-        )
     counts = await store.counts(job.id)
     if existing is not None and not request.quiet:
         console.print(
             f"resuming job [bold]{job.name}[/]: {counts.finished:,} of {counts.total:,} "
             "already finished"
         )
-    if counts.total == 0:
-        raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)
+    admission: Callable[[Crawler], Awaitable[object]] | None = None
+    if _strict(request):
+        # Every line must be valid before anything is admitted or fetched.
+        context = AdmitContext(lambda _n: None, lambda: interrupts.count > 0)
+        report = await request.admit(store, job, context)
+        _report_input(report, request.source, console)
+        if report.invalid:
+            raise CliFailure(
+                f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
+                EXIT_INPUT,
+            )
+    else:
+
+        async def admission(crawler: Crawler) -> None:
+            context = AdmitContext(crawler.note_admitted, lambda: crawler.stopping)
+            _report_input(await request.admit(store, job, context), request.source, console)
 
     writer: _ThreadedWriter | None = None
     if request.output:
@@ -319,11 +337,15 @@ async def _run_job(
     progress = Progress(crawler.snapshot, label=request.label, console=console, quiet=request.quiet)
     progress_task = asyncio.create_task(progress.run())
     try:
-        outcome = await crawler.run()
+        outcome = await crawler.run(admission)
     except BaseException as exc:
         found = first_shoal_error(exc)
         if isinstance(found, StoreError):
             raise CliFailure(f"store error: {found}", EXIT_STORE) from None
+        if isinstance(exc, BaseExceptionGroup):
+            failure = exc.subgroup(CliFailure)
+            if failure is not None:
+                raise failure.exceptions[0] from None
         raise
     finally:
         progress_task.cancel()
@@ -332,15 +354,18 @@ async def _run_job(
         if writer is not None:
             await writer.close()
 
-    summary = await store.summary(job.id)
+    counts = await store.counts(job.id)
+    if counts.total == 0 and outcome.completed:
+        raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)
     if not request.quiet:
+        summary = await store.summary(job.id)
         console.print(render_summary(summary, job=job.name, this_run=outcome.stats))
         if request.output:
             console.print(f"results written to {request.output}")
     if outcome.completed:
         return EXIT_OK
     console.print(
-        f"[yellow]interrupted:[/] {summary.counts.finished:,} of {summary.counts.total:,} "
+        f"[yellow]interrupted:[/] {counts.finished:,} of {counts.total:,} "
         "finished; run the same command again to resume"
     )
     return EXIT_INTERRUPTED
@@ -350,12 +375,22 @@ def _strict(request: JobRequest) -> bool:
     return bool(request.config_record.get("strict"))
 
 
-def _report_input(report: AdmitReport, source: str) -> None:
+def _report_input(report: AdmitReport, source: str, console: Console) -> None:
+    """Invalid lines, one grep-style line each (the first few), then the count."""
     if not report.invalid:
         return
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     for error in report.errors:
-        err.print(f"shoal: {source}:{error.line_no}: {error.reason}", markup=False)
+        console.print(
+            f"shoal: {source}:{error.line_no}: {error.reason}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     more = report.invalid - len(report.errors)
     tail = f" (first {len(report.errors)} shown)" if more > 0 else ""
-    err.print(f"shoal: {report.invalid:,} invalid input line(s) skipped{tail}", markup=False)
+    console.print(
+        f"shoal: {report.invalid:,} invalid input line(s) skipped{tail}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -23,7 +23,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,7 +39,7 @@ from shoal.engine.resources import pid_alive, raise_nofile_limit
 from shoal.engine.stats import LiveStats, StatsSnapshot
 from shoal.store.base import Store
 
-__all__ = ["Crawler", "Processor", "ResultListener", "RunOutcome"]
+__all__ = ["Admission", "Crawler", "Processor", "ResultListener", "RunOutcome"]
 
 log = logging.getLogger("shoal.engine.crawler")
 
@@ -51,6 +51,7 @@ class Processor(Protocol):
 
 
 ResultListener = Callable[[Sequence[FetchResult]], None]
+Admission = Callable[["Crawler"], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class Crawler:
         self._max_buffer = max(20 * batch_size, 4 * concurrency)
         self._buffer = Completion()
         self._stopping = False
+        self._admitting = False
         self._done_feeding = False
         self._flush_wanted = asyncio.Event()
         self._flushed = asyncio.Event()
@@ -113,12 +115,24 @@ class Crawler:
     def stopping(self) -> bool:
         return self._stopping
 
+    def note_admitted(self, count: int) -> None:
+        """An admission running beside ``run()`` added ``count`` new rows: lease them."""
+        self.stats.total += count
+        if count and self._dispatch is not None:
+            self._dispatch.low.set()
+
     def snapshot(self) -> StatsSnapshot:
         if self._dispatch is not None:
             self.stats.queued = self._dispatch.queued
         return self.stats.snapshot(time.monotonic())
 
-    async def run(self) -> RunOutcome:
+    async def run(self, admission: Admission | None = None) -> RunOutcome:
+        """Fetch until the job has no open rows (or ``stop()``).
+
+        ``admission``, if given, runs beside the workers and adds rows (calling
+        ``note_admitted``) so fetching starts before a long input is fully read;
+        the job is not complete until it returns.
+        """
         config = self.config
         raise_nofile_limit(config.limits.concurrency + 512)
         store, job = self.store, self.job
@@ -146,6 +160,9 @@ class Crawler:
                     ]
                     flusher = tg.create_task(self._flusher(), name="shoal-flusher")
                     heartbeat = tg.create_task(self._heartbeat(), name="shoal-heartbeat")
+                    if admission is not None:
+                        self._admitting = True
+                        tg.create_task(self._admit(admission), name="shoal-admission")
                     completed = await self._supervise(workers, flusher)
                     heartbeat.cancel()
         finally:
@@ -180,6 +197,14 @@ class Crawler:
             await flusher
         return completed
 
+    async def _admit(self, admission: Admission) -> None:
+        try:
+            await admission(self)
+        finally:
+            self._admitting = False
+            if self._dispatch is not None:
+                self._dispatch.low.set()
+
     async def _feed(self) -> bool:
         """Keep the dispatcher stocked; return True once the job has no open rows."""
         dispatch = self._dispatch
@@ -197,7 +222,7 @@ class Crawler:
                     dispatch.add(requests)
                     continue
                 if dispatch.queued == 0 and dispatch.in_flight == 0:
-                    if len(self._buffer):
+                    if len(self._buffer) or self._admitting:
                         self._flush_wanted.set()
                         await self._wait(wake, 1.0)
                         continue

@@ -30,6 +30,7 @@ from shoal.core.model import (
     Request,
     WorkerInfo,
 )
+from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import (
     compress,
     decode_headers,
@@ -168,13 +169,23 @@ def _text_safe(write: Callable[..., T], *tables: list[Row]) -> T:
 
 
 def add_requests(
-    conn: sqlite3.Connection, job_id: int, requests: Sequence[NewRequest], now: float
+    conn: sqlite3.Connection,
+    admitted: AdmittedFingerprints,
+    job_id: int,
+    requests: Sequence[NewRequest],
+    now: float,
 ) -> int:
+    requests = admitted.unknown(job_id, requests)
+    if not requests:
+        return 0
+
     def write(rows: list[Row]) -> int:
         with write_transaction(conn):
             return _admit(conn, rows)
 
-    return _text_safe(write, _request_rows(job_id, requests, now)) if requests else 0
+    new = _text_safe(write, _request_rows(job_id, requests, now))
+    admitted.remember(job_id, requests)
+    return new
 
 
 # Due rows in lease order: waiting rows (pending or retry-wait) that are due, merged with
@@ -287,7 +298,12 @@ def _new_bodies(conn: sqlite3.Connection, results: list[FetchResult]) -> list[tu
 
 
 def complete(
-    conn: sqlite3.Connection, job_id: int, owner: str, batch: Completion, now: float
+    conn: sqlite3.Connection,
+    admitted: AdmittedFingerprints,
+    job_id: int,
+    owner: str,
+    batch: Completion,
+    now: float,
 ) -> int:
     enc, enc_fields = encode_json, encode_fields
     done, failed = int(State.DONE), int(State.FAILED)
@@ -346,8 +362,11 @@ def complete(
                 conn.executemany(_RELEASE, release_rows)
             return _admit(conn, discovered)
 
-    discovered_rows = _request_rows(job_id, batch.discovered, now)
-    return _text_safe(write, result_rows, body_rows, retry_rows, discovered_rows)
+    discovered = admitted.unknown(job_id, batch.discovered)
+    discovered_rows = _request_rows(job_id, discovered, now)
+    new = _text_safe(write, result_rows, body_rows, retry_rows, discovered_rows)
+    admitted.remember(job_id, discovered)
+    return new
 
 
 def renew_leases(conn: sqlite3.Connection, job_id: int, owner: str, now: float, ttl: float) -> int:

@@ -47,6 +47,7 @@ from shoal.core.model import (
 from shoal.store import _sqlite_ops as ops
 from shoal.store import _sqlite_results as result_ops
 from shoal.store import migrations
+from shoal.store._admitted import AdmittedFingerprints
 
 __all__ = ["SQLiteStore"]
 
@@ -214,6 +215,8 @@ class SQLiteStore:
         self._writer: _ConnectionThread | None = None
         self._reader: _ConnectionThread | None = None
         self._open_lock = asyncio.Lock()
+        # Used only inside the writer thread.
+        self._admitted = AdmittedFingerprints()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -318,7 +321,14 @@ class SQLiteStore:
         if not requests:
             return 0
         return await self._write(
-            "add_requests", partial(ops.add_requests, job_id=job_id, requests=requests, now=now)
+            "add_requests",
+            partial(
+                ops.add_requests,
+                admitted=self._admitted,
+                job_id=job_id,
+                requests=requests,
+                now=now,
+            ),
         )
 
     async def lease(
@@ -335,7 +345,15 @@ class SQLiteStore:
         if not len(batch):
             return 0
         return await self._write(
-            "complete", partial(ops.complete, job_id=job_id, owner=owner, batch=batch, now=now)
+            "complete",
+            partial(
+                ops.complete,
+                admitted=self._admitted,
+                job_id=job_id,
+                owner=owner,
+                batch=batch,
+                now=now,
+            ),
         )
 
     async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:
