@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -74,13 +75,10 @@ async def test_a_directory_is_unavailable(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    sys.platform == "win32" or not hasattr(__import__("os"), "geteuid"), reason="POSIX permissions"
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="needs POSIX permissions and a user they apply to (not root)",
 )
 async def test_unwritable_directory_is_unavailable(tmp_path: Path) -> None:
-    import os
-
-    if os.geteuid() == 0:
-        pytest.skip("root writes anywhere")
     locked = tmp_path / "ro"
     locked.mkdir(mode=0o500)
     try:
@@ -89,6 +87,13 @@ async def test_unwritable_directory_is_unavailable(tmp_path: Path) -> None:
         assert "not writable" in str(error)
     finally:
         locked.chmod(0o700)
+
+
+async def test_a_file_sqlite_cannot_create_is_unavailable(tmp_path: Path) -> None:
+    dangling = tmp_path / "store.db"
+    dangling.symlink_to(tmp_path / "missing" / "target.db")
+    error = await _open_error(dangling)
+    assert isinstance(error, StoreUnavailable)
 
 
 async def test_garbage_is_not_a_shoal_store(tmp_path: Path) -> None:

@@ -93,7 +93,10 @@ def _store_error(what: str, path: str, exc: sqlite3.Error, busy_timeout: float) 
         reason = f"the database stayed locked by another connection for over {busy_timeout:g}s"
     else:
         reason = _REASONS.get(base_name) or str(exc) or name or type(exc).__name__
-    message = f"{what} failed on {path}: {reason}"
+    if what == "open":
+        message = f"cannot open store {path}: {reason}"
+    else:
+        message = f"{what} failed on {path}: {reason}"
     if base_name in _TRANSIENT:
         return StoreUnavailable(message)
     return StoreError(message)
@@ -202,6 +205,11 @@ class SQLiteStore:
 
     ``busy_timeout`` is how many seconds a write waits for another process holding the
     file's write lock before failing with ``StoreUnavailable``.
+
+    Each call is one transaction in the writer thread (writes, ``lease``) or a read on
+    the reader thread (``counts``, ``next_due``, ``summary``, ...), so a progress poll
+    never queues behind a large ``complete``. Opening checks the file before touching
+    it: a foreign or newer file raises ``SchemaError`` and is left as it was.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
@@ -230,6 +238,7 @@ class SQLiteStore:
         async with self._open_lock:
             if self._writer is not None:
                 return
+            self._admitted = AdmittedFingerprints()  # the file may have been replaced
             writer = _ConnectionThread("shoal-sqlite-writer")
             await writer.start(partial(_open_writer, self._path, self._busy_timeout))
             reader = _ConnectionThread("shoal-sqlite-reader")
