@@ -27,7 +27,13 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from shoal.core.errors import InputError
-from shoal.core.urls import canonicalize, fingerprint, host_of
+from shoal.core.urls import (
+    canonical_fingerprint,
+    canonical_host,
+    canonicalize,
+    fingerprint,
+    host_of,
+)
 
 # --- tables ---------------------------------------------------------------
 
@@ -422,3 +428,27 @@ def test_whatwg_vector(url: str, base: str | None, expected: str) -> None:
 def test_whatwg_failure_vector(url: str, base: str | None) -> None:
     with pytest.raises(InputError):
         canonicalize(url, base=base)
+
+
+@given(urls())
+def test_shortcuts_for_canonical_urls_agree_with_the_parser(url: str) -> None:
+    """``canonical_host`` and ``canonical_fingerprint`` skip re-parsing; they must not differ."""
+    canonical = _canonical_or_none(url)
+    if canonical is None:
+        return
+    assert canonical_host(canonical) == host_of(url)
+    assert canonical_fingerprint(canonical) == fingerprint(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8080/x", "http://127.0.0.1:8080/x"),
+        ("http://127.0.0.01/", "http://127.0.0.1/"),
+        ("http://0x7f.1/", "http://127.0.0.1/"),
+        ("http://256.1.1.1/", None),
+        ("http://1.2.3/", "http://1.2.0.3/"),
+    ],
+)
+def test_numeric_hosts(url: str, expected: str | None) -> None:
+    assert _canonical_or_none(url) == expected

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 
 from shoal.core.errors import InputError
 from shoal.core.model import Header, NewRequest
-from shoal.core.urls import ParamFilter, canonicalize, fingerprint, host_of
+from shoal.core.urls import ParamFilter, canonical_fingerprint, canonical_host, canonicalize
 
 __all__ = ["MAX_LINE_BYTES", "parse_line", "parse_lines"]
 
@@ -112,8 +112,8 @@ def _parse_line(
         raise InputError(str(error), line_no=line_no) from None
     return NewRequest(
         url=canonical,
-        fingerprint=fingerprint(canonical, method=method, body=body),
-        host=host_of(canonical),
+        fingerprint=canonical_fingerprint(canonical, method=method, body=body),
+        host=canonical_host(canonical),
         method=method,
         headers=headers,
         body=body,

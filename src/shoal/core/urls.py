@@ -47,7 +47,14 @@ import xxhash
 
 from shoal.core.errors import InputError
 
-__all__ = ["ParamFilter", "canonicalize", "fingerprint", "host_of"]
+__all__ = [
+    "ParamFilter",
+    "canonical_fingerprint",
+    "canonical_host",
+    "canonicalize",
+    "fingerprint",
+    "host_of",
+]
 
 ParamFilter: TypeAlias = Collection[str] | Callable[[str], bool]
 """Query parameters to drop: names (``"gclid"``), globs (``"utm_*"``) or a predicate."""
@@ -72,6 +79,11 @@ _FAST = re.compile(
     r"(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@/?]+))?"
 )
 
+# A dotted-quad IPv4 address already in canonical form (no leading zeros, each ≤ 255).
+_CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PRINTABLE = "".join(chr(i) for i in range(0x21, 0x7F))
 _PCT = tuple(f"%{i:02X}" for i in range(256))
@@ -178,10 +190,17 @@ def fingerprint(url: str, *, method: str = "GET", body: bytes | None = None) -> 
     URLs with the same canonical form have the same fingerprint for the same
     method and body; an empty body counts as no body.
     """
+    return canonical_fingerprint(canonicalize(url), method=method, body=body)
+
+
+def canonical_fingerprint(
+    canonical: str, *, method: str = "GET", body: bytes | None = None
+) -> bytes:
+    """``fingerprint`` for a URL that is already canonical (skips canonicalizing again)."""
     hasher = xxhash.xxh3_128()
     hasher.update(method.encode())
     hasher.update(b" ")
-    hasher.update(canonicalize(url).encode())
+    hasher.update(canonical.encode())
     if body:
         hasher.update(b"\n")
         hasher.update(xxhash.xxh3_128_digest(body))
@@ -189,11 +208,23 @@ def fingerprint(url: str, *, method: str = "GET", body: bytes | None = None) -> 
     return digest
 
 
+def canonical_host(canonical: str) -> str:
+    """``host_of`` for a URL that is already canonical: a slice, no parsing."""
+    rest = canonical[canonical.index("://") + 3 :]
+    authority = rest[: rest.find("/")] if "/" in rest else rest
+    authority = authority.rpartition("@")[2]
+    if authority.startswith("["):
+        return authority[: authority.index("]") + 1]
+    return authority.partition(":")[0]
+
+
 def _fast_ok(match: re.Match[str]) -> bool:
     """Whether a fast-pattern match needs none of the slow path's work."""
     host = match.group(2)
-    if host[host.rfind(".") + 1].isdigit() or "xn--" in host:
-        return False  # maybe an IPv4 address, or a punycode label to validate
+    if host[host.rfind(".") + 1].isdigit() and _CANONICAL_IPV4.fullmatch(host) is None:
+        return False  # a numeric host that is not plain dotted-quad: let the parser decide
+    if "xn--" in host:
+        return False  # a punycode label to validate
     port = match.group(3)
     if port is not None:
         number = int(port)
