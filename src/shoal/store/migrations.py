@@ -88,33 +88,6 @@ _V1 = (
     """,
     "CREATE INDEX requests_leased ON requests (job_id, lease_expires) WHERE state = 1",
     """
-    CREATE TABLE job_state_counts (
-        job_id INTEGER NOT NULL,
-        state  INTEGER NOT NULL,
-        n      INTEGER NOT NULL,
-        PRIMARY KEY (job_id, state)
-    ) WITHOUT ROWID
-    """,
-    """
-    CREATE TRIGGER requests_count_insert AFTER INSERT ON requests BEGIN
-        INSERT INTO job_state_counts (job_id, state, n) VALUES (new.job_id, new.state, 1)
-            ON CONFLICT (job_id, state) DO UPDATE SET n = n + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER requests_count_update AFTER UPDATE OF state ON requests
-    WHEN old.state <> new.state BEGIN
-        UPDATE job_state_counts SET n = n - 1 WHERE job_id = old.job_id AND state = old.state;
-        INSERT INTO job_state_counts (job_id, state, n) VALUES (new.job_id, new.state, 1)
-            ON CONFLICT (job_id, state) DO UPDATE SET n = n + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER requests_count_delete AFTER DELETE ON requests BEGIN
-        UPDATE job_state_counts SET n = n - 1 WHERE job_id = old.job_id AND state = old.state;
-    END
-    """,
-    """
     CREATE TABLE results (
         request_id   INTEGER PRIMARY KEY,
         job_id       INTEGER NOT NULL,
