@@ -78,6 +78,34 @@ async def test_lease_takes_shallowest_first_then_admission_order(
     assert await store.counts(job.id) == JobCounts(leased=6)
 
 
+async def test_lease_interleaves_hosts_within_a_depth(store: Store, job: JobInfo) -> None:
+    """A list sorted by host is leased round-robin: the n-th URL of every host first."""
+    sorted_by_host = [
+        new_request(i, host=h) for h in ("a.test", "b.test", "c.test") for i in range(4)
+    ]
+    await store.add_requests(job.id, sorted_by_host, now=T0)
+    first = await store.lease(job.id, "w1", limit=6, now=T0, ttl=60)
+    assert [r.host for r in first] == ["a.test", "b.test", "c.test"] * 2
+    # Later admissions continue each host's sequence rather than jumping the queue.
+    await store.add_requests(job.id, [new_request(9, host="d.test")], now=T0)
+    await store.add_requests(job.id, [new_request(8, host="a.test")], now=T0)
+    rest = await store.lease(job.id, "w1", limit=10, now=T0, ttl=60)
+    assert [r.host for r in rest[:4]] == ["d.test", "a.test", "b.test", "c.test"]
+    assert rest[-1].url == "https://a.test/8"
+    # Discovered links are sequenced the same way.
+    await store.complete(
+        job.id,
+        "w1",
+        Completion(
+            discovered=[new_request(f"x{i}", host="e.test", depth=1) for i in range(3)]
+            + [new_request("y", host="f.test", depth=1)]
+        ),
+        now=T0,
+    )
+    deeper = await store.lease(job.id, "w1", limit=2, now=T0, ttl=60)
+    assert [r.host for r in deeper] == ["e.test", "f.test"]
+
+
 async def test_lease_limit(store: Store, job: JobInfo) -> None:
     await store.add_requests(job.id, new_requests(5), now=T0)
     assert await store.lease(job.id, "w1", limit=0, now=T0, ttl=60) == []

@@ -83,6 +83,7 @@ class Progress:
         self._quiet = quiet
         self._plain_interval = plain_interval
         self._rates = _Rates()
+        self._rates.update(time.monotonic(), 0, 0)  # the first report already has a rate
 
     async def run(self) -> None:
         """Report until cancelled."""

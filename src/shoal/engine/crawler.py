@@ -242,11 +242,14 @@ class Crawler:
         dispatch = self._dispatch
         assert dispatch is not None
         acquire, release, fetch = dispatch.acquire, dispatch.release, self._fetcher.fetch
+        acquire_nowait = dispatch.acquire_nowait
         stats, record = self.stats, self._record
         while True:
-            request = await acquire()
+            request = acquire_nowait()
             if request is None:
-                return
+                request = await acquire()
+                if request is None:
+                    return
             stats.in_flight += 1
             try:
                 attempt = await fetch(request)

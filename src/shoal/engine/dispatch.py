@@ -50,6 +50,15 @@ class Dispatcher:
             self.low.clear()
         self._wake(now)
 
+    def acquire_nowait(self) -> Request | None:
+        """A request that may start now, or None (then ``await acquire()``)."""
+        if self._closed:
+            return None
+        request = self.scheduler.pop(self._loop.time())
+        if request is not None and len(self.scheduler) < self._low_water:
+            self.low.set()
+        return request
+
     async def acquire(self) -> Request | None:
         """The next request to fetch, or None once the dispatcher is closed."""
         if self._closed:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import xxhash
+from yarl import URL
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
@@ -68,20 +69,22 @@ class Fetcher:
         self._max_bytes = config.limits.max_bytes
         self._max_redirects = config.limits.max_redirects
         self._keep_body = config.save_bodies or config.follow_links
-        self._loop = asyncio.get_running_loop()
+        self._follow_redirects = self._max_redirects > 0
+        self._loop_time = asyncio.get_running_loop().time
 
     async def fetch(self, request: Request) -> Attempt:
-        loop_time = self._loop.time
+        loop_time = self._loop_time
         started = loop_time()
         attempts = request.attempts + 1
         ttfb_ms: float | None = None
         try:
+            # Request URLs are canonical (already percent-encoded): yarl need not re-encode.
             async with self._session.request(
                 request.method,
-                request.url,
+                URL(request.url, encoded=True),
                 headers=request.headers or None,
                 data=request.body,
-                allow_redirects=self._max_redirects > 0,
+                allow_redirects=self._follow_redirects,
                 max_redirects=self._max_redirects,
             ) as response:
                 ttfb_ms = (loop_time() - started) * 1000.0
@@ -94,6 +97,11 @@ class Fetcher:
                     body = b""
                     size = declared
                     error_kind, error = ErrorKind.TOO_LARGE, f"Content-Length {declared} > {cap}"
+                elif declared is not None and "Content-Encoding" not in headers:
+                    # The parser stops at Content-Length, so this read is bounded by the cap;
+                    # an encoded body could inflate past it and takes the capped path below.
+                    body = await response.read()
+                    size = len(body)
                 else:
                     body, size = await _read_capped(response.content, cap)
                     if size > cap:
@@ -104,7 +112,7 @@ class Fetcher:
                 result = FetchResult(
                     request_id=request.id,
                     url=request.url,
-                    final_url=str(response.url),
+                    final_url=str(response.url) if history else request.url,
                     redirects=tuple(str(r.url) for r in history) if history else (),
                     status=status,
                     error_kind=error_kind,

@@ -132,9 +132,16 @@ def list_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 
 _ADMIT = (
     "INSERT OR IGNORE INTO requests"
-    " (job_id, fingerprint, url, method, headers, body, host, depth, parent_url, next_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (job_id, fingerprint, url, method, headers, body, host, depth, parent_url, next_at,"
+    " host_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_HOST_ROW = 6  # index of the host in a request row
+_GET_HOST_SEQ = "SELECT host, next_seq FROM hosts WHERE job_id = ? AND host IN ({marks})"
+_PUT_HOST_SEQ = (
+    "INSERT INTO hosts (job_id, host, next_seq) VALUES (?, ?, ?)"
+    " ON CONFLICT (job_id, host) DO UPDATE SET next_seq = excluded.next_seq"
+)
+_SQL_VARIABLES = 500
 
 
 def _request_rows(job_id: int, requests: Sequence[NewRequest], now: float) -> list[Row]:
@@ -156,12 +163,32 @@ def _request_rows(job_id: int, requests: Sequence[NewRequest], now: float) -> li
     ]
 
 
-def _admit(conn: sqlite3.Connection, rows: list[Row]) -> int:
-    """Insert request rows; the caller holds the write transaction. Returns how many were new."""
+def _admit(conn: sqlite3.Connection, job_id: int, rows: list[Row]) -> int:
+    """Insert request rows; the caller holds the write transaction. Returns how many were new.
+
+    Each row gets its host's next sequence number (``host_seq``). Leases go in
+    (depth, host_seq) order, so the n-th URL of every host comes before the
+    (n+1)-th of any: a list sorted by host, or one huge site among small ones,
+    is interleaved across hosts instead of filling the lease window with one
+    host that politeness then lets fetch only a few at a time.
+    """
     if not rows:
         return 0
+    hosts = [row[_HOST_ROW] for row in rows]
+    distinct = list(dict.fromkeys(hosts))
+    next_seq: dict[object, int] = {}
+    for start in range(0, len(distinct), _SQL_VARIABLES):
+        chunk = distinct[start : start + _SQL_VARIABLES]
+        query = _GET_HOST_SEQ.format(marks=",".join("?" * len(chunk)))
+        next_seq.update(conn.execute(query, (job_id, *chunk)).fetchall())
+    sequenced: list[Row] = []
+    for row, host in zip(rows, hosts, strict=True):
+        seq = next_seq.get(host, 0)
+        next_seq[host] = seq + 1
+        sequenced.append((*row, seq))
+    conn.executemany(_PUT_HOST_SEQ, [(job_id, host, next_seq[host]) for host in distinct])
     # rowcount sums sqlite3_changes(), which counts an ignored duplicate as 0.
-    return conn.executemany(_ADMIT, rows).rowcount
+    return conn.executemany(_ADMIT, sequenced).rowcount
 
 
 def _storable(rows: list[Row]) -> list[Row]:
@@ -193,7 +220,7 @@ def add_requests(
 
     def write(rows: list[Row]) -> int:
         with write_transaction(conn):
-            return _admit(conn, rows)
+            return _admit(conn, job_id, rows)
 
     new = _text_safe(write, _request_rows(job_id, requests, now))
     admitted.remember(job_id, requests)
@@ -201,28 +228,28 @@ def add_requests(
 
 
 # Due rows in lease order: waiting rows (pending or retry-wait) that are due, merged with
-# leased rows whose lease expired, by (depth, id). Each arm reads its own partial index;
+# leased rows whose lease expired, by (depth, host_seq, id). Each arm reads its own partial index;
 # INDEXED BY keeps the plan fixed whatever statistics ANALYZE gathers later.
 _LEASE = f"""
 UPDATE requests SET state = {State.LEASED}, lease_owner = :owner, lease_expires = :expires
 WHERE id IN (
     SELECT id FROM (
-        SELECT id, depth FROM (
-            SELECT id, depth FROM requests INDEXED BY requests_waiting
+        SELECT id, depth, host_seq FROM (
+            SELECT id, depth, host_seq FROM requests INDEXED BY requests_waiting
             WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
                 AND next_at <= :now
-            ORDER BY depth, id LIMIT :limit
+            ORDER BY depth, host_seq, id LIMIT :limit
         )
         UNION ALL
-        SELECT id, depth FROM (
-            SELECT id, depth FROM requests INDEXED BY requests_leased
+        SELECT id, depth, host_seq FROM (
+            SELECT id, depth, host_seq FROM requests INDEXED BY requests_leased
             WHERE job_id = :job_id AND state = {State.LEASED} AND lease_expires < :now
-            ORDER BY depth, id LIMIT :limit
+            ORDER BY depth, host_seq, id LIMIT :limit
         )
-        ORDER BY depth, id LIMIT :limit
+        ORDER BY depth, host_seq, id LIMIT :limit
     )
 )
-RETURNING id, url, host, method, headers, body, depth, parent_url, attempts
+RETURNING id, url, host, method, headers, body, depth, parent_url, attempts, host_seq
 """
 
 
@@ -235,7 +262,7 @@ def lease(
     with write_transaction(conn):
         rows = conn.execute(_LEASE, params).fetchall()
     # RETURNING gives rows in no particular order.
-    rows.sort(key=lambda row: (row[6], row[0]))
+    rows.sort(key=lambda row: (row[6], row[9], row[0]))
     headers = decode_headers
     return [
         Request(
@@ -372,7 +399,7 @@ def complete(
                 conn.executemany(_RETRY, retries)
             if release_rows:
                 conn.executemany(_RELEASE, release_rows)
-            return _admit(conn, discovered)
+            return _admit(conn, job_id, discovered)
 
     discovered = admitted.unknown(job_id, batch.discovered)
     discovered_rows = _request_rows(job_id, discovered, now)

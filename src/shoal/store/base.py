@@ -59,7 +59,8 @@ class Store(Protocol):
     ) -> list[Request]:
         """Move up to ``limit`` due rows (pending, retry-wait due by ``now``, or leased with an
         expired lease) to ``leased`` by ``owner`` until ``now + ttl``; shallowest depth first,
-        then admission order."""
+        then round-robin across hosts (the n-th admitted URL of every host before the
+        (n+1)-th of any), then admission order."""
         ...
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:

@@ -13,14 +13,15 @@ Schema (version 1)::
     jobs              id, name UNIQUE, mode, created_at, config (JSON)
     requests          the frontier: one row per admitted request, indexed by
                         UNIQUE (job_id, fingerprint)           admission dedupe
-                        (job_id, depth, id, next_at, state)    partial, waiting rows (pending,
-                                                               retry-wait): lease order, due
+                        (job_id, depth, host_seq, id,          partial, waiting rows (pending,
+                         next_at, state)                       retry-wait): lease order, due
                                                                filter and next_due from the
                                                                index alone
                         (job_id, lease_expires)                partial, leased rows: expiry
                                                                reclaim, renew, release
-    job_state_counts  (job_id, state) → n, kept exact by triggers on requests, so that
-                      counts() is O(1) however large the frontier grows
+    hosts             (job_id, host) → next_seq: each admitted request takes its host's
+                      next sequence number, so leasing in (depth, host_seq) order
+                      interleaves hosts
     results           request_id INTEGER PRIMARY KEY (so a row never gets two results),
                       indexed by job_id (rowid order = request_id order) for export
     bodies            hash PRIMARY KEY → zstd-compressed body, shared by identical bodies
@@ -78,15 +79,24 @@ _V1 = (
         lease_owner     TEXT,
         lease_expires   REAL,
         last_error_kind TEXT,
-        last_error      TEXT
+        last_error      TEXT,
+        host_seq        INTEGER NOT NULL DEFAULT 0
     )
     """,
     "CREATE UNIQUE INDEX requests_fingerprint ON requests (job_id, fingerprint)",
     """
-    CREATE INDEX requests_waiting ON requests (job_id, depth, id, next_at, state)
+    CREATE INDEX requests_waiting ON requests (job_id, depth, host_seq, id, next_at, state)
         WHERE state IN (0, 3)
     """,
     "CREATE INDEX requests_leased ON requests (job_id, lease_expires) WHERE state = 1",
+    """
+    CREATE TABLE hosts (
+        job_id   INTEGER NOT NULL,
+        host     TEXT NOT NULL,
+        next_seq INTEGER NOT NULL,
+        PRIMARY KEY (job_id, host)
+    ) WITHOUT ROWID
+    """,
     """
     CREATE TABLE results (
         request_id   INTEGER PRIMARY KEY,
