@@ -1,1 +1,75 @@
-"""shoal: fast, polite, crash-safe web fetching and crawling with asyncio."""
+"""shoal: fast, polite, crash-safe web fetching and crawling with asyncio.
+
+The command line is ``shoal`` (see ``shoal --help``). From Python, build the
+same frozen config objects the CLI builds and run a ``Crawler`` on a store::
+
+    from shoal import CrawlConfig, Limits, Politeness
+    config = CrawlConfig(limits=Limits(concurrency=500), politeness=Politeness(per_host=4))
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.errors import (
+    ConfigError,
+    ConnectError,
+    DNSError,
+    FetchError,
+    FetchTimeout,
+    IllegalTransition,
+    InputError,
+    OutOfScope,
+    PolicyError,
+    ProtocolError,
+    RetriesExhausted,
+    RobotsDisallowed,
+    SchemaError,
+    ShoalError,
+    StoreError,
+    StoreUnavailable,
+    TLSError,
+    TooLarge,
+    TooManyRedirects,
+)
+from shoal.core.kinds import ErrorKind
+from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, NewRequest, Request
+
+try:
+    __version__ = version("shoal")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "CrawlConfig",
+    "DNSError",
+    "ErrorKind",
+    "FetchError",
+    "FetchResult",
+    "FetchTimeout",
+    "IllegalTransition",
+    "InputError",
+    "JobCounts",
+    "JobInfo",
+    "JobSummary",
+    "Limits",
+    "NewRequest",
+    "OutOfScope",
+    "PolicyError",
+    "Politeness",
+    "ProtocolError",
+    "Request",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "RobotsDisallowed",
+    "SchemaError",
+    "ShoalError",
+    "StoreError",
+    "StoreUnavailable",
+    "TLSError",
+    "Timeouts",
+    "TooLarge",
+    "TooManyRedirects",
+    "__version__",
+]

@@ -147,7 +147,7 @@ def extract_links(
     for node in tree.css(_SELECTOR):
         tag = node.tag
         if tag == "meta":
-            attrs = node.attrs
+            attrs = node.attributes
             name = attrs.get("name")
             if name is not None and name.strip().lower() in meta_names:
                 meta_noindex, meta_nofollow = _directives(attrs.get("content") or "")
@@ -155,7 +155,7 @@ def extract_links(
                 nofollow_page = nofollow_page or meta_nofollow
         elif tag == "base":
             if base is None:
-                base = _resolve_base(node.attrs.get("href") or "", page)
+                base = _resolve_base(node.attributes.get("href") or "", page)
         else:
             sources.append((tag, node))
     if base is None:
@@ -169,7 +169,7 @@ def extract_links(
     memo: dict[str, str | int] = {}
     skipped = invalid = nofollow = 0
     for tag, node in sources:
-        attrs = node.attrs
+        attrs = node.attributes  # one dict: cheaper than two lookups through node.attrs
         if tag == "a" or tag == "area":
             raw = attrs.get("href")
             if obey_nofollow:
@@ -184,8 +184,8 @@ def extract_links(
             raw = attrs.get("href")
         else:
             raw = attrs.get("src")
-        if raw is None:
-            continue
+        if raw is None:  # a valueless attribute, <a href>
+            raw = ""
         outcome = memo.get(raw)
         if outcome is None:
             outcome = _resolve(raw, resolver, canonical)

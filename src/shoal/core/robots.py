@@ -233,9 +233,7 @@ class RobotsRules:
     expires_at: float
     text: str | None = field(default=None, repr=False)
     """The robots.txt as parsed (decoded, capped), for a ``parsed`` source."""
-    _parsed: _Parsed = field(
-        default=_Parsed((), None, ()), repr=False, compare=False
-    )
+    _parsed: _Parsed = field(default=_Parsed((), None, ()), repr=False, compare=False)
 
     def allowed(self, url: str) -> bool:
         """Whether we may fetch ``url`` (an absolute URL, or a path starting with ``/``)."""
@@ -320,7 +318,9 @@ def _source(status: int | None) -> Source:
     return "disallow_all"
 
 
-def _build(policy: RobotsPolicy, *, status: int | None, text: str | None, fetched_at: float) -> RobotsRules:
+def _build(
+    policy: RobotsPolicy, *, status: int | None, text: str | None, fetched_at: float
+) -> RobotsRules:
     source = _source(status)
     if source == "disallow_all":
         return RobotsRules(source, status, fetched_at, fetched_at + policy.unavailable_retry)
@@ -382,7 +382,7 @@ def _parse(text: str, policy: RobotsPolicy) -> _Parsed:
     chosen = ours or anyone
     rules = {_compile(allow, pattern) for group in chosen for allow, pattern in group.rules}
     delay = _delay(ours, policy)
-    if delay is None and ours:
+    if delay is None:
         delay = _delay(anyone, policy)
     return _Parsed(
         rules=tuple(sorted(rules, key=lambda rule: (-rule.priority, not rule.allow))),
