@@ -41,7 +41,9 @@ token (its leading ``[A-Za-z_-]`` characters, so ``ExampleBot/1.0`` is
 us is merged into one; without one, the ``*`` groups are; without either,
 nothing is disallowed (§2.2.1). Common misspellings (``useragent``,
 ``dissallow``, ``site-map``) and a missing colon (``Disallow /x``) are read as
-Google reads them (§2.2.4 allows this).
+Google reads them (§2.2.4 allows this). As in RFC 9309 and in Google's parser,
+``User-agent: *`` / ``Crawl-delay: 5`` / ``User-agent: BadBot`` /
+``Disallow: /`` is *one* group for both agents: only a rule ends the run.
 
 Matching (§2.2.2, §2.2.3). A rule matches from the first octet of the path;
 ``*`` is any run of characters, a trailing ``$`` anchors the end, a ``$``
@@ -183,6 +185,11 @@ class _Rule:
     parts: tuple[str, ...]  # normalised literal runs between the "*" wildcards
     anchored: bool  # the pattern ended in "$"
 
+    @property
+    def plain(self) -> bool:
+        """Whether the rule is a bare prefix: no "*", no "$"."""
+        return len(self.parts) == 1 and not self.anchored
+
     def matches(self, key: str) -> bool:
         parts = self.parts
         first = parts[0]
@@ -214,9 +221,13 @@ class _Group:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    rules: tuple[_Rule, ...]
+    rules: tuple[_Rule, ...]  # longest first, allow before disallow on ties
     crawl_delay: float | None
     sitemaps: tuple[str, ...]
+    # A plain rule (no "*", no "$") can only match as a prefix: when none of
+    # them prefixes a URL, one startswith() call leaves just the other rules.
+    plain_prefixes: tuple[str, ...] = ()
+    special_rules: tuple[_Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +253,12 @@ class RobotsRules:
             return True
         if self.source != "parsed":
             return self.source == "allow_all"
-        rules = self._parsed.rules
-        if not rules:
+        parsed = self._parsed
+        if not parsed.rules:
             return True
         key = _normalize(path_and_query)
-        for rule in rules:  # longest first, allow before disallow on ties
+        rules = parsed.rules if key.startswith(parsed.plain_prefixes) else parsed.special_rules
+        for rule in rules:
             if rule.matches(key):
                 return rule.allow
         return True
@@ -291,7 +303,7 @@ class RobotsRules:
             or isinstance(fetched_at, bool)
             or not (text is None or isinstance(text, str))
         ):
-            raise ValueError(f"not a cached robots.txt answer (version {_JSON_VERSION}): {data!r}")
+            raise ValueError(f"not a cached robots.txt answer (format version {_JSON_VERSION})")
         return _build(policy, status=status, text=text, fetched_at=float(fetched_at))
 
 
@@ -302,7 +314,8 @@ def rules_from_response(
 
     ``status`` is the final HTTP status after redirects, or ``None`` when no
     response arrived (DNS, connect, TLS, timeout); ``body`` is the response
-    body as received (it is capped here); ``fetched_at`` is when, as Unix time.
+    body, whole or cut at ``policy.max_bytes`` (a body that long loses its last,
+    possibly partial, line); ``fetched_at`` is when, as Unix time.
     """
     text = _decode(body or b"", policy.max_bytes) if _source(status) == "parsed" else None
     return _build(policy, status=status, text=text, fetched_at=fetched_at)
@@ -332,9 +345,10 @@ def _build(
 
 
 def _decode(body: bytes, max_bytes: int) -> str:
-    if len(body) > max_bytes:
+    if len(body) >= max_bytes:
+        # Ignore the part past the cap from its last complete line on. A body of
+        # exactly max_bytes may already have been cut by the fetcher: trim it too.
         capped = body[:max_bytes]
-        # Ignore the part past the cap from its last complete line on.
         cut = max(capped.rfind(b"\n"), capped.rfind(b"\r"))
         body = capped[: cut + 1]
     text = body.decode("utf-8", errors="replace")
@@ -384,10 +398,13 @@ def _parse(text: str, policy: RobotsPolicy) -> _Parsed:
     delay = _delay(ours, policy)
     if delay is None:
         delay = _delay(anyone, policy)
+    ordered = tuple(sorted(rules, key=lambda rule: (-rule.priority, not rule.allow)))
     return _Parsed(
-        rules=tuple(sorted(rules, key=lambda rule: (-rule.priority, not rule.allow))),
+        rules=ordered,
         crawl_delay=delay,
         sitemaps=_canonical_sitemaps(sitemaps),
+        plain_prefixes=tuple(rule.parts[0] for rule in ordered if rule.plain),
+        special_rules=tuple(rule for rule in ordered if not rule.plain),
     )
 
 
@@ -401,7 +418,7 @@ def _record(line: str) -> tuple[int, str] | None:
         key = _KEYS.get(name.strip().lower())
         if key is not None:
             return key, value.strip()
-    words = line.split(None, 1)  # "Disallow /path": whitespace for the missing colon
+    words = line.split()  # "Disallow /path": whitespace for a missing colon, as Google reads it
     if len(words) == 2:
         key = _KEYS.get(words[0].lower())
         if key is not None:
