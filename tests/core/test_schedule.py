@@ -145,3 +145,15 @@ def test_invariants_under_random_workload(
         in_flight.append(req)
         handed.append(req)
     assert sorted(r.n for r in handed) == list(range(n))
+
+
+def test_push_front_goes_first_and_keeps_the_spacing() -> None:
+    sched: HostScheduler[Req] = HostScheduler(per_host=1, delay=1.0)
+    sched.push(Req("a", 1), 0.0)
+    sched.push(Req("a", 2), 0.0)
+    early = sched.pop(0.0)
+    assert early == Req("a", 1)
+    sched.finish("a", 0.0)
+    sched.push_front(early, 0.0)  # e.g. robots.txt was fetched in its slot
+    assert sched.pop(0.5) is None
+    assert sched.pop(1.0) == Req("a", 1)

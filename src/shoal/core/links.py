@@ -33,18 +33,28 @@ exception.
 Only HTML is parsed: ``text/html`` and ``application/xhtml+xml``; without a
 content type, a body that starts (after whitespace and a byte-order mark) with
 ``<!doctype html`` or ``<html`` is taken as HTML. Anything else has no links.
+
+Pathological markup: lexbor's tree builder is quadratic in two cases — block
+elements nested thousands deep (each start tag walks the stack of open
+elements) and one element with thousands of distinct attributes. Bodies over
+16 KiB are screened for both at C speed (``_looks_hazardous``); a body that is
+hazardous is not given to lexbor but scanned with a linear regular-expression
+fallback (``_scan_fallback``) that finds the same elements, less faithfully
+(it does not know about comments or scripts). Small bodies are not screened:
+their worst case is bounded (about 25 ms).
 """
 
 from __future__ import annotations
 
 import codecs
+import html
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser
 
 from shoal.core.errors import InputError
 from shoal.core.urls import ParamFilter, canonicalize
@@ -70,16 +80,28 @@ class PageLinks:
     nofollow: int = 0
 
 
+class _Element(Protocol):
+    """An element of interest: a lexbor node, or what the fallback scanner found."""
+
+    @property
+    def tag(self) -> str | None: ...
+
+    @property
+    def attributes(self) -> Mapping[str, str | None]: ...  # None: a valueless attribute
+
+
+class _ScannedElement(NamedTuple):
+    tag: str
+    attributes: dict[str, str | None]
+
+
+_Source: TypeAlias = tuple[str | None, _Element]  # (tag, element)
+
+
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _SNIFF_HTML = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\n\r\f]*(?:<!doctype html|<html)", re.IGNORECASE)
 _SNIFF_BYTES = 512
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-
-# The URL parser strips C0 controls and spaces at both ends (WHATWG), and
-# removes tabs and newlines anywhere.
-_C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
-_TAB_NEWLINE = re.compile(r"[\t\n\r]")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
 # One tree walk in document order; base and meta are sorted out in Python.
 _SELECTOR = "a[href],area[href],link[href][rel],frame[src],iframe[src],base[href],meta[name]"
@@ -104,7 +126,13 @@ _VALUE_DIRECTIVES = frozenset(
 _AGENT_PREFIX = re.compile(r"([A-Za-z0-9_.\-]+)\s*:\s*(.*)", re.DOTALL)
 _DIRECTIVE_SPLIT = re.compile(r"[\s,]+")
 
-# Per-page outcomes of one raw href, memoised within the page.
+# The URL parser strips C0 controls and spaces at both ends (WHATWG), and
+# removes tabs and newlines anywhere.
+_C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+# Outcomes of one href other than a URL; memoised per page with the URLs.
 _SKIPPED = 0
 _INVALID = 1
 
@@ -125,53 +153,86 @@ def extract_links(
 
     ``url`` is the page's final URL (after redirects); it is the base of
     relative links unless the page has a ``<base href>``. ``headers`` are the
-    response headers (only ``X-Robots-Tag`` is read). ``strip_params`` and
-    ``sort_query`` are passed to ``canonicalize`` for every link. Raises
+    response headers (only ``X-Robots-Tag`` is read). ``encoding`` is a charset
+    label that overrides the one in ``content_type``. ``strip_params`` and
+    ``sort_query`` are passed to ``canonicalize`` for every link (results are
+    memoised across pages, so a ``strip_params`` predicate must be pure). Raises
     ``InputError`` only when ``url`` itself is not an http(s) URL; the body
     never makes it raise.
     """
     page = canonicalize(url)
     token = robots_token.strip().lower()
     noindex, nofollow_page = _header_directives(headers, token)
-    if nofollow_page and noindex and obey_nofollow:
-        return PageLinks(links=(), base=page, nofollow_page=True, noindex=True)
-    if not _is_html(body, content_type):
-        return PageLinks(links=(), base=page, nofollow_page=nofollow_page, noindex=noindex)
-    tree = _parse(body, encoding, content_type)
-    if tree is None:
+    if (nofollow_page and noindex and obey_nofollow) or not _is_html(body, content_type):
         return PageLinks(links=(), base=page, nofollow_page=nofollow_page, noindex=noindex)
 
+    elements = _elements(body, encoding, content_type)
+    base, meta_noindex, meta_nofollow, sources = _read_head(elements, page, token)
+    noindex = noindex or meta_noindex
+    nofollow_page = nofollow_page or meta_nofollow
+    if nofollow_page and obey_nofollow:
+        return PageLinks(links=(), base=base, nofollow_page=True, noindex=noindex)
+    found, skipped, invalid, nofollow = _collect(
+        sources, _Base.of(base), _canonicalizer(strip_params, sort_query), obey_nofollow
+    )
+    return PageLinks(
+        links=found,
+        base=base,
+        nofollow_page=nofollow_page,
+        noindex=noindex,
+        skipped=skipped,
+        invalid=invalid,
+        nofollow=nofollow,
+    )
+
+
+def _read_head(
+    elements: Sequence[_Element], page: str, token: str
+) -> tuple[str, bool, bool, list[_Source]]:
+    """``(base, noindex, nofollow, link elements)`` from the page's elements.
+
+    The base and the robots meta tags are read first: they apply to every
+    link, also to the ones before them.
+    """
     base: str | None = None
+    noindex = nofollow = False
     meta_names = ("robots", token) if token else ("robots",)
-    sources: list[tuple[str | None, LexborNode]] = []
-    for node in tree.css(_SELECTOR):
-        tag = node.tag
+    sources: list[_Source] = []
+    for element in elements:
+        tag = element.tag
         if tag == "meta":
-            attrs = node.attributes
+            attrs = element.attributes
             name = attrs.get("name")
             if name is not None and name.strip().lower() in meta_names:
                 meta_noindex, meta_nofollow = _directives(attrs.get("content") or "")
                 noindex = noindex or meta_noindex
-                nofollow_page = nofollow_page or meta_nofollow
+                nofollow = nofollow or meta_nofollow
         elif tag == "base":
             if base is None:
-                base = _resolve_base(node.attributes.get("href") or "", page)
+                base = _resolve_base(element.attributes.get("href") or "", page)
         else:
-            sources.append((tag, node))
-    if base is None:
-        base = page
-    if nofollow_page and obey_nofollow:
-        return PageLinks(links=(), base=base, nofollow_page=True, noindex=noindex)
+            sources.append((tag, element))
+    return (page if base is None else base), noindex, nofollow, sources
 
-    resolver = _Base.of(base)
-    canonical = _canonicalizer(strip_params, sort_query)
+
+def _collect(
+    sources: list[_Source],
+    base: _Base,
+    canonical: Callable[[str], str | int],
+    obey_nofollow: bool,
+) -> tuple[tuple[str, ...], int, int, int]:
+    """``(links, skipped, invalid, nofollow)`` of the link elements."""
     found: dict[str, None] = {}
     memo: dict[str, str | int] = {}
     skipped = invalid = nofollow = 0
-    for tag, node in sources:
-        attrs = node.attributes  # one dict: cheaper than two lookups through node.attrs
+    for tag, element in sources:
+        # Attributes are read here, not in the first loop: a dict that dies at
+        # once is cheaper than thousands kept alive (and traced by the GC).
+        attrs = element.attributes
         if tag == "a" or tag == "area":
             raw = attrs.get("href")
+            if raw is None:  # an SVG link (or a valueless href)
+                raw = attrs.get("xlink:href")
             if obey_nofollow:
                 rel = attrs.get("rel")
                 if rel is not None and "nofollow" in rel.lower().split():
@@ -188,26 +249,17 @@ def extract_links(
             raw = ""
         outcome = memo.get(raw)
         if outcome is None:
-            outcome = _resolve(raw, resolver, canonical)
-            memo[raw] = outcome
+            outcome = memo[raw] = _resolve(raw, base, canonical)
         if isinstance(outcome, str):
             found[outcome] = None
         elif outcome == _SKIPPED:
             skipped += 1
         else:
             invalid += 1
-    return PageLinks(
-        links=tuple(found),
-        base=base,
-        nofollow_page=nofollow_page,
-        noindex=noindex,
-        skipped=skipped,
-        invalid=invalid,
-        nofollow=nofollow,
-    )
+    return tuple(found), skipped, invalid, nofollow
 
 
-# --- content type, decoding, parsing ---
+# --- content type and decoding ---
 
 
 def _is_html(body: bytes, content_type: str | None) -> bool:
@@ -232,6 +284,16 @@ def _media_type(content_type: str) -> tuple[str, str | None]:
     return media_type.strip().lower(), charset
 
 
+def _transport_codec(body: bytes, encoding: str | None, content_type: str | None) -> str | None:
+    """The codec the transport layer names, unless a byte-order mark overrides it."""
+    label = encoding
+    if label is None and content_type is not None:
+        label = _media_type(content_type)[1]
+    if label is None or body.startswith(_BOMS):
+        return None
+    return _codec(label)
+
+
 @lru_cache(maxsize=256)
 def _codec(label: str) -> str | None:
     """A Python text codec for a charset label, or None when there is none."""
@@ -248,26 +310,163 @@ def _codec(label: str) -> str | None:
     return info.name
 
 
-def _parse(body: bytes, encoding: str | None, content_type: str | None) -> LexborHTMLParser | None:
-    label = encoding
-    if label is None and content_type is not None:
-        label = _media_type(content_type)[1]
-    codec = None if label is None or body.startswith(_BOMS) else _codec(label)
+def _decode(body: bytes, codec: str) -> str | None:
+    try:
+        return body.decode(codec, "replace")
+    except (LookupError, ValueError, UnicodeError):  # some codecs reject "replace"
+        return None
+
+
+# --- elements ---
+
+
+def _elements(body: bytes, encoding: str | None, content_type: str | None) -> Sequence[_Element]:
+    """The link, base and meta elements of the document, in document order."""
+    codec = _transport_codec(body, encoding, content_type)
+    if len(body) > _SCREEN_ABOVE and _looks_hazardous(body):
+        return _scan_fallback(body, codec)
     try:
         if codec is None:
             # lexbor sniffs: byte-order mark, then <meta charset>, then UTF-8.
-            return LexborHTMLParser(body, encoding=True)
-        if codec == "utf-8":
-            # lexbor reads bytes as UTF-8 and selectolax decodes what it
+            tree = LexborHTMLParser(body, encoding=True)
+        elif codec == "utf-8":
+            # lexbor reads bytes as UTF-8, and selectolax decodes what it
             # returns with errors="replace": no need to decode here.
-            return LexborHTMLParser(body)
-        try:
-            text = body.decode(codec, "replace")
-        except (LookupError, ValueError, UnicodeError):  # some codecs ignore "replace"
-            return LexborHTMLParser(body, encoding=True)
-        return LexborHTMLParser(text)
+            tree = LexborHTMLParser(body)
+        else:
+            text = _decode(body, codec)
+            tree = LexborHTMLParser(body, encoding=True) if text is None else LexborHTMLParser(text)
     except ValueError:  # larger than selectolax accepts (2.5 GB)
-        return None
+        return []
+    # (node.attributes is one dict: cheaper than two lookups through node.attrs.)
+    return tree.css(_SELECTOR)
+
+
+# The screen for markup that makes lexbor quadratic (see the module docstring).
+# Below _SCREEN_ABOVE bytes nesting is at most ~3,000 deep and an element has at
+# most ~4,000 attributes: ~25 ms at worst, not worth screening every page for.
+_SCREEN_ABOVE = 16 * 1024
+# An element with _MAX_ATTRIBUTES attributes is a tag of some KiB: a stretch of
+# _LONG_RUN bytes without ">", which one memchr() per _PROBE_STRIDE bytes finds.
+_MAX_ATTRIBUTES = 1024
+_LONG_RUN = 4096
+_PROBE_STRIDE = 2048
+_LONG_TAG = re.compile(rb"<[A-Za-z][^<>]{%d}" % _LONG_RUN)  # tries start at "<": linear
+_TAG_RUN = re.compile(rb"[^<>]*")
+# Nesting deeper than _MAX_SHALLOW_DEPTH needs more tags than that; past it the
+# running balance of "<" over "</" is sampled every _DEPTH_WINDOW bytes, and
+# only a high balance (void elements and unclosed paragraphs inflate it) is
+# looked at closely.
+_MAX_SHALLOW_DEPTH = 2048
+_DEPTH_WINDOW = 4096
+_MAX_SCOPE_STEPS = 2_000_000
+_SCOPE_STEPS_PER_TAG = 100
+_TAG_NAME = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9]*)")
+# Elements that never deepen the stack: void ones, and ones a sibling closes.
+_FLAT_ELEMENTS = frozenset(
+    b"area base br col embed hr img input link meta source track wbr param keygen frame "
+    b"basefont bgsound image p li dd dt option optgroup tr td th thead tbody tfoot colgroup "
+    b"caption rb rt rp rtc a html head body".split()
+)
+
+
+def _looks_hazardous(body: bytes) -> bool:
+    """Whether lexbor may take time quadratic in the size of ``body``."""
+    return _has_attribute_bomb(body) or _has_deep_nesting(body)
+
+
+def _has_attribute_bomb(body: bytes) -> bool:
+    if not _has_long_run(body):
+        return False
+    # Tags over _LONG_RUN bytes: count their attributes (roughly: words). The
+    # runs between "<" and ">" do not overlap, so this is linear.
+    for long_tag in _LONG_TAG.finditer(body):
+        run = _TAG_RUN.match(body, long_tag.start() + 1)
+        if run is not None and len(run.group().split()) > _MAX_ATTRIBUTES:
+            return True
+    return False
+
+
+def _has_long_run(body: bytes) -> bool:
+    """Whether ``body`` may have a tag of ``_LONG_RUN`` bytes: a stretch without ">".
+
+    A stretch that long contains a whole aligned window of ``_PROBE_STRIDE``
+    bytes; a window without ">" is a maybe (then ``_LONG_TAG`` decides).
+    """
+    find = body.find
+    return any(
+        find(b">", start, start + _PROBE_STRIDE) < 0
+        for start in range(0, len(body) - _PROBE_STRIDE + 1, _PROBE_STRIDE)
+    )
+
+
+def _has_deep_nesting(body: bytes) -> bool:
+    """Whether block elements may nest deep enough to make lexbor quadratic."""
+    if body.count(b"<") <= _MAX_SHALLOW_DEPTH:
+        return False
+    level = 0
+    for start in range(0, len(body), _DEPTH_WINDOW):
+        end = start + _DEPTH_WINDOW
+        level += body.count(b"<", start, end) - 2 * body.count(b"</", start, end)
+        if level > _MAX_SHALLOW_DEPTH:
+            steps, tags = _scope_steps(body)
+            return steps > _MAX_SCOPE_STEPS + _SCOPE_STEPS_PER_TAG * tags
+    return False
+
+
+def _scope_steps(body: bytes) -> tuple[int, int]:
+    """An estimate of the open-element stack entries the tree builder will walk.
+
+    Each start or end tag of an element that can nest walks the stack of open
+    elements (to check what is "in scope"); the estimate adds up the depth at
+    each one. Returns ``(steps, number of tags)``.
+    """
+    tags = _TAG_NAME.findall(body)
+    depth = steps = 0
+    for close, name in tags:
+        if close:
+            steps += depth
+            if depth:
+                depth -= 1
+        elif name.lower() not in _FLAT_ELEMENTS:
+            steps += depth
+            depth += 1
+    return steps, len(tags)
+
+
+# The fallback scanner: linear, as "[^<>]*" stops at the next "<" or ">".
+_FALLBACK_TAG = re.compile(r"<(a|area|link|frame|iframe|base|meta)(?=[\s/>])([^<>]*)", re.I)
+_FALLBACK_ATTRIBUTE = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+_FALLBACK_WANTED = frozenset({"href", "src", "rel", "name", "content"})
+_FALLBACK_REQUIRED = {  # as in _SELECTOR
+    "a": ("href",),
+    "area": ("href",),
+    "link": ("href", "rel"),
+    "frame": ("src",),
+    "iframe": ("src",),
+    "base": ("href",),
+    "meta": ("name",),
+}
+
+
+def _scan_fallback(body: bytes, codec: str | None) -> list[_ScannedElement]:
+    """The elements of interest found by regular expressions, for hazardous markup."""
+    if codec is None:
+        codec = "utf-16" if body.startswith(_BOMS[1:]) else "utf-8-sig"
+    text = _decode(body, codec) or body.decode("utf-8", "replace")
+    elements: list[_ScannedElement] = []
+    for tag in _FALLBACK_TAG.finditer(text):
+        attrs: dict[str, str | None] = {}
+        for attribute in _FALLBACK_ATTRIBUTE.finditer(tag.group(2)):
+            name, double, single, bare = attribute.groups()
+            name = name.lower()
+            if name in _FALLBACK_WANTED and name not in attrs:  # the first one wins
+                value = double if double is not None else single if single is not None else bare
+                attrs[name] = None if value is None else html.unescape(value)
+        name = tag.group(1).lower()
+        if all(required in attrs for required in _FALLBACK_REQUIRED[name]):
+            elements.append(_ScannedElement(name, attrs))
+    return elements
 
 
 # --- robots directives ---
@@ -310,43 +509,6 @@ def _header_directives(headers: Sequence[tuple[str, str]], token: str) -> tuple[
 
 
 # --- resolving hrefs ---
-
-
-_StripKey: TypeAlias = tuple[str, ...] | Callable[[str], bool]
-
-
-def _canonicalizer(strip_params: ParamFilter, sort_query: bool) -> Callable[[str], str | int]:
-    """The (memoised) canonicalizer of absolute link URLs for one configuration."""
-    key: _StripKey
-    if isinstance(strip_params, str):
-        key = (strip_params,)
-    elif isinstance(strip_params, Collection):
-        key = tuple(strip_params)
-    else:
-        key = strip_params
-    try:
-        return _memoised_canonicalizer(key, sort_query)
-    except TypeError:  # an unhashable predicate: no memo
-        return partial(_canonical, strip_params=key, sort_query=sort_query)
-
-
-@lru_cache(maxsize=8)
-def _memoised_canonicalizer(
-    strip_params: _StripKey, sort_query: bool
-) -> Callable[[str], str | int]:
-    # Navigation, headers and footers repeat the same links on every page of a
-    # site, so most links of a crawl have been canonicalized before.
-    return lru_cache(maxsize=16384)(
-        partial(_canonical, strip_params=strip_params, sort_query=sort_query)
-    )
-
-
-def _canonical(url: str, *, strip_params: _StripKey, sort_query: bool) -> str | int:
-    """``canonicalize`` an absolute URL, or ``_INVALID``."""
-    try:
-        return canonicalize(url, strip_params=strip_params, sort_query=sort_query)
-    except InputError:
-        return _INVALID
 
 
 def _resolve_base(href: str, page: str) -> str:
@@ -416,3 +578,50 @@ def _resolve(raw: str, base: _Base, canonical: Callable[[str], str | int]) -> st
     else:
         absolute = base.directory + href
     return canonical(absolute)
+
+
+_StripKey: TypeAlias = tuple[str, ...] | Callable[[str], bool]
+
+
+def _canonicalizer(strip_params: ParamFilter, sort_query: bool) -> Callable[[str], str | int]:
+    """The canonicalizer of absolute link URLs for one configuration, memoised."""
+    key: _StripKey
+    if isinstance(strip_params, str):
+        key = (strip_params,)
+    elif isinstance(strip_params, Collection):
+        key = tuple(strip_params)
+    else:
+        key = strip_params
+    try:
+        return _memoised_canonicalizer(key, sort_query)
+    except TypeError:  # an unhashable predicate: no memo
+        return partial(_canonical, strip_params=key, sort_query=sort_query)
+
+
+@lru_cache(maxsize=8)
+def _memoised_canonicalizer(
+    strip_params: _StripKey, sort_query: bool
+) -> Callable[[str], str | int]:
+    # Navigation, headers and footers repeat the same links on every page of a
+    # site, so most links of a crawl have been canonicalized before.
+    return lru_cache(maxsize=16384)(
+        partial(_canonical, strip_params=strip_params, sort_query=sort_query)
+    )
+
+
+def _canonical(url: str, *, strip_params: _StripKey, sort_query: bool) -> str | int:
+    """``canonicalize`` an absolute URL, or ``_INVALID``."""
+    try:
+        result = canonicalize(url, strip_params=strip_params, sort_query=sort_query)
+        # canonicalize is not idempotent when decoding an escape completes
+        # another one ("%%41a" -> "%Aa" -> "%AA"); a link must be a fixed point,
+        # or the same page gets two fingerprints. Each pass shortens the URL
+        # or only uppercases hex digits, so this ends.
+        while "%" in result:
+            again = canonicalize(result)
+            if again == result:
+                break
+            result = again
+        return result
+    except InputError:
+        return _INVALID

@@ -89,6 +89,16 @@ class HostScheduler(Generic[T]):
         self._queued += 1
         self._place(state, now)
 
+    def push_front(self, request: T, now: float) -> None:
+        """Queue ``request`` ahead of its host's other requests (it was handed out too early)."""
+        host = request.host
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host(host, self._delays.get(host, self._delay))
+        state.queue.appendleft(request)
+        self._queued += 1
+        self._place(state, now)
+
     def pop(self, now: float) -> T | None:
         """The next request that may start at ``now``, marked in flight; None if none may."""
         heap = self._heap
