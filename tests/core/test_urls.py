@@ -452,3 +452,26 @@ def test_shortcuts_for_canonical_urls_agree_with_the_parser(url: str) -> None:
 )
 def test_numeric_hosts(url: str, expected: str | None) -> None:
     assert _canonical_or_none(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h/%%41a", "http://h/%%41a"),
+        ("http://h/%%32%30", "http://h/%%32%30"),
+        ("http://h/%4%41", "http://h/%4%41"),
+        ("http://h/%%7euser", "http://h/%~user"),
+        ("http://h/%41%7e", "http://h/A~"),
+    ],
+)
+def test_stray_percent_never_spells_a_new_escape(url: str, expected: str) -> None:
+    canonical = canonicalize(url)
+    assert canonical == expected
+    assert canonicalize(canonical) == canonical
+
+
+@given(st.text(alphabet="%4aA1~-", max_size=12))
+def test_percent_soup_is_idempotent(path: str) -> None:
+    canonical = _canonical_or_none("http://h/" + path)
+    if canonical is not None:
+        assert canonicalize(canonical) == canonical

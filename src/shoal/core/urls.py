@@ -85,8 +85,10 @@ _CANONICAL_IPV4 = re.compile(
     r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 )
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED_NOT_HEX = _UNRESERVED - frozenset("0123456789ABCDEFabcdef")
 _PRINTABLE = "".join(chr(i) for i in range(0x21, 0x7F))
 _PCT = tuple(f"%{i:02X}" for i in range(256))
+_STRAY_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
 _REPLACEMENT_UTF8 = "\ufffd".encode()
 _RADIX_DIGITS = {8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 
@@ -112,20 +114,27 @@ def _make_encoder(escape: str) -> Callable[[str], str]:
     clean = re.compile("[" + re.escape(keep) + "]*").fullmatch
     dirty = re.compile("%[0-9A-Fa-f]{2}|[^" + re.escape(keep + "%") + "]")
 
-    def replace(match: re.Match[str]) -> str:
+    def replace(match: re.Match[str], decodable: frozenset[str] = _UNRESERVED) -> str:
         text = match.group()
         if len(text) == 3:  # an escape: only "%XX" is longer than one character
             char = chr(int(text[1:], 16))
-            return char if char in _UNRESERVED else text.upper()
+            return char if char in decodable else text.upper()
         try:
             raw = text.encode()
         except UnicodeEncodeError:  # a lone surrogate, as U+FFFD like a browser
             raw = _REPLACEMENT_UTF8
         return "".join([_PCT[b] for b in raw])
 
+    def replace_keeping_hex(match: re.Match[str]) -> str:
+        return replace(match, _UNRESERVED_NOT_HEX)
+
     def encode(component: str) -> str:
         if clean(component):
             return component
+        if _STRAY_PERCENT.search(component) is not None:
+            # Decoding "%41" next to a stray "%" would spell a new escape ("%%41a" → "%Aa"),
+            # changing the URL and breaking idempotence: decode no hex digits then.
+            return dirty.sub(replace_keeping_hex, component)
         return dirty.sub(replace, component)
 
     return encode
