@@ -44,7 +44,11 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 class _LazyGroup(click.Group):
     """Commands that need heavy imports (the test site, the demo) load on first use."""
 
-    lazy = {"testweb": "shoal.testweb.cli:testweb", "demo": "shoal.cli.demo:demo"}
+    lazy = {
+        "crawl": "shoal.cli.crawl:crawl",
+        "demo": "shoal.cli.demo:demo",
+        "testweb": "shoal.testweb.cli:testweb",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

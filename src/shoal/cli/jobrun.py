@@ -16,8 +16,10 @@ from rich.console import Console
 
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError, ShoalError, StoreError
+from shoal.core.hosts import AutoThrottle
 from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.robots import RobotsPolicy
 from shoal.engine.crawler import Crawler, Processor
 from shoal.export.writers import ResultWriter, open_writer
 from shoal.store import open_store
@@ -83,6 +85,9 @@ class JobRequest:
     config_record: dict[str, Any]
     processor: Processor | None = None
     source: str = "input"
+    robots: RobotsPolicy | None = None
+    autothrottle: AutoThrottle | None = None
+    sitemaps_from_robots: bool = False
 
 
 class Interrupts:
@@ -332,6 +337,9 @@ async def _run_job(
         request.config,
         processor=request.processor,
         listeners=[writer] if writer is not None else [],
+        robots=request.robots,
+        autothrottle=request.autothrottle,
+        sitemaps_from_robots=request.sitemaps_from_robots,
     )
     interrupts.on_first(crawler.stop)
     progress = Progress(crawler.snapshot, label=request.label, console=console, quiet=request.quiet)

@@ -23,19 +23,24 @@ import random
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import StoreUnavailable
-from shoal.core.kinds import RETRYABLE_KINDS
+from shoal.core.hosts import AutoThrottle, HostHealth, HostVerdict
+from shoal.core.kinds import RETRYABLE_KINDS, ErrorKind
 from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request, RetryUpdate
 from shoal.core.retry import decide_retry
+from shoal.core.robots import RobotsPolicy, RobotsRules
 from shoal.core.schedule import HostScheduler
+from shoal.core.urls import canonical_fingerprint, canonical_host
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
 from shoal.engine.resources import pid_alive, raise_nofile_limit
+from shoal.engine.robots import RobotsGate
 from shoal.engine.stats import LiveStats, StatsSnapshot
 from shoal.store.base import Store
 
@@ -45,9 +50,12 @@ log = logging.getLogger("shoal.engine.crawler")
 
 
 class Processor(Protocol):
-    """Turns a fetched page into requests to admit (link following)."""
+    """Turns a fetched page into requests to admit (link following); counts what it turns
+    away in ``rejected`` by reason."""
 
-    def __call__(self, request: Request, result: FetchResult, body: bytes) -> list[NewRequest]: ...
+    def __call__(
+        self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
+    ) -> list[NewRequest]: ...
 
 
 ResultListener = Callable[[Sequence[FetchResult]], None]
@@ -72,6 +80,9 @@ class Crawler:
         *,
         processor: Processor | None = None,
         listeners: Sequence[ResultListener] = (),
+        robots: RobotsPolicy | None = None,
+        autothrottle: AutoThrottle | None = None,
+        sitemaps_from_robots: bool = False,
         lease_ttl: float = 60.0,
         shutdown_grace: float = 10.0,
         flush_interval: float = 0.1,
@@ -85,6 +96,12 @@ class Crawler:
         self.stats = LiveStats()
         self._processor = processor
         self._listeners = list(listeners)
+        self._robots_policy = robots
+        self._robots: RobotsGate | None = None
+        self._autothrottle = autothrottle
+        self._sitemaps_from_robots = sitemaps_from_robots
+        self._health = HostHealth()
+        self._rejected: Counter[str] = Counter()
         self._lease_ttl = lease_ttl
         self._grace = shutdown_grace
         self._flush_interval = flush_interval
@@ -153,6 +170,10 @@ class Crawler:
                 self._dispatch.low.set()
             async with make_session(config) as session:
                 self._fetcher = Fetcher(session, config)
+                if self._robots_policy is not None:
+                    self._robots = RobotsGate(
+                        store, job.id, session, self._robots_policy, on_rules=self._on_robots
+                    )
                 async with asyncio.TaskGroup() as tg:
                     workers = [
                         tg.create_task(self._worker(), name=f"shoal-worker-{i}")
@@ -244,12 +265,28 @@ class Crawler:
         acquire, release, fetch = dispatch.acquire, dispatch.release, self._fetcher.fetch
         acquire_nowait = dispatch.acquire_nowait
         stats, record = self.stats, self._record
+        gate, health = self._robots, self._health
         while True:
             request = acquire_nowait()
             if request is None:
                 request = await acquire()
                 if request is None:
                     return
+            if gate is not None:
+                rules = gate.cached(request)
+                if rules is None:
+                    await self._load_robots(gate, request)
+                    continue
+                if not rules.allowed(request.url):
+                    release(request)
+                    self._refuse(request, rules)
+                    continue
+            if health.abandoned(request.host):
+                release(request)
+                self._record_failure(
+                    request, ErrorKind.HOST_ABANDONED, "host unreachable: gave up on it"
+                )
+                continue
             stats.in_flight += 1
             try:
                 attempt = await fetch(request)
@@ -266,11 +303,91 @@ class Crawler:
                     self._flushed.clear()
                     await self._flushed.wait()
 
+    async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
+        """Fetch the host's robots.txt in this request's slot, then queue the request again,
+        so that its own start keeps the host's spacing after the robots.txt request."""
+        dispatch = self._dispatch
+        assert dispatch is not None
+        self.stats.in_flight += 1
+        try:
+            await gate.load(request)
+        except asyncio.CancelledError:
+            self._buffer.released.append(request.id)
+            raise
+        finally:
+            self.stats.in_flight -= 1
+            dispatch.release(request)
+        if dispatch.closed:
+            self._buffer.released.append(request.id)
+        else:
+            dispatch.requeue(request)
+
+    def _on_robots(self, host: str, rules: RobotsRules) -> None:
+        dispatch = self._dispatch
+        crawl_delay = rules.crawl_delay()
+        if dispatch is not None and crawl_delay is not None:
+            wanted = max(self.config.politeness.delay, crawl_delay)
+            if wanted > dispatch.host_delay(host):
+                dispatch.set_host_delay(host, wanted)
+        if self._sitemaps_from_robots and self._processor is not None:
+            for url in rules.sitemaps():
+                self._buffer.discovered.append(
+                    NewRequest(
+                        url=url,
+                        fingerprint=canonical_fingerprint(url),
+                        host=canonical_host(url),
+                        depth=0,
+                        parent_url=None,
+                    )
+                )
+
+    def _refuse(self, request: Request, rules: RobotsRules) -> None:
+        """robots.txt says no. If it could not be read (5xx, unreachable) the request waits
+        for the next try at robots.txt, a bounded number of times."""
+        if rules.source == "disallow_all" and (rules.status is None or rules.status >= 500):
+            if request.attempts < self.config.retry.retries:
+                self._buffer.retries.append(
+                    RetryUpdate(
+                        request_id=request.id,
+                        attempts=request.attempts + 1,
+                        next_at=max(rules.expires_at, time.time() + 1.0),
+                        error_kind=ErrorKind.ROBOTS_DISALLOWED,
+                        error="robots.txt unavailable; waiting to ask again",
+                    )
+                )
+                self.stats.retries += 1
+                return
+            self._record_failure(
+                request, ErrorKind.ROBOTS_DISALLOWED, "robots.txt unavailable (5xx or unreachable)"
+            )
+            return
+        self._record_failure(request, ErrorKind.ROBOTS_DISALLOWED, "disallowed by robots.txt")
+
+    def _record_failure(self, request: Request, kind: ErrorKind, message: str) -> None:
+        """A final outcome reached without fetching (robots, abandoned host)."""
+        self._buffer.results.append(
+            FetchResult(
+                request_id=request.id,
+                url=request.url,
+                error_kind=kind,
+                error=message,
+                attempts=request.attempts,
+                fetched_at=time.time(),
+                depth=request.depth,
+                parent_url=request.parent_url,
+                method=request.method,
+            )
+        )
+        self.stats.failed += 1
+        self.stats.by_error_kind[kind] += 1
+
     def _record(self, request: Request, attempt: Attempt) -> None:
         result = attempt.result
         status = result.status
         stats = self.stats
         policy = self.config.retry
+        if status is None or self._autothrottle is not None or self._health.failing(request.host):
+            self._adapt_host(request.host, result)
         if (status is None and result.error_kind in RETRYABLE_KINDS) or (
             status is not None and status in policy.retry_statuses
         ):
@@ -302,7 +419,7 @@ class Crawler:
                 return
         body = attempt.body
         if body is not None and self._processor is not None and status is not None:
-            discovered = self._processor(request, result, body)
+            discovered = self._processor(request, result, body, self._rejected)
             if discovered:
                 self._buffer.discovered.extend(discovered)
         if self.config.save_bodies and result.error_kind is None:
@@ -318,6 +435,31 @@ class Crawler:
             if result.error_kind is not None:
                 stats.by_error_kind[result.error_kind] += 1
 
+    def _adapt_host(self, host: str, result: FetchResult) -> None:
+        dispatch = self._dispatch
+        if dispatch is None:
+            return
+        verdict = self._health.record(host, result.error_kind)
+        if verdict is HostVerdict.PAUSE:
+            pause = 30.0
+            log.info(
+                "%s unreachable %d times in a row: pausing it %.0fs",
+                host,
+                self._health.pause_after,
+                pause,
+            )
+            dispatch.pause_host(host, asyncio.get_running_loop().time() + pause)
+        elif verdict is HostVerdict.ABANDON:
+            log.warning("%s unreachable too many times in a row: giving up on it", host)
+        throttle = self._autothrottle
+        if throttle is not None:
+            latency = None if result.ttfb_ms is None else result.ttfb_ms / 1000.0
+            floor = self.config.politeness.delay
+            delay = throttle.next_delay(
+                dispatch.host_delay(host), latency=latency, status=result.status, min_delay=floor
+            )
+            dispatch.set_host_delay(host, delay)
+
     async def _flusher(self) -> None:
         store, job_id, owner = self.store, self.job.id, self.owner
         wanted = self._flush_wanted
@@ -331,6 +473,9 @@ class Crawler:
                 if not len(self._buffer):
                     continue
             batch, self._buffer = self._buffer, Completion()
+            if self._rejected:
+                batch.counters = dict(self._rejected)
+                self._rejected.clear()
             admitted = await self._complete_with_retry(store, job_id, owner, batch)
             self.stats.total += admitted
             self._flushed.set()

@@ -83,6 +83,20 @@ class Dispatcher:
         if self._waiters:
             self._wake(now)
 
+    def requeue(self, request: Request) -> None:
+        """Hand ``request`` (from ``acquire``, already released) out again later, first in line
+        for its host; the host's spacing counts from the start it just used."""
+        now = self._loop.time()
+        self.scheduler.push_front(request, now)
+        if self._waiters:
+            self._wake(now)
+
+    def set_host_delay(self, host: str, delay: float) -> None:
+        self.scheduler.set_host_delay(host, delay)
+
+    def host_delay(self, host: str) -> float:
+        return self.scheduler.host_delay(host)
+
     def pause_host(self, host: str, until_monotonic: float) -> None:
         self.scheduler.pause_host(host, until_monotonic, self._loop.time())
 

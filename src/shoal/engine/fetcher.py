@@ -69,7 +69,9 @@ class Fetcher:
         self._max_bytes = config.limits.max_bytes
         self._max_redirects = config.limits.max_redirects
         self._keep_body = config.save_bodies or config.follow_links
-        self._follow_redirects = self._max_redirects > 0
+        # A crawl follows redirects as links (deduplicated, scoped, polite); a fetch follows
+        # them here and records the chain.
+        self._follow_redirects = self._max_redirects > 0 and not config.follow_links
         self._loop_time = asyncio.get_running_loop().time
 
     async def fetch(self, request: Request) -> Attempt:

@@ -1,0 +1,211 @@
+"""``shoal crawl``: follow links from seeds, within a scope, politely, resumably."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+
+from shoal.cli.jobrun import AdmitContext, AdmitReport, JobRequest, config_to_dict, run_job
+from shoal.cli.options import EXIT_CODES, build_config, run_options
+from shoal.core.errors import ConfigError, InputError
+from shoal.core.hosts import AutoThrottle
+from shoal.core.model import JobInfo, NewRequest
+from shoal.core.robots import RobotsPolicy, ua_token
+from shoal.core.scope import Scope
+from shoal.core.traps import TrapLimits
+from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
+from shoal.engine.processor import LinkProcessor
+from shoal.engine.robots import origin_of
+from shoal.store.base import Store
+
+__all__ = ["crawl"]
+
+
+def _seed_requests(seeds: list[str], *, sitemaps: bool) -> list[NewRequest]:
+    requests: list[NewRequest] = []
+    for url in seeds:
+        requests.append(
+            NewRequest(
+                url=url, fingerprint=canonical_fingerprint(url), host=canonical_host(url), depth=0
+            )
+        )
+    if sitemaps:
+        for origin in dict.fromkeys(origin_of(url) for url in seeds):
+            url = origin + "/sitemap.xml"
+            requests.append(
+                NewRequest(
+                    url=url,
+                    fingerprint=canonical_fingerprint(url),
+                    host=canonical_host(url),
+                    depth=0,
+                )
+            )
+    return requests
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("seeds", nargs=-1, required=True, metavar="SEED...")
+@run_options(per_host=2, delay=0.0)
+@click.option(
+    "--depth",
+    envvar="SHOAL_DEPTH",
+    type=click.IntRange(0, 10_000),
+    default=None,
+    help="Follow links at most this many levels from a seed (default: no limit).",
+)
+@click.option(
+    "--max-pages",
+    envvar="SHOAL_MAX_PAGES",
+    type=click.IntRange(1),
+    default=None,
+    help="Admit at most this many URLs in total (default: no limit).",
+)
+@click.option(
+    "--max-pages-per-host",
+    envvar="SHOAL_MAX_PAGES_PER_HOST",
+    type=click.IntRange(1),
+    default=None,
+    help="Admit at most this many URLs per host.",
+)
+@click.option(
+    "--scope",
+    "scope_mode",
+    envvar="SHOAL_SCOPE",
+    type=click.Choice(["host", "domain", "prefix", "any"]),
+    default="host",
+    show_default=True,
+    help="host: the seeds' hosts; domain: and their subdomains; prefix: under the "
+    "seeds' directories; any: everything.",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="REGEX",
+    help="Only follow URLs matching one of these (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="REGEX",
+    help="Never follow URLs matching one of these (repeatable; wins over --include).",
+)
+@click.option(
+    "--ignore-robots",
+    envvar="SHOAL_IGNORE_ROBOTS",
+    is_flag=True,
+    help="Do not fetch or obey robots.txt.",
+)
+@click.option(
+    "--sitemaps",
+    envvar="SHOAL_SITEMAPS",
+    is_flag=True,
+    help="Also read /sitemap.xml and robots.txt Sitemap: entries of the seeds' hosts.",
+)
+@click.option(
+    "--autothrottle",
+    envvar="SHOAL_AUTOTHROTTLE",
+    is_flag=True,
+    help="Adapt each host's delay to its latency; back off on 429/503.",
+)
+@click.option(
+    "--strip-query-params",
+    multiple=True,
+    metavar="NAME",
+    help="Drop these query parameters from links (globs like utm_* allowed).",
+)
+@click.option("--sort-query", is_flag=True, help="Sort query parameters of links.")
+def crawl(seeds: tuple[str, ...], **params: Any) -> None:
+    """Crawl from SEED URLs, following links within the scope.
+
+    Every page in scope is fetched once, politely: at most --per-host
+    requests in flight and --delay seconds (or robots.txt Crawl-delay)
+    between request starts per host, robots.txt obeyed, hosts served
+    round-robin, breadth-first by depth. Redirects are followed as links.
+
+    Running the same command again resumes the crawl: nothing recorded is
+    fetched again.
+    """
+    from shoal.cli import _check_output, _run
+
+    strip = tuple(params["strip_query_params"])
+    sort_query = bool(params["sort_query"])
+    canonical_seeds: list[str] = []
+    for seed in seeds:
+        try:
+            canonical_seeds.append(canonicalize(seed, strip_params=strip, sort_query=sort_query))
+        except InputError as exc:
+            raise click.BadParameter(f"{seed!r}: {exc}", param_hint="SEED") from None
+    config = build_config(params, follow_links=True)
+    _check_output(params["output"])
+    try:
+        scope = Scope(
+            mode=params["scope_mode"],
+            seeds=tuple(canonical_seeds),
+            include=tuple(params["include"]),
+            exclude=tuple(params["exclude"]),
+            max_depth=params["depth"],
+        )
+        robots = (
+            None
+            if params["ignore_robots"]
+            else RobotsPolicy(
+                user_agent_token=ua_token(config.user_agent),
+                max_crawl_delay=config.politeness.max_crawl_delay,
+            )
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    job = params["job"] or _job_name(canonical_seeds[0])
+    record = {
+        **config_to_dict(config),
+        "seeds": canonical_seeds,
+        "scope": params["scope_mode"],
+        "depth": params["depth"],
+        "max_pages": params["max_pages"],
+        "max_pages_per_host": params["max_pages_per_host"],
+        "robots": robots is not None,
+    }
+    seeds_to_admit = _seed_requests(canonical_seeds, sitemaps=params["sitemaps"])
+
+    async def admit(store: Store, info: JobInfo, context: AdmitContext) -> AdmitReport:
+        await store.set_limits(
+            info.id,
+            max_pages=params["max_pages"],
+            max_pages_per_host=params["max_pages_per_host"],
+        )
+        added = await store.add_requests(info.id, seeds_to_admit, now=time.time())
+        context.on_admitted(added)
+        return AdmitReport(lines=len(seeds), valid=len(seeds_to_admit), admitted=added)
+
+    processor = LinkProcessor(
+        scope=scope,
+        traps=TrapLimits(),
+        strip_params=strip,
+        sort_query=sort_query,
+        robots_token=robots.user_agent_token if robots is not None else "shoal",
+    )
+    request = JobRequest(
+        store=params["store"],
+        job=job,
+        mode="crawl",
+        config=config,
+        admit=admit,
+        output=params["output"],
+        quiet=params["quiet"],
+        label=f"crawl {job}",
+        config_record=record,
+        processor=processor,
+        robots=robots,
+        autothrottle=AutoThrottle() if params["autothrottle"] else None,
+        sitemaps_from_robots=params["sitemaps"],
+    )
+    _run(run_job(request, Console(stderr=True)))
+
+
+def _job_name(seed: str) -> str:
+    host = canonical_host(seed)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", host) or "crawl"

@@ -1,0 +1,104 @@
+"""``shoal crawl`` end to end: real process, real site, real store file."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shoal.testweb import PageRef, SiteSpec, TestWeb, links_from
+
+from .conftest import result_rows, run_shoal, shoal_argv
+from .test_fetch_command import _wait_rows
+
+
+def blocked_path(path: str) -> bool:
+    return path.startswith("/page/7")  # the site's robots.txt: Disallow: /page/7
+
+
+def expected_with_robots(web: TestWeb, host: int) -> set[str]:
+    """Pages a host-scoped crawl records: disallowed pages are recorded, not expanded."""
+    seen = {PageRef(host, None)}
+    frontier = [PageRef(host, None)]
+    while frontier:
+        ref = frontier.pop()
+        if blocked_path(ref.path):
+            continue
+        for target in links_from(web.spec, ref):
+            if target.host == host and target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    return {web.base_urls[ref.host] + ref.path for ref in seen}
+
+
+@pytest.fixture(scope="module")
+def crawl_site() -> Iterator[TestWeb]:
+    spec = SiteSpec(
+        hosts=3,
+        pages=120,
+        links_per_page=4,
+        cross_host_links=0.2,
+        latency_ms=5,
+        robots="User-agent: *\nDisallow: /page/7\n",
+    )
+    with TestWeb.run_in_thread(spec) as web:
+        yield web
+
+
+def test_crawl_host_scope_with_robots(crawl_site: TestWeb, tmp_path: Path) -> None:
+    seed = crawl_site.url(0, "/")
+    ran = run_shoal("crawl", seed, "--job", "site", "-o", "site.jsonl", "--quiet", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    rows = result_rows(tmp_path / "shoal.db", "site")
+    expected = expected_with_robots(crawl_site, 0)
+    assert {u for u, _, _ in rows} == expected
+    blocked = {u for u, _, kind in rows if kind == "robots_disallowed"}
+    assert blocked == {u for u in expected if blocked_path("/" + u.split("/", 3)[3])}
+    assert blocked
+    assert len((tmp_path / "site.jsonl").read_text().splitlines()) == len(expected)
+    stats = run_shoal("stats", "--job", "site", cwd=tmp_path)
+    assert stats.code == 0 and "robots_disallowed" in stats.stdout
+
+
+def test_crawl_usage_errors(tmp_path: Path) -> None:
+    for args in (
+        ("crawl",),
+        ("crawl", "ftp://x/"),
+        ("crawl", "http://x/", "--scope", "bogus"),
+        ("crawl", "http://x/", "--include", "("),
+    ):
+        ran = run_shoal(*args, cwd=tmp_path)
+        assert ran.code == 2, (args, ran.stderr)
+        assert "Traceback" not in ran.stderr
+
+
+def test_crawl_kill_9_resume_equals_clean_crawl(crawl_site: TestWeb, tmp_path: Path) -> None:
+    seed = crawl_site.url(0, "/")
+    common = ("--scope", "any", "--per-host", "3", "--quiet", "--job", "k")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert run_shoal("crawl", seed, *common, cwd=clean).code == 0
+    expected = result_rows(clean / "shoal.db", "k")
+    assert len(expected) > 150
+
+    db = tmp_path / "shoal.db"
+    kills = 0
+    for kill_after in (3, 60, 150):
+        proc = subprocess.Popen(
+            shoal_argv("crawl", seed, *common),
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if not _wait_rows(db, "k", at_least=kill_after, proc=proc):
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        kills += 1
+    assert kills >= 2
+    ran = run_shoal("crawl", seed, *common, cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    assert result_rows(db, "k") == expected

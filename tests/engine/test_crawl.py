@@ -1,0 +1,158 @@
+"""Crawling testweb link graphs whose page sets are known."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.model import JobInfo, NewRequest
+from shoal.core.robots import RobotsPolicy
+from shoal.core.scope import Scope
+from shoal.core.traps import TrapLimits
+from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
+from shoal.engine.crawler import Crawler
+from shoal.engine.processor import LinkProcessor
+from shoal.store import Store
+from shoal.testweb import SiteSpec, TestWeb
+
+
+def crawl_config(**overrides: object) -> CrawlConfig:
+    values: dict[str, object] = {
+        "limits": Limits(concurrency=32),
+        "timeouts": Timeouts(total=10, connect=3, read=5),
+        "politeness": Politeness(per_host=4),
+        "retry": RetryPolicy(retries=1, backoff_base=0.01, backoff_cap=0.05),
+        "follow_links": True,
+    }
+    values.update(overrides)
+    return CrawlConfig(**values)  # type: ignore[arg-type]
+
+
+async def crawl(
+    store: Store,
+    name: str,
+    seeds: list[str],
+    *,
+    mode: str = "host",
+    depth: int | None = None,
+    robots: bool = False,
+    config: CrawlConfig | None = None,
+) -> tuple[JobInfo, dict[str, tuple[int | None, str | None]]]:
+    job = await store.ensure_job(name, mode="crawl", config={})
+    canonical = [canonicalize(s) for s in seeds]
+    await store.add_requests(
+        job.id,
+        [
+            NewRequest(url=u, fingerprint=canonical_fingerprint(u), host=canonical_host(u))
+            for u in canonical
+        ],
+        now=time.time(),
+    )
+    processor = LinkProcessor(
+        scope=Scope(mode=mode, seeds=tuple(canonical), max_depth=depth),  # type: ignore[arg-type]
+        traps=TrapLimits(),
+    )
+    outcome = await Crawler(
+        store,
+        job,
+        config or crawl_config(),
+        processor=processor,
+        robots=RobotsPolicy(user_agent_token="shoal") if robots else None,
+    ).run()
+    assert outcome.completed
+    found: dict[str, tuple[int | None, str | None]] = {}
+    async for batch in store.iter_results(job.id):
+        for r in batch:
+            assert r.url not in found, f"{r.url} recorded twice"
+            found[r.url] = (r.status, r.error_kind)
+    return job, found
+
+
+async def test_host_scope_finds_exactly_the_reachable_pages(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=3, pages=80, links_per_page=4, cross_host_links=0.3, error_rate=0.05)
+    async with TestWeb(spec) as web:
+        _, found = await crawl(sqlite_store, "host", [web.url(0, "/")])
+        assert set(found) == web.expected_pages(host=0, cross_host=False)
+        assert any(status == 500 for status, _ in found.values())
+        served = web.stats()
+        assert all(h.requests == 0 for h in served.hosts[1:]), "no request left host 0"
+
+
+async def test_any_scope_follows_other_hosts(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=3, pages=40, links_per_page=3, cross_host_links=0.4)
+    async with TestWeb(spec) as web:
+        _, found = await crawl(sqlite_store, "any", [web.url(0, "/")], mode="any")
+        assert set(found) == web.expected_pages(host=0, cross_host=True)
+        assert {canonical_host(u) for u in found} == {
+            canonical_host(b + "/") for b in web.base_urls
+        }
+
+
+async def test_depth_limit(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=1, pages=200, links_per_page=3)
+    async with TestWeb(spec) as web:
+        for depth in (0, 1, 2, 3):
+            _, found = await crawl(sqlite_store, f"d{depth}", [web.url(0, "/")], depth=depth)
+            assert set(found) == web.expected_pages(host=0, depth=depth), depth
+
+
+async def test_robots_obeyed_and_fetched_once_per_host(sqlite_store: Store) -> None:
+    robots = "User-agent: *\nDisallow: /page/1\nAllow: /page/10$\n"
+    spec = SiteSpec(hosts=2, pages=30, links_per_page=3, cross_host_links=0.3, robots=robots)
+    async with TestWeb(spec) as web:
+        job, found = await crawl(sqlite_store, "robots", [web.url(0, "/")], mode="any", robots=True)
+        kinds = Counter(kind for _, kind in found.values())
+        assert kinds["robots_disallowed"] > 0
+        for url, (status, kind) in found.items():
+            path = url.split("/", 3)[3]
+            blocked = path.startswith("page/1") and path != "page/10"
+            assert (kind == "robots_disallowed") == blocked, url
+            if blocked:
+                assert status is None
+        served = web.stats()
+        for host in served.hosts:
+            assert host.paths["/robots.txt"] == 1
+            assert not any(p.startswith("/page/1") and p != "/page/10" for p in host.paths)
+
+
+async def test_politeness_across_eight_hosts(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=8, pages=15, links_per_page=3, cross_host_links=0.5, latency_ms=20)
+    async with TestWeb(spec) as web:
+        config = crawl_config(
+            limits=Limits(concurrency=64), politeness=Politeness(per_host=2, delay=0.05)
+        )
+        _, found = await crawl(sqlite_store, "polite", [web.url(0, "/")], mode="any", config=config)
+        assert set(found) == web.expected_pages(host=0)
+        for host in web.stats().hosts:
+            if host.requests:
+                assert host.max_in_flight <= 2
+                assert host.min_start_gap is None or host.min_start_gap >= 0.04
+
+
+async def test_redirects_are_followed_as_links(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=1, pages=5, links_per_page=1)
+    async with TestWeb(spec) as web:
+        _, found = await crawl(sqlite_store, "redir", [web.url(0, "/redirect/2")], mode="any")
+    assert found[web.url(0, "/redirect/2")][0] == 302
+    assert found[web.url(0, "/redirect/1")][0] == 302
+    assert found[web.url(0, "/redirect/0")][0] == 302
+    assert found[web.url(0, "/page/0")][0] == 200
+
+
+async def test_depth_limit_is_exact_under_high_concurrency(sqlite_store: Store) -> None:
+    """With many requests in flight, deeper pages must not be fetched before shallower ones
+    are finished, or a page first found on a long path hides its shorter one."""
+    spec = SiteSpec(hosts=2, pages=400, links_per_page=6, cross_host_links=0.5, latency_ms=5)
+    async with TestWeb(spec) as web:
+        config = crawl_config(limits=Limits(concurrency=100), politeness=Politeness(per_host=50))
+        for depth in (2, 3):
+            _, found = await crawl(
+                sqlite_store,
+                f"deep{depth}",
+                [web.url(0, "/")],
+                mode="any",
+                depth=depth,
+                config=config,
+            )
+            assert set(found) == web.expected_pages(host=0, depth=depth), depth
