@@ -8,7 +8,9 @@ Ownership rules pinned here (beyond the Protocol docstrings):
 - a *result* is accepted for any open row, whoever holds it; the first result
   wins and the row is finished, later results for it are ignored;
 - a *retry* or a *release* only applies to a row still leased by that owner;
-  once its lease expired and another worker took the row, it is ignored.
+  once its lease expired and another worker took the row, it is ignored;
+- only a new request takes a host sequence number or counts towards a limit,
+  and the round-robin is observed through lease order alone.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shoal.core.errors import ConfigError
 from shoal.core.model import (
     Completion,
     FetchResult,
     JobCounts,
     JobInfo,
     NewRequest,
+    Request,
     RetryUpdate,
 )
 from shoal.store.base import Store
@@ -57,6 +62,189 @@ async def test_duplicate_of_a_finished_row_is_not_admitted_again(
     await store.complete(job.id, "w1", Completion(results=[ok(request)]), now=T0)
     assert await store.add_requests(job.id, new_requests(1), now=T0 + 1) == 0
     assert await store.counts(job.id) == JobCounts(done=1)
+
+
+def _order(requests: list[Request]) -> list[str]:
+    """``a3`` for https://a.test/3: the first letter of the host and the key."""
+    return [r.host[0] + r.url.rsplit("/", 1)[1] for r in requests]
+
+
+async def test_a_duplicate_never_shifts_the_round_robin(store: Store, job: JobInfo) -> None:
+    """Only new requests take their host's next sequence number: repeats within a batch
+    and requests already admitted take none."""
+    a = [new_request(i, host="a.test") for i in range(3)]
+    b = [new_request(i, host="b.test") for i in range(4)]
+    assert await store.add_requests(job.id, [a[0], a[0], a[0], *b], now=T0) == 5
+    assert await store.add_requests(job.id, [a[0], a[1], a[1], b[2]], now=T0) == 1
+    lost = Completion(discovered=[a[1], a[0], a[1]])
+    assert await store.complete(job.id, "w1", lost, now=T0) == 0
+    assert await store.add_requests(job.id, [a[2], a[2]], now=T0) == 1
+    # a.test holds sequence numbers 0, 1, 2 and b.test 0..3, whatever the repeats.
+    assert _order(await lease_all(store, job.id)) == ["a0", "b0", "b1", "a1", "b2", "a2", "b3"]
+
+
+async def test_the_first_of_repeated_requests_is_the_one_admitted(
+    store: Store, job: JobInfo
+) -> None:
+    first = new_request("x", depth=1, parent_url="https://a.test/first")
+    later = new_request("x", depth=0, parent_url="https://a.test/later")
+    assert await store.add_requests(job.id, [first, later], now=T0) == 1
+    (leased,) = await lease_all(store, job.id)
+    assert (leased.depth, leased.parent_url) == (1, "https://a.test/first")
+
+
+async def test_max_pages_per_host_across_batches(store: Store, job: JobInfo) -> None:
+    await store.set_limits(job.id, max_pages=None, max_pages_per_host=3)
+    a = [new_request(i, host="a.test") for i in range(6)]
+    b = [new_request(i, host="b.test") for i in range(4)]
+    c = [new_request(i, host="c.test", depth=1) for i in range(5)]
+    assert await store.add_requests(job.id, [a[0], a[1], b[0], a[2], a[3], a[4]], now=T0) == 4
+    assert await store.counters(job.id) == {"host_page_limit": 2}
+    # Duplicates are not rejections; a3 is turned away again, and counted again.
+    assert await store.add_requests(job.id, [a[0], a[3], b[1], b[1], b[2], b[3]], now=T0) == 2
+    assert await store.counters(job.id) == {"host_page_limit": 4}
+    found = Completion(discovered=[*c, a[5], b[0]])
+    assert await store.complete(job.id, "w1", found, now=T0) == 3
+    assert await store.counters(job.id) == {"host_page_limit": 7}
+    leased = await lease_all(store, job.id)
+    assert _order(leased) == ["a0", "b0", "a1", "b1", "a2", "b2", "c0", "c1", "c2"]
+    # A request a limit kept out was not admitted: raising the limit lets it in.
+    await store.set_limits(job.id, max_pages=None, max_pages_per_host=4)
+    assert await store.add_requests(job.id, [a[3], a[4], b[3]], now=T0) == 2
+    assert await store.counters(job.id) == {"host_page_limit": 8}
+    assert await store.counts(job.id) == JobCounts(pending=2, leased=9)
+
+
+async def test_max_pages_across_batches(store: Store, job: JobInfo) -> None:
+    await store.set_limits(job.id, max_pages=5, max_pages_per_host=None)
+    assert await store.add_requests(job.id, new_requests(3), now=T0) == 3
+    batch = [new_request(0), *new_requests(4, start=3)]  # 0 is a duplicate: 3, 4 fit
+    assert await store.add_requests(job.id, batch, now=T0) == 2
+    assert await store.counters(job.id) == {"max_pages": 2}
+    leased = await lease_all(store, job.id)
+    found = Completion(
+        results=[ok(leased[0])], discovered=[new_request(i, depth=1) for i in range(3, 9)]
+    )
+    assert await store.complete(job.id, "w1", found, now=T0) == 0
+    assert await store.counters(job.id) == {"max_pages": 6}
+    assert await store.counts(job.id) == JobCounts(leased=4, done=1)
+    # Lowering a limit below what was admitted removes nothing; raising it admits more.
+    await store.set_limits(job.id, max_pages=2, max_pages_per_host=None)
+    assert await store.add_requests(job.id, new_requests(1, start=20), now=T0) == 0
+    assert await store.counts(job.id) == JobCounts(leased=4, done=1)
+    await store.set_limits(job.id, max_pages=7, max_pages_per_host=None)
+    assert await store.add_requests(job.id, new_requests(5, start=20), now=T0) == 2
+    assert await store.counters(job.id) == {"max_pages": 10}
+    await store.set_limits(job.id, max_pages=None, max_pages_per_host=None)
+    assert await store.add_requests(job.id, new_requests(5, start=20), now=T0) == 3
+
+
+async def test_both_limits_apply_in_batch_order(store: Store, job: JobInfo) -> None:
+    await store.set_limits(job.id, max_pages=4, max_pages_per_host=2)
+    batch = [
+        new_request(0, host="a.test"),
+        new_request(1, host="a.test"),
+        new_request(2, host="a.test"),  # a.test is full
+        new_request(0, host="b.test"),
+        new_request(1, host="b.test"),  # the job is full from here
+        new_request(0, host="c.test"),
+        new_request(2, host="b.test"),  # over both: counted once, as max_pages
+    ]
+    assert await store.add_requests(job.id, batch, now=T0) == 4
+    assert await store.counters(job.id) == {"host_page_limit": 1, "max_pages": 2}
+
+
+async def test_limits_are_per_job_and_zero_admits_nothing(store: Store, job: JobInfo) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    await store.set_limits(job.id, max_pages=0, max_pages_per_host=None)
+    assert await store.add_requests(job.id, new_requests(3), now=T0) == 0
+    assert await store.add_requests(other.id, new_requests(3), now=T0) == 3
+    assert await store.counters(job.id) == {"max_pages": 3}
+    assert await store.counters(other.id) == {}
+    await store.set_limits(other.id, max_pages=None, max_pages_per_host=0)
+    assert await store.add_requests(other.id, new_requests(2, start=3), now=T0) == 0
+    assert await store.counters(other.id) == {"host_page_limit": 2}
+
+
+async def test_a_negative_limit_is_a_config_error(store: Store, job: JobInfo) -> None:
+    with pytest.raises(ConfigError, match="max_pages_per_host"):
+        await store.set_limits(job.id, max_pages=None, max_pages_per_host=-1)
+    with pytest.raises(ConfigError, match="max_pages"):
+        await store.set_limits(job.id, max_pages=-5, max_pages_per_host=None)
+    assert await store.add_requests(job.id, new_requests(2), now=T0) == 2
+
+
+async def test_counters_from_the_engine_and_from_admission_add_up(
+    store: Store, job: JobInfo
+) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    assert await store.counters(job.id) == {}
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await lease_all(store, job.id)
+    batch = Completion(results=[ok(request)], counters={"out_of_scope": 12, "url_too_long": 3})
+    await store.complete(job.id, "w1", batch, now=T0)
+    # A batch of counters alone is still written; a zero adds nothing.
+    only = Completion(counters={"out_of_scope": 1, "robots_disallowed": 2, "never": 0})
+    assert await store.complete(job.id, "w1", only, now=T0) == 0
+    await store.set_limits(job.id, max_pages=2, max_pages_per_host=None)
+    found = Completion(discovered=new_requests(3, start=1), counters={"url_too_long": 1})
+    assert await store.complete(job.id, "w1", found, now=T0) == 1
+    expected = {"max_pages": 2, "out_of_scope": 13, "robots_disallowed": 2, "url_too_long": 4}
+    assert await store.counters(job.id) == expected
+    assert await store.counters(other.id) == {}
+    summary = await store.summary(job.id)
+    assert summary.rejected == expected
+    assert list(summary.rejected) == sorted(expected)
+    assert (await store.summary(other.id)).rejected == {}
+
+
+# -- per-host state -------------------------------------------------------------
+
+
+async def test_robots_are_kept_per_job_and_host_until_they_expire(
+    store: Store, job: JobInfo
+) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    assert await store.get_robots(job.id, "a.test", now=T0) is None
+    data = '{"rules": [["disallow", "/private"]], "crawl_delay": 2.5, "note": "é ✓"}'
+    await store.put_robots(job.id, "a.test", data, expires=T0 + 100)
+    assert await store.get_robots(job.id, "a.test", now=T0) == data
+    assert await store.get_robots(job.id, "a.test", now=T0 + 99.5) == data
+    assert await store.get_robots(job.id, "a.test", now=T0 + 100) is None
+    assert await store.get_robots(job.id, "b.test", now=T0) is None
+    assert await store.get_robots(other.id, "a.test", now=T0) is None
+    # Storing again replaces both the data and its expiry, even with an earlier one.
+    await store.put_robots(job.id, "a.test", "{}", expires=T0 + 300)
+    assert await store.get_robots(job.id, "a.test", now=T0 + 200) == "{}"
+    await store.put_robots(job.id, "a.test", '{"v": 3}', expires=T0 + 50)
+    assert await store.get_robots(job.id, "a.test", now=T0 + 60) is None
+    assert await store.get_robots(job.id, "a.test", now=T0 + 10) == '{"v": 3}'
+    await store.put_robots(other.id, "a.test", "[]", expires=T0 + 10)
+    assert await store.get_robots(other.id, "a.test", now=T0) == "[]"
+    assert await store.get_robots(job.id, "a.test", now=T0) == '{"v": 3}'
+
+
+async def test_robots_and_admission_share_hosts_without_disturbing_each_other(
+    store: Store, job: JobInfo
+) -> None:
+    # Robots first for a host never admitted: its sequence still starts at 0.
+    await store.put_robots(job.id, "a.test", "A", expires=T0 + 100)
+    a = [new_request(i, host="a.test") for i in range(3)]
+    b = [new_request(i, host="b.test") for i in range(3)]
+    await store.add_requests(job.id, [*b[:2], *a[:2]], now=T0)
+    # Robots for a host already admitting: its sequence is not reset.
+    await store.put_robots(job.id, "b.test", "B", expires=T0 + 100)
+    await store.put_robots(job.id, "a.test", "A2", expires=T0 + 100)
+    await store.add_requests(job.id, [a[2], b[2]], now=T0)
+    assert _order(await lease_all(store, job.id)) == ["b0", "a0", "b1", "a1", "a2", "b2"]
+    assert await store.get_robots(job.id, "a.test", now=T0) == "A2"
+    assert await store.get_robots(job.id, "b.test", now=T0) == "B"
+    # And a host's limit counts its admissions, not its robots.
+    await store.set_limits(job.id, max_pages=None, max_pages_per_host=4)
+    await store.put_robots(job.id, "c.test", "C", expires=T0 + 100)
+    more = [new_request(i, host=h) for h in ("a.test", "c.test") for i in range(10, 13)]
+    assert await store.add_requests(job.id, more, now=T0) == 4
+    assert await store.get_robots(job.id, "c.test", now=T0) == "C"
 
 
 # -- leasing ------------------------------------------------------------------
@@ -297,6 +485,47 @@ async def test_release_leases_returns_only_the_owners_rows(store: Store, job: Jo
     assert await store.counts(job.id) == JobCounts(pending=3, leased=2)
     assert await store.release_leases(job.id, "a") == 0
     assert len(await store.lease(job.id, "c", limit=10, now=T0, ttl=60)) == 3
+
+
+async def test_release_leases_can_count_the_attempt(store: Store, job: JobInfo) -> None:
+    """Taking back a dead worker's rows counts the attempt it died in; a graceful release
+    does not."""
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.lease(job.id, "dead", limit=2, now=T0, ttl=60)
+    await store.lease(job.id, "alive", limit=1, now=T0, ttl=60)
+    assert await store.release_leases(job.id, "dead", count_attempt=True) == 2
+    assert await store.counts(job.id) == JobCounts(leased=1, retry_wait=2)
+    assert await store.next_due(job.id) == T0
+    again = await store.lease(job.id, "dead-2", limit=10, now=T0 + 1, ttl=60)
+    assert [r.attempts for r in again] == [1, 1]
+    assert await store.release_leases(job.id, "dead-2", count_attempt=True) == 2
+    assert await store.release_leases(job.id, "alive") == 1
+    leased = await lease_all(store, job.id, now=T0 + 2)
+    assert sorted(r.attempts for r in leased) == [0, 2, 2]
+    assert await store.release_leases(job.id, "w1", count_attempt=False) == 3
+    assert await store.counts(job.id) == JobCounts(pending=1, retry_wait=2)
+    assert sorted(r.attempts for r in await lease_all(store, job.id, now=T0 + 3)) == [0, 2, 2]
+    assert await store.release_leases(job.id, "nobody", count_attempt=True) == 0
+
+
+async def test_taking_over_an_expired_lease_counts_the_attempt(store: Store, job: JobInfo) -> None:
+    """A page that kills every worker fetching it runs out of attempts."""
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    first = await store.lease(job.id, "a", limit=1, now=T0, ttl=10)
+    assert [r.attempts for r in first] == [0]
+    second = await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
+    assert [(r.id, r.attempts) for r in second] == [(first[0].id, 1), (second[1].id, 0)]
+    third = await store.lease(job.id, "c", limit=10, now=T0 + 22, ttl=10)
+    assert [r.attempts for r in third] == [2, 1]
+    # A retry sets attempts as given; its lease's later expiry counts on top.
+    retry = RetryUpdate(
+        request_id=third[0].id, attempts=3, next_at=T0 + 22, error_kind="timeout", error=None
+    )
+    await store.complete(job.id, "c", Completion(retries=[retry]), now=T0 + 22)
+    fourth = await store.lease(job.id, "d", limit=10, now=T0 + 33, ttl=10)
+    assert [(r.id, r.attempts) for r in fourth] == [(third[0].id, 3), (third[1].id, 2)]
+    await store.complete(job.id, "d", Completion(results=[ok(r) for r in fourth]), now=T0 + 34)
+    assert [r.attempts for r in await all_results(store, job.id)] == [4, 3]
 
 
 async def test_discovered_requests_are_admitted_inside_complete(store: Store, job: JobInfo) -> None:
@@ -599,7 +828,8 @@ OPS = st.lists(
         st.tuples(st.just("finish"), OWNERS, st.integers(0, 5), st.booleans()),
         st.tuples(st.just("retry"), OWNERS, st.integers(0, 5), st.sampled_from([0.0, 15.0])),
         st.tuples(st.just("release"), OWNERS, st.integers(0, 5)),
-        st.tuples(st.just("release_all"), OWNERS),
+        st.tuples(st.just("release_all"), OWNERS, st.booleans()),
+        st.tuples(st.just("limit"), st.none() | st.integers(0, 12)),
         LEASE,
         TICK,
     ),
@@ -619,13 +849,17 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
     store: Store, ops: list[tuple[object, ...]]
 ) -> None:
     """A model tracks who holds what; the store must never hand a held row to another
-    owner, reopen a finished row, or record a second result."""
+    owner, reopen a finished row, or record a second result. It also tracks each row's
+    attempts and what ``max_pages`` lets in."""
     job = await store.ensure_job(f"prop-{next(_example)}", mode="crawl", config={})
     now = T0
     admitted = await store.add_requests(job.id, new_requests(4), now=now)
     holder: dict[int, tuple[str, float]] = {}  # open rows leased, per the model
     finished: dict[int, bool] = {}  # row → done (True) or failed (False)
     believed: dict[str, list[int]] = {"a": [], "b": []}  # what each owner thinks it holds
+    attempts: dict[int, int] = {}
+    max_pages: int | None = None
+    rejected = 0
 
     def take(owner: str, pick: int) -> int | None:
         ids = believed[owner]
@@ -635,12 +869,21 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
         match op:
             case ("add", int(n)):
                 fresh = new_requests(n, start=admitted)
-                admitted += await store.add_requests(job.id, fresh + fresh[:1], now=now)
+                room = n if max_pages is None else max(0, min(n, max_pages - admitted))
+                assert await store.add_requests(job.id, fresh + fresh[:1], now=now) == room
+                admitted += room
+                rejected += n - room
+            case ("limit", limit):
+                assert limit is None or isinstance(limit, int)
+                max_pages = limit
+                await store.set_limits(job.id, max_pages=limit, max_pages_per_host=None)
             case ("lease", str(owner), int(limit)):
                 for r in await store.lease(job.id, owner, limit=limit, now=now, ttl=TTL):
                     assert r.id not in finished, "a finished row was leased again"
                     if r.id in holder:
                         assert holder[r.id][1] < now, "a row was leased while held"
+                        attempts[r.id] = attempts.get(r.id, 0) + 1  # its worker vanished
+                    assert r.attempts == attempts.get(r.id, 0)
                     holder[r.id] = (owner, now + TTL)
                     believed[owner].append(r.id)
             case ("finish", str(owner), int(pick), bool(success)):
@@ -660,16 +903,19 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
                     await store.complete(job.id, owner, Completion(retries=[retry]), now=now)
                     if holder.get(rid, ("",))[0] == owner:
                         del holder[rid]
+                        attempts[rid] = 1
             case ("release", str(owner), int(pick)):
                 if (rid := take(owner, pick)) is not None:
                     await store.complete(job.id, owner, Completion(released=[rid]), now=now)
                     if holder.get(rid, ("",))[0] == owner:
                         del holder[rid]
-            case ("release_all", str(owner)):
+            case ("release_all", str(owner), bool(count_attempt)):
                 mine = [rid for rid, (who, _) in holder.items() if who == owner]
-                assert await store.release_leases(job.id, owner) == len(mine)
+                released = await store.release_leases(job.id, owner, count_attempt=count_attempt)
+                assert released == len(mine)
                 for rid in mine:
                     del holder[rid]
+                    attempts[rid] = attempts.get(rid, 0) + count_attempt
             case ("tick", float(seconds)):
                 now += seconds
         counts = await store.counts(job.id)
@@ -677,6 +923,7 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
         assert counts.leased == len(holder)
         assert counts.done == sum(finished.values())
         assert counts.failed == len(finished) - sum(finished.values())
+    assert await store.counters(job.id) == ({"max_pages": rejected} if rejected else {})
     results = await all_results(store, job.id, batch_size=7)
     assert [r.request_id for r in results] == sorted(finished)
     assert [r.status is not None for r in results] == [finished[k] for k in sorted(finished)]

@@ -16,11 +16,11 @@ import pytest
 
 import shoal.store
 from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
-from shoal.core.model import Completion, JobCounts
+from shoal.core.model import Completion, JobCounts, NewRequest
 from shoal.store import SQLiteStore, Store, open_store
 from shoal.store.migrations import APPLICATION_ID, LATEST_VERSION
 
-from .storekit import T0, all_results, lease_all, new_requests, ok
+from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
 
 CHILD = str(Path(__file__).with_name("_store_child.py"))
 
@@ -266,6 +266,62 @@ async def test_a_big_write_does_not_block_the_event_loop(store_path: Path) -> No
         finally:
             ticker.cancel()
     assert ticks >= 3
+
+
+def _check_admission_bookkeeping(path: Path, job_id: int) -> None:
+    """Each host's next_seq is how many requests it admitted, whose sequence numbers are
+    exactly 0..n-1; the job's admitted counter is how many it admitted."""
+    conn = raw(path)
+    try:
+        per_host = conn.execute(
+            "SELECT host, count(*), count(DISTINCT host_seq), min(host_seq), max(host_seq)"
+            " FROM requests WHERE job_id = ? GROUP BY host",
+            (job_id,),
+        ).fetchall()
+        next_seq = dict(
+            conn.execute(
+                "SELECT host, next_seq FROM hosts WHERE job_id = ? AND next_seq > 0", (job_id,)
+            ).fetchall()
+        )
+        (admitted,) = conn.execute("SELECT admitted FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        (total,) = conn.execute(
+            "SELECT count(*) FROM requests WHERE job_id = ?", (job_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    assert {host: n for host, n, *_ in per_host} == next_seq
+    assert all(n == distinct == top + 1 and low == 0 for _, n, distinct, low, top in per_host)
+    assert admitted == total
+
+
+async def test_admission_is_exact_across_connections_and_big_batches(store_path: Path) -> None:
+    """A second store on the file has none of the first one's fingerprints in memory: the
+    duplicates are found in the database (over several IN chunks of fingerprints and of
+    hosts), and limits set through one connection hold for the other."""
+
+    def spread(keys: range) -> list[NewRequest]:
+        return [new_request(i, host=f"h{i % 1500}.test") for i in keys]
+
+    async with SQLiteStore(store_path) as first, SQLiteStore(store_path) as second:
+        job = await first.ensure_job("j", mode="crawl", config={})
+        assert await first.add_requests(job.id, spread(range(0, 6000, 2)), now=T0) == 3000
+        twice = spread(range(5000)) * 2
+        assert await second.add_requests(job.id, twice, now=T0) == 2500
+        found = Completion(discovered=spread(range(5000, 7000)))
+        assert await first.complete(job.id, "w1", found, now=T0) == 1500
+        _check_admission_bookkeeping(store_path, job.id)
+        # Hosts h0..h999 have admitted 5 requests each, h1000..h1499 four.
+        await second.set_limits(job.id, max_pages=None, max_pages_per_host=5)
+        assert await first.add_requests(job.id, spread(range(7000, 9000)), now=T0) == 500
+        assert await first.counters(job.id) == {"host_page_limit": 1500}
+        await second.put_robots(job.id, "h1.test", "{}", expires=T0 + 1)
+        _check_admission_bookkeeping(store_path, job.id)
+    async with SQLiteStore(store_path) as again:
+        assert await again.add_requests(job.id, spread(range(9000, 9100)), now=T0) == 0
+        assert await again.counters(job.id) == {"host_page_limit": 1600}
+        assert await again.get_robots(job.id, "h1.test", now=T0) == "{}"
+        assert (await again.counts(job.id)).pending == 7500
+    _check_admission_bookkeeping(store_path, job.id)
 
 
 # -- several processes on one file ----------------------------------------------

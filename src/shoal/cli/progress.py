@@ -166,6 +166,11 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
             "by error kind",
             ", ".join(f"{k} {v:,}" for k, v in _by_count(summary.by_error_kind)),
         )
+    if summary.rejected:
+        table.add_row(
+            "not followed",
+            ", ".join(f"{k} {v:,}" for k, v in _by_count(summary.rejected)),
+        )
     table.add_row("bytes", _human_bytes(summary.bytes))
     if summary.p50_ms is not None:
         p95 = summary.p95_ms if summary.p95_ms is not None else float("nan")

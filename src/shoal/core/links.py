@@ -612,16 +612,6 @@ def _memoised_canonicalizer(
 def _canonical(url: str, *, strip_params: _StripKey, sort_query: bool) -> str | int:
     """``canonicalize`` an absolute URL, or ``_INVALID``."""
     try:
-        result = canonicalize(url, strip_params=strip_params, sort_query=sort_query)
-        # canonicalize is not idempotent when decoding an escape completes
-        # another one ("%%41a" -> "%Aa" -> "%AA"); a link must be a fixed point,
-        # or the same page gets two fingerprints. Each pass shortens the URL
-        # or only uppercases hex digits, so this ends.
-        while "%" in result:
-            again = canonicalize(result)
-            if again == result:
-                break
-            result = again
-        return result
+        return canonicalize(url, strip_params=strip_params, sort_query=sort_query)
     except InputError:
         return _INVALID

@@ -103,12 +103,18 @@ class RetryUpdate:
 
 @dataclass(slots=True, kw_only=True)
 class Completion:
-    """What a worker hands back to the store in one transaction."""
+    """What a worker hands back to the store in one transaction.
+
+    ``counters`` are the engine's own rejections since the last batch, by reason
+    (``{"out_of_scope": 12, "url_too_long": 3}``); the store adds them to the job's
+    totals. ``len()`` does not count them.
+    """
 
     results: list[FetchResult] = field(default_factory=list)
     retries: list[RetryUpdate] = field(default_factory=list)
     discovered: list[NewRequest] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.results) + len(self.retries) + len(self.discovered) + len(self.released)
@@ -159,7 +165,11 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobSummary:
-    """What a finished (or running) job amounts to, computed by the store."""
+    """What a finished (or running) job amounts to, computed by the store.
+
+    ``rejected`` counts URLs never admitted, by reason: the engine's (``out_of_scope``,
+    ...) and the store's admission limits (``max_pages``, ``host_page_limit``).
+    """
 
     counts: JobCounts
     by_status_class: dict[str, int]
@@ -169,3 +179,4 @@ class JobSummary:
     p95_ms: float | None
     first_fetched_at: float | None
     last_fetched_at: float | None
+    rejected: dict[str, int] = field(default_factory=dict)

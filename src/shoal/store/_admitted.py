@@ -5,8 +5,8 @@ discovered requests are duplicates. Asking the database about each costs a
 few microseconds of the single writer's time; this set answers most of them
 for a tenth of that. It is only ever a shortcut, never the authority: a
 fingerprint is remembered only after a commit put it in the store (admitted
-or found there), and request rows are never deleted, so a hit is always
-right; a miss just asks the database.
+or found there; not one an admission limit kept out), and request rows are
+never deleted, so a hit is always right; a miss just asks the database.
 
 Memory is bounded: two generations of at most ``generation`` entries each;
 when the young one fills, the old one is dropped. Only the most recently used
@@ -39,13 +39,14 @@ class AdmittedFingerprints:
             return requests
         return [r for r in requests if r.fingerprint not in young and r.fingerprint not in old]
 
-    def remember(self, job_id: int, requests: Sequence[NewRequest]) -> None:
-        """Call after the commit that admitted ``requests`` to ``job_id``."""
+    def remember(self, job_id: int, fingerprints: Sequence[bytes]) -> None:
+        """Call after the commit that put ``fingerprints`` in ``job_id`` (admitted them or
+        found them there); never with one a limit kept out, which may be admitted later."""
         if job_id != self._job_id:
             return
         young = self._young
         room = self._generation - len(young)
-        if len(requests) >= room:
+        if len(fingerprints) >= room:
             self._old, young = young, set()
             self._young = young
-        young.update(r.fingerprint for r in requests[-self._generation :])
+        young.update(fingerprints[-self._generation :])

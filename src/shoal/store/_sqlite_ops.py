@@ -39,22 +39,27 @@ from shoal.store._codec import (
     encode_json,
     storable,
 )
+from shoal.store._sqlite_admit import ADD_COUNTER, admit, first_of_each, request_rows
 
 __all__ = [
     "add_requests",
     "begin_read",
     "complete",
+    "counters",
     "counts",
     "ensure_job",
     "get_job",
+    "get_robots",
     "heartbeat",
     "lease",
     "list_jobs",
     "list_workers",
     "next_due",
+    "put_robots",
     "register_worker",
     "release_leases",
     "renew_leases",
+    "set_limits",
     "unregister_worker",
     "write_transaction",
 ]
@@ -130,66 +135,6 @@ def list_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
 
 # -- frontier ---------------------------------------------------------------
 
-_ADMIT = (
-    "INSERT OR IGNORE INTO requests"
-    " (job_id, fingerprint, url, method, headers, body, host, depth, parent_url, next_at,"
-    " host_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_HOST_ROW = 6  # index of the host in a request row
-_GET_HOST_SEQ = "SELECT host, next_seq FROM hosts WHERE job_id = ? AND host IN ({marks})"
-_PUT_HOST_SEQ = (
-    "INSERT INTO hosts (job_id, host, next_seq) VALUES (?, ?, ?)"
-    " ON CONFLICT (job_id, host) DO UPDATE SET next_seq = excluded.next_seq"
-)
-_SQL_VARIABLES = 500
-
-
-def _request_rows(job_id: int, requests: Sequence[NewRequest], now: float) -> list[Row]:
-    enc = encode_json
-    return [
-        (
-            job_id,
-            r.fingerprint,
-            r.url,
-            r.method,
-            enc(r.headers) if r.headers else None,
-            r.body,
-            r.host,
-            r.depth,
-            r.parent_url,
-            now,
-        )
-        for r in requests
-    ]
-
-
-def _admit(conn: sqlite3.Connection, job_id: int, rows: list[Row]) -> int:
-    """Insert request rows; the caller holds the write transaction. Returns how many were new.
-
-    Each row gets its host's next sequence number (``host_seq``). Leases go in
-    (depth, host_seq) order, so the n-th URL of every host comes before the
-    (n+1)-th of any: a list sorted by host, or one huge site among small ones,
-    is interleaved across hosts instead of filling the lease window with one
-    host that politeness then lets fetch only a few at a time.
-    """
-    if not rows:
-        return 0
-    hosts = [row[_HOST_ROW] for row in rows]
-    distinct = list(dict.fromkeys(hosts))
-    next_seq: dict[object, int] = {}
-    for start in range(0, len(distinct), _SQL_VARIABLES):
-        chunk = distinct[start : start + _SQL_VARIABLES]
-        query = _GET_HOST_SEQ.format(marks=",".join("?" * len(chunk)))
-        next_seq.update(conn.execute(query, (job_id, *chunk)).fetchall())
-    sequenced: list[Row] = []
-    for row, host in zip(rows, hosts, strict=True):
-        seq = next_seq.get(host, 0)
-        next_seq[host] = seq + 1
-        sequenced.append((*row, seq))
-    conn.executemany(_PUT_HOST_SEQ, [(job_id, host, next_seq[host]) for host in distinct])
-    # rowcount sums sqlite3_changes(), which counts an ignored duplicate as 0.
-    return conn.executemany(_ADMIT, sequenced).rowcount
-
 
 def _storable(rows: list[Row]) -> list[Row]:
     """The rows with every string made valid UTF-8 (lone surrogates become U+FFFD)."""
@@ -214,24 +159,37 @@ def add_requests(
     requests: Sequence[NewRequest],
     now: float,
 ) -> int:
-    requests = admitted.unknown(job_id, requests)
+    requests = admitted.unknown(job_id, first_of_each(requests))
     if not requests:
         return 0
 
-    def write(rows: list[Row]) -> int:
+    def write(rows: list[Row]) -> tuple[int, list[bytes]]:
         with write_transaction(conn):
-            return _admit(conn, job_id, rows)
+            return admit(conn, job_id, rows)
 
-    new = _text_safe(write, _request_rows(job_id, requests, now))
-    admitted.remember(job_id, requests)
+    new, present = _text_safe(write, request_rows(job_id, requests, now))
+    admitted.remember(job_id, present)
     return new
+
+
+def set_limits(
+    conn: sqlite3.Connection, job_id: int, max_pages: int | None, max_pages_per_host: int | None
+) -> None:
+    with write_transaction(conn):
+        conn.execute(
+            "UPDATE jobs SET max_pages = ?, max_pages_per_host = ? WHERE id = ?",
+            (max_pages, max_pages_per_host, job_id),
+        )
 
 
 # Due rows in lease order: waiting rows (pending or retry-wait) that are due, merged with
 # leased rows whose lease expired, by (depth, host_seq, id). Each arm reads its own partial index;
-# INDEXED BY keeps the plan fixed whatever statistics ANALYZE gathers later.
+# INDEXED BY keeps the plan fixed whatever statistics ANALYZE gathers later. An expired lease
+# means its worker vanished mid-attempt: that attempt counts (SET reads the old state), so a
+# page that kills every worker fetching it runs out of attempts instead of looping forever.
 _LEASE = f"""
-UPDATE requests SET state = {State.LEASED}, lease_owner = :owner, lease_expires = :expires
+UPDATE requests SET state = {State.LEASED}, attempts = attempts + (state = {State.LEASED}),
+    lease_owner = :owner, lease_expires = :expires
 WHERE id IN (
     SELECT id FROM (
         SELECT id, depth, host_seq FROM (
@@ -308,10 +266,12 @@ _RELEASE = f"""
 UPDATE requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
 WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
 """
+# count_attempt adds 1 (or 0) to attempts: the state follows the new count.
 _RELEASE_ALL = f"""
 UPDATE requests INDEXED BY requests_leased
-SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
-WHERE job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+SET state = CASE WHEN attempts + :add > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END,
+    attempts = attempts + :add, lease_owner = NULL, lease_expires = NULL
+WHERE job_id = :job_id AND state = {State.LEASED} AND lease_owner = :owner
 """
 _RENEW = f"""
 UPDATE requests INDEXED BY requests_leased SET lease_expires = ?
@@ -383,10 +343,15 @@ def complete(
         for u in batch.retries
     ]
     release_rows: list[Row] = [(rid, job_id, owner) for rid in batch.released]
+    counter_rows: list[Row] = [(job_id, name, n) for name, n in batch.counters.items() if n]
 
     def write(
-        results: list[Row], bodies: list[Row], retries: list[Row], discovered: list[Row]
-    ) -> int:
+        results: list[Row],
+        bodies: list[Row],
+        retries: list[Row],
+        discovered: list[Row],
+        counters: list[Row],
+    ) -> tuple[int, list[bytes]]:
         with write_transaction(conn):
             if results:
                 # Results first: the INSERT reads the request row, and a row finished here
@@ -399,12 +364,16 @@ def complete(
                 conn.executemany(_RETRY, retries)
             if release_rows:
                 conn.executemany(_RELEASE, release_rows)
-            return _admit(conn, job_id, discovered)
+            if counters:
+                conn.executemany(ADD_COUNTER, counters)
+            return admit(conn, job_id, discovered)
 
-    discovered = admitted.unknown(job_id, batch.discovered)
-    discovered_rows = _request_rows(job_id, discovered, now)
-    new = _text_safe(write, result_rows, body_rows, retry_rows, discovered_rows)
-    admitted.remember(job_id, discovered)
+    discovered = admitted.unknown(job_id, first_of_each(batch.discovered))
+    discovered_rows = request_rows(job_id, discovered, now)
+    new, present = _text_safe(
+        write, result_rows, body_rows, retry_rows, discovered_rows, counter_rows
+    )
+    admitted.remember(job_id, present)
     return new
 
 
@@ -413,9 +382,10 @@ def renew_leases(conn: sqlite3.Connection, job_id: int, owner: str, now: float, 
         return conn.execute(_RENEW, (now + ttl, job_id, owner)).rowcount
 
 
-def release_leases(conn: sqlite3.Connection, job_id: int, owner: str) -> int:
+def release_leases(conn: sqlite3.Connection, job_id: int, owner: str, count_attempt: bool) -> int:
+    params = {"add": int(count_attempt), "job_id": job_id, "owner": owner}
     with write_transaction(conn):
-        return conn.execute(_RELEASE_ALL, (job_id, owner)).rowcount
+        return conn.execute(_RELEASE_ALL, params).rowcount
 
 
 def next_due(conn: sqlite3.Connection, job_id: int) -> float | None:
@@ -452,6 +422,39 @@ def counts(conn: sqlite3.Connection, job_id: int) -> JobCounts:
         done=done,
         failed=finished - done,
     )
+
+
+def counters(conn: sqlite3.Connection, job_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT name, n FROM job_counters WHERE job_id = ? ORDER BY name", (job_id,)
+    ).fetchall()
+    return dict(rows)
+
+
+# -- hosts ------------------------------------------------------------------
+
+# Valid while now < expires. A hosts row may not exist yet (robots are fetched before the
+# host's first admission is leased, or for a host never admitted): it starts at next_seq 0,
+# and storing robots leaves next_seq alone.
+_GET_ROBOTS = "SELECT robots FROM hosts WHERE job_id = ? AND host = ? AND robots_expires > ?"
+_PUT_ROBOTS = (
+    "INSERT INTO hosts (job_id, host, next_seq, robots, robots_expires) VALUES (?, ?, 0, ?, ?)"
+    " ON CONFLICT (job_id, host) DO UPDATE SET"
+    " robots = excluded.robots, robots_expires = excluded.robots_expires"
+)
+
+
+def get_robots(conn: sqlite3.Connection, job_id: int, host: str, now: float) -> str | None:
+    row = conn.execute(_GET_ROBOTS, (job_id, host, now)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def put_robots(conn: sqlite3.Connection, job_id: int, host: str, data: str, expires: float) -> None:
+    def write(rows: list[Row]) -> None:
+        with write_transaction(conn):
+            conn.execute(_PUT_ROBOTS, rows[0])
+
+    _text_safe(write, [(job_id, host, data, expires)])
 
 
 # -- workers ----------------------------------------------------------------

@@ -9,7 +9,7 @@ import sqlite3
 
 from shoal.core.model import FetchResult, JobSummary
 from shoal.store._codec import decode_headers, decode_json, decompress
-from shoal.store._sqlite_ops import begin_read, counts
+from shoal.store._sqlite_ops import begin_read, counters, counts
 
 __all__ = ["get_body", "read_results", "summary"]
 
@@ -98,6 +98,7 @@ def summary(conn: sqlite3.Connection, job_id: int) -> JobSummary:
     begin_read(conn)
     try:
         job_counts = counts(conn, job_id)
+        rejected = counters(conn, job_id)
         for status_class, kind, n, size, lo, hi, n_elapsed in conn.execute(_SUMMARY, (job_id,)):
             if status_class is not None:
                 key = f"{status_class}xx"
@@ -122,4 +123,5 @@ def summary(conn: sqlite3.Connection, job_id: int) -> JobSummary:
         p95_ms=p95,
         first_fetched_at=first,
         last_fetched_at=last,
+        rejected=rejected,
     )

@@ -4,6 +4,12 @@ A store holds many jobs. Each job has a frontier of request rows moving
 through the lifecycle in ``shoal.core.lifecycle`` and, for each finished
 row, exactly one result row. All times are Unix seconds passed in by the
 caller, so that tests control the clock and workers on many machines agree.
+
+Admission is exact: a request is admitted at most once per job (by
+fingerprint), and only an admitted request takes its host's next sequence
+number or counts towards the job's limits (``set_limits``). What admission
+turns away over a limit is counted per job under a reason (``counters``),
+beside the reasons the engine reports in ``Completion.counters``.
 """
 
 from __future__ import annotations
@@ -50,8 +56,23 @@ class Store(Protocol):
 
     # frontier
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
-        """Admit requests as ``pending``; duplicates by fingerprint are ignored. Returns how many
-        were new."""
+        """Admit requests as ``pending``, due from ``now``. Returns how many were admitted.
+
+        A request whose fingerprint is already in the job, or earlier in the same batch (the
+        first one wins), is a duplicate and is ignored: it takes no host sequence number and
+        counts towards no limit. A new request is then dropped, in batch order, once the job
+        has admitted ``max_pages`` (counted under ``"max_pages"``) or else once its host has
+        admitted ``max_pages_per_host`` (counted under ``"host_page_limit"``). A dropped
+        request is not remembered: after raising the limits it can be admitted."""
+        ...
+
+    async def set_limits(
+        self, job_id: int, *, max_pages: int | None, max_pages_per_host: int | None
+    ) -> None:
+        """Persist the job's admission limits (None: no limit), counted over every request the
+        job ever admitted, for every later admission by any process. Lowering a limit below
+        what was admitted already removes nothing; it only stops further admission. Raises
+        ``ConfigError`` for a negative limit."""
         ...
 
     async def lease(
@@ -60,13 +81,19 @@ class Store(Protocol):
         """Move up to ``limit`` due rows (pending, retry-wait due by ``now``, or leased with an
         expired lease) to ``leased`` by ``owner`` until ``now + ttl``; shallowest depth first,
         then round-robin across hosts (the n-th admitted URL of every host before the
-        (n+1)-th of any), then admission order."""
+        (n+1)-th of any), then admission order.
+
+        A row taken over from an expired lease has its ``attempts`` increased by one (its
+        worker vanished mid-attempt), so a page that kills every process fetching it runs out
+        of attempts: the caller compares ``Request.attempts`` to its retry limit."""
         ...
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
         """In ONE transaction: record results (rows become done or failed, never a second result
-        for a row), move retries to retry-wait, admit discovered requests, release rows.
-        Returns how many discovered requests were new.
+        for a row), move retries to retry-wait, release rows, add ``batch.counters`` to the
+        job's counters (a batch of counters alone is written too), admit discovered requests
+        (as ``add_requests`` does, limits and all). Returns how many discovered requests were
+        admitted.
 
         A result is accepted for any row not yet done or failed, whoever holds it: the first
         result wins. A retry or a release applies only to a row still leased by ``owner``;
@@ -77,8 +104,13 @@ class Store(Protocol):
         """Extend every lease ``owner`` holds; returns how many."""
         ...
 
-    async def release_leases(self, job_id: int, owner: str) -> int:
-        """Return every row ``owner`` holds to pending (or retry-wait if it had attempts)."""
+    async def release_leases(self, job_id: int, owner: str, *, count_attempt: bool = False) -> int:
+        """Return every row ``owner`` holds to pending (or retry-wait if it had attempts), due
+        at once; returns how many.
+
+        ``count_attempt=True`` adds one to each row's attempts first (so each goes to
+        retry-wait): for taking back the leases of a worker that died, whose fetches may be
+        what killed it. A graceful release (shutdown) leaves attempts alone."""
         ...
 
     async def next_due(self, job_id: int) -> float | None:
@@ -86,6 +118,23 @@ class Store(Protocol):
         ...
 
     async def counts(self, job_id: int) -> JobCounts: ...
+
+    async def counters(self, job_id: int) -> dict[str, int]:
+        """URLs rejected before admission, by reason, summed over the job's life: the engine's
+        (``Completion.counters``) and admission's (``"max_pages"``, ``"host_page_limit"``).
+        A URL turned away in several batches is counted each time."""
+        ...
+
+    # per-host state, shared by every worker of a job
+    async def get_robots(self, job_id: int, host: str, *, now: float) -> str | None:
+        """The robots data stored for ``host``, or None if there is none or it expired
+        (``now >= expires``)."""
+        ...
+
+    async def put_robots(self, job_id: int, host: str, data: str, *, expires: float) -> None:
+        """Store ``data`` (opaque text, e.g. the engine's parsed robots.txt as JSON) for
+        ``host`` until ``expires``, replacing what was there."""
+        ...
 
     # workers
     async def register_worker(
@@ -109,4 +158,7 @@ class Store(Protocol):
         """The saved (decompressed) body with that hash, if bodies were saved."""
         ...
 
-    async def summary(self, job_id: int) -> JobSummary: ...
+    async def summary(self, job_id: int) -> JobSummary:
+        """Counts, status classes, error kinds, bytes, latency percentiles and ``rejected``
+        (the same as ``counters``), from one consistent read."""
+        ...

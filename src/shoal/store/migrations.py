@@ -10,7 +10,10 @@ before anything in it is touched.
 Schema (version 1)::
 
     meta              key → value ('schema_version')
-    jobs              id, name UNIQUE, mode, created_at, config (JSON)
+    jobs              id, name UNIQUE, mode, created_at, config (JSON),
+                      max_pages, max_pages_per_host (admission limits, NULL: none),
+                      admitted (how many requests the job ever admitted; kept exact by
+                      admission, so max_pages needs no count(*))
     requests          the frontier: one row per admitted request, indexed by
                         UNIQUE (job_id, fingerprint)           admission dedupe
                         (job_id, depth, host_seq, id,          partial, waiting rows (pending,
@@ -19,9 +22,17 @@ Schema (version 1)::
                                                                index alone
                         (job_id, lease_expires)                partial, leased rows: expiry
                                                                reclaim, renew, release
-    hosts             (job_id, host) → next_seq: each admitted request takes its host's
-                      next sequence number, so leasing in (depth, host_seq) order
-                      interleaves hosts
+    hosts             (job_id, host) → per-host state shared by every worker of a job:
+                        next_seq         each admitted request takes its host's next
+                                         sequence number, so leasing in (depth, host_seq)
+                                         order interleaves hosts; equals the number of
+                                         requests the host has admitted (max_pages_per_host)
+                        robots,          the engine's parsed robots.txt (opaque JSON text)
+                        robots_expires   and until when it holds (NULL: none cached)
+                      A row may exist for robots alone (next_seq 0); writers never lower
+                      next_seq.
+    job_counters      (job_id, name) → n: URLs rejected before admission, by reason (the
+                      engine's, e.g. out_of_scope; the store's max_pages, host_page_limit)
     results           request_id INTEGER PRIMARY KEY (so a row never gets two results),
                       indexed by job_id (rowid order = request_id order) for export
     bodies            hash PRIMARY KEY → zstd-compressed body, shared by identical bodies
@@ -54,11 +65,14 @@ _V1 = (
     """,
     """
     CREATE TABLE jobs (
-        id         INTEGER PRIMARY KEY,
-        name       TEXT NOT NULL UNIQUE,
-        mode       TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        config     TEXT NOT NULL DEFAULT '{}'
+        id                 INTEGER PRIMARY KEY,
+        name               TEXT NOT NULL UNIQUE,
+        mode               TEXT NOT NULL,
+        created_at         REAL NOT NULL,
+        config             TEXT NOT NULL DEFAULT '{}',
+        max_pages          INTEGER,
+        max_pages_per_host INTEGER,
+        admitted           INTEGER NOT NULL DEFAULT 0
     )
     """,
     """
@@ -91,10 +105,20 @@ _V1 = (
     "CREATE INDEX requests_leased ON requests (job_id, lease_expires) WHERE state = 1",
     """
     CREATE TABLE hosts (
-        job_id   INTEGER NOT NULL,
-        host     TEXT NOT NULL,
-        next_seq INTEGER NOT NULL,
+        job_id         INTEGER NOT NULL,
+        host           TEXT NOT NULL,
+        next_seq       INTEGER NOT NULL DEFAULT 0,
+        robots         TEXT,
+        robots_expires REAL,
         PRIMARY KEY (job_id, host)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE job_counters (
+        job_id INTEGER NOT NULL,
+        name   TEXT NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (job_id, name)
     ) WITHOUT ROWID
     """,
     """

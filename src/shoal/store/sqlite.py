@@ -340,6 +340,22 @@ class SQLiteStore:
             ),
         )
 
+    async def set_limits(
+        self, job_id: int, *, max_pages: int | None, max_pages_per_host: int | None
+    ) -> None:
+        for name, value in (("max_pages", max_pages), ("max_pages_per_host", max_pages_per_host)):
+            if value is not None and value < 0:
+                raise ConfigError(f"{name} must be ≥ 0 or None, got {value!r}")
+        await self._write(
+            "set_limits",
+            partial(
+                ops.set_limits,
+                job_id=job_id,
+                max_pages=max_pages,
+                max_pages_per_host=max_pages_per_host,
+            ),
+        )
+
     async def lease(
         self, job_id: int, owner: str, *, limit: int, now: float, ttl: float
     ) -> list[Request]:
@@ -351,7 +367,7 @@ class SQLiteStore:
         )
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
-        if not len(batch):
+        if not len(batch) and not batch.counters:
             return 0
         return await self._write(
             "complete",
@@ -370,9 +386,10 @@ class SQLiteStore:
             "renew_leases", partial(ops.renew_leases, job_id=job_id, owner=owner, now=now, ttl=ttl)
         )
 
-    async def release_leases(self, job_id: int, owner: str) -> int:
+    async def release_leases(self, job_id: int, owner: str, *, count_attempt: bool = False) -> int:
         return await self._write(
-            "release_leases", partial(ops.release_leases, job_id=job_id, owner=owner)
+            "release_leases",
+            partial(ops.release_leases, job_id=job_id, owner=owner, count_attempt=count_attempt),
         )
 
     async def next_due(self, job_id: int) -> float | None:
@@ -380,6 +397,22 @@ class SQLiteStore:
 
     async def counts(self, job_id: int) -> JobCounts:
         return await self._read("counts", partial(ops.counts, job_id=job_id))
+
+    async def counters(self, job_id: int) -> dict[str, int]:
+        return await self._read("counters", partial(ops.counters, job_id=job_id))
+
+    # -- hosts --------------------------------------------------------------
+
+    async def get_robots(self, job_id: int, host: str, *, now: float) -> str | None:
+        return await self._read(
+            "get_robots", partial(ops.get_robots, job_id=job_id, host=host, now=now)
+        )
+
+    async def put_robots(self, job_id: int, host: str, data: str, *, expires: float) -> None:
+        await self._write(
+            "put_robots",
+            partial(ops.put_robots, job_id=job_id, host=host, data=data, expires=expires),
+        )
 
     # -- workers ------------------------------------------------------------
 
