@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/shoal demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check --no-cache src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

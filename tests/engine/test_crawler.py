@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from shoal.core.inputs import parse_line
-
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
 from shoal.engine.crawler import Crawler
 from shoal.store import Store
