@@ -1,8 +1,8 @@
 """Another process on the same store file, for the SQLite multi-process tests.
 
-python _store_child.py lease DB OWNER   print "ready", wait for "go" on stdin, then lease
-                                        and complete small batches until nothing is due;
-                                        print the leased ids as JSON
+python _store_child.py lease DB OWNER   open the store, print "ready", wait for "go" on
+                                        stdin, then lease and complete small batches until
+                                        nothing is due; print the leased ids as JSON
 python _store_child.py commit DB        admit 1000 rows, finish 500, lease 100 more,
                                         print "committed", then wait to be killed
 """
@@ -25,6 +25,10 @@ async def lease_until_empty(path: str, owner: str) -> list[int]:
     leased: list[int] = []
     async with SQLiteStore(path, busy_timeout=30) as store:
         job = await store.ensure_job("shared", mode="fetch", config={})
+        # Opened before "go": one process still opening while the others lease could
+        # find every row taken (and fail the test's "each process won some rows").
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         while True:
             batch = await store.lease(job.id, owner, limit=rng.randint(1, 16), now=T0, ttl=3600)
             if not batch:
@@ -54,8 +58,6 @@ async def commit_then_hang(path: str) -> None:
 def main() -> None:
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "lease":
-        print("ready", flush=True)
-        sys.stdin.readline()
         print(json.dumps(asyncio.run(lease_until_empty(path, sys.argv[3]))), flush=True)
     elif mode == "commit":
         asyncio.run(commit_then_hang(path))
