@@ -59,6 +59,7 @@ async def crawl(
         config or crawl_config(),
         processor=processor,
         robots=RobotsPolicy(user_agent_token="shoal") if robots else None,
+        strict_depth=depth is not None,
     ).run()
     assert outcome.completed
     found: dict[str, tuple[int | None, str | None]] = {}

@@ -206,3 +206,18 @@ async def test_ten_thousand_urls(sqlite_store: Store, fetch_job: JobInfo) -> Non
     summary = await sqlite_store.summary(fetch_job.id)
     assert summary.counts.done == 10_000
     assert summary.by_status_class == {"2xx": 10_000}
+
+
+async def test_a_url_that_keeps_killing_workers_is_given_up(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    url = web.url(0, "/page/1")
+    await sqlite_store.add_requests(fetch_job.id, requests_for([url]), now=time.time())
+    for _ in range(6):  # six workers died while fetching it
+        await sqlite_store.lease(fetch_job.id, "dead", limit=1, now=time.time(), ttl=60)
+        await sqlite_store.release_leases(fetch_job.id, "dead", count_attempt=True)
+    outcome = await Crawler(sqlite_store, fetch_job, quick(retry=RetryPolicy(retries=2))).run()
+    assert outcome.completed
+    found = await results_by_url(sqlite_store, fetch_job)
+    assert found[url].error_kind == "internal_error"
+    assert web.stats().hosts[0].paths["/page/1"] == 0

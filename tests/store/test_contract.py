@@ -294,6 +294,22 @@ async def test_lease_interleaves_hosts_within_a_depth(store: Store, job: JobInfo
     assert [r.host for r in deeper] == ["e.test", "f.test"]
 
 
+async def test_lease_max_depth_and_min_open_depth(store: Store, job: JobInfo) -> None:
+    assert await store.min_open_depth(job.id) is None
+    depths = (2, 1, 3, 1)
+    await store.add_requests(
+        job.id, [new_request(f"r{i}", depth=d) for i, d in enumerate(depths)], now=T0
+    )
+    assert await store.min_open_depth(job.id) == 1
+    shallow = await store.lease(job.id, "w1", limit=10, now=T0, ttl=60, max_depth=1)
+    assert [r.depth for r in shallow] == [1, 1]
+    assert await store.min_open_depth(job.id) == 1  # leased rows are still open
+    await store.complete(job.id, "w1", Completion(results=[ok(r) for r in shallow]), now=T0)
+    assert await store.min_open_depth(job.id) == 2
+    rest = await store.lease(job.id, "w1", limit=10, now=T0, ttl=60, max_depth=2)
+    assert [r.depth for r in rest] == [2]
+
+
 async def test_lease_limit(store: Store, job: JobInfo) -> None:
     await store.add_requests(job.id, new_requests(5), now=T0)
     assert await store.lease(job.id, "w1", limit=0, now=T0, ttl=60) == []

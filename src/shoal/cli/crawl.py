@@ -202,6 +202,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         robots=robots,
         autothrottle=AutoThrottle() if params["autothrottle"] else None,
         sitemaps_from_robots=params["sitemaps"],
+        strict_depth=params["depth"] is not None,
     )
     _run(run_job(request, Console(stderr=True)))
 

@@ -88,6 +88,7 @@ class JobRequest:
     robots: RobotsPolicy | None = None
     autothrottle: AutoThrottle | None = None
     sitemaps_from_robots: bool = False
+    strict_depth: bool = False
 
 
 class Interrupts:
@@ -340,6 +341,7 @@ async def _run_job(
         robots=request.robots,
         autothrottle=request.autothrottle,
         sitemaps_from_robots=request.sitemaps_from_robots,
+        strict_depth=request.strict_depth,
     )
     interrupts.on_first(crawler.stop)
     progress = Progress(crawler.snapshot, label=request.label, console=console, quiet=request.quiet)

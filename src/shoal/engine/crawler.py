@@ -83,6 +83,7 @@ class Crawler:
         robots: RobotsPolicy | None = None,
         autothrottle: AutoThrottle | None = None,
         sitemaps_from_robots: bool = False,
+        strict_depth: bool = False,
         lease_ttl: float = 60.0,
         shutdown_grace: float = 10.0,
         flush_interval: float = 0.1,
@@ -100,6 +101,7 @@ class Crawler:
         self._robots: RobotsGate | None = None
         self._autothrottle = autothrottle
         self._sitemaps_from_robots = sitemaps_from_robots
+        self._strict_depth = strict_depth
         self._health = HostHealth()
         self._rejected: Counter[str] = Counter()
         self._lease_ttl = lease_ttl
@@ -236,8 +238,15 @@ class Crawler:
             wake.clear()
             room = self._window - dispatch.queued - dispatch.in_flight
             if room > 0 and dispatch.queued < self._window // 2:
+                # A depth-limited crawl goes level by level (see Store.min_open_depth).
+                level = await store.min_open_depth(job_id) if self._strict_depth else None
                 requests = await store.lease(
-                    job_id, owner, limit=room, now=time.time(), ttl=self._lease_ttl
+                    job_id,
+                    owner,
+                    limit=room,
+                    now=time.time(),
+                    ttl=self._lease_ttl,
+                    max_depth=level,
                 )
                 if requests:
                     dispatch.add(requests)
@@ -266,6 +275,9 @@ class Crawler:
         acquire_nowait = dispatch.acquire_nowait
         stats, record = self.stats, self._record
         gate, health = self._robots, self._health
+        # Attempts also count fetches interrupted by a dying worker; past this many the
+        # URL is taken to be what kills workers (retries alone never get this far).
+        crash_limit = self.config.retry.retries + 3
         while True:
             request = acquire_nowait()
             if request is None:
@@ -281,6 +293,14 @@ class Crawler:
                     release(request)
                     self._refuse(request, rules)
                     continue
+            if request.attempts > crash_limit:
+                release(request)
+                self._record_failure(
+                    request,
+                    ErrorKind.INTERNAL_ERROR,
+                    f"a worker stopped mid-fetch {request.attempts} times on this URL; given up",
+                )
+                continue
             if health.abandoned(request.host):
                 release(request)
                 self._record_failure(
@@ -464,13 +484,13 @@ class Crawler:
         store, job_id, owner = self.store, self.job.id, self.owner
         wanted = self._flush_wanted
         while True:
-            if not len(self._buffer):
+            if not len(self._buffer) and not self._rejected:
                 if self._done_feeding:
                     self._flushed.set()
                     return
                 wanted.clear()
                 await self._wait(wanted, self._flush_interval)
-                if not len(self._buffer):
+                if not len(self._buffer) and not self._rejected:
                     continue
             batch, self._buffer = self._buffer, Completion()
             if self._rejected:
@@ -521,7 +541,11 @@ class Crawler:
             dead_here = worker.hostname == here and not pid_alive(worker.pid)
             stale = now - worker.heartbeat_at > 3 * self._lease_ttl
             if dead_here or stale:
-                released = await self.store.release_leases(self.job.id, worker.owner)
+                # The dead worker was mid-attempt on these rows: that counts as an attempt,
+                # so a page that kills every process fetching it cannot loop forever.
+                released = await self.store.release_leases(
+                    self.job.id, worker.owner, count_attempt=True
+                )
                 await self.store.unregister_worker(self.job.id, worker.owner)
                 if released:
                     log.info("took back %d leased rows from a stopped worker", released)

@@ -195,13 +195,14 @@ WHERE id IN (
         SELECT id, depth, host_seq FROM (
             SELECT id, depth, host_seq FROM requests INDEXED BY requests_waiting
             WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
-                AND next_at <= :now
+                AND next_at <= :now AND depth <= :max_depth
             ORDER BY depth, host_seq, id LIMIT :limit
         )
         UNION ALL
         SELECT id, depth, host_seq FROM (
             SELECT id, depth, host_seq FROM requests INDEXED BY requests_leased
             WHERE job_id = :job_id AND state = {State.LEASED} AND lease_expires < :now
+                AND depth <= :max_depth
             ORDER BY depth, host_seq, id LIMIT :limit
         )
         ORDER BY depth, host_seq, id LIMIT :limit
@@ -211,12 +212,28 @@ RETURNING id, url, host, method, headers, body, depth, parent_url, attempts, hos
 """
 
 
+_NO_DEPTH_LIMIT = 2**62
+
+
 def lease(
-    conn: sqlite3.Connection, job_id: int, owner: str, limit: int, now: float, ttl: float
+    conn: sqlite3.Connection,
+    job_id: int,
+    owner: str,
+    limit: int,
+    now: float,
+    ttl: float,
+    max_depth: int | None = None,
 ) -> list[Request]:
     if limit <= 0:
         return []
-    params = {"owner": owner, "expires": now + ttl, "job_id": job_id, "now": now, "limit": limit}
+    params = {
+        "owner": owner,
+        "expires": now + ttl,
+        "job_id": job_id,
+        "now": now,
+        "limit": limit,
+        "max_depth": _NO_DEPTH_LIMIT if max_depth is None else max_depth,
+    }
     with write_transaction(conn):
         rows = conn.execute(_LEASE, params).fetchall()
     # RETURNING gives rows in no particular order.
@@ -386,6 +403,22 @@ def release_leases(conn: sqlite3.Connection, job_id: int, owner: str, count_atte
     params = {"add": int(count_attempt), "job_id": job_id, "owner": owner}
     with write_transaction(conn):
         return conn.execute(_RELEASE_ALL, params).rowcount
+
+
+_MIN_OPEN_DEPTH = f"""
+SELECT min(d) FROM (
+    SELECT min(depth) AS d FROM requests INDEXED BY requests_waiting
+    WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
+    UNION ALL
+    SELECT min(depth) FROM requests INDEXED BY requests_leased
+    WHERE job_id = :job_id AND state = {State.LEASED}
+)
+"""
+
+
+def min_open_depth(conn: sqlite3.Connection, job_id: int) -> int | None:
+    row = conn.execute(_MIN_OPEN_DEPTH, {"job_id": job_id}).fetchone()
+    return None if row[0] is None else int(row[0])
 
 
 def next_due(conn: sqlite3.Connection, job_id: int) -> float | None:

@@ -76,16 +76,32 @@ class Store(Protocol):
         ...
 
     async def lease(
-        self, job_id: int, owner: str, *, limit: int, now: float, ttl: float
+        self,
+        job_id: int,
+        owner: str,
+        *,
+        limit: int,
+        now: float,
+        ttl: float,
+        max_depth: int | None = None,
     ) -> list[Request]:
         """Move up to ``limit`` due rows (pending, retry-wait due by ``now``, or leased with an
         expired lease) to ``leased`` by ``owner`` until ``now + ttl``; shallowest depth first,
         then round-robin across hosts (the n-th admitted URL of every host before the
-        (n+1)-th of any), then admission order.
+        (n+1)-th of any), then admission order. With ``max_depth``, deeper rows wait.
 
         A row taken over from an expired lease has its ``attempts`` increased by one (its
         worker vanished mid-attempt), so a page that kills every process fetching it runs out
         of attempts: the caller compares ``Request.attempts`` to its retry limit."""
+        ...
+
+    async def min_open_depth(self, job_id: int) -> int | None:
+        """The smallest depth among open rows (pending, retry-wait or leased), or None.
+
+        A depth-limited crawl leases with ``max_depth`` set to this, so that no page
+        is fetched before every shallower page is finished: each URL then gets the
+        depth of its shortest path, exactly as a breadth-first crawl would.
+        """
         ...
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:

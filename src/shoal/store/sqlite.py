@@ -357,14 +357,32 @@ class SQLiteStore:
         )
 
     async def lease(
-        self, job_id: int, owner: str, *, limit: int, now: float, ttl: float
+        self,
+        job_id: int,
+        owner: str,
+        *,
+        limit: int,
+        now: float,
+        ttl: float,
+        max_depth: int | None = None,
     ) -> list[Request]:
         if limit <= 0:
             return []
         return await self._write(
             "lease",
-            partial(ops.lease, job_id=job_id, owner=owner, limit=limit, now=now, ttl=ttl),
+            partial(
+                ops.lease,
+                job_id=job_id,
+                owner=owner,
+                limit=limit,
+                now=now,
+                ttl=ttl,
+                max_depth=max_depth,
+            ),
         )
+
+    async def min_open_depth(self, job_id: int) -> int | None:
+        return await self._write("min_open_depth", partial(ops.min_open_depth, job_id=job_id))
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
         if not len(batch) and not batch.counters:
