@@ -25,7 +25,13 @@ from shoal.cli.jobrun import (
     open_ready_store,
     run_job,
 )
-from shoal.cli.options import EXIT_CODES, build_config, load_toml_defaults, run_options
+from shoal.cli.options import (
+    EXIT_CODES,
+    build_config,
+    load_toml_defaults,
+    read_store_option,
+    run_options,
+)
 from shoal.core.model import JobInfo
 from shoal.engine.resources import run_loop
 from shoal.store.base import Store
@@ -197,14 +203,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
 
 
 @cli.command()
-@click.option(
-    "--store",
-    envvar="SHOAL_STORE",
-    default="shoal.db",
-    show_default=True,
-    metavar="PATH|URL",
-    help="The store to read.",
-)
+@read_store_option
 @click.option("--job", envvar="SHOAL_JOB", required=True, metavar="NAME", help="Job to export.")
 @click.option(
     "--format",
@@ -251,14 +250,7 @@ def _no_such_job(name: str, jobs: list[JobInfo]) -> str:
 
 
 @cli.command()
-@click.option(
-    "--store",
-    envvar="SHOAL_STORE",
-    default="shoal.db",
-    show_default=True,
-    metavar="PATH|URL",
-    help="The store to read.",
-)
+@read_store_option
 @click.option(
     "--job",
     envvar="SHOAL_JOB",

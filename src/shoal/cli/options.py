@@ -29,6 +29,7 @@ __all__ = [
     "EXIT_CODES",
     "build_config",
     "load_toml_defaults",
+    "read_store_option",
     "run_options",
     "store_option",
 ]
@@ -62,6 +63,18 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic since clic
 
 def _opt(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=f"SHOAL_{env}", show_envvar=True, **kwargs)
+
+
+def read_store_option(func: F) -> F:
+    """``--store`` for commands that only read an existing store."""
+    return _opt(
+        "--store",
+        env="STORE",
+        default="shoal.db",
+        show_default=True,
+        metavar="PATH|URL",
+        help="The store to read.",
+    )(func)
 
 
 def store_option(func: F) -> F:
