@@ -118,17 +118,19 @@ async def test_robots_obeyed_and_fetched_once_per_host(sqlite_store: Store) -> N
 
 
 async def test_politeness_across_eight_hosts(sqlite_store: Store) -> None:
-    spec = SiteSpec(hosts=8, pages=15, links_per_page=3, cross_host_links=0.5, latency_ms=20)
+    """Spacing is enforced between request starts on the client; the server sees them
+    shifted by connection set-up and loop jitter, hence the allowance below."""
+    spec = SiteSpec(hosts=8, pages=12, links_per_page=3, cross_host_links=0.5, latency_ms=20)
     async with TestWeb(spec) as web:
         config = crawl_config(
-            limits=Limits(concurrency=64), politeness=Politeness(per_host=2, delay=0.05)
+            limits=Limits(concurrency=64), politeness=Politeness(per_host=2, delay=0.2)
         )
         _, found = await crawl(sqlite_store, "polite", [web.url(0, "/")], mode="any", config=config)
         assert set(found) == web.expected_pages(host=0)
         for host in web.stats().hosts:
             if host.requests:
                 assert host.max_in_flight <= 2
-                assert host.min_start_gap is None or host.min_start_gap >= 0.04
+                assert host.min_start_gap is None or host.min_start_gap >= 0.15
 
 
 async def test_redirects_are_followed_as_links(sqlite_store: Store) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shoal.core.errors import InputError
 from shoal.core.links import extract_links
@@ -35,6 +35,29 @@ def looks_like_sitemap(url: str, content_type: str | None, body: bytes) -> bool:
     return media.endswith("xml") and "sitemap" in url.lower()
 
 
+class _RecentlyAdmitted:
+    """A bounded memory of URLs already handed to the store: navigation links repeat on
+    every page, and each repeat skipped here costs no scope check, fingerprint or store
+    lookup. Two generations; when the young one fills, the old one is dropped. A URL is
+    remembered only once admitted, never when turned away (it may be in scope at a
+    smaller depth later), and the store deduplicates anyway, so a miss is only slower."""
+
+    def __init__(self, generation: int = 65_536) -> None:
+        self._generation = generation
+        self._young: set[str] = set()
+        self._old: set[str] = set()
+
+    def __contains__(self, url: str) -> bool:
+        return url in self._young or url in self._old
+
+    def add(self, url: str) -> None:
+        young = self._young
+        if len(young) >= self._generation:
+            self._old, self._young = young, set()
+            young = self._young
+        young.add(url)
+
+
 @dataclass
 class LinkProcessor:
     """Follows links (and redirects, and sitemaps) within a scope, bounded by trap limits."""
@@ -45,6 +68,7 @@ class LinkProcessor:
     sort_query: bool = False
     robots_token: str = "shoal"
     obey_nofollow: bool = True
+    recent: _RecentlyAdmitted = field(default_factory=_RecentlyAdmitted)
 
     def __call__(
         self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
@@ -108,10 +132,12 @@ class LinkProcessor:
         *,
         canonical: bool = True,
     ) -> list[NewRequest]:
-        scope, traps = self.scope, self.traps
+        scope, traps, recent = self.scope, self.traps, self.recent
         admitted: list[NewRequest] = []
         for link in links:
             if canonical:
+                if link in recent:
+                    continue
                 url = link
             else:
                 try:
@@ -125,6 +151,7 @@ class LinkProcessor:
             if reason is not None:
                 rejected[reason] += 1
                 continue
+            recent.add(url)
             admitted.append(
                 NewRequest(
                     url=url,
