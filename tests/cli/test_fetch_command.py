@@ -141,6 +141,30 @@ def test_sigint_is_graceful_and_resumable(site: TestWeb, tmp_path: Path) -> None
     assert sorted(u for u, _, _ in result_rows(db, "slow")) == sorted(urls)
 
 
+def test_second_sigint_quits_at_once_and_the_store_stays_consistent(
+    site: TestWeb, tmp_path: Path
+) -> None:
+    urls = [site.url(h, f"/delay/{300 + n}") for h in range(3) for n in range(40)]
+    write_urls(tmp_path / "slow.txt", urls)
+    proc = subprocess.Popen(
+        shoal_argv("fetch", "slow.txt", "--per-host", "2", "--concurrency", "6", "--quiet"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / "shoal.db"
+    _wait_rows(db, "slow", at_least=6, proc=proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    ran = run_shoal("fetch", "slow.txt", "--per-host", "6", "--quiet", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    rows = result_rows(db, "slow")
+    assert sorted(u for u, _, _ in rows) == sorted(urls)
+
+
 def test_kill_9_then_rerun_equals_clean_run(site: TestWeb, tmp_path: Path) -> None:
     urls = [site.url(h, f"/delay/{20 + n % 30}?n={n}") for h in range(3) for n in range(150)]
     urls += [site.url(0, "/status/503"), site.url(1, "/status/404")]

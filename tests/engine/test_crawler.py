@@ -221,3 +221,14 @@ async def test_a_url_that_keeps_killing_workers_is_given_up(
     found = await results_by_url(sqlite_store, fetch_job)
     assert found[url].error_kind == "internal_error"
     assert web.stats().hosts[0].paths["/page/1"] == 0
+
+
+async def test_total_timeout_is_its_own_kind(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+) -> None:
+    slow = web.url(0, "/delay/3000")
+    await sqlite_store.add_requests(fetch_job.id, requests_for([slow]), now=time.time())
+    config = quick(timeouts=Timeouts(total=0.5, connect=2, read=10), retry=RetryPolicy(retries=0))
+    await Crawler(sqlite_store, fetch_job, config).run()
+    found = await results_by_url(sqlite_store, fetch_job)
+    assert found[slow].error_kind == "timeout" and found[slow].status is None
