@@ -159,3 +159,54 @@ async def test_depth_limit_is_exact_under_high_concurrency(sqlite_store: Store) 
                 config=config,
             )
             assert set(found) == web.expected_pages(host=0, depth=depth), depth
+
+
+async def test_sitemaps_reach_pages_links_do_not(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=1, pages=30, links_per_page=1, sitemaps=True)
+    async with TestWeb(spec) as web:
+        seeds = [web.url(0, "/page/20"), web.url(0, "/sitemap.xml")]
+        _, found = await crawl(sqlite_store, "maps", seeds)
+    pages = {web.url(0, f"/page/{n}") for n in range(30)}
+    assert pages <= set(found), sorted(pages - set(found))[:5]
+
+
+async def test_unreachable_host_is_abandoned(sqlite_store: Store) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = await sqlite_store.ensure_job("dead", mode="fetch", config={})
+    urls = [f"http://127.0.0.1:{port}/{n}" for n in range(40)]
+    await sqlite_store.add_requests(
+        job.id,
+        [NewRequest(url=u, fingerprint=canonical_fingerprint(u), host="127.0.0.1") for u in urls],
+        now=time.time(),
+    )
+    config = crawl_config(
+        follow_links=False, retry=RetryPolicy(retries=0), politeness=Politeness(per_host=1)
+    )
+    outcome = await Crawler(sqlite_store, job, config, host_pause=0.1).run()
+    assert outcome.completed
+    kinds: Counter[str] = Counter()
+    async for batch in sqlite_store.iter_results(job.id):
+        kinds.update(r.error_kind or "" for r in batch)
+    assert kinds["connect_error"] >= 5
+    assert kinds["host_abandoned"] > 0
+    assert kinds["connect_error"] + kinds["host_abandoned"] == 40
+
+
+async def test_page_limits_and_rejections_are_counted(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=2, pages=60, links_per_page=4, cross_host_links=0.3)
+    async with TestWeb(spec) as web:
+        job = await sqlite_store.ensure_job("limited", mode="crawl", config={})
+        await sqlite_store.set_limits(job.id, max_pages=None, max_pages_per_host=10)
+        _, found = await crawl(sqlite_store, "limited", [web.url(0, "/")], mode="any")
+        per_host = Counter(canonical_host(u) for u in found)
+        assert per_host and max(per_host.values()) == 10
+        summary = await sqlite_store.summary(job.id)
+        assert summary.rejected.get("host_page_limit", 0) > 0
+
+        _, found = await crawl(sqlite_store, "scoped", [web.url(0, "/")], mode="host")
+        summary = await sqlite_store.summary((await sqlite_store.get_job("scoped")).id)  # type: ignore[union-attr]
+        assert summary.rejected.get("out_of_scope", 0) > 0

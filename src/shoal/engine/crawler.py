@@ -84,6 +84,7 @@ class Crawler:
         autothrottle: AutoThrottle | None = None,
         sitemaps_from_robots: bool = False,
         strict_depth: bool = False,
+        host_pause: float = 30.0,
         lease_ttl: float = 60.0,
         shutdown_grace: float = 10.0,
         flush_interval: float = 0.1,
@@ -102,6 +103,7 @@ class Crawler:
         self._autothrottle = autothrottle
         self._sitemaps_from_robots = sitemaps_from_robots
         self._strict_depth = strict_depth
+        self._host_pause = host_pause
         self._health = HostHealth()
         self._rejected: Counter[str] = Counter()
         self._lease_ttl = lease_ttl
@@ -461,7 +463,7 @@ class Crawler:
             return
         verdict = self._health.record(host, result.error_kind)
         if verdict is HostVerdict.PAUSE:
-            pause = 30.0
+            pause = self._host_pause
             log.info(
                 "%s unreachable %d times in a row: pausing it %.0fs",
                 host,
