@@ -210,3 +210,28 @@ async def test_page_limits_and_rejections_are_counted(sqlite_store: Store) -> No
         _, found = await crawl(sqlite_store, "scoped", [web.url(0, "/")], mode="host")
         summary = await sqlite_store.summary((await sqlite_store.get_job("scoped")).id)  # type: ignore[union-attr]
         assert summary.rejected.get("out_of_scope", 0) > 0
+
+
+async def test_live_stats_count_links_not_followed(sqlite_store: Store) -> None:
+    spec = SiteSpec(hosts=2, pages=20, links_per_page=3, cross_host_links=0.5)
+    async with TestWeb(spec) as web:
+        job = await sqlite_store.ensure_job("live", mode="crawl", config={})
+        seed = canonicalize(web.url(0, "/"))
+        await sqlite_store.add_requests(
+            job.id,
+            [
+                NewRequest(
+                    url=seed, fingerprint=canonical_fingerprint(seed), host=canonical_host(seed)
+                )
+            ],
+            now=time.time(),
+        )
+        crawler = Crawler(
+            sqlite_store,
+            job,
+            crawl_config(),
+            processor=LinkProcessor(scope=Scope(mode="host", seeds=(seed,)), traps=TrapLimits()),
+        )
+        outcome = await crawler.run()
+    assert outcome.stats.rejected.get("out_of_scope", 0) > 0
+    assert (await sqlite_store.counters(job.id)) == outcome.stats.rejected

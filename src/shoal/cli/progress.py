@@ -62,6 +62,9 @@ def _errors_text(snap: StatsSnapshot) -> str:
     if snap.by_error_kind:
         kinds = _by_count(snap.by_error_kind)[:5]
         parts.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in kinds))
+    if snap.rejected:
+        reasons = _by_count(snap.rejected)[:4]
+        parts.append("not followed: " + ", ".join(f"{k} {v:,}" for k, v in reasons))
     return " · ".join(parts) if parts else "no results yet"
 
 

@@ -497,6 +497,7 @@ class Crawler:
             batch, self._buffer = self._buffer, Completion()
             if self._rejected:
                 batch.counters = dict(self._rejected)
+                self.stats.rejected.update(self._rejected)
                 self._rejected.clear()
             admitted = await self._complete_with_retry(store, job_id, owner, batch)
             self.stats.total += admitted

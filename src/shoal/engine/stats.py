@@ -25,6 +25,7 @@ class StatsSnapshot:
     bytes: int
     by_status_class: dict[str, int] = field(default_factory=dict)
     by_error_kind: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
     @property
@@ -42,6 +43,7 @@ class LiveStats:
         "finished_before",
         "in_flight",
         "queued",
+        "rejected",
         "retries",
         "started_at",
         "total",
@@ -59,6 +61,7 @@ class LiveStats:
         self.started_at = 0.0
         self.by_status: Counter[int] = Counter()
         self.by_error_kind: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()  # discovered URLs not followed, by reason
 
     def snapshot(self, now: float) -> StatsSnapshot:
         classes: Counter[str] = Counter()
@@ -77,5 +80,6 @@ class LiveStats:
             bytes=self.bytes,
             by_status_class=dict(classes),
             by_error_kind=dict(self.by_error_kind),
+            rejected=dict(self.rejected),
             elapsed=max(0.0, now - self.started_at) if self.started_at else 0.0,
         )
