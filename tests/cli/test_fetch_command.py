@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -221,3 +222,35 @@ def _wait_rows(
                 pass
         time.sleep(0.02)
     raise AssertionError(f"{job}: fewer than {at_least} results after {timeout} s")
+
+
+def test_parquet_and_warc_outputs(site: TestWeb, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    urls = [site.url(0, f"/page/{n}") for n in range(8)] + [site.url(1, "/status/404")]
+    write_urls(tmp_path / "arc.txt", urls)
+    ran = run_shoal("fetch", "arc.txt", "-o", "live.warc.gz", "--quiet", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    assert (tmp_path / "live.warc.gz").stat().st_size > 0
+    exported = run_shoal("export", "--job", "arc", "-o", "arc.parquet", cwd=tmp_path)
+    assert exported.code == 0, exported.stderr
+    table = pq.read_table(tmp_path / "arc.parquet")
+    assert table.num_rows == len(urls)
+    assert sorted(table.column("url").to_pylist()) == sorted(urls)
+    warc = run_shoal("export", "--job", "arc", "-o", "arc.warc.gz", cwd=tmp_path)
+    assert warc.code == 0, warc.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "warcio.cli", "check", str(tmp_path / "arc.warc.gz")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    bodiless = tmp_path / "nobodies"
+    bodiless.mkdir()
+    write_urls(bodiless / "nb.txt", urls[:2])
+    assert run_shoal("fetch", "nb.txt", "--quiet", cwd=bodiless).code == 0
+    refused = run_shoal("export", "--job", "nb", "-o", "nb.warc.gz", cwd=bodiless)
+    assert refused.code == 2 and "--save-bodies" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -34,6 +34,7 @@ from shoal.cli.options import (
 )
 from shoal.core.model import JobInfo
 from shoal.engine.resources import run_loop
+from shoal.export.writers import FORMATS
 from shoal.store.base import Store
 
 __all__ = ["cli", "main"]
@@ -121,15 +122,19 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
     sys.exit(code)
 
 
-def _check_output(output: str | None) -> None:
+def _check_output(params: dict[str, Any]) -> None:
+    """Validate ``-o`` before anything is touched; a WARC output needs the bodies."""
     from shoal.core.errors import ConfigError
     from shoal.export.writers import format_for
 
+    output = params["output"]
     if output:
         try:
-            format_for(output)
+            kind = format_for(output)
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="-o/--output") from None
+        if kind == "warc":
+            params["save_bodies"] = True
 
 
 def _require_store_file(location: str) -> None:
@@ -172,8 +177,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         input_path = "-"
     if input_path != "-" and not os.path.isfile(input_path):
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
+    _check_output(params)
     config = build_config(params, follow_links=False)
-    _check_output(params["output"])
     job = params["job"] or _job_name_for(input_path)
     strict = bool(params["strict"])
     record = {**config_to_dict(config), "input": input_path, "strict": strict}
@@ -208,20 +213,23 @@ def fetch(input_path: str | None, **params: Any) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv"]),
+    type=click.Choice(list(FORMATS)),
     default=None,
-    help="Output format; default from the file suffix.",
+    help="Output format; default from the file suffix (.jsonl .csv .parquet .warc.gz).",
 )
 @click.option("-o", "--output", required=True, metavar="FILE", help="File to write, or - .")
 def export(store: str, job: str, fmt: str | None, output: str) -> None:
-    """Write a job's results to a JSONL or CSV file (a consistent snapshot)."""
+    """Write a job's results to JSONL, CSV, Parquet or WARC (a consistent snapshot).
+
+    WARC needs the bodies: run the job with --save-bodies (or with -o x.warc.gz).
+    """
     _require_store_file(store)
     _run(_export(store, job, fmt, output))
 
 
 async def _export(location: str, job_name: str, fmt: str | None, output: str) -> int:
     from shoal.core.errors import ConfigError
-    from shoal.export.writers import open_writer
+    from shoal.export.writers import format_for, open_writer
 
     store = await open_ready_store(location)
     try:
@@ -229,14 +237,18 @@ async def _export(location: str, job_name: str, fmt: str | None, output: str) ->
         if job is None:
             raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
         try:
-            writer = open_writer(output, fmt)
+            kind = format_for(output, fmt)
+            writer = open_writer(output, kind)
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         rows = 0
-        async for batch in store.iter_results(job.id):
+        async for batch in store.iter_results(job.id, with_bodies=kind == "warc"):
             await asyncio.to_thread(writer.write, batch)
             rows += len(batch)
-        await asyncio.to_thread(writer.close)
+        try:
+            await asyncio.to_thread(writer.close)
+        except ConfigError as exc:
+            raise CliFailure(str(exc), EXIT_USAGE) from None
         if output != "-":
             Console(stderr=True).print(f"exported {rows:,} results of job {job.name} to {output}")
         return 0

@@ -139,8 +139,8 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
             canonical_seeds.append(canonicalize(seed, strip_params=strip, sort_query=sort_query))
         except InputError as exc:
             raise click.BadParameter(f"{seed!r}: {exc}", param_hint="SEED") from None
+    _check_output(params)
     config = build_config(params, follow_links=True)
-    _check_output(params["output"])
     try:
         scope = Scope(
             mode=params["scope_mode"],

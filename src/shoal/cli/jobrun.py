@@ -21,7 +21,7 @@ from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
 from shoal.core.robots import RobotsPolicy
 from shoal.engine.crawler import Crawler, Processor
-from shoal.export.writers import ResultWriter, open_writer
+from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
 from shoal.store.base import Store
 
@@ -329,7 +329,8 @@ async def _run_job(
             writer = _ThreadedWriter(open_writer(request.output))
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
-        async for batch in store.iter_results(job.id):
+        warc = format_for(request.output) == "warc"
+        async for batch in store.iter_results(job.id, with_bodies=warc):
             await writer.write_now(batch)
 
     crawler = Crawler(
@@ -362,7 +363,10 @@ async def _run_job(
         with contextlib.suppress(asyncio.CancelledError):
             await progress_task
         if writer is not None:
-            await writer.close()
+            try:
+                await writer.close()
+            except ConfigError as exc:
+                raise CliFailure(str(exc), EXIT_USAGE) from None
 
     counts = await store.counts(job.id)
     if counts.total == 0 and outcome.completed:

@@ -1,4 +1,5 @@
-"""Exports of job results: JSONL and CSV (Parquet and WARC build on the same records)."""
+"""Exports of job results: JSONL, CSV, Parquet (``shoal.export.parquet``, needs pyarrow)
+and WARC (``shoal.export.warc``, needs warcio), all through ``open_writer``."""
 
 from shoal.export.records import COLUMNS, to_record
 from shoal.export.writers import FORMATS, ResultWriter, format_for, open_writer

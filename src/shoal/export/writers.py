@@ -1,8 +1,9 @@
-"""Result writers: JSONL and CSV, chosen by file suffix, safe to stream into.
+"""Result writers: JSONL, CSV, Parquet and WARC, chosen by file suffix, safe to stream into.
 
 A writer's ``write`` takes a batch of results; ``close`` flushes. Writers
 are synchronous and are driven from a thread so the event loop never waits
-on the disk.
+on the disk. Parquet (needs pyarrow) and WARC (needs warcio) live in their
+own modules, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ from shoal.export.records import COLUMNS, to_record
 
 __all__ = ["FORMATS", "ResultWriter", "format_for", "open_writer"]
 
-FORMATS = ("jsonl", "csv")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+FORMATS = ("jsonl", "csv", "parquet", "warc")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".warc": "warc",
+    ".warc.gz": "warc",
+}
 
 
 class ResultWriter(Protocol):
@@ -39,14 +48,15 @@ def format_for(path: str, explicit: str | None = None) -> str:
         return explicit
     if path == "-":
         return "jsonl"
-    suffix = Path(path).suffix.lower()
-    try:
-        return _SUFFIXES[suffix]
-    except KeyError:
-        raise ConfigError(
-            f"cannot tell the format of {path!r} from its suffix; use .jsonl or .csv "
-            "(or pass --format)"
-        ) from None
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    # The last two suffixes first, so "crawl.warc.gz" is WARC.
+    for suffix in ("".join(suffixes[-2:]), "".join(suffixes[-1:])):
+        if suffix in _SUFFIXES:
+            return _SUFFIXES[suffix]
+    raise ConfigError(
+        f"cannot tell the format of {path!r} from its suffix; use .jsonl, .csv, .parquet "
+        "or .warc.gz (or pass --format)"
+    )
 
 
 class _FileWriter:
@@ -116,4 +126,12 @@ def open_writer(path: str, fmt: str | None = None) -> ResultWriter:
     kind = format_for(path, fmt)
     if kind == "csv":
         return CsvWriter(path)
+    if kind == "parquet":
+        from shoal.export.parquet import ParquetWriter
+
+        return ParquetWriter(path)
+    if kind == "warc":
+        from shoal.export.warc import WarcWriter
+
+        return WarcWriter(path)
     return JsonlWriter(path)

@@ -1,0 +1,119 @@
+"""WARC export: a request and a response record for every result that kept its body.
+
+Bodies are stored decoded, so the response headers are rewritten to match what
+the record holds: ``Content-Encoding`` and ``Transfer-Encoding`` are dropped and
+``Content-Length`` is the body's length. warcio computes the digests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from http import HTTPStatus
+from io import BytesIO
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from warcio.statusandheaders import StatusAndHeaders  # type: ignore[import-untyped]
+from warcio.warcwriter import WARCWriter  # type: ignore[import-untyped]
+
+from shoal.core.errors import ConfigError
+from shoal.core.model import FetchResult, Header
+
+__all__ = ["WarcWriter"]
+
+NO_BODIES = "no bodies in this job: run with --save-bodies to write WARC"
+
+# Headers describing the bytes on the wire, not the decoded body the record holds.
+_WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+
+
+class WarcWriter:
+    """Write results with bodies to ``path`` as WARC; gzipped unless it ends in ``.warc``.
+
+    Results without a body (failures, or a job run without saving bodies) are
+    skipped and counted in ``skipped``.
+    """
+
+    def __init__(self, path: str, *, gzip: bool | None = None) -> None:
+        if path == "-":
+            raise ConfigError("cannot write WARC to standard output; name a file")
+        target = Path(path)
+        if target.parent and not target.parent.exists():
+            raise ConfigError(f"cannot write {path}: directory {target.parent} does not exist")
+        if gzip is None:
+            gzip = not path.lower().endswith(".warc")
+        self._path = path
+        self._tmp = f"{path}.partial"
+        try:
+            self._file: BinaryIO = open(self._tmp, "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        self._warc = WARCWriter(self._file, gzip=gzip)
+        self.written = 0
+        self.skipped = 0
+
+    def write(self, results: Sequence[FetchResult]) -> None:
+        for result in results:
+            if result.body is None or result.status is None:
+                self.skipped += 1
+                continue
+            self._write_pair(result, result.body, result.status)
+        self._file.flush()
+
+    def _write_pair(self, result: FetchResult, body: bytes, status: int) -> None:
+        uri = result.final_url or result.url
+        date = _warc_date(result.fetched_at)
+        response = self._warc.create_warc_record(
+            uri,
+            "response",
+            payload=BytesIO(body),
+            length=len(body),
+            warc_headers_dict={"WARC-Date": date},
+            http_headers=StatusAndHeaders(
+                _status_line(status), _response_headers(result.headers, len(body)), "HTTP/1.1"
+            ),
+        )
+        parts = urlsplit(uri)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request = self._warc.create_warc_record(
+            uri,
+            "request",
+            warc_headers_dict={"WARC-Date": date},
+            http_headers=StatusAndHeaders(
+                f"{result.method} {target} HTTP/1.1",
+                [("Host", parts.netloc)],
+                is_http_request=True,
+            ),
+        )
+        self._warc.write_request_response_pair(request, response)
+        self.written += 1
+
+    def close(self) -> None:
+        self._file.close()
+        if not self.written:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._tmp)
+            raise ConfigError(NO_BODIES)
+        os.replace(self._tmp, self._path)
+
+
+def _status_line(status: int) -> str:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    return f"{status} {reason}".rstrip()
+
+
+def _response_headers(headers: Sequence[Header], length: int) -> list[Header]:
+    kept = [(n, v) for n, v in headers if n.lower() not in _WIRE_HEADERS]
+    kept.append(("Content-Length", str(length)))
+    return kept
+
+
+def _warc_date(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
