@@ -475,3 +475,16 @@ def test_percent_soup_is_idempotent(path: str) -> None:
     canonical = _canonical_or_none("http://h/" + path)
     if canonical is not None:
         assert canonicalize(canonical) == canonical
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs"),
+    [
+        ("http://0.0.0.0/%zz/../%41", {}),
+        ("http://h/x?a=%zz&b=%41", {"strip_params": ["a"], "sort_query": True}),
+        ("http://h/%/%41%", {}),
+    ],
+)
+def test_stray_percent_in_a_removed_piece_changes_nothing(url: str, kwargs: Any) -> None:
+    canonical = canonicalize(url, **kwargs)
+    assert canonicalize(canonical, **kwargs) == canonical

@@ -89,6 +89,7 @@ _UNRESERVED_NOT_HEX = _UNRESERVED - frozenset("0123456789ABCDEFabcdef")
 _PRINTABLE = "".join(chr(i) for i in range(0x21, 0x7F))
 _PCT = tuple(f"%{i:02X}" for i in range(256))
 _STRAY_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
+_PIECES = re.compile(r"([/\\&])")  # "\\" is a path separator in http(s) URLs too
 _REPLACEMENT_UTF8 = "\ufffd".encode()
 _RADIX_DIGITS = {8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 
@@ -131,11 +132,19 @@ def _make_encoder(escape: str) -> Callable[[str], str]:
     def encode(component: str) -> str:
         if clean(component):
             return component
-        if _STRAY_PERCENT.search(component) is not None:
-            # Decoding "%41" next to a stray "%" would spell a new escape ("%%41a" → "%Aa"),
-            # changing the URL and breaking idempotence: decode no hex digits then.
-            return dirty.sub(replace_keeping_hex, component)
-        return dirty.sub(replace, component)
+        if _STRAY_PERCENT.search(component) is None:
+            return dirty.sub(replace, component)
+        # Decoding "%41" next to a stray "%" would spell a new escape ("%%41a" → "%Aa"),
+        # changing the URL and breaking idempotence: decode no hex digits in such a piece.
+        # Pieces are cut at "/", "\\" and "&", which no escape spans, so that dropping a path
+        # segment ("..") or a query pair (strip_params) never changes how another is read.
+        return "".join(
+            dirty.sub(
+                replace_keeping_hex if "%" in piece and _STRAY_PERCENT.search(piece) else replace,
+                piece,
+            )
+            for piece in _PIECES.split(component)
+        )
 
     return encode
 
