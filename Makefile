@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/shoal demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check --no-cache src tests bench
+	$(BIN)/ruff check --no-cache src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -5,10 +5,16 @@ same frozen config objects the CLI builds and run a ``Crawler`` on a store::
 
     from shoal import CrawlConfig, Limits, Politeness
     config = CrawlConfig(limits=Limits(concurrency=500), politeness=Politeness(per_host=4))
+
+or use the streaming API (see ``shoal.api``)::
+
+    async for result in shoal.fetch(urls, config=config):
+        print(result.status, result.url)
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from shoal.api import crawl, fetch, fetch_all
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.errors import (
     ConfigError,
@@ -72,4 +78,7 @@ __all__ = [
     "TooLarge",
     "TooManyRedirects",
     "__version__",
+    "crawl",
+    "fetch",
+    "fetch_all",
 ]
