@@ -257,14 +257,7 @@ def _job_name(seed: str) -> str:
 
 
 def _config_record(config: CrawlConfig) -> dict[str, object]:
-    def plain(value: object) -> object:
-        if isinstance(value, frozenset | set):
-            return sorted(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+    return config.as_record()
 
 
 async def _stream(

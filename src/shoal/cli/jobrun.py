@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -129,14 +128,7 @@ class Interrupts:
 
 
 def config_to_dict(config: CrawlConfig) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        if isinstance(value, frozenset | set):
-            return sorted(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+    return config.as_record()
 
 
 def first_shoal_error(exc: BaseException) -> ShoalError | None:

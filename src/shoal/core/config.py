@@ -6,7 +6,8 @@ the edges read flags, environment variables and TOML.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from shoal.core.errors import ConfigError
 
@@ -113,3 +114,15 @@ class CrawlConfig:
     def __post_init__(self) -> None:
         if not self.user_agent.strip() or any(c in self.user_agent for c in "\r\n"):
             raise ConfigError("user agent must be a non-empty single line")
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-able dict of every setting (sets as sorted lists), as a job records it."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, frozenset | set):
+                return sorted(value)
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {k: plain(v) for k, v in asdict(self).items()}
