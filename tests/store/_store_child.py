@@ -1,7 +1,8 @@
 """Another process on the same store file, for the SQLite multi-process tests.
 
-python _store_child.py lease DB OWNER   open the store, print "ready", wait for "go" on
-                                        stdin, then lease and complete small batches until
+python _store_child.py lease DB OWNER   open the store, print "ready", wait for a line on
+                                        stdin, lease once, print "leased", wait for another
+                                        line, then lease and complete small batches until
                                         nothing is due; print the leased ids as JSON
 python _store_child.py commit DB        admit 1000 rows, finish 500, lease 100 more,
                                         print "committed", then wait to be killed
@@ -29,8 +30,15 @@ async def lease_until_empty(path: str, owner: str) -> list[int]:
         # find every row taken (and fail the test's "each process won some rows").
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
+        first = True
         while True:
             batch = await store.lease(job.id, owner, limit=rng.randint(1, 16), now=T0, ttl=3600)
+            if first:
+                # Every process holds a lease before any goes on, so all of them take part
+                # however the OS schedules them; the rest of the leasing is a free-for-all.
+                first = False
+                print("leased", flush=True)
+                await asyncio.to_thread(sys.stdin.readline)
             if not batch:
                 return leased
             leased.extend(r.id for r in batch)

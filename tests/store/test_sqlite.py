@@ -350,6 +350,13 @@ async def test_processes_sharing_a_file_never_lease_a_row_twice(store_path: Path
             for child in children:
                 assert child.stdout is not None
                 assert (await child.stdout.readline()).strip() == b"ready"
+            for child in children:
+                assert child.stdin is not None and child.stdout is not None
+                child.stdin.write(b"go\n")
+                await child.stdin.drain()
+            for child in children:
+                assert child.stdout is not None
+                assert (await child.stdout.readline()).strip() == b"leased"
             outputs = await asyncio.gather(*(child.communicate(b"go\n") for child in children))
     finally:
         for child in children:
