@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -53,11 +52,11 @@ from typing import Any, Literal
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.inputs import parse_line
-from shoal.core.model import FetchResult, NewRequest
+from shoal.core.model import FetchResult, NewRequest, job_name
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
-from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
+from shoal.core.urls import canonical_host, canonicalize
 from shoal.engine.crawler import Crawler, Processor
 from shoal.engine.processor import LinkProcessor
 from shoal.store import open_store
@@ -159,15 +158,12 @@ async def crawl(
         traps=TrapLimits(),
         robots_token=robots.user_agent_token if robots is not None else "shoal",
     )
-    requests = [
-        NewRequest(url=url, fingerprint=canonical_fingerprint(url), host=canonical_host(url))
-        for url in canonical_seeds
-    ]
+    requests = [NewRequest.for_url(url) for url in canonical_seeds]
     async with contextlib.aclosing(
         _stream(
             requests,
             store=store,
-            job=job or _job_name(canonical_seeds[0]),
+            job=job or job_name(canonical_host(canonical_seeds[0]), default="crawl"),
             mode="crawl",
             config=run_config,
             processor=processor,
@@ -252,14 +248,6 @@ def _configure(
     )
 
 
-def _job_name(seed: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", canonical_host(seed)) or "crawl"
-
-
-def _config_record(config: CrawlConfig) -> dict[str, object]:
-    return config.as_record()
-
-
 async def _stream(
     requests: Sequence[NewRequest],
     *,
@@ -291,7 +279,7 @@ async def _stream(
                     f"job {job!r} is a {existing.mode} job in {backend.location}; "
                     "choose another job name"
                 )
-            info = await backend.ensure_job(job, mode=mode, config=_config_record(config))
+            info = await backend.ensure_job(job, mode=mode, config=config.as_record())
             if limit_pages:
                 await backend.set_limits(info.id, max_pages=max_pages, max_pages_per_host=None)
 

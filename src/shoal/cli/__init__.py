@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import time
 from collections.abc import Coroutine
@@ -21,7 +20,6 @@ from shoal.cli.jobrun import (
     CliFailure,
     JobRequest,
     admit_lines,
-    config_to_dict,
     open_ready_store,
     run_job,
 )
@@ -32,7 +30,7 @@ from shoal.cli.options import (
     read_store_option,
     run_options,
 )
-from shoal.core.model import JobInfo
+from shoal.core.model import JobInfo, job_name
 from shoal.engine.resources import run_loop
 from shoal.export.writers import FORMATS
 from shoal.store.base import Store
@@ -147,8 +145,7 @@ def _require_store_file(location: str) -> None:
 def _job_name_for(input_path: str) -> str:
     if input_path == "-":
         return "stdin"
-    stem = Path(input_path).name.split(".")[0] or "job"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem)
+    return job_name(Path(input_path).name.split(".")[0])
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -181,7 +178,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
     config = build_config(params, follow_links=False)
     job = params["job"] or _job_name_for(input_path)
     strict = bool(params["strict"])
-    record = {**config_to_dict(config), "input": input_path, "strict": strict}
+    record = {**config.as_record(), "input": input_path, "strict": strict}
 
     try:
         stream = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115

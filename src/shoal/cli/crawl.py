@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import AdmitContext, AdmitReport, JobRequest, config_to_dict, run_job
+from shoal.cli.jobrun import AdmitContext, AdmitReport, JobRequest, run_job
 from shoal.cli.options import EXIT_CODES, build_config, run_options
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.hosts import AutoThrottle
-from shoal.core.model import JobInfo, NewRequest
+from shoal.core.model import JobInfo, NewRequest, job_name
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
-from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
+from shoal.core.urls import canonical_host, canonicalize
 from shoal.engine.processor import LinkProcessor
 from shoal.engine.robots import origin_of
 from shoal.store.base import Store
@@ -26,24 +25,10 @@ __all__ = ["crawl"]
 
 
 def _seed_requests(seeds: list[str], *, sitemaps: bool) -> list[NewRequest]:
-    requests: list[NewRequest] = []
-    for url in seeds:
-        requests.append(
-            NewRequest(
-                url=url, fingerprint=canonical_fingerprint(url), host=canonical_host(url), depth=0
-            )
-        )
+    requests = [NewRequest.for_url(url) for url in seeds]
     if sitemaps:
-        for origin in dict.fromkeys(origin_of(url) for url in seeds):
-            url = origin + "/sitemap.xml"
-            requests.append(
-                NewRequest(
-                    url=url,
-                    fingerprint=canonical_fingerprint(url),
-                    host=canonical_host(url),
-                    depth=0,
-                )
-            )
+        origins = dict.fromkeys(origin_of(url) for url in seeds)
+        requests += [NewRequest.for_url(origin + "/sitemap.xml") for origin in origins]
     return requests
 
 
@@ -159,9 +144,9 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    job = params["job"] or _job_name(canonical_seeds[0])
+    job = params["job"] or job_name(canonical_host(canonical_seeds[0]), default="crawl")
     record = {
-        **config_to_dict(config),
+        **config.as_record(),
         "seeds": canonical_seeds,
         "scope": params["scope_mode"],
         "depth": params["depth"],
@@ -205,8 +190,3 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         strict_depth=params["depth"] is not None,
     )
     _run(run_job(request, Console(stderr=True)))
-
-
-def _job_name(seed: str) -> str:
-    host = canonical_host(seed)
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", host) or "crawl"

@@ -24,7 +24,6 @@ from shoal.cli.jobrun import (
     AdmitContext,
     AdmitReport,
     JobRequest,
-    config_to_dict,
     run_job,
 )
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
@@ -146,7 +145,7 @@ def demo(hosts: int, pages: int, store: str, output: str) -> None:
             output=output,
             quiet=False,
             label="demo",
-            config_record=config_to_dict(config),
+            config_record=config.as_record(),
         )
         _run_demo(request, console, store)
 

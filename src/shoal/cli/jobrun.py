@@ -34,7 +34,6 @@ __all__ = [
     "CliFailure",
     "JobRequest",
     "admit_lines",
-    "config_to_dict",
     "first_shoal_error",
     "run_job",
 ]
@@ -125,10 +124,6 @@ class Interrupts:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-
-
-def config_to_dict(config: CrawlConfig) -> dict[str, Any]:
-    return config.as_record()
 
 
 def first_shoal_error(exc: BaseException) -> ShoalError | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import re
 from dataclasses import dataclass, field
+
+from shoal.core.urls import canonical_fingerprint, canonical_host
 
 __all__ = [
     "Completion",
@@ -16,6 +19,7 @@ __all__ = [
     "Request",
     "RetryUpdate",
     "WorkerInfo",
+    "job_name",
 ]
 
 Header = tuple[str, str]
@@ -37,6 +41,17 @@ class NewRequest:
     body: bytes | None = None
     depth: int = 0
     parent_url: str | None = None
+
+    @classmethod
+    def for_url(cls, url: str, *, depth: int = 0, parent_url: str | None = None) -> NewRequest:
+        """A GET of ``url``, which must already be canonical (seeds, links, sitemap entries)."""
+        return cls(
+            url=url,
+            fingerprint=canonical_fingerprint(url),
+            host=canonical_host(url),
+            depth=depth,
+            parent_url=parent_url,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +133,15 @@ class Completion:
 
     def __len__(self) -> int:
         return len(self.results) + len(self.retries) + len(self.discovered) + len(self.released)
+
+
+_NOT_IN_JOB_NAMES = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def job_name(text: str, *, default: str = "job") -> str:
+    """A job name made from ``text`` (a file name, a host): runs of other characters
+    become ``-``."""
+    return _NOT_IN_JOB_NAMES.sub("-", text) or default
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

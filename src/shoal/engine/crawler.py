@@ -36,7 +36,6 @@ from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Reque
 from shoal.core.retry import decide_retry
 from shoal.core.robots import RobotsPolicy, RobotsRules
 from shoal.core.schedule import HostScheduler
-from shoal.core.urls import canonical_fingerprint, canonical_host
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
 from shoal.engine.resources import pid_alive, raise_nofile_limit
@@ -353,15 +352,7 @@ class Crawler:
                 dispatch.set_host_delay(host, wanted)
         if self._sitemaps_from_robots and self._processor is not None:
             for url in rules.sitemaps():
-                self._buffer.discovered.append(
-                    NewRequest(
-                        url=url,
-                        fingerprint=canonical_fingerprint(url),
-                        host=canonical_host(url),
-                        depth=0,
-                        parent_url=None,
-                    )
-                )
+                self._buffer.discovered.append(NewRequest.for_url(url))
 
     def _refuse(self, request: Request, rules: RobotsRules) -> None:
         """robots.txt says no. If it could not be read (5xx, unreachable) the request waits

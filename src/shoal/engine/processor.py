@@ -17,7 +17,7 @@ from shoal.core.model import FetchResult, NewRequest, Request
 from shoal.core.scope import Scope
 from shoal.core.sitemaps import parse_sitemap
 from shoal.core.traps import TrapLimits, check_url
-from shoal.core.urls import ParamFilter, canonical_fingerprint, canonical_host, canonicalize
+from shoal.core.urls import ParamFilter, canonicalize
 
 __all__ = ["LinkProcessor", "looks_like_sitemap"]
 
@@ -152,15 +152,7 @@ class LinkProcessor:
                 rejected[reason] += 1
                 continue
             recent.add(url)
-            admitted.append(
-                NewRequest(
-                    url=url,
-                    fingerprint=canonical_fingerprint(url),
-                    host=canonical_host(url),
-                    depth=depth,
-                    parent_url=result.url,
-                )
-            )
+            admitted.append(NewRequest.for_url(url, depth=depth, parent_url=result.url))
         return admitted
 
 
