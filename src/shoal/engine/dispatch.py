@@ -61,18 +61,13 @@ class Dispatcher:
 
     async def acquire(self) -> Request | None:
         """The next request to fetch, or None once the dispatcher is closed."""
-        if self._closed:
-            return None
-        scheduler = self.scheduler
-        request = scheduler.pop(self._loop.time())
-        if request is not None:
-            if len(scheduler) < self._low_water:
-                self.low.set()
+        request = self.acquire_nowait()
+        if request is not None or self._closed:
             return request
         waiter: asyncio.Future[Request | None] = self._loop.create_future()
         self._waiters.append(waiter)
         self._arm_timer()
-        if len(scheduler) < self._low_water:
+        if len(self.scheduler) < self._low_water:
             self.low.set()
         return await waiter
 
