@@ -369,7 +369,8 @@ async def test_expired_leases_merge_into_lease_order(store: Store, job: JobInfo)
 
 
 async def test_renew_leases_extends_only_the_owners_leases(store: Store, job: JobInfo) -> None:
-    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    await store.add_requests(job.id, new_requests(1, host="b.test", depth=1), now=T0)
     await store.lease(job.id, "a", limit=2, now=T0, ttl=30)
     await store.lease(job.id, "b", limit=1, now=T0, ttl=30)
     assert await store.renew_leases(job.id, "a", now=T0 + 20, ttl=30) == 2
@@ -378,6 +379,77 @@ async def test_renew_leases_extends_only_the_owners_leases(store: Store, job: Jo
     assert len(await store.lease(job.id, "c", limit=10, now=T0 + 40, ttl=30)) == 1
     assert await store.lease(job.id, "c", limit=10, now=T0 + 49, ttl=30) == []
     assert len(await store.lease(job.id, "c", limit=10, now=T0 + 51, ttl=30)) == 2
+
+
+# -- host ownership: politeness across workers -----------------------------------
+
+
+async def test_a_host_is_leased_by_one_owner_at_a_time(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(4), now=T0)
+    await store.add_requests(job.id, new_requests(2, host="b.test"), now=T0)
+    first = await store.lease(job.id, "a", limit=1, now=T0, ttl=30)
+    assert [r.host for r in first] == ["a.test"]
+    # b.test is free; a.test is a's until its ownership expires, even for rows a never held.
+    taken = await store.lease(job.id, "b", limit=10, now=T0 + 1, ttl=30)
+    assert {r.host for r in taken} == {"b.test"}
+    more = await store.lease(job.id, "a", limit=10, now=T0 + 2, ttl=30)
+    assert len(more) == 3 and {r.host for r in more} == {"a.test"}
+    await store.complete(job.id, "a", Completion(results=[ok(r) for r in first + more]), now=T0 + 3)
+    await store.complete(job.id, "b", Completion(results=[ok(r) for r in taken]), now=T0 + 3)
+    await store.add_requests(job.id, new_requests(1, start=10), now=T0 + 3)
+    # a's last lease (T0+2) renewed its ownership until T0+32.
+    assert await store.lease(job.id, "c", limit=10, now=T0 + 32, ttl=30) == []
+    (late,) = await store.lease(job.id, "c", limit=10, now=T0 + 32.5, ttl=30)
+    assert late.host == "a.test"
+
+
+async def test_renewal_keeps_hosts_owned(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    held = await store.lease(job.id, "a", limit=1, now=T0, ttl=30)
+    await store.complete(job.id, "a", Completion(results=[ok(r) for r in held]), now=T0 + 1)
+    await store.renew_leases(job.id, "a", now=T0 + 20, ttl=30)
+    assert await store.lease(job.id, "b", limit=10, now=T0 + 40, ttl=30) == []
+    assert len(await store.lease(job.id, "b", limit=10, now=T0 + 51, ttl=30)) == 1
+
+
+async def test_a_released_host_waits_for_its_gap(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    held = await store.lease(job.id, "a", limit=1, now=T0, ttl=30, gap=10)
+    await store.complete(job.id, "a", Completion(results=[ok(r) for r in held]), now=T0 + 1)
+    assert await store.release_leases(job.id, "a", now=T0 + 2) == 0
+    assert await store.lease(job.id, "b", limit=10, now=T0 + 11.9, ttl=30) == []
+    assert len(await store.lease(job.id, "b", limit=10, now=T0 + 12, ttl=30)) == 1
+
+
+async def test_hosts_are_handed_over_after_a_quantum_when_others_work(
+    store: Store, job: JobInfo
+) -> None:
+    for owner in ("a", "b"):
+        await store.register_worker(job.id, owner, pid=1, hostname="h", now=T0)
+    await store.add_requests(job.id, new_requests(4), now=T0)
+    (first,) = await store.lease(job.id, "a", limit=1, now=T0, ttl=60, gap=2, quantum=5)
+    (second,) = await store.lease(job.id, "a", limit=1, now=T0 + 1, ttl=60, gap=2, quantum=5)
+    await store.complete(job.id, "a", Completion(results=[ok(first)]), now=T0 + 2)
+    # Past the quantum a takes no more rows of the host, and holds it while one is in flight.
+    assert await store.lease(job.id, "a", limit=1, now=T0 + 5, ttl=60, gap=2, quantum=5) == []
+    assert await store.lease(job.id, "b", limit=1, now=T0 + 5, ttl=60, gap=2, quantum=5) == []
+    await store.complete(job.id, "a", Completion(results=[ok(second)]), now=T0 + 6)
+    for owner in ("a", "b"):
+        await store.heartbeat(job.id, owner, now=T0 + 6)
+    # a's next lease hands the host over (next start: now + gap); a may not take it back at once.
+    assert await store.lease(job.id, "a", limit=1, now=T0 + 7, ttl=60, gap=2, quantum=5) == []
+    assert await store.lease(job.id, "b", limit=1, now=T0 + 8.9, ttl=60, gap=2, quantum=5) == []
+    (third,) = await store.lease(job.id, "b", limit=1, now=T0 + 9, ttl=60, gap=2, quantum=5)
+    assert third.host == "a.test"
+
+
+async def test_a_lone_worker_keeps_its_hosts(store: Store, job: JobInfo) -> None:
+    await store.register_worker(job.id, "a", pid=1, hostname="h", now=T0)
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    for second in range(3):
+        now = T0 + 10 * second
+        (request,) = await store.lease(job.id, "a", limit=1, now=now, ttl=60, quantum=5)
+        await store.complete(job.id, "a", Completion(results=[ok(request)]), now=now + 1)
 
 
 # -- completing ---------------------------------------------------------------
@@ -447,10 +519,10 @@ async def test_retry_wait_is_leasable_only_when_due(store: Store, job: JobInfo) 
     await store.complete(job.id, "w1", Completion(retries=[retry]), now=T0 + 1)
     assert await store.counts(job.id) == JobCounts(leased=1, retry_wait=1)
     assert await store.next_due(job.id) == T0 + 60
-    assert await store.lease(job.id, "w2", limit=10, now=T0 + 59, ttl=60) == []
-    (again,) = await store.lease(job.id, "w2", limit=10, now=T0 + 60, ttl=60)
+    assert await store.lease(job.id, "w1", limit=10, now=T0 + 59, ttl=60) == []
+    (again,) = await store.lease(job.id, "w1", limit=10, now=T0 + 60, ttl=60)
     assert (again.id, again.attempts) == (r0.id, 1)
-    await store.complete(job.id, "w2", Completion(results=[ok(again)]), now=T0 + 61)
+    await store.complete(job.id, "w1", Completion(results=[ok(again)]), now=T0 + 61)
     assert [r.attempts for r in await all_results(store, job.id)] == [2]
 
 
@@ -462,7 +534,7 @@ async def test_retries_and_releases_from_a_late_owner_are_ignored(
     await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
     retry = RetryUpdate(request_id=r0.id, attempts=1, next_at=T0, error_kind="timeout", error="")
     await store.complete(job.id, "a", Completion(retries=[retry], released=[r1.id]), now=T0 + 12)
-    assert await store.release_leases(job.id, "a") == 0
+    assert await store.release_leases(job.id, "a", now=T0) == 0
     assert await store.counts(job.id) == JobCounts(leased=2)
     assert await store.lease(job.id, "c", limit=10, now=T0 + 12, ttl=10) == []
 
@@ -489,39 +561,41 @@ async def test_released_rows_go_back_to_pending_or_retry_wait(store: Store, job:
     (tried,) = await lease_all(store, job.id, now=T0 + 5)
     await store.complete(job.id, "w1", Completion(released=[fresh.id, tried.id]), now=T0 + 6)
     assert await store.counts(job.id) == JobCounts(pending=1, retry_wait=1)
-    again = await lease_all(store, job.id, owner="w2", now=T0 + 6)
+    again = await lease_all(store, job.id, owner="w1", now=T0 + 6)
     assert [(r.id, r.attempts) for r in again] == [(fresh.id, 0), (tried.id, 1)]
 
 
 async def test_release_leases_returns_only_the_owners_rows(store: Store, job: JobInfo) -> None:
-    await store.add_requests(job.id, new_requests(5), now=T0)
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.add_requests(job.id, new_requests(2, host="b.test", depth=1), now=T0)
     await store.lease(job.id, "a", limit=3, now=T0, ttl=60)
     await store.lease(job.id, "b", limit=2, now=T0, ttl=60)
-    assert await store.release_leases(job.id, "a") == 3
+    assert await store.release_leases(job.id, "a", now=T0) == 3
     assert await store.counts(job.id) == JobCounts(pending=3, leased=2)
-    assert await store.release_leases(job.id, "a") == 0
+    assert await store.release_leases(job.id, "a", now=T0) == 0
     assert len(await store.lease(job.id, "c", limit=10, now=T0, ttl=60)) == 3
 
 
 async def test_release_leases_can_count_the_attempt(store: Store, job: JobInfo) -> None:
     """Taking back a dead worker's rows counts the attempt it died in; a graceful release
     does not."""
-    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    await store.add_requests(job.id, new_requests(1, host="b.test", depth=1), now=T0)
     await store.lease(job.id, "dead", limit=2, now=T0, ttl=60)
     await store.lease(job.id, "alive", limit=1, now=T0, ttl=60)
-    assert await store.release_leases(job.id, "dead", count_attempt=True) == 2
+    assert await store.release_leases(job.id, "dead", count_attempt=True, now=T0) == 2
     assert await store.counts(job.id) == JobCounts(leased=1, retry_wait=2)
     assert await store.next_due(job.id) == T0
     again = await store.lease(job.id, "dead-2", limit=10, now=T0 + 1, ttl=60)
     assert [r.attempts for r in again] == [1, 1]
-    assert await store.release_leases(job.id, "dead-2", count_attempt=True) == 2
-    assert await store.release_leases(job.id, "alive") == 1
+    assert await store.release_leases(job.id, "dead-2", count_attempt=True, now=T0) == 2
+    assert await store.release_leases(job.id, "alive", now=T0) == 1
     leased = await lease_all(store, job.id, now=T0 + 2)
     assert sorted(r.attempts for r in leased) == [0, 2, 2]
-    assert await store.release_leases(job.id, "w1", count_attempt=False) == 3
+    assert await store.release_leases(job.id, "w1", count_attempt=False, now=T0) == 3
     assert await store.counts(job.id) == JobCounts(pending=1, retry_wait=2)
     assert sorted(r.attempts for r in await lease_all(store, job.id, now=T0 + 3)) == [0, 2, 2]
-    assert await store.release_leases(job.id, "nobody", count_attempt=True) == 0
+    assert await store.release_leases(job.id, "nobody", count_attempt=True, now=T0) == 0
 
 
 async def test_taking_over_an_expired_lease_counts_the_attempt(store: Store, job: JobInfo) -> None:
@@ -819,7 +893,7 @@ async def test_jobs_are_isolated(store: Store, job: JobInfo) -> None:
     assert await store.counts(job.id) == JobCounts(leased=3)
     assert await store.counts(other.id) == JobCounts(leased=2)
     assert await all_results(store, other.id) == []
-    assert await store.release_leases(job.id, "w") == 3
+    assert await store.release_leases(job.id, "w", now=T0) == 3
     assert await store.counts(other.id) == JobCounts(leased=2)
     assert await store.next_due(other.id) is None
 
@@ -927,7 +1001,7 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
                         del holder[rid]
             case ("release_all", str(owner), bool(count_attempt)):
                 mine = [rid for rid, (who, _) in holder.items() if who == owner]
-                released = await store.release_leases(job.id, owner, count_attempt=count_attempt)
+                released = await store.release_leases(job.id, owner, count_attempt=count_attempt, now=T0)
                 assert released == len(mine)
                 for rid in mine:
                     del holder[rid]

@@ -331,7 +331,9 @@ async def test_processes_sharing_a_file_never_lease_a_row_twice(store_path: Path
     rows = 3000
     async with SQLiteStore(store_path) as store:
         job = await store.ensure_job("shared", mode="fetch", config={})
-        await store.add_requests(job.id, new_requests(rows), now=T0)
+        # Spread over hosts: a host is leased by one process at a time (Store.lease).
+        spread = [new_request(i, host=f"h{i % 40}.test") for i in range(rows)]
+        await store.add_requests(job.id, spread, now=T0)
     children = []
     try:
         async with asyncio.timeout(60):
@@ -370,7 +372,13 @@ async def test_processes_sharing_a_file_never_lease_a_row_twice(store_path: Path
     assert all(ids for ids in leased), "each process should have won some rows"
     async with SQLiteStore(store_path) as store:
         assert await store.counts(job.id) == JobCounts(done=rows)
-        assert len(await all_results(store, job.id)) == rows
+        results = await all_results(store, job.id)
+    assert len(results) == rows
+    # Politeness across processes: every host was fetched by one process only.
+    host_of = {r.request_id: r.url.split("/")[2] for r in results}
+    owners = {host_of[rid]: n for n, ids in enumerate(leased) for rid in ids}
+    for n, ids in enumerate(leased):
+        assert {owners[host_of[rid]] for rid in ids} == {n}
 
 
 async def test_kill_9_loses_no_committed_transaction(store_path: Path) -> None:

@@ -98,6 +98,8 @@ class FetchResult:
     parent_url: str | None = None
     method: str = "GET"
     fields: dict[str, object] | None = None
+    encoding: str | None = None
+    """The text encoding the page was decoded with, when it was decoded (extraction, links)."""
 
     @property
     def failed(self) -> bool:

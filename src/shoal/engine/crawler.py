@@ -191,6 +191,9 @@ class Crawler:
                     heartbeat.cancel()
         finally:
             with contextlib.suppress(Exception):
+                # Everything was finished or released by now: this hands the hosts this
+                # worker owned to the job's other workers at once, not when ownership expires.
+                await store.release_leases(job.id, self.owner, now=time.time())
                 await store.unregister_worker(job.id, self.owner)
         return RunOutcome(
             completed=completed, interrupted=self._stopping and not completed, stats=self.snapshot()
@@ -248,6 +251,7 @@ class Crawler:
                     now=time.time(),
                     ttl=self._lease_ttl,
                     max_depth=level,
+                    gap=self.config.politeness.delay,
                 )
                 if requests:
                     dispatch.add(requests)
@@ -261,7 +265,10 @@ class Crawler:
                     if counts.open == 0:
                         return True
                     due = await store.next_due(job_id)
-                    pause = 1.0 if due is None else min(1.0, max(0.02, due - time.time()))
+                    # Rows due but not leased belong to hosts other workers own: their
+                    # handover takes a while, so ask again less eagerly.
+                    wait = None if due is None else due - time.time()
+                    pause = 1.0 if wait is None else 0.2 if wait <= 0 else min(1.0, max(0.02, wait))
                     await self._wait(wake, pause)
                     continue
                 await self._wait(wake, 0.25)
@@ -538,7 +545,7 @@ class Crawler:
                 # The dead worker was mid-attempt on these rows: that counts as an attempt,
                 # so a page that kills every process fetching it cannot loop forever.
                 released = await self.store.release_leases(
-                    self.job.id, worker.owner, count_attempt=True
+                    self.job.id, worker.owner, count_attempt=True, now=now
                 )
                 await self.store.unregister_worker(self.job.id, worker.owner)
                 if released:

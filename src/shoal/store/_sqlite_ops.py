@@ -40,6 +40,7 @@ from shoal.store._codec import (
     storable,
 )
 from shoal.store._sqlite_admit import ADD_COUNTER, admit, first_of_each, request_rows
+from shoal.store.base import HOST_QUANTUM, HOST_REGRAB
 
 __all__ = [
     "add_requests",
@@ -183,36 +184,64 @@ def set_limits(
 
 
 # Due rows in lease order: waiting rows (pending or retry-wait) that are due, merged with
-# leased rows whose lease expired, by (depth, host_seq, id). Each arm reads its own partial index;
-# INDEXED BY keeps the plan fixed whatever statistics ANALYZE gathers later. An expired lease
+# leased rows whose lease expired, by (depth, host_seq, id), from hosts this owner may fetch
+# (see Store.lease). Each arm reads its own partial index (INDEXED BY keeps the plan fixed
+# whatever statistics ANALYZE gathers later) and stops after :scan rows, so hosts owned by
+# other workers cost a bounded scan, not one through the whole frontier. An expired lease
 # means its worker vanished mid-attempt: that attempt counts (SET reads the old state), so a
 # page that kills every worker fetching it runs out of attempts instead of looping forever.
 _LEASE = f"""
 UPDATE requests SET state = {State.LEASED}, attempts = attempts + (state = {State.LEASED}),
     lease_owner = :owner, lease_expires = :expires
 WHERE id IN (
-    SELECT id FROM (
-        SELECT id, depth, host_seq FROM (
-            SELECT id, depth, host_seq FROM requests INDEXED BY requests_waiting
+    SELECT c.id FROM (
+        SELECT id, host, depth, host_seq FROM (
+            SELECT id, host, depth, host_seq FROM requests INDEXED BY requests_waiting
             WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
                 AND next_at <= :now AND depth <= :max_depth
-            ORDER BY depth, host_seq, id LIMIT :limit
+            ORDER BY depth, host_seq, id LIMIT :scan
         )
         UNION ALL
-        SELECT id, depth, host_seq FROM (
-            SELECT id, depth, host_seq FROM requests INDEXED BY requests_leased
+        SELECT id, host, depth, host_seq FROM (
+            SELECT id, host, depth, host_seq FROM requests INDEXED BY requests_leased
             WHERE job_id = :job_id AND state = {State.LEASED} AND lease_expires < :now
                 AND depth <= :max_depth
-            ORDER BY depth, host_seq, id LIMIT :limit
+            ORDER BY depth, host_seq, id LIMIT :scan
         )
-        ORDER BY depth, host_seq, id LIMIT :limit
-    )
+    ) c LEFT JOIN hosts h ON h.job_id = :job_id AND h.host = c.host
+    WHERE h.host IS NULL
+        OR (h.owner = :owner AND h.owner_expires >= :now AND h.owned_since > :drain_before)
+        OR ((h.owner IS NULL OR h.owner_expires < :now) AND h.next_start <= :now
+            AND (h.owner IS NOT :owner OR h.owner_expires <= :regrab_before))
+    ORDER BY c.depth, c.host_seq, c.id LIMIT :limit
 )
 RETURNING id, url, host, method, headers, body, depth, parent_url, attempts, host_seq
 """
-
+# Claims the leased rows' hosts, or renews them; owned_since restarts only on a new claim.
+_CLAIM = """
+UPDATE hosts SET owned_since = CASE
+        WHEN owner = :owner AND owner_expires >= :now THEN owned_since ELSE :now END,
+    owner = :owner, owner_expires = :expires, gap = :gap
+WHERE job_id = :job_id AND host = :host
+"""
+# Hands over the hosts owned for a quantum that this owner no longer holds any row of.
+_HAND_OVER = f"""
+UPDATE hosts INDEXED BY hosts_owner
+SET owner_expires = :now, next_start = max(next_start, :now + gap)
+WHERE job_id = :job_id AND owner = :owner AND owner_expires >= :now
+    AND owned_since <= :drain_before
+    AND NOT EXISTS (
+        SELECT 1 FROM requests INDEXED BY requests_leased_host
+        WHERE job_id = :job_id AND host = hosts.host AND state = {State.LEASED}
+            AND lease_owner = :owner
+    )
+"""
+_OTHER_WORKERS = """
+SELECT count(*) FROM workers WHERE job_id = :job_id AND owner <> :owner AND heartbeat_at >= :since
+"""
 
 _NO_DEPTH_LIMIT = 2**62
+_SCAN = 4  # rows looked at per row wanted, past those of hosts owned by other workers
 
 
 def lease(
@@ -223,19 +252,32 @@ def lease(
     now: float,
     ttl: float,
     max_depth: int | None = None,
+    gap: float = 0.0,
+    quantum: float = HOST_QUANTUM,
 ) -> list[Request]:
     if limit <= 0:
         return []
-    params = {
+    params: dict[str, object] = {
         "owner": owner,
         "expires": now + ttl,
         "job_id": job_id,
         "now": now,
         "limit": limit,
+        "scan": limit * _SCAN + 512,
         "max_depth": _NO_DEPTH_LIMIT if max_depth is None else max_depth,
+        "regrab_before": now - HOST_REGRAB,
+        "drain_before": float("-inf"),
+        "gap": gap,
     }
     with write_transaction(conn):
+        others = conn.execute(_OTHER_WORKERS, {**params, "since": now - ttl}).fetchone()[0]
+        if others:
+            params["drain_before"] = now - quantum
+            conn.execute(_HAND_OVER, params)
         rows = conn.execute(_LEASE, params).fetchall()
+        hosts = {row[2] for row in rows}
+        if hosts:
+            conn.executemany(_CLAIM, [{**params, "host": host} for host in hosts])
     # RETURNING gives rows in no particular order.
     rows.sort(key=lambda row: (row[6], row[9], row[0]))
     headers = decode_headers
@@ -394,15 +436,34 @@ def complete(
     return new
 
 
+_RENEW_HOSTS = """
+UPDATE hosts INDEXED BY hosts_owner SET owner_expires = :expires
+WHERE job_id = :job_id AND owner = :owner AND owner_expires >= :now
+"""
+# Released hosts may be claimed at once by anyone, the releasing owner included.
+_RELEASE_HOSTS = """
+UPDATE hosts INDEXED BY hosts_owner
+SET owner_expires = :now - :regrab, next_start = max(next_start, :now + gap)
+WHERE job_id = :job_id AND owner = :owner AND owner_expires >= :now - :regrab
+"""
+
+
 def renew_leases(conn: sqlite3.Connection, job_id: int, owner: str, now: float, ttl: float) -> int:
     with write_transaction(conn):
+        params = {"expires": now + ttl, "job_id": job_id, "owner": owner, "now": now}
+        conn.execute(_RENEW_HOSTS, params)
         return conn.execute(_RENEW, (now + ttl, job_id, owner)).rowcount
 
 
-def release_leases(conn: sqlite3.Connection, job_id: int, owner: str, count_attempt: bool) -> int:
+def release_leases(
+    conn: sqlite3.Connection, job_id: int, owner: str, count_attempt: bool, now: float
+) -> int:
     params = {"add": int(count_attempt), "job_id": job_id, "owner": owner}
     with write_transaction(conn):
-        return conn.execute(_RELEASE_ALL, params).rowcount
+        released = conn.execute(_RELEASE_ALL, params).rowcount
+        hosts = {"job_id": job_id, "owner": owner, "now": now, "regrab": HOST_REGRAB}
+        conn.execute(_RELEASE_HOSTS, hosts)
+        return released
 
 
 _MIN_OPEN_DEPTH = f"""

@@ -28,7 +28,12 @@ from shoal.core.model import (
     WorkerInfo,
 )
 
-__all__ = ["Store"]
+__all__ = ["HOST_QUANTUM", "HOST_REGRAB", "Store"]
+
+HOST_QUANTUM = 5.0
+"""Seconds a worker owns a host before handing it over, when other workers are alive."""
+HOST_REGRAB = 0.5
+"""Seconds after a handover before the same worker may claim the host again."""
 
 
 class Store(Protocol):
@@ -84,6 +89,8 @@ class Store(Protocol):
         now: float,
         ttl: float,
         max_depth: int | None = None,
+        gap: float = 0.0,
+        quantum: float = HOST_QUANTUM,
     ) -> list[Request]:
         """Move up to ``limit`` due rows (pending, retry-wait due by ``now``, or leased with an
         expired lease) to ``leased`` by ``owner`` until ``now + ttl``; shallowest depth first,
@@ -92,7 +99,19 @@ class Store(Protocol):
 
         A row taken over from an expired lease has its ``attempts`` increased by one (its
         worker vanished mid-attempt), so a page that kills every process fetching it runs out
-        of attempts: the caller compares ``Request.attempts`` to its retry limit."""
+        of attempts: the caller compares ``Request.attempts`` to its retry limit.
+
+        Hosts are owned by one worker at a time, so that politeness (requests in flight,
+        delay between starts), which each worker enforces for its own requests, holds across
+        all workers of the job. A row is leased only from a host ``owner`` owns, or one it
+        claims now: a host nobody owns (never owned, released, or its owner's ownership
+        expired) whose ``next_start`` has come. Ownership lasts ``ttl`` and is renewed with
+        the leases. When another worker of the job is alive (registered, heartbeat within
+        ``ttl``), a host owned for ``quantum`` seconds takes no new leases; once ``owner``
+        holds none of its rows any more, the host is released with ``next_start = now + gap``
+        (the last request started before ``now``), for any other worker to claim; ``owner``
+        itself may claim it again only ``HOST_REGRAB`` seconds later. Alone, a worker keeps
+        its hosts."""
         ...
 
     async def min_open_depth(self, job_id: int) -> int | None:
@@ -117,12 +136,15 @@ class Store(Protocol):
         ...
 
     async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:
-        """Extend every lease ``owner`` holds; returns how many."""
+        """Extend every lease and host ownership ``owner`` holds; returns how many leases."""
         ...
 
-    async def release_leases(self, job_id: int, owner: str, *, count_attempt: bool = False) -> int:
+    async def release_leases(
+        self, job_id: int, owner: str, *, now: float, count_attempt: bool = False
+    ) -> int:
         """Return every row ``owner`` holds to pending (or retry-wait if it had attempts), due
-        at once; returns how many.
+        at once, and release its hosts (``next_start`` = ``now`` + the host's gap, for anyone
+        to claim); returns how many rows.
 
         ``count_attempt=True`` adds one to each row's attempts first (so each goes to
         retry-wait): for taking back the leases of a worker that died, whose fetches may be

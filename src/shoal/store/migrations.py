@@ -7,7 +7,8 @@ version lives in the ``meta`` table, and the file is marked as a shoal
 store by ``PRAGMA application_id`` so a foreign SQLite file is refused
 before anything in it is touched.
 
-Schema (version 1)::
+Schema (version 2; version 1 lacked the host ownership columns, their indexes and
+``results.encoding``)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON),
@@ -22,6 +23,8 @@ Schema (version 1)::
                                                                index alone
                         (job_id, lease_expires)                partial, leased rows: expiry
                                                                reclaim, renew, release
+                        (job_id, host, lease_owner)            partial, leased rows: does a
+                                                               worker still hold a host's rows
     hosts             (job_id, host) → per-host state shared by every worker of a job:
                         next_seq         each admitted request takes its host's next
                                          sequence number, so leasing in (depth, host_seq)
@@ -29,8 +32,14 @@ Schema (version 1)::
                                          requests the host has admitted (max_pages_per_host)
                         robots,          the engine's parsed robots.txt (opaque JSON text)
                         robots_expires   and until when it holds (NULL: none cached)
+                        owner,           the worker that may fetch from the host now, and
+                        owner_expires,   until when (renewed with its leases); a released
+                        owned_since      host keeps its last owner with owner_expires = the
+                                         release time
+                        next_start,      no new owner starts before next_start, set to the
+                        gap              release time + gap (the politeness delay) on handoff
                       A row may exist for robots alone (next_seq 0); writers never lower
-                      next_seq.
+                      next_seq. Indexed by (job_id, owner) for a worker's own hosts.
     job_counters      (job_id, name) → n: URLs rejected before admission, by reason (the
                       engine's, e.g. out_of_scope; the store's max_pages, host_page_limit)
     results           request_id INTEGER PRIMARY KEY (so a row never gets two results),
@@ -165,7 +174,20 @@ _V1 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: hosts are owned by one worker at a time (politeness across processes, see
+# Store.lease), and results record the text encoding a page was decoded with.
+_V2 = (
+    "ALTER TABLE hosts ADD COLUMN owner TEXT",
+    "ALTER TABLE hosts ADD COLUMN owner_expires REAL",
+    "ALTER TABLE hosts ADD COLUMN owned_since REAL",
+    "ALTER TABLE hosts ADD COLUMN next_start REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE hosts ADD COLUMN gap REAL NOT NULL DEFAULT 0",
+    "CREATE INDEX hosts_owner ON hosts (job_id, owner) WHERE owner IS NOT NULL",
+    "CREATE INDEX requests_leased_host ON requests (job_id, host, lease_owner) WHERE state = 1",
+    "ALTER TABLE results ADD COLUMN encoding TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -48,6 +48,7 @@ from shoal.store import _sqlite_ops as ops
 from shoal.store import _sqlite_results as result_ops
 from shoal.store import migrations
 from shoal.store._admitted import AdmittedFingerprints
+from shoal.store.base import HOST_QUANTUM
 
 __all__ = ["SQLiteStore"]
 
@@ -365,6 +366,8 @@ class SQLiteStore:
         now: float,
         ttl: float,
         max_depth: int | None = None,
+        gap: float = 0.0,
+        quantum: float = HOST_QUANTUM,
     ) -> list[Request]:
         if limit <= 0:
             return []
@@ -378,6 +381,8 @@ class SQLiteStore:
                 now=now,
                 ttl=ttl,
                 max_depth=max_depth,
+                gap=gap,
+                quantum=quantum,
             ),
         )
 
@@ -404,11 +409,17 @@ class SQLiteStore:
             "renew_leases", partial(ops.renew_leases, job_id=job_id, owner=owner, now=now, ttl=ttl)
         )
 
-    async def release_leases(self, job_id: int, owner: str, *, count_attempt: bool = False) -> int:
-        return await self._write(
-            "release_leases",
-            partial(ops.release_leases, job_id=job_id, owner=owner, count_attempt=count_attempt),
+    async def release_leases(
+        self, job_id: int, owner: str, *, now: float, count_attempt: bool = False
+    ) -> int:
+        release = partial(
+            ops.release_leases,
+            job_id=job_id,
+            owner=owner,
+            count_attempt=count_attempt,
+            now=now,
         )
+        return await self._write("release_leases", release)
 
     async def next_due(self, job_id: int) -> float | None:
         return await self._read("next_due", partial(ops.next_due, job_id=job_id))
