@@ -1,16 +1,22 @@
-"""Fixtures shared across the suite: a real testweb site and a real SQLite store."""
+"""Fixtures shared across the suite: a real testweb site, a real SQLite store and a real
+PostgreSQL server (``SHOAL_TEST_PG_DSN``, or a throwaway cluster started for the session)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from shoal.core.model import JobInfo
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import SiteSpec, TestWeb
+from shoal.testweb.pgcluster import ThrowawayPostgres
 
 WaitFor = Callable[[Callable[[], bool], float], Awaitable[None]]
 
@@ -49,3 +55,43 @@ def wait_for() -> WaitFor:
             await asyncio.sleep(0.01)
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The DSN of a PostgreSQL server the tests may create schemas in."""
+    dsn = os.environ.get("SHOAL_TEST_PG_DSN")
+    if dsn:
+        yield dsn
+        return
+    with ThrowawayPostgres() as pg:
+        yield pg.dsn
+
+
+def _with_search_path(dsn: str, schema: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+
+
+@contextlib.asynccontextmanager
+async def fresh_schema(server_dsn: str) -> AsyncIterator[str]:
+    """A DSN whose tables live in a fresh schema of their own, dropped afterwards."""
+    schema = f"shoal_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await admin.close()
+    try:
+        yield _with_search_path(server_dsn, schema)
+    finally:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_dsn(pg_server: str) -> AsyncIterator[str]:
+    async with fresh_schema(pg_server) as dsn:
+        yield dsn

@@ -1001,7 +1001,9 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
                         del holder[rid]
             case ("release_all", str(owner), bool(count_attempt)):
                 mine = [rid for rid, (who, _) in holder.items() if who == owner]
-                released = await store.release_leases(job.id, owner, count_attempt=count_attempt, now=T0)
+                released = await store.release_leases(
+                    job.id, owner, count_attempt=count_attempt, now=T0
+                )
                 assert released == len(mine)
                 for rid in mine:
                     del holder[rid]

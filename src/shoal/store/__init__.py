@@ -4,7 +4,8 @@
 
     crawl.db, ./runs/crawl.db, ~/crawl.db     SQLite file (SQLiteStore)
     sqlite:///relative.db, sqlite:////abs.db  SQLite file, URL form
-    postgresql://user@host/db                 PostgreSQL (not available yet)
+    postgresql://user@host/db                 PostgreSQL (PostgresStore), shared by workers
+    postgresql://user@host/db?search_path=s   ... with the tables in schema s
 
 The store comes back unopened: ``await store.open()`` (or ``async with store``).
 """
@@ -15,9 +16,10 @@ import os
 
 from shoal.core.errors import ConfigError
 from shoal.store.base import Store
+from shoal.store.postgres import PostgresStore
 from shoal.store.sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "open_store"]
+__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store"]
 
 _SQLITE_URL = "sqlite:///"
 _ACCEPTED = "a file path, sqlite:///path or postgresql://..."
@@ -36,5 +38,5 @@ def open_store(location: str) -> Store:
             raise ConfigError(f"invalid SQLite store URL {location!r}; expected sqlite:///path")
         return SQLiteStore(os.path.expanduser(location[len(_SQLITE_URL) :]))
     if scheme in ("postgresql", "postgres"):
-        raise ConfigError("PostgreSQL store not available yet")
+        return PostgresStore(location)
     raise ConfigError(f"unsupported store location {location!r}; expected {_ACCEPTED}")

@@ -34,6 +34,7 @@ __all__ = [
     "admit",
     "first_of_each",
     "request_rows",
+    "sequence_rows",
 ]
 
 Row = tuple[object, ...]
@@ -160,6 +161,18 @@ def _sequenced_within(
         next_seq[host] = seq + 1
         append((*row, seq))
     return sequenced, dropped, {MAX_PAGES: over_job, HOST_PAGE_LIMIT: over_host}
+
+
+def sequence_rows(
+    rows: list[Row], next_seq: dict[object, int], room: float, cap: float
+) -> tuple[list[Row], set[object], dict[str, int]]:
+    """Sequence ``rows`` (new, distinct) within the job's ``room`` and the per-host ``cap``
+    (``inf``: no limit); returns the admitted rows (each with its host sequence number
+    appended), the fingerprints dropped, and how many were dropped under each counter.
+    ``next_seq`` (host → next number) moves on. Shared by every backend's admission."""
+    if room == float("inf") and cap == float("inf"):
+        return _sequenced(rows, next_seq), set(), {}
+    return _sequenced_within(rows, next_seq, room, cap)
 
 
 def admit(conn: sqlite3.Connection, job_id: int, rows: list[Row]) -> tuple[int, list[bytes]]:

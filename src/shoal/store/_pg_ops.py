@@ -1,0 +1,404 @@
+"""The PostgreSQL store's write path: admission, lease, completion, leases and hosts.
+
+Plain async functions on one ``asyncpg`` connection, each called inside the
+transaction its caller opened (see ``shoal.store.postgres``). Bulk rows travel
+as arrays and are unpacked with ``unnest``: one statement and one round trip
+per table, whatever the batch size.
+
+Concurrency between workers:
+
+- admission (``add_requests``, discovered links in ``complete``) locks the
+  job's row first, so admissions of one job run one at a time: host sequence
+  numbers and limits stay exact;
+- ``lease`` never waits: it locks candidate hosts and rows with
+  ``FOR UPDATE SKIP LOCKED`` and re-checks them after locking, so two workers
+  never lease the same row or claim the same host;
+- ``complete`` touches only rows its worker holds (or finishes a row whose
+  lease expired, first result wins), in id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shoal.core.lifecycle import State
+from shoal.core.model import Completion, NewRequest, Request
+from shoal.store._codec import decode_headers, encode_fields, encode_json
+from shoal.store._sqlite_admit import first_of_each, request_rows, sequence_rows
+from shoal.store.base import HOST_REGRAB
+
+__all__ = [
+    "add_counters",
+    "admit",
+    "complete",
+    "first_of_each",
+    "lease",
+    "release_leases",
+    "renew_leases",
+]
+
+Conn = Any  # an asyncpg.Connection (asyncpg ships no type information)
+
+_OPEN = f"({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
+_WAITING = f"({State.PENDING}, {State.RETRY_WAIT})"
+
+# -- admission ----------------------------------------------------------------
+
+_LOCK_JOB = (
+    "SELECT max_pages, max_pages_per_host, admitted FROM shoal_jobs WHERE id = $1 FOR UPDATE"
+)
+_KNOWN = (
+    "SELECT fingerprint FROM shoal_requests WHERE job_id = $1 AND fingerprint = ANY($2::bytea[])"
+)
+_HOST_SEQS = "SELECT host, next_seq FROM shoal_hosts WHERE job_id = $1 AND host = ANY($2::text[])"
+_INSERT = """
+INSERT INTO shoal_requests
+    (job_id, fingerprint, url, method, headers, body, host, depth, parent_url, next_at, host_seq)
+SELECT $1, * FROM unnest($2::bytea[], $3::text[], $4::text[], $5::text[], $6::bytea[],
+    $7::text[], $8::int[], $9::text[], $10::float8[], $11::bigint[])
+"""
+# A hosts row may exist for robots alone; the sequence only ever grows.
+_PUT_HOST_SEQS = """
+INSERT INTO shoal_hosts (job_id, host, next_seq)
+SELECT $1, h, s FROM unnest($2::text[], $3::bigint[]) AS t(h, s) ORDER BY h
+ON CONFLICT (job_id, host) DO UPDATE
+SET next_seq = GREATEST(shoal_hosts.next_seq, excluded.next_seq)
+"""
+_PUT_ADMITTED = "UPDATE shoal_jobs SET admitted = admitted + $2 WHERE id = $1"
+_ADD_COUNTERS = """
+INSERT INTO shoal_counters (job_id, name, n)
+SELECT $1, name, n FROM unnest($2::text[], $3::bigint[]) AS t(name, n) ORDER BY name
+ON CONFLICT (job_id, name) DO UPDATE SET n = shoal_counters.n + excluded.n
+"""
+
+_FINGERPRINT, _HOST = 1, 6  # indexes in a request row (see request_rows)
+
+
+async def add_counters(conn: Conn, job_id: int, counters: dict[str, int]) -> None:
+    named = sorted((name, n) for name, n in counters.items() if n)
+    if named:
+        await conn.execute(_ADD_COUNTERS, job_id, [k for k, _ in named], [n for _, n in named])
+
+
+async def admit(
+    conn: Conn, job_id: int, requests: Sequence[NewRequest], now: float
+) -> tuple[int, list[bytes]]:
+    """Admit ``requests`` (distinct fingerprints) as the SQLite store does: only new ones,
+    within the job's limits, each with its host's next sequence number. Returns how many were
+    admitted and the fingerprints now certainly in the job."""
+    if not requests:
+        return 0, []
+    limits = await conn.fetchrow(_LOCK_JOB, job_id)
+    rows = request_rows(job_id, requests, now)
+    fingerprints = [r.fingerprint for r in requests]
+    known = {rec[0] for rec in await conn.fetch(_KNOWN, job_id, fingerprints)}
+    if known:
+        rows = [row for row in rows if row[_FINGERPRINT] not in known]
+        if not rows:
+            return 0, fingerprints
+    max_pages, per_host, admitted = (None, None, 0) if limits is None else tuple(limits)
+    hosts = list(dict.fromkeys(row[_HOST] for row in rows))
+    next_seq: dict[object, int] = {
+        rec[0]: rec[1] for rec in await conn.fetch(_HOST_SEQS, job_id, hosts)
+    }
+    room = float("inf") if max_pages is None else max_pages - admitted
+    cap = float("inf") if per_host is None else per_host
+    sequenced, dropped, over = sequence_rows(rows, next_seq, room, cap)
+    remembered = fingerprints
+    if dropped:
+        await add_counters(conn, job_id, over)
+        remembered = [fp for fp in fingerprints if fp not in dropped]
+    if sequenced:
+        columns = list(zip(*sequenced, strict=True))
+        await conn.execute(_INSERT, job_id, *(list(col) for col in columns[1:]))
+        touched = sorted({str(row[_HOST]) for row in sequenced})
+        await conn.execute(_PUT_HOST_SEQS, job_id, touched, [next_seq[h] for h in touched])
+        await conn.execute(_PUT_ADMITTED, job_id, len(sequenced))
+    return len(sequenced), remembered
+
+
+# -- lease --------------------------------------------------------------------
+
+# $1 job, $2 now, $3 owner, $4 drain_before, $5 regrab_before: may this owner lease from h?
+_ELIGIBLE = """(
+    (h.owner = $3 AND h.owner_expires >= $2 AND h.owned_since > $4)
+    OR ((h.owner IS NULL OR h.owner_expires < $2) AND h.next_start <= $2
+        AND (h.owner IS DISTINCT FROM $3 OR h.owner_expires <= $5))
+)"""
+# Due rows in lease order from hosts this owner may lease from (see Store.lease); each arm
+# stops after $7 rows, so hosts other workers own cost a bounded scan.
+_CANDIDATES = f"""
+WITH waiting AS (
+    SELECT id, host, depth, host_seq FROM shoal_requests
+    WHERE job_id = $1 AND state IN {_WAITING} AND next_at <= $2 AND depth <= $6
+    ORDER BY depth, host_seq, id LIMIT $7
+), expired AS (
+    SELECT id, host, depth, host_seq FROM shoal_requests
+    WHERE job_id = $1 AND state = {State.LEASED} AND lease_expires < $2 AND depth <= $6
+    ORDER BY depth, host_seq, id LIMIT $7
+)
+SELECT c.id, c.host FROM (SELECT * FROM waiting UNION ALL SELECT * FROM expired) c
+LEFT JOIN shoal_hosts h ON h.job_id = $1 AND h.host = c.host
+WHERE h.host IS NULL OR {_ELIGIBLE}
+ORDER BY c.depth, c.host_seq, c.id LIMIT $8
+"""
+# Claims (or renews) the candidates' hosts; a host another worker is claiming right now is
+# skipped, and the condition is checked again on the locked row.
+_CLAIM = f"""
+UPDATE shoal_hosts h SET
+    owned_since = CASE WHEN h.owner = $3 AND h.owner_expires >= $2 THEN h.owned_since ELSE $2 END,
+    owner = $3, owner_expires = $7, gap = $8
+WHERE h.job_id = $1 AND h.host IN (
+    SELECT host FROM shoal_hosts WHERE job_id = $1 AND host = ANY($6::text[])
+    ORDER BY host FOR UPDATE SKIP LOCKED
+) AND {_ELIGIBLE}
+RETURNING h.host
+"""
+_TAKE = f"""
+UPDATE shoal_requests r SET state = {State.LEASED},
+    attempts = r.attempts + (r.state = {State.LEASED})::int,
+    lease_owner = $2, lease_expires = $3
+WHERE r.id IN (
+    SELECT id FROM shoal_requests WHERE id = ANY($5::bigint[]) AND job_id = $1
+        AND ((state IN {_WAITING} AND next_at <= $4)
+            OR (state = {State.LEASED} AND lease_expires < $4))
+    ORDER BY id FOR UPDATE SKIP LOCKED
+)
+RETURNING r.id, r.url, r.host, r.method, r.headers, r.body, r.depth, r.parent_url,
+    r.attempts, r.host_seq
+"""
+_OTHER_WORKERS = """
+SELECT EXISTS (
+    SELECT 1 FROM shoal_workers WHERE job_id = $1 AND owner <> $2 AND heartbeat_at >= $3
+)
+"""
+# Hands over the hosts owned for a quantum that this owner no longer holds any row of.
+_HAND_OVER = f"""
+UPDATE shoal_hosts h SET owner_expires = $2, next_start = GREATEST(h.next_start, $2::float8 + h.gap)
+WHERE h.job_id = $1 AND h.owner = $3 AND h.owner_expires >= $2 AND h.owned_since <= $4
+    AND NOT EXISTS (
+        SELECT 1 FROM shoal_requests r
+        WHERE r.job_id = $1 AND r.lease_owner = $3 AND r.host = h.host
+            AND r.state = {State.LEASED}
+    )
+"""
+
+_NO_DEPTH_LIMIT = 2**31 - 1
+_SCAN = 4  # rows looked at per row wanted, past those of hosts owned by other workers
+
+
+async def lease(
+    conn: Conn,
+    job_id: int,
+    owner: str,
+    *,
+    limit: int,
+    now: float,
+    ttl: float,
+    max_depth: int | None,
+    gap: float,
+    quantum: float,
+) -> list[Request]:
+    drain_before = float("-inf")
+    if await conn.fetchval(_OTHER_WORKERS, job_id, owner, now - ttl):
+        drain_before = now - quantum
+        await conn.execute(_HAND_OVER, job_id, now, owner, drain_before)
+    depth = _NO_DEPTH_LIMIT if max_depth is None else max_depth
+    head = (job_id, now, owner, drain_before, now - HOST_REGRAB)
+    candidates = await conn.fetch(_CANDIDATES, *head, depth, limit * _SCAN + 512, limit)
+    if not candidates:
+        return []
+    hosts = sorted({rec[1] for rec in candidates})
+    claimed = {rec[0] for rec in await conn.fetch(_CLAIM, *head, hosts, now + ttl, gap)}
+    ids = [rec[0] for rec in candidates if rec[1] in claimed]
+    if not ids:
+        return []
+    rows = await conn.fetch(_TAKE, job_id, owner, now + ttl, now, ids)
+    rows = sorted(rows, key=lambda row: (row[6], row[9], row[0]))
+    headers = decode_headers
+    return [
+        Request(
+            id=row[0],
+            url=row[1],
+            host=row[2],
+            method=row[3],
+            headers=headers(row[4]),
+            body=row[5],
+            depth=row[6],
+            parent_url=row[7],
+            attempts=row[8],
+        )
+        for row in rows
+    ]
+
+
+# -- completion ---------------------------------------------------------------
+
+# A row never gets a second result (request_id is the primary key); the join keeps a result
+# from landing on another job's (or no) request.
+_INSERT_RESULTS = """
+INSERT INTO shoal_results (
+    request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
+    content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
+    parent_url, method, fields, encoding
+)
+SELECT t.request_id, $1, t.url, t.final_url, t.redirects, t.status, t.error_kind, t.error,
+    t.headers, t.content_type, t.bytes, t.body_hash, t.attempts, t.ttfb_ms, t.elapsed_ms,
+    t.fetched_at, t.depth, t.parent_url, t.method, t.fields, t.encoding
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::int[],
+    $14::float8[], $15::float8[], $16::float8[], $17::int[], $18::text[], $19::text[],
+    $20::text[], $21::text[])
+    AS t(request_id, url, final_url, redirects, status, error_kind, error, headers,
+        content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
+        parent_url, method, fields, encoding)
+JOIN shoal_requests r ON r.id = t.request_id AND r.job_id = $1
+ORDER BY t.request_id
+ON CONFLICT (request_id) DO NOTHING
+"""
+_FINISH = f"""
+UPDATE shoal_requests r SET state = t.state, attempts = t.attempts,
+    lease_owner = NULL, lease_expires = NULL
+FROM unnest($2::bigint[], $3::smallint[], $4::int[]) AS t(id, state, attempts)
+WHERE r.id = t.id AND r.job_id = $1 AND r.state IN {_OPEN}
+"""
+# Retries and releases only apply to rows the owner still holds.
+_RETRY = f"""
+UPDATE shoal_requests r SET state = {State.RETRY_WAIT}, attempts = t.attempts,
+    next_at = t.next_at, last_error_kind = t.kind, last_error = t.error,
+    lease_owner = NULL, lease_expires = NULL
+FROM unnest($3::bigint[], $4::int[], $5::float8[], $6::text[], $7::text[])
+    AS t(id, attempts, next_at, kind, error)
+WHERE r.id = t.id AND r.job_id = $1 AND r.state = {State.LEASED} AND r.lease_owner = $2
+"""
+_RELEASE_STATE = f"CASE WHEN attempts > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END"
+_RELEASE = f"""
+UPDATE shoal_requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
+WHERE id = ANY($3::bigint[]) AND job_id = $1 AND state = {State.LEASED} AND lease_owner = $2
+"""
+_INSERT_BODIES = """
+INSERT INTO shoal_bodies (hash, data) SELECT * FROM unnest($1::text[], $2::bytea[])
+ON CONFLICT (hash) DO NOTHING
+"""
+
+
+async def complete(
+    conn: Conn,
+    job_id: int,
+    owner: str,
+    batch: Completion,
+    bodies: list[tuple[str, bytes]],
+    discovered: Sequence[NewRequest],
+    now: float,
+) -> tuple[int, list[bytes]]:
+    """Everything ``Store.complete`` does, in the caller's transaction; returns what ``admit``
+    returns for the discovered requests."""
+    if discovered:
+        # Admissions of a job run one at a time: lock the job first, before any row.
+        await conn.execute("SELECT 1 FROM shoal_jobs WHERE id = $1 FOR UPDATE", job_id)
+    results = sorted(batch.results, key=lambda r: r.request_id)
+    if results:
+        enc, enc_fields = encode_json, encode_fields
+        await conn.execute(
+            _INSERT_RESULTS,
+            job_id,
+            [r.request_id for r in results],
+            [r.url for r in results],
+            [r.final_url for r in results],
+            [enc(r.redirects) if r.redirects else None for r in results],
+            [r.status for r in results],
+            [r.error_kind for r in results],
+            [r.error for r in results],
+            [enc(r.headers) if r.headers else None for r in results],
+            [r.content_type for r in results],
+            [r.bytes for r in results],
+            [r.body_hash for r in results],
+            [r.attempts for r in results],
+            [r.ttfb_ms for r in results],
+            [r.elapsed_ms for r in results],
+            [r.fetched_at for r in results],
+            [r.depth for r in results],
+            [r.parent_url for r in results],
+            [r.method for r in results],
+            [None if r.fields is None else enc_fields(r.fields) for r in results],
+            [r.encoding for r in results],
+        )
+        done, failed = int(State.DONE), int(State.FAILED)
+        await conn.execute(
+            _FINISH,
+            job_id,
+            [r.request_id for r in results],
+            [failed if r.status is None else done for r in results],
+            [r.attempts for r in results],
+        )
+    if bodies:
+        await conn.execute(_INSERT_BODIES, [h for h, _ in bodies], [d for _, d in bodies])
+    retries = sorted(batch.retries, key=lambda u: u.request_id)
+    if retries:
+        await conn.execute(
+            _RETRY,
+            job_id,
+            owner,
+            [u.request_id for u in retries],
+            [u.attempts for u in retries],
+            [u.next_at for u in retries],
+            [u.error_kind for u in retries],
+            [u.error for u in retries],
+        )
+    if batch.released:
+        await conn.execute(_RELEASE, job_id, owner, sorted(batch.released))
+    await add_counters(conn, job_id, batch.counters)
+    return await admit(conn, job_id, discovered, now)
+
+
+# -- leases and hosts -----------------------------------------------------------
+
+_RENEW = f"""
+UPDATE shoal_requests SET lease_expires = $3
+WHERE id IN (
+    SELECT id FROM shoal_requests
+    WHERE job_id = $1 AND lease_owner = $2 AND state = {State.LEASED}
+    ORDER BY id FOR UPDATE
+)
+"""
+_RENEW_HOSTS = """
+UPDATE shoal_hosts SET owner_expires = $3
+WHERE job_id = $1 AND owner = $2 AND owner_expires >= $4
+"""
+# count_attempt adds 1 (or 0) to attempts: the state follows the new count.
+_RELEASE_ALL = f"""
+UPDATE shoal_requests
+SET state = CASE WHEN attempts + $3::int > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END,
+    attempts = attempts + $3::int, lease_owner = NULL, lease_expires = NULL
+WHERE id IN (
+    SELECT id FROM shoal_requests
+    WHERE job_id = $1 AND lease_owner = $2 AND state = {State.LEASED}
+    ORDER BY id FOR UPDATE
+)
+"""
+# Released hosts may be claimed at once by anyone, the releasing owner included.
+_RELEASE_HOSTS = """
+UPDATE shoal_hosts SET owner_expires = $3::float8 - $4::float8,
+    next_start = GREATEST(next_start, $3::float8 + gap)
+WHERE job_id = $1 AND owner = $2 AND owner_expires >= $3::float8 - $4::float8
+"""
+
+
+def _rowcount(status: str) -> int:
+    """The row count in a command status such as ``UPDATE 3``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def renew_leases(conn: Conn, job_id: int, owner: str, now: float, ttl: float) -> int:
+    await conn.execute(_RENEW_HOSTS, job_id, owner, now + ttl, now)
+    return _rowcount(await conn.execute(_RENEW, job_id, owner, now + ttl))
+
+
+async def release_leases(
+    conn: Conn, job_id: int, owner: str, count_attempt: bool, now: float
+) -> int:
+    released = _rowcount(await conn.execute(_RELEASE_ALL, job_id, owner, int(count_attempt)))
+    await conn.execute(_RELEASE_HOSTS, job_id, owner, now, HOST_REGRAB)
+    return released
+

@@ -1,0 +1,714 @@
+"""The shared store: PostgreSQL through an asyncpg connection pool.
+
+Many worker processes, on many machines, run one job on one database: leases
+are taken with ``FOR UPDATE SKIP LOCKED``, a dead worker's leases and hosts
+expire, and per-host politeness holds across workers through host ownership
+(see ``Store.lease``). Every method is one transaction on a pooled connection;
+the write path lives in ``_pg_ops``.
+
+Errors: asyncpg and socket exceptions never leave this module. They become
+``StoreUnavailable`` when waiting or retrying may help (server unreachable,
+restarting, connection lost, too many clients) and ``StoreError`` otherwise,
+each one line naming the database (never its password). A transaction that
+lost a deadlock or a serialization race is run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
+from shoal.core.lifecycle import State
+from shoal.core.model import (
+    Completion,
+    FetchResult,
+    JobCounts,
+    JobInfo,
+    JobSummary,
+    NewRequest,
+    Request,
+    WorkerInfo,
+)
+from shoal.store import _pg_ops as ops
+from shoal.store._admitted import AdmittedFingerprints
+from shoal.store._codec import compress, decode_headers, decode_json, decompress, storable
+from shoal.store._pg_schema import LATEST_VERSION, LOCK_KEY, MIGRATIONS
+from shoal.store.base import HOST_QUANTUM
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = Any  # an asyncpg.Connection
+
+_RACES = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_RACE_RETRIES = 8
+# Server-side conditions that pass: shutting down, starting up, too many clients.
+_TRANSIENT_STATES = ("57P01", "57P02", "57P03", "53300", "08000", "08003", "08006")
+
+
+def _redacted(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _UnstorableText(Exception):
+    """A string PostgreSQL cannot hold: a NUL character or a lone surrogate."""
+
+
+# character_not_in_repertoire, untranslatable_character
+_TEXT_STATES = ("22021", "22P05")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.DataError):
+        return False
+    if isinstance(exc, OSError | asyncio.TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TRANSIENT_STATES
+
+
+def _store_error(what: str, where: str, exc: BaseException) -> StoreError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return StoreUnavailable(f"cannot open store {where}: {reason}")
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return StoreError(f"cannot open store {where}: {reason}")
+    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
+        reason = f"the server does not answer ({reason})"
+    message = f"cannot open store {where}: {reason}" if what == "open" else (
+        f"{what} failed on {where}: {reason}"
+    )
+    return StoreUnavailable(message) if _is_transient(exc) else StoreError(message)
+
+
+class PostgresStore:
+    """A ``Store`` on PostgreSQL (``postgresql://user@host:port/db``).
+
+    ``pool_size`` connections at most per process; a fleet of N workers needs
+    N × pool_size connections on the server.
+    """
+
+    def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout: float = 10.0) -> None:
+        if pool_size < 1:
+            raise ConfigError(f"pool_size must be ≥ 1, got {pool_size!r}")
+        self._dsn = dsn
+        self._where = _redacted(dsn)
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._admitted = AdmittedFingerprints()
+
+    @property
+    def location(self) -> str:
+        return self._where
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._connect_timeout,
+                command_timeout=120,
+            )
+        except (ValueError, asyncpg.ClientConfigurationError) as exc:
+            raise ConfigError(f"invalid PostgreSQL store URL {self._where}: {exc}") from None
+        except Exception as exc:
+            raise _store_error("open", self._where, exc) from None
+        self._pool = pool
+        try:
+            await self._tx("open", self._migrate)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                async with asyncio.timeout(10):
+                    await pool.close()
+            except Exception:
+                pool.terminate()
+
+    # -- plumbing -----------------------------------------------------------
+
+    async def _tx(
+        self,
+        what: str,
+        work: Callable[[Conn], Awaitable[T]],
+        *,
+        read_only: bool = False,
+        snapshot: bool = False,
+    ) -> T:
+        """Run ``work(conn)`` in one transaction; again if it lost a deadlock or a race.
+        ``snapshot``: every statement sees the same state (REPEATABLE READ)."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"{what} failed on {self._where}: the store is not open")
+        isolation = "repeatable_read" if snapshot else None
+        for attempt in range(_RACE_RETRIES):
+            try:
+                async with pool.acquire() as conn:
+                    async with conn.transaction(isolation=isolation, readonly=read_only):
+                        return await work(conn)
+            except _RACES:
+                if attempt == _RACE_RETRIES - 1:
+                    raise StoreUnavailable(
+                        f"{what} failed on {self._where}: kept losing to concurrent writers"
+                    ) from None
+                await asyncio.sleep(0.01 * (attempt + 1))
+            except (StoreError, ConfigError):
+                raise
+            except Exception as exc:
+                text = isinstance(exc, UnicodeEncodeError) or (
+                    isinstance(exc, asyncpg.DataError) and "encode" in str(exc)
+                ) or (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TEXT_STATES)
+                if text:
+                    raise _UnstorableText(str(exc)) from exc
+                raise _store_error(what, self._where, exc) from None
+        raise AssertionError("unreachable")
+
+    async def _write_text_safe(
+        self, what: str, make_work: Callable[[bool], Callable[[Conn], Awaitable[T]]]
+    ) -> T:
+        """Run ``make_work(False)``; if a string cannot be stored, ``make_work(True)``, which
+        cleans the text first. The first transaction was rolled back: nothing lands twice."""
+        try:
+            return await self._tx(what, make_work(False))
+        except _UnstorableText:
+            log.warning("replaced text PostgreSQL cannot store (NUL, lone surrogates) with U+FFFD")
+        try:
+            return await self._tx(what, make_work(True))
+        except _UnstorableText as exc:
+            raise StoreError(f"{what} failed on {self._where}: {exc}") from None
+
+    async def _migrate(self, conn: Conn) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        tables = {
+            row[0]
+            for row in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_name LIKE 'shoal\\_%'"
+            )
+        }
+        version = 0
+        if tables:
+            if "shoal_meta" not in tables:
+                raise SchemaError(f"{self._where} has shoal_* tables that are not a shoal store")
+            value = await conn.fetchval("SELECT value FROM shoal_meta WHERE key = 'schema_version'")
+            try:
+                version = int(value)
+            except (TypeError, ValueError):
+                raise SchemaError(f"{self._where}: no valid shoal schema_version") from None
+        if version > LATEST_VERSION:
+            raise SchemaError(
+                f"{self._where} was written by a newer shoal "
+                f"(schema {version}, this shoal knows {LATEST_VERSION})"
+            )
+        if version == 0 and await conn.fetchval("SELECT current_schema()") is None:
+            raise StoreError(
+                f"cannot open store {self._where}: no schema to create tables in"
+                " (does the search_path name an existing schema?)"
+            )
+        for step in range(version, LATEST_VERSION):
+            for statement in MIGRATIONS[step]:
+                await conn.execute(statement)
+            log.debug("migrated %s to schema %d", self._where, step + 1)
+        if version < LATEST_VERSION:
+            await conn.execute(
+                "INSERT INTO shoal_meta (key, value) VALUES ('schema_version', $1)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                str(LATEST_VERSION),
+            )
+
+    # -- jobs ---------------------------------------------------------------
+
+    _JOB = "SELECT id, name, mode, created_at, config FROM shoal_jobs"
+
+    @staticmethod
+    def _job(row: Any) -> JobInfo:
+        return JobInfo(
+            id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
+        )
+
+    async def ensure_job(self, name: str, *, mode: str, config: Mapping[str, object]) -> JobInfo:
+        try:
+            text = json.dumps(dict(config), separators=(",", ":"), sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"job {name!r}: config is not JSON-serializable: {exc}") from None
+        now = time.time()
+
+        async def work(conn: Conn) -> JobInfo:
+            await conn.execute(
+                "INSERT INTO shoal_jobs (name, mode, created_at, config)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                name,
+                mode,
+                now,
+                text,
+            )
+            return self._job(await conn.fetchrow(f"{self._JOB} WHERE name = $1", name))
+
+        return await self._tx("ensure_job", work)
+
+    async def get_job(self, name: str) -> JobInfo | None:
+        async def work(conn: Conn) -> JobInfo | None:
+            row = await conn.fetchrow(f"{self._JOB} WHERE name = $1", name)
+            return None if row is None else self._job(row)
+
+        return await self._tx("get_job", work, read_only=True)
+
+    async def list_jobs(self) -> list[JobInfo]:
+        async def work(conn: Conn) -> list[JobInfo]:
+            return [self._job(row) for row in await conn.fetch(f"{self._JOB} ORDER BY id")]
+
+        return await self._tx("list_jobs", work, read_only=True)
+
+    # -- frontier -----------------------------------------------------------
+
+    async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
+        requests = self._admitted.unknown(job_id, ops.first_of_each(requests))
+        if not requests:
+            return 0
+
+        def make_work(clean: bool) -> Callable[[Conn], Awaitable[tuple[int, list[bytes]]]]:
+            batch = [_clean_request(r) for r in requests] if clean else requests
+            return lambda conn: ops.admit(conn, job_id, batch, now)
+
+        new, present = await self._write_text_safe("add_requests", make_work)
+        self._admitted.remember(job_id, present)
+        return new
+
+    async def set_limits(
+        self, job_id: int, *, max_pages: int | None, max_pages_per_host: int | None
+    ) -> None:
+        for name, value in (("max_pages", max_pages), ("max_pages_per_host", max_pages_per_host)):
+            if value is not None and value < 0:
+                raise ConfigError(f"{name} must be ≥ 0, got {value!r}")
+
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE shoal_jobs SET max_pages = $2, max_pages_per_host = $3 WHERE id = $1",
+                job_id,
+                max_pages,
+                max_pages_per_host,
+            )
+
+        await self._tx("set_limits", work)
+
+    async def lease(
+        self,
+        job_id: int,
+        owner: str,
+        *,
+        limit: int,
+        now: float,
+        ttl: float,
+        max_depth: int | None = None,
+        gap: float = 0.0,
+        quantum: float = HOST_QUANTUM,
+    ) -> list[Request]:
+        if limit <= 0:
+            return []
+
+        async def work(conn: Conn) -> list[Request]:
+            return await ops.lease(
+                conn,
+                job_id,
+                owner,
+                limit=limit,
+                now=now,
+                ttl=ttl,
+                max_depth=max_depth,
+                gap=gap,
+                quantum=quantum,
+            )
+
+        return await self._tx("lease", work)
+
+    async def min_open_depth(self, job_id: int) -> int | None:
+        async def work(conn: Conn) -> int | None:
+            value = await conn.fetchval(
+                "SELECT least("
+                f" (SELECT min(depth) FROM shoal_requests WHERE job_id = $1"
+                f"  AND state IN ({State.PENDING}, {State.RETRY_WAIT})),"
+                f" (SELECT min(depth) FROM shoal_requests WHERE job_id = $1"
+                f"  AND state = {State.LEASED}))",
+                job_id,
+            )
+            return None if value is None else int(value)
+
+        return await self._tx("min_open_depth", work, read_only=True)
+
+    async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
+        bodies = await self._compressed_bodies(batch.results)
+        discovered = self._admitted.unknown(job_id, ops.first_of_each(batch.discovered))
+
+        def make_work(clean: bool) -> Callable[[Conn], Awaitable[tuple[int, list[bytes]]]]:
+            done = _clean_completion(batch) if clean else batch
+            found = [_clean_request(r) for r in discovered] if clean else discovered
+            return lambda conn: ops.complete(conn, job_id, owner, done, bodies, found, now)
+
+        new, present = await self._write_text_safe("complete", make_work)
+        self._admitted.remember(job_id, present)
+        return new
+
+    async def _compressed_bodies(self, results: Sequence[FetchResult]) -> list[tuple[str, bytes]]:
+        raw: dict[str, bytes] = {}
+        for r in results:
+            if r.body is not None and r.body_hash is not None:
+                raw.setdefault(r.body_hash, r.body)
+        if not raw:
+            return []
+        # Compressing is CPU work: off the loop.
+        return await asyncio.to_thread(lambda: [(h, compress(b)) for h, b in sorted(raw.items())])
+
+    async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:
+        async def work(conn: Conn) -> int:
+            return await ops.renew_leases(conn, job_id, owner, now, ttl)
+
+        return await self._tx("renew_leases", work)
+
+    async def release_leases(
+        self, job_id: int, owner: str, *, now: float, count_attempt: bool = False
+    ) -> int:
+        async def work(conn: Conn) -> int:
+            return await ops.release_leases(conn, job_id, owner, count_attempt, now)
+
+        return await self._tx("release_leases", work)
+
+    async def next_due(self, job_id: int) -> float | None:
+        async def work(conn: Conn) -> float | None:
+            value = await conn.fetchval(
+                "SELECT min(next_at) FROM shoal_requests"
+                f" WHERE job_id = $1 AND state IN ({State.PENDING}, {State.RETRY_WAIT})",
+                job_id,
+            )
+            return None if value is None else float(value)
+
+        return await self._tx("next_due", work, read_only=True)
+
+    async def counts(self, job_id: int) -> JobCounts:
+        return await self._tx(
+            "counts", lambda conn: _counts(conn, job_id), read_only=True, snapshot=True
+        )
+
+    async def counters(self, job_id: int) -> dict[str, int]:
+        return await self._tx("counters", lambda conn: _counters(conn, job_id), read_only=True)
+
+    # -- hosts --------------------------------------------------------------
+
+    async def get_robots(self, job_id: int, host: str, *, now: float) -> str | None:
+        async def work(conn: Conn) -> str | None:
+            value = await conn.fetchval(
+                "SELECT robots FROM shoal_hosts"
+                " WHERE job_id = $1 AND host = $2 AND robots_expires > $3",
+                job_id,
+                host,
+                now,
+            )
+            return None if value is None else str(value)
+
+        return await self._tx("get_robots", work, read_only=True)
+
+    async def put_robots(self, job_id: int, host: str, data: str, *, expires: float) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO shoal_hosts (job_id, host, robots, robots_expires)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, host) DO UPDATE"
+                " SET robots = excluded.robots, robots_expires = excluded.robots_expires",
+                job_id,
+                _text(host),
+                _text(data),
+                expires,
+            )
+
+        await self._tx("put_robots", work)
+
+    # -- workers ------------------------------------------------------------
+
+    async def register_worker(
+        self, job_id: int, owner: str, *, pid: int, hostname: str, now: float
+    ) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO shoal_workers"
+                " (job_id, owner, pid, hostname, started_at, heartbeat_at)"
+                " VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (job_id, owner) DO UPDATE SET"
+                " pid = excluded.pid, hostname = excluded.hostname,"
+                " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                job_id,
+                owner,
+                pid,
+                hostname,
+                now,
+            )
+
+        await self._tx("register_worker", work)
+
+    async def heartbeat(self, job_id: int, owner: str, *, now: float) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE shoal_workers SET heartbeat_at = $3 WHERE job_id = $1 AND owner = $2",
+                job_id,
+                owner,
+                now,
+            )
+
+        await self._tx("heartbeat", work)
+
+    async def unregister_worker(self, job_id: int, owner: str) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "DELETE FROM shoal_workers WHERE job_id = $1 AND owner = $2", job_id, owner
+            )
+
+        await self._tx("unregister_worker", work)
+
+    async def list_workers(self, job_id: int) -> list[WorkerInfo]:
+        async def work(conn: Conn) -> list[WorkerInfo]:
+            rows = await conn.fetch(
+                "SELECT owner, pid, hostname, started_at, heartbeat_at FROM shoal_workers"
+                " WHERE job_id = $1 ORDER BY started_at, owner",
+                job_id,
+            )
+            return [
+                WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
+                for o, p, h, s, b in rows
+            ]
+
+        return await self._tx("list_workers", work, read_only=True)
+
+    # -- results ------------------------------------------------------------
+
+    async def iter_results(
+        self, job_id: int, *, batch_size: int = 1000, with_bodies: bool = False
+    ) -> AsyncIterator[list[FetchResult]]:
+        """Every result row of the job in request_id order, read in one snapshot (a
+        REPEATABLE READ transaction on a pooled connection held until the iteration ends)."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be ≥ 1, got {batch_size!r}")
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"iter_results failed on {self._where}: the store is not open")
+        sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
+        try:
+            async with pool.acquire() as conn:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    after = -1
+                    while True:
+                        rows = await conn.fetch(sql, job_id, after, batch_size)
+                        if not rows:
+                            return
+                        after = rows[-1][0]
+                        yield [_result(row) for row in rows]
+        except (StoreError, ConfigError, GeneratorExit, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise _store_error("iter_results", self._where, exc) from None
+
+    async def get_body(self, body_hash: str) -> bytes | None:
+        async def work(conn: Conn) -> bytes | None:
+            data = await conn.fetchval("SELECT data FROM shoal_bodies WHERE hash = $1", body_hash)
+            return None if data is None else decompress(data)
+
+        return await self._tx("get_body", work, read_only=True)
+
+    async def summary(self, job_id: int) -> JobSummary:
+        return await self._tx(
+            "summary", lambda conn: _summary(conn, job_id), read_only=True, snapshot=True
+        )
+
+
+# -- reads ----------------------------------------------------------------------
+
+_RESULT_COLUMNS = """
+    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
+    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
+    r.depth, r.parent_url, r.method, r.fields, r.encoding
+"""
+_READ_RESULTS = f"""
+SELECT {_RESULT_COLUMNS}, NULL::bytea FROM shoal_results r
+WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
+"""
+_READ_RESULTS_WITH_BODIES = f"""
+SELECT {_RESULT_COLUMNS}, b.data FROM shoal_results r
+LEFT JOIN shoal_bodies b ON b.hash = r.body_hash
+WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
+"""
+
+
+def _result(row: Any) -> FetchResult:
+    dec = decode_json
+    return FetchResult(
+        request_id=row[0],
+        url=row[1],
+        final_url=row[2],
+        redirects=() if row[3] is None else tuple(dec(row[3])),
+        status=row[4],
+        error_kind=row[5],
+        error=row[6],
+        headers=decode_headers(row[7]),
+        content_type=row[8],
+        bytes=row[9],
+        body_hash=row[10],
+        body=None if row[20] is None else decompress(row[20]),
+        attempts=row[11],
+        ttfb_ms=row[12],
+        elapsed_ms=row[13],
+        fetched_at=row[14],
+        depth=row[15],
+        parent_url=row[16],
+        method=row[17],
+        fields=None if row[18] is None else dec(row[18]),
+        encoding=row[19],
+    )
+
+
+async def _counts(conn: Conn, job_id: int) -> JobCounts:
+    by_state = dict(
+        await conn.fetch(
+            "SELECT state, count(*) FROM shoal_requests WHERE job_id = $1"
+            f" AND state IN ({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
+            " GROUP BY state",
+            job_id,
+        )
+    )
+    finished, done = await conn.fetchrow(
+        "SELECT count(*), count(status) FROM shoal_results WHERE job_id = $1", job_id
+    )
+    return JobCounts(
+        pending=by_state.get(State.PENDING, 0),
+        leased=by_state.get(State.LEASED, 0),
+        retry_wait=by_state.get(State.RETRY_WAIT, 0),
+        done=done,
+        failed=finished - done,
+    )
+
+
+async def _counters(conn: Conn, job_id: int) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT name, n FROM shoal_counters WHERE job_id = $1 ORDER BY name", job_id
+    )
+    return {name: n for name, n in rows}
+
+
+_SUMMARY = """
+SELECT r.status / 100, r.error_kind, count(*), sum(r.bytes), min(r.fetched_at),
+    max(r.fetched_at)
+FROM shoal_results r WHERE r.job_id = $1 GROUP BY 1, 2
+"""
+# Nearest rank, as the SQLite store computes it: percentile_disc is exactly that.
+_PERCENTILES = """
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY elapsed_ms),
+    percentile_disc(0.95) WITHIN GROUP (ORDER BY elapsed_ms)
+FROM shoal_results WHERE job_id = $1 AND status IS NOT NULL AND elapsed_ms IS NOT NULL
+"""
+
+
+async def _summary(conn: Conn, job_id: int) -> JobSummary:
+    by_status_class: dict[str, int] = {}
+    by_error_kind: dict[str, int] = {}
+    total_bytes = 0
+    first: float | None = None
+    last: float | None = None
+    job_counts = await _counts(conn, job_id)
+    rejected = await _counters(conn, job_id)
+    for status_class, kind, n, size, lo, hi in await conn.fetch(_SUMMARY, job_id):
+        if status_class is not None:
+            key = f"{status_class}xx"
+            by_status_class[key] = by_status_class.get(key, 0) + n
+        if kind is not None:
+            by_error_kind[kind] = by_error_kind.get(kind, 0) + n
+        total_bytes += size or 0
+        first = lo if first is None or lo < first else first
+        last = hi if last is None or hi > last else last
+    p50, p95 = await conn.fetchrow(_PERCENTILES, job_id)
+    return JobSummary(
+        counts=job_counts,
+        by_status_class=dict(sorted(by_status_class.items())),
+        by_error_kind=dict(sorted(by_error_kind.items())),
+        bytes=total_bytes,
+        p50_ms=p50,
+        p95_ms=p95,
+        first_fetched_at=first,
+        last_fetched_at=last,
+        rejected=rejected,
+    )
+
+
+# -- text PostgreSQL cannot store --------------------------------------------------
+
+
+def _text(value: str) -> str:
+    return storable(value).replace("\x00", "\ufffd")
+
+
+def _clean(value: str | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _clean_request(r: NewRequest) -> NewRequest:
+    return replace(
+        r,
+        url=_text(r.url),
+        host=_text(r.host),
+        parent_url=_clean(r.parent_url),
+        headers=tuple((_text(k), _text(v)) for k, v in r.headers),
+    )
+
+
+def _clean_completion(batch: Completion) -> Completion:
+    results = [
+        replace(
+            r,
+            url=_text(r.url),
+            final_url=_clean(r.final_url),
+            redirects=tuple(_text(u) for u in r.redirects),
+            error=_clean(r.error),
+            headers=tuple((_text(k), _text(v)) for k, v in r.headers),
+            content_type=_clean(r.content_type),
+            parent_url=_clean(r.parent_url),
+            encoding=_clean(r.encoding),
+        )
+        for r in batch.results
+    ]
+    retries = [replace(u, error=_clean(u.error)) for u in batch.retries]
+    return replace(batch, results=results, retries=retries)
