@@ -17,7 +17,7 @@ import pytest
 import shoal.store
 from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
 from shoal.core.model import Completion, JobCounts, NewRequest
-from shoal.store import SQLiteStore, Store, open_store
+from shoal.store import PostgresStore, SQLiteStore, Store, open_store
 from shoal.store.migrations import APPLICATION_ID, LATEST_VERSION
 
 from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
@@ -404,20 +404,21 @@ async def test_kill_9_loses_no_committed_transaction(store_path: Path) -> None:
 
 def test_public_names() -> None:
     assert shoal.store.__all__ == sorted(shoal.store.__all__)
-    assert shoal.store.__all__ == ["SQLiteStore", "Store", "open_store"]
+    assert shoal.store.__all__ == ["PostgresStore", "SQLiteStore", "Store", "open_store"]
 
 
-def test_sqlite_store_matches_the_protocol() -> None:
+@pytest.mark.parametrize("backend", [SQLiteStore, PostgresStore])
+def test_every_store_matches_the_protocol(backend: type) -> None:
     members = [name for name in vars(Store) if not name.startswith("_") and name != "location"]
     assert "iter_results" in members
     for name in members:
         expected = inspect.signature(getattr(Store, name))
-        actual = inspect.signature(getattr(SQLiteStore, name))
+        actual = inspect.signature(getattr(backend, name))
         assert list(actual.parameters) == list(expected.parameters), name
         for param in expected.parameters.values():
             assert actual.parameters[param.name].kind == param.kind, (name, param.name)
             assert actual.parameters[param.name].default == param.default, (name, param.name)
-    assert isinstance(SQLiteStore.location, property)
+    assert isinstance(backend.location, property)
 
 
 @pytest.mark.parametrize(
@@ -443,8 +444,6 @@ def test_open_store_expands_the_home_directory() -> None:
 @pytest.mark.parametrize(
     ("location", "message"),
     [
-        ("postgresql://u@db/shoal", "PostgreSQL store not available yet"),
-        ("postgres://u@db/shoal", "PostgreSQL store not available yet"),
         ("mysql://u@db/shoal", "sqlite:///path"),
         ("sqlite://", "sqlite:///path"),
         ("", "sqlite:///path"),
