@@ -146,6 +146,10 @@ class PostgresStore:
                 max_size=self._pool_size,
                 timeout=self._connect_timeout,
                 command_timeout=120,
+                # Prepared statements otherwise switch to a generic plan after five runs, which
+                # cannot see that "LIMIT $n" or "next_at <= $now" are selective: a lease then
+                # sorted the whole frontier (300 ms instead of 2 ms per batch).
+                server_settings={"plan_cache_mode": "force_custom_plan"},
             )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid PostgreSQL store URL {self._where}: {exc}") from None
