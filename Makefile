@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck install bench clean
+.PHONY: demo test lint typecheck install bench clean pg-binaries
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -26,7 +26,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The PostgreSQL tests need a server: SHOAL_TEST_PG_DSN, or the server binaries to start a
+# throwaway one (installed from Debian's packages when missing and we may).
+pg-binaries:
+	@if [ -z "$$SHOAL_TEST_PG_DSN" ] && ! command -v initdb >/dev/null \
+	    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL server binaries for the store tests"; \
+	  apt-get install -y -q postgresql >/dev/null || { apt-get update -q && apt-get install -y -q postgresql; }; \
+	fi
+
+test: lint typecheck pg-binaries
 	$(BIN)/pytest
 
 bench: $(STAMP)
