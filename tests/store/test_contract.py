@@ -1019,3 +1019,13 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
     results = await all_results(store, job.id, batch_size=7)
     assert [r.request_id for r in results] == sorted(finished)
     assert [r.status is not None for r in results] == [finished[k] for k in sorted(finished)]
+
+
+async def test_results_keep_the_encoding_a_page_was_decoded_with(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    latin, plain = await lease_all(store, job.id)
+    batch = Completion(results=[ok(latin, encoding="cp1252"), ok(plain)])
+    await store.complete(job.id, "w1", batch, now=T0 + 1)
+    assert [r.encoding for r in await all_results(store, job.id)] == ["cp1252", None]

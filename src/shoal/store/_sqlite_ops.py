@@ -303,9 +303,9 @@ _INSERT_RESULT = """
 INSERT OR IGNORE INTO results (
     request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
     content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-    parent_url, method, fields
+    parent_url, method, fields, encoding
 )
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
 WHERE id = ? AND job_id = ?
 """
 _OPEN = f"({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
@@ -391,6 +391,7 @@ def complete(
                 r.parent_url,
                 r.method,
                 None if r.fields is None else enc_fields(r.fields),
+                r.encoding,
                 rid,
                 job_id,
             )

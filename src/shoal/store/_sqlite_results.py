@@ -16,7 +16,7 @@ __all__ = ["get_body", "read_results", "summary"]
 _RESULT_COLUMNS = """
     r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
     r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
-    r.depth, r.parent_url, r.method, r.fields
+    r.depth, r.parent_url, r.method, r.fields, r.encoding
 """
 _READ_RESULTS = f"""
 SELECT {_RESULT_COLUMNS}, NULL FROM results r
@@ -47,7 +47,7 @@ def read_results(
             content_type=row[8],
             bytes=row[9],
             body_hash=row[10],
-            body=None if row[19] is None else decompress(row[19]),
+            body=None if row[20] is None else decompress(row[20]),
             attempts=row[11],
             ttfb_ms=row[12],
             elapsed_ms=row[13],
@@ -56,6 +56,7 @@ def read_results(
             parent_url=row[16],
             method=row[17],
             fields=None if row[18] is None else dec(row[18]),
+            encoding=row[19],
         )
         for row in conn.execute(sql, (job_id, after, limit))
     ]
