@@ -8,13 +8,16 @@ same frozen config objects the CLI builds and run a ``Crawler`` on a store::
 
 or use the streaming API (see ``shoal.api``)::
 
-    async for result in shoal.fetch(urls, config=config):
-        print(result.status, result.url)
+    async for result in shoal.fetch(urls, config=config, extract={"title": "css:title::text"}):
+        print(result.status, result.url, result.fields)
+
+    async with shoal.Crawler(store="crawl.db", on_page=save) as crawler:
+        await crawler.crawl(["https://example.com/"], depth=2)
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from shoal.api import crawl, fetch, fetch_all
+from shoal.api import Crawler, crawl, fetch, fetch_all
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.errors import (
     ConfigError,
@@ -37,6 +40,7 @@ from shoal.core.errors import (
     TooLarge,
     TooManyRedirects,
 )
+from shoal.core.extract import ExtractRules, FieldRule
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, NewRequest, Request
 
@@ -49,11 +53,14 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "CrawlConfig",
+    "Crawler",
     "DNSError",
     "ErrorKind",
+    "ExtractRules",
     "FetchError",
     "FetchResult",
     "FetchTimeout",
+    "FieldRule",
     "IllegalTransition",
     "InputError",
     "JobCounts",

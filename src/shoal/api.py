@@ -1,4 +1,5 @@
-"""The Python API: ``fetch`` and ``crawl`` stream results; ``fetch_all`` collects them.
+"""The Python API: ``fetch`` and ``crawl`` stream results; ``fetch_all`` collects them;
+a ``Crawler`` runs jobs on one store with hooks.
 
 ::
 
@@ -6,6 +7,12 @@
         print(result.status, result.url)
 
     results = shoal.fetch_all(urls)  # from plain synchronous code (or a notebook)
+
+    async with shoal.Crawler(store="crawl.db", on_page=save, headers=by_host) as crawler:
+        summary = await crawler.crawl(["https://example.com/"], depth=2)
+
+Every call takes ``extract=`` rules (``{"title": "css:title::text"}``, see
+``shoal.core.extract``); their values are in ``result.fields``.
 
 Each call runs one job on one store, exactly as the CLI does. Without
 ``store=`` the store is a temporary SQLite file, removed when the generator
@@ -28,6 +35,11 @@ loop: the deque holds the un-consumed results.
   with ``CrawlConfig(save_bodies=True)``). Consume promptly, or cap the crawl
   with ``max_pages``/``depth``.
 
+Errors. What the API raises is a ``ShoalError`` (``InputError`` for a bad URL,
+``ConfigError`` for a bad option or rule, ``StoreError``...), or the exception
+a hook of yours raised — never an ``ExceptionGroup`` from the crawler's
+``TaskGroup``: the error inside it is raised.
+
 Stopping early. Leaving the generator (``break``, an exception, cancellation)
 stops the crawler gracefully (in-flight fetches get the crawler's grace period,
 unfinished rows are released for a later resume) and closes the store. Use
@@ -40,35 +52,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
-import shutil
-import tempfile
-import time
-from collections import deque
-from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self, TypeAlias
 
+from shoal._apirun import HeadersFor, RunHandle, opened_store, request_headers, stream_job
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
+from shoal.core.extract import ExtractRules
 from shoal.core.inputs import parse_line
-from shoal.core.model import FetchResult, NewRequest, job_name
+from shoal.core.model import FetchResult, JobSummary, NewRequest, Request, job_name
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonical_host, canonicalize
-from shoal.engine.crawler import Crawler, Processor
 from shoal.engine.processor import LinkProcessor
-from shoal.store import open_store
+from shoal.store.base import Store
 
-__all__ = ["crawl", "fetch", "fetch_all"]
+__all__ = ["Crawler", "Extract", "HeadersFor", "OnPage", "crawl", "fetch", "fetch_all"]
 
 ScopeMode = Literal["host", "domain", "prefix", "any"]
 
+Extract: TypeAlias = ExtractRules | Mapping[str, str] | Iterable[str]
+"""Extraction rules: ``{"title": "css:title::text"}``, ``["title=css:title::text"]``, or
+an ``ExtractRules``."""
+
+OnPage: TypeAlias = Callable[[FetchResult], Awaitable[object] | object]
+"""Called with each result as it is recorded; may be a coroutine function."""
+
 DEFAULT_MAX_BUFFERED = 10_000
 """``fetch`` admits no more URLs while this many results wait to be consumed."""
-
-_ADMIT_CHUNK = 1000
 
 
 async def fetch(
@@ -80,6 +95,7 @@ async def fetch(
     per_host: int | None = None,
     config: CrawlConfig | None = None,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
+    extract: Extract | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Fetch every URL once, yielding each result as soon as it is recorded.
 
@@ -87,27 +103,17 @@ async def fetch(
     blank items and ``#`` comments are skipped. Every item is checked first:
     an invalid one raises ``InputError`` (with its 1-based position as
     ``line_no``) before anything is fetched. ``concurrency`` and ``per_host``
-    override ``config`` (defaults: 256 and 8). Results come in completion
-    order, not input order.
+    override ``config`` (defaults: 256 and 8). ``extract`` rules (checked
+    first too: a bad one raises ``ConfigError``) fill ``result.fields``.
+    Results come in completion order, not input order.
     """
-    requests = _parse_urls(urls)
-    if max_buffered < 1:
-        raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
-    run_config = _configure(
-        config or CrawlConfig(), concurrency=concurrency, per_host=per_host, follow_links=False
-    )
-    async with contextlib.aclosing(
-        _stream(
-            requests,
-            store=store,
-            job=job or "fetch",
-            mode="fetch",
-            config=run_config,
-            max_buffered=max_buffered,
-        )
-    ) as results:
-        async for result in results:
-            yield result
+    plan = _fetch_plan(urls, concurrency, per_host, config, max_buffered, extract)
+    async with opened_store(store) as backend:
+        async with contextlib.aclosing(
+            stream_job(plan.requests, backend=backend, job=job or "fetch", **plan.options)
+        ) as results:
+            async for result in results:
+                yield result
 
 
 async def crawl(
@@ -121,6 +127,7 @@ async def crawl(
     obey_robots: bool = True,
     config: CrawlConfig | None = None,
     max_pages: int | None = None,
+    extract: Extract | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Crawl from ``seeds``, following links within ``scope``; yield each result as recorded.
 
@@ -129,52 +136,17 @@ async def crawl(
     a seed (crawled level by level); ``max_pages`` caps the URLs admitted;
     robots.txt is fetched and obeyed unless ``obey_robots=False``.
     ``per_host`` overrides ``config`` (default 2 requests in flight per host
-    when no ``config`` is given). A bad seed raises ``InputError`` before
+    when no ``config`` is given). ``extract`` rules fill ``result.fields``. A
+    bad seed raises ``InputError``, a bad rule ``ConfigError``, before
     anything is fetched.
     """
-    canonical_seeds: list[str] = []
-    for line_no, seed in enumerate(seeds, start=1):
-        try:
-            canonical_seeds.append(canonicalize(seed))
-        except InputError as exc:
-            raise InputError(f"{seed!r}: {exc.reason}", line_no=line_no) from None
-    if not canonical_seeds:
-        raise InputError("no seeds given")
-    if per_host is None and config is None:
-        per_host = 2
-    run_config = _configure(
-        config or CrawlConfig(), concurrency=None, per_host=per_host, follow_links=True
-    )
-    robots = (
-        RobotsPolicy(
-            user_agent_token=ua_token(run_config.user_agent),
-            max_crawl_delay=run_config.politeness.max_crawl_delay,
-        )
-        if obey_robots
-        else None
-    )
-    processor = LinkProcessor(
-        scope=Scope(mode=scope, seeds=tuple(canonical_seeds), max_depth=depth),
-        traps=TrapLimits(),
-        robots_token=robots.user_agent_token if robots is not None else "shoal",
-    )
-    requests = [NewRequest.for_url(url) for url in canonical_seeds]
-    async with contextlib.aclosing(
-        _stream(
-            requests,
-            store=store,
-            job=job or job_name(canonical_host(canonical_seeds[0]), default="crawl"),
-            mode="crawl",
-            config=run_config,
-            processor=processor,
-            robots=robots,
-            strict_depth=depth is not None,
-            limit_pages=True,
-            max_pages=max_pages,
-        )
-    ) as results:
-        async for result in results:
-            yield result
+    plan = _crawl_plan(seeds, depth, per_host, scope, obey_robots, config, max_pages, extract)
+    async with opened_store(store) as backend:
+        async with contextlib.aclosing(
+            stream_job(plan.requests, backend=backend, job=job or plan.job, **plan.options)
+        ) as results:
+            async for result in results:
+                yield result
 
 
 def fetch_all(
@@ -185,6 +157,7 @@ def fetch_all(
     concurrency: int | None = None,
     per_host: int | None = None,
     config: CrawlConfig | None = None,
+    extract: Extract | None = None,
 ) -> list[FetchResult]:
     """Fetch every URL (as ``fetch``) and return all results, from synchronous code.
 
@@ -204,6 +177,7 @@ def fetch_all(
             concurrency=concurrency,
             per_host=per_host,
             config=config,
+            extract=extract,
         )
         async with contextlib.aclosing(results):
             return [result async for result in results]
@@ -211,7 +185,262 @@ def fetch_all(
     return _run_sync(collect())
 
 
+class Crawler:
+    """Fetch and crawl jobs on one store, with hooks.
+
+    ::
+
+        async def save(page: shoal.FetchResult) -> None:
+            print(page.status, page.url, page.fields)
+
+        async with shoal.Crawler(
+            store="crawl.db",
+            extract={"title": "css:title::text"},
+            on_page=save,
+            headers={"api.example.com": {"Authorization": "Bearer …"}},
+        ) as crawler:
+            summary = await crawler.crawl(["https://example.com/"], depth=2)
+            print(summary.counts.done, "pages")
+
+    ``store`` is a path or URL, as ``shoal --store`` takes (default: a
+    temporary SQLite file, removed on exit); it is opened on entering the
+    ``async with`` and closed on leaving it. ``config``, ``concurrency``,
+    ``per_host`` and ``extract`` are as for ``shoal.fetch``/``shoal.crawl``.
+
+    Hooks:
+
+    * ``on_page(result)`` — called with every result as it is recorded, in
+      order, one at a time (a coroutine function is awaited). While it runs,
+      the crawler goes on fetching; results wait for it in memory. An
+      exception it raises stops the job gracefully and is raised by
+      ``crawl``/``fetch``.
+    * ``headers`` — extra request headers by host name (no port), a mapping
+      ``{host: {name: value}}`` or a function ``headers_for(host)`` returning
+      a mapping or None, called for every request. ``auth`` — HTTP basic auth
+      by host, ``{host: (user, password)}``. A request's own headers (from a
+      JSON input line) win over these. They are sent, never stored.
+
+    ``crawl`` and ``fetch`` run one job at a time and return the job's
+    ``JobSummary``; ``stop()`` (from a hook, say) ends the running job
+    gracefully: it is resumed by running it again with the same ``job``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: str | None = None,
+        config: CrawlConfig | None = None,
+        concurrency: int | None = None,
+        per_host: int | None = None,
+        extract: Extract | None = None,
+        on_page: OnPage | None = None,
+        headers: HeadersFor | None = None,
+        auth: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
+        if on_page is not None and not callable(on_page):
+            raise ConfigError(f"on_page must be callable, got {on_page!r}")
+        self._location = store
+        self._config = config
+        self._concurrency = concurrency
+        self._per_host = per_host
+        self._extract = _rules(extract)
+        self._on_page = on_page
+        self._before_fetch: Callable[[Request], Request] | None = request_headers(headers, auth)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._store: Store | None = None
+        self._running: RunHandle | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise ConfigError("this Crawler is already open")
+        stack = contextlib.AsyncExitStack()
+        self._store = await stack.enter_async_context(opened_store(self._location))
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        stack, self._stack, self._store = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def store(self) -> Store:
+        """The open store (to read results of earlier jobs: ``store.iter_results``...)."""
+        if self._store is None:
+            raise ConfigError("open the Crawler first: async with shoal.Crawler(...) as crawler")
+        return self._store
+
+    def stop(self) -> None:
+        """End the running job gracefully (in-flight fetches finish, the rest is released)."""
+        running = self._running
+        if running is not None and running.crawler is not None:
+            running.crawler.stop()
+
+    async def fetch(
+        self,
+        urls: Iterable[str],
+        *,
+        job: str | None = None,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> JobSummary:
+        """Fetch every URL once (as ``shoal.fetch``), calling ``on_page`` with each result."""
+        plan = _fetch_plan(
+            urls, self._concurrency, self._per_host, self._config, max_buffered, self._extract
+        )
+        return await self._run(plan, job or "fetch")
+
+    async def crawl(
+        self,
+        seeds: Iterable[str],
+        *,
+        depth: int | None = None,
+        scope: ScopeMode = "host",
+        job: str | None = None,
+        obey_robots: bool = True,
+        max_pages: int | None = None,
+    ) -> JobSummary:
+        """Crawl from ``seeds`` (as ``shoal.crawl``), calling ``on_page`` with each result."""
+        plan = _crawl_plan(
+            seeds,
+            depth,
+            self._per_host,
+            scope,
+            obey_robots,
+            self._config,
+            max_pages,
+            self._extract,
+            concurrency=self._concurrency,
+        )
+        return await self._run(plan, job or plan.job)
+
+    async def _run(self, plan: _Plan, job: str) -> JobSummary:
+        backend = self.store
+        if self._running is not None:
+            raise ConfigError("this Crawler is running a job already; one at a time")
+        handle = self._running = RunHandle()
+        on_page = self._on_page
+        try:
+            results = stream_job(
+                plan.requests,
+                backend=backend,
+                job=job,
+                before_fetch=self._before_fetch,
+                handle=handle,
+                **plan.options,
+            )
+            async with contextlib.aclosing(results):
+                async for result in results:
+                    if on_page is not None:
+                        outcome = on_page(result)
+                        if inspect.isawaitable(outcome):
+                            await outcome
+            assert handle.job is not None
+            return await backend.summary(handle.job.id)
+        finally:
+            self._running = None
+
+
 # -- internals -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Plan:
+    """A job checked and built, before any I/O: what ``stream_job`` runs."""
+
+    requests: list[NewRequest]
+    options: dict[str, Any]
+    job: str = "fetch"
+
+
+def _rules(extract: Extract | None) -> ExtractRules | None:
+    if extract is None or isinstance(extract, ExtractRules):
+        return extract
+    return ExtractRules.of(extract)
+
+
+def _fetch_plan(
+    urls: Iterable[str],
+    concurrency: int | None,
+    per_host: int | None,
+    config: CrawlConfig | None,
+    max_buffered: int,
+    extract: Extract | None,
+) -> _Plan:
+    requests = _parse_urls(urls)
+    if max_buffered < 1:
+        raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
+    run_config = _configure(
+        config or CrawlConfig(),
+        concurrency=concurrency,
+        per_host=per_host,
+        follow_links=False,
+        extract=_rules(extract),
+    )
+    return _Plan(requests, {"mode": "fetch", "config": run_config, "max_buffered": max_buffered})
+
+
+def _crawl_plan(
+    seeds: Iterable[str],
+    depth: int | None,
+    per_host: int | None,
+    scope: ScopeMode,
+    obey_robots: bool,
+    config: CrawlConfig | None,
+    max_pages: int | None,
+    extract: Extract | None,
+    *,
+    concurrency: int | None = None,
+) -> _Plan:
+    canonical_seeds: list[str] = []
+    for line_no, seed in enumerate(seeds, start=1):
+        try:
+            canonical_seeds.append(canonicalize(seed))
+        except InputError as exc:
+            raise InputError(f"{seed!r}: {exc.reason}", line_no=line_no) from None
+    if not canonical_seeds:
+        raise InputError("no seeds given")
+    if per_host is None and config is None:
+        per_host = 2
+    run_config = _configure(
+        config or CrawlConfig(),
+        concurrency=concurrency,
+        per_host=per_host,
+        follow_links=True,
+        extract=_rules(extract),
+    )
+    robots = (
+        RobotsPolicy(
+            user_agent_token=ua_token(run_config.user_agent),
+            max_crawl_delay=run_config.politeness.max_crawl_delay,
+        )
+        if obey_robots
+        else None
+    )
+    processor = LinkProcessor(
+        scope=Scope(mode=scope, seeds=tuple(canonical_seeds), max_depth=depth),
+        traps=TrapLimits(),
+        robots_token=robots.user_agent_token if robots is not None else "shoal",
+    )
+    options: dict[str, Any] = {
+        "mode": "crawl",
+        "config": run_config,
+        "processor": processor,
+        "robots": robots,
+        "strict_depth": depth is not None,
+        "limit_pages": True,
+        "max_pages": max_pages,
+    }
+    return _Plan(
+        [NewRequest.for_url(url) for url in canonical_seeds],
+        options,
+        job_name(canonical_host(canonical_seeds[0]), default="crawl"),
+    )
 
 
 def _run_sync(coro: Coroutine[Any, Any, list[FetchResult]]) -> list[FetchResult]:
@@ -236,7 +465,12 @@ def _parse_urls(urls: Iterable[str]) -> list[NewRequest]:
 
 
 def _configure(
-    config: CrawlConfig, *, concurrency: int | None, per_host: int | None, follow_links: bool
+    config: CrawlConfig,
+    *,
+    concurrency: int | None,
+    per_host: int | None,
+    follow_links: bool,
+    extract: ExtractRules | None,
 ) -> CrawlConfig:
     limits, politeness = config.limits, config.politeness
     if concurrency is not None:
@@ -244,121 +478,9 @@ def _configure(
     if per_host is not None:
         politeness = dataclasses.replace(politeness, per_host=per_host)
     return dataclasses.replace(
-        config, limits=limits, politeness=politeness, follow_links=follow_links
+        config,
+        limits=limits,
+        politeness=politeness,
+        follow_links=follow_links,
+        extract=extract if extract is not None else config.extract,
     )
-
-
-async def _stream(
-    requests: Sequence[NewRequest],
-    *,
-    store: str | None,
-    job: str,
-    mode: str,
-    config: CrawlConfig,
-    processor: Processor | None = None,
-    robots: RobotsPolicy | None = None,
-    strict_depth: bool = False,
-    limit_pages: bool = False,
-    max_pages: int | None = None,
-    max_buffered: int | None = None,
-) -> AsyncGenerator[FetchResult, None]:
-    """Run one job, yielding results as the crawler commits them (see the module docstring)."""
-    temp_dir: str | None = None
-    if store is None:
-        temp_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="shoal-")
-        location = os.path.join(temp_dir, "shoal.db")
-    else:
-        location = store
-    try:
-        backend = open_store(location)
-        await backend.open()
-        try:
-            existing = await backend.get_job(job)
-            if existing is not None and existing.mode != mode:
-                raise ConfigError(
-                    f"job {job!r} is a {existing.mode} job in {backend.location}; "
-                    "choose another job name"
-                )
-            info = await backend.ensure_job(job, mode=mode, config=config.as_record())
-            if limit_pages:
-                await backend.set_limits(info.id, max_pages=max_pages, max_pages_per_host=None)
-
-            pending: deque[FetchResult] = deque()
-            arrived = asyncio.Event()  # a batch was committed, or the run ended
-            drained = asyncio.Event()  # the consumer has caught up (or we are stopping)
-
-            def on_results(batch: Sequence[FetchResult]) -> None:
-                # Called on the loop by the crawler's flusher: never block here.
-                pending.extend(batch)
-                arrived.set()
-
-            crawler = Crawler(
-                backend,
-                info,
-                config,
-                processor=processor,
-                listeners=[on_results],
-                robots=robots,
-                strict_depth=strict_depth,
-            )
-
-            # Requests admitted by this call and not yet yielded: what a slow consumer holds.
-            outstanding = 0
-            chunk_size = min(_ADMIT_CHUNK, max_buffered or _ADMIT_CHUNK)
-
-            async def admission(running: Crawler) -> None:
-                nonlocal outstanding
-                for start in range(0, len(requests), chunk_size):
-                    while (
-                        max_buffered is not None
-                        and outstanding >= max_buffered
-                        and not running.stopping
-                    ):
-                        drained.clear()
-                        await drained.wait()
-                    if running.stopping:
-                        return
-                    chunk = requests[start : start + chunk_size]
-                    added = await backend.add_requests(info.id, chunk, now=time.time())
-                    outstanding += added
-                    running.note_admitted(added)
-
-            run_task = asyncio.create_task(crawler.run(admission), name="shoal-api-run")
-            run_task.add_done_callback(lambda _task: arrived.set())
-            try:
-                low_water = (max_buffered or 0) // 2
-                while True:
-                    while pending:
-                        result = pending.popleft()
-                        outstanding -= 1
-                        if outstanding <= low_water:
-                            drained.set()
-                        yield result
-                    if run_task.done():
-                        break
-                    arrived.clear()
-                    await arrived.wait()
-                await run_task  # raises what the run raised
-            finally:
-                crawler.stop()
-                drained.set()
-                await _finish(run_task)
-        finally:
-            with contextlib.suppress(Exception):
-                await backend.close()
-    finally:
-        if temp_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, temp_dir, ignore_errors=True)
-
-
-async def _finish(task: asyncio.Task[Any]) -> None:
-    """Wait for a stopping run; if we are cancelled meanwhile, cancel it and still wait."""
-    try:
-        await asyncio.wait({task})
-    except asyncio.CancelledError:
-        task.cancel()
-        await asyncio.wait({task})
-        raise
-    finally:
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved here; the normal path has raised it already

@@ -134,6 +134,8 @@ def test_public_names() -> None:
         "SiteSpec",
         "TestWeb",
         "TestWebStats",
+        "Zoo",
+        "ZooOptions",
         "expected_pages",
         "index_links",
         "is_error_page",

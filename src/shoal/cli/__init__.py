@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 from rich.console import Console
 
 from shoal.cli.jobrun import (
     EXIT_INTERNAL,
+    EXIT_STORE,
     EXIT_USAGE,
     AdmitContext,
     CliFailure,
@@ -30,6 +32,8 @@ from shoal.cli.options import (
     read_store_option,
     run_options,
 )
+from shoal.core.errors import StoreError
+from shoal.core.inputs import SNIFF_BYTES, sniff_binary
 from shoal.core.model import JobInfo, job_name
 from shoal.engine.resources import run_loop
 from shoal.export.writers import FORMATS
@@ -42,8 +46,26 @@ _COMMANDS_WITH_CONFIG = ["fetch", "crawl", "export", "stats"]
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value:
-        ctx.default_map = load_toml_defaults(value, _COMMANDS_WITH_CONFIG)
+        known: dict[str, dict[str, str]] = {}
+        for name in _COMMANDS_WITH_CONFIG:
+            command = cli.get_command(ctx, name)
+            if command is not None:
+                known[name] = _config_keys(command)
+        ctx.default_map = load_toml_defaults(value, _COMMANDS_WITH_CONFIG, known=known)
     return value
+
+
+def _config_keys(command: click.Command) -> dict[str, str]:
+    """TOML keys a command takes: parameter names and long option names, ``-`` as ``_``."""
+    keys: dict[str, str] = {}
+    for param in command.params:
+        if param.name is None:
+            continue
+        keys[param.name] = param.name
+        for flag in param.opts:
+            if flag.startswith("--"):
+                keys[flag[2:].replace("-", "_")] = param.name
+    return keys
 
 
 class _LazyGroup(click.Group):
@@ -53,6 +75,7 @@ class _LazyGroup(click.Group):
         "crawl": "shoal.cli.crawl:crawl",
         "demo": "shoal.cli.demo:demo",
         "testweb": "shoal.testweb.cli:testweb",
+        "worker": "shoal.cli.worker:worker",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -83,7 +106,8 @@ class _LazyGroup(click.Group):
     is_eager=True,
     expose_value=False,
     callback=_load_config,
-    help="TOML file of option defaults (top-level keys, or [fetch]/[crawl] tables).",
+    help="TOML file of option defaults (top-level keys, [fetch]/[crawl] tables, and an "
+    "[extract] table of extraction rules).",
 )
 def cli() -> None:
     """shoal fetches and crawls the web: fast, polite, and resumable.
@@ -99,23 +123,51 @@ def cli() -> None:
     """
 
 
+def _say(message: str) -> None:
+    """One line on standard error, however long and whatever the terminal width."""
+    text = " ".join(message.splitlines())
+    Console(stderr=True).print(f"shoal: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _configure_logging() -> None:
+    """What a person sees of the library's logs: shoal's warnings, one line each; nothing
+    from the libraries beneath (asyncpg's pool logs tracebacks while a database restarts,
+    which shoal already reports and rides out). SHOAL_DEBUG=1 shows everything."""
+    if os.environ.get("SHOAL_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("shoal: %(message)s"))
+    ours = logging.getLogger("shoal")
+    ours.addHandler(handler)
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False
+    logging.getLogger().addHandler(logging.NullHandler())
+
+
+def _internal_error(exc: BaseException) -> str:
+    """The message for a bug: the first real exception, not the TaskGroup that carried it."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"internal error: {type(exc).__name__}: {exc} (set SHOAL_DEBUG=1 for details)"
+
+
 def _run(coro: Coroutine[Any, Any, int]) -> None:
-    console = Console(stderr=True)
+    _configure_logging()
     try:
         code = run_loop(coro)
     except CliFailure as exc:
-        console.print(f"shoal: {exc}", markup=False, highlight=False)
+        _say(str(exc))
         code = exc.code
     except KeyboardInterrupt:
         code = 130
+    except StoreError as exc:  # raised outside a job's run (counts, summary, export)
+        _say(f"store error: {exc}")
+        code = EXIT_STORE
     except Exception as exc:
         if os.environ.get("SHOAL_DEBUG"):
             raise
-        console.print(
-            f"shoal: internal error: {type(exc).__name__}: {exc} (set SHOAL_DEBUG=1 for details)",
-            markup=False,
-            highlight=False,
-        )
+        _say(_internal_error(exc))
         code = EXIT_INTERNAL
     sys.exit(code)
 
@@ -127,6 +179,7 @@ def _check_output(params: dict[str, Any]) -> None:
 
     output = params["output"]
     if output:
+        _check_output_path(output)
         try:
             kind = format_for(output)
         except ConfigError as exc:
@@ -138,8 +191,33 @@ def _check_output(params: dict[str, Any]) -> None:
 def _require_store_file(location: str) -> None:
     """Commands that only read must not create an empty store by accident."""
     if "://" not in location and not os.path.exists(location):
-        Console(stderr=True).print(f"shoal: store error: {location} does not exist", markup=False)
-        sys.exit(3)
+        raise CliFailure(f"store error: {location} does not exist", EXIT_STORE)
+
+
+def _check_output_path(output: str) -> None:
+    """Refuse an output that cannot be a file before the store or the network is touched."""
+    if output == "-":
+        return
+    if os.path.isdir(output):
+        raise click.BadParameter(f"{output} is a directory", param_hint="-o/--output")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        problem = "is not a directory" if os.path.exists(parent) else "does not exist"
+        problem = f"cannot write {output}: {parent} {problem}"
+        raise click.BadParameter(problem, param_hint="-o/--output")
+
+
+def _refuse_binary(stream: BinaryIO, source: str) -> None:
+    """A compressed, UTF-16 or binary input is refused whole, with one line."""
+    try:
+        head = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(stream, "peek") else b""
+    except OSError as exc:
+        stream.close()
+        raise CliFailure(f"{source}: cannot read: {exc.strerror or exc}", EXIT_USAGE) from None
+    reason = sniff_binary(head)
+    if reason is not None:
+        stream.close()
+        raise CliFailure(f"{source}: {reason}", EXIT_USAGE)
 
 
 def _job_name_for(input_path: str) -> str:
@@ -169,10 +247,14 @@ def fetch(input_path: str | None, **params: Any) -> None:
     fetched again.
     """
     if input_path is None:
-        if sys.stdin.isatty():
+        if sys.stdin is None or sys.stdin.isatty():
             raise click.UsageError("give an INPUT file, or pipe URLs on standard input (-)")
         input_path = "-"
-    if input_path != "-" and not os.path.isfile(input_path):
+    if input_path == "-" and sys.stdin is None:
+        raise click.BadParameter("standard input is closed", param_hint="INPUT")
+    if input_path != "-" and os.path.isdir(input_path):
+        raise click.BadParameter(f"{input_path} is a directory", param_hint="INPUT")
+    if input_path != "-" and not os.path.exists(input_path):
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     _check_output(params)
     config = build_config(params, follow_links=False)
@@ -184,6 +266,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         stream = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
+    source = "<stdin>" if input_path == "-" else input_path
+    _refuse_binary(stream, source)
 
     async def admit(store: Store, info: JobInfo, context: AdmitContext) -> Any:
         with stream:
@@ -199,7 +283,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         quiet=params["quiet"],
         label=f"fetch {job}",
         config_record=record,
-        source="<stdin>" if input_path == "-" else input_path,
+        source=source,
     )
     _run(run_job(request, Console(stderr=True)))
 
@@ -220,12 +304,14 @@ def export(store: str, job: str, fmt: str | None, output: str) -> None:
 
     WARC needs the bodies: run the job with --save-bodies (or with -o x.warc.gz).
     """
+    _check_output_path(output)
     _require_store_file(store)
     _run(_export(store, job, fmt, output))
 
 
 async def _export(location: str, job_name: str, fmt: str | None, output: str) -> int:
     from shoal.core.errors import ConfigError
+    from shoal.export.records import rules_of_job
     from shoal.export.writers import format_for, open_writer
 
     store = await open_ready_store(location)
@@ -235,7 +321,7 @@ async def _export(location: str, job_name: str, fmt: str | None, output: str) ->
             raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
         try:
             kind = format_for(output, fmt)
-            writer = open_writer(output, kind)
+            writer = open_writer(output, kind, extract=rules_of_job(job.config))
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         rows = 0
@@ -310,8 +396,37 @@ async def _stats(location: str, job_name: str | None) -> int:
         await store.close()
 
 
+# click ≥ 8.2 raises this for a bare "shoal" (older versions print the help and exit).
+_NoArgsIsHelp: tuple[type[click.UsageError], ...] = tuple(
+    getattr(click.exceptions, name)
+    for name in ("NoArgsIsHelpError",)
+    if hasattr(click.exceptions, name)
+)
+
+
 def main() -> None:
+    """The ``shoal`` command: every failure ends in one line on stderr and an exit code."""
     try:
-        cli(prog_name="shoal")
-    except KeyboardInterrupt:
+        result = cli.main(prog_name="shoal", standalone_mode=False)
+    except CliFailure as exc:
+        _say(str(exc))
+        sys.exit(exc.code)
+    except _NoArgsIsHelp as exc:  # bare "shoal": the help text, as click prints it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _say(exc.format_message() + hint)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _say(exc.format_message())
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt, EOFError):
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("SHOAL_DEBUG"):
+            raise
+        _say(_internal_error(exc))
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(result if isinstance(result, int) else 0)
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from shoal.cli.jobrun import AdmitContext, AdmitReport, JobRequest, run_job
 from shoal.cli.options import EXIT_CODES, build_config, run_options
+from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.model import JobInfo, NewRequest, job_name
@@ -21,7 +23,9 @@ from shoal.engine.processor import LinkProcessor
 from shoal.engine.robots import origin_of
 from shoal.store.base import Store
 
-__all__ = ["crawl"]
+__all__ = ["crawl", "crawl_plan"]
+
+_MAX_COUNT = 2**63 - 1  # page limits are stored as SQLite (and PostgreSQL) 64-bit integers
 
 
 def _seed_requests(seeds: list[str], *, sitemaps: bool) -> list[NewRequest]:
@@ -30,6 +34,43 @@ def _seed_requests(seeds: list[str], *, sitemaps: bool) -> list[NewRequest]:
         origins = dict.fromkeys(origin_of(url) for url in seeds)
         requests += [NewRequest.for_url(origin + "/sitemap.xml") for origin in origins]
     return requests
+
+
+def crawl_plan(record: Mapping[str, Any], config: CrawlConfig) -> dict[str, Any]:
+    """The crawl's link processor, robots policy and pacing, from what the job records
+    (``shoal crawl`` writes it; ``shoal worker`` reads it back to join the job)."""
+    seeds = tuple(record.get("seeds") or ())
+    strip = tuple(record.get("strip_query_params") or ())
+    depth = record.get("depth")
+    scope = Scope(
+        mode=record.get("scope") or "host",
+        seeds=seeds,
+        include=tuple(record.get("include") or ()),
+        exclude=tuple(record.get("exclude") or ()),
+        max_depth=depth,
+    )
+    robots = (
+        RobotsPolicy(
+            user_agent_token=ua_token(config.user_agent),
+            max_crawl_delay=config.politeness.max_crawl_delay,
+        )
+        if record.get("robots", True)
+        else None
+    )
+    processor = LinkProcessor(
+        scope=scope,
+        traps=TrapLimits(),
+        strip_params=strip,
+        sort_query=bool(record.get("sort_query")),
+        robots_token=robots.user_agent_token if robots is not None else "shoal",
+    )
+    return {
+        "processor": processor,
+        "robots": robots,
+        "autothrottle": AutoThrottle() if record.get("autothrottle") else None,
+        "sitemaps_from_robots": bool(record.get("sitemaps")),
+        "strict_depth": depth is not None,
+    }
 
 
 @click.command(epilog=EXIT_CODES)
@@ -45,14 +86,14 @@ def _seed_requests(seeds: list[str], *, sitemaps: bool) -> list[NewRequest]:
 @click.option(
     "--max-pages",
     envvar="SHOAL_MAX_PAGES",
-    type=click.IntRange(1),
+    type=click.IntRange(1, _MAX_COUNT),
     default=None,
     help="Admit at most this many URLs in total (default: no limit).",
 )
 @click.option(
     "--max-pages-per-host",
     envvar="SHOAL_MAX_PAGES_PER_HOST",
-    type=click.IntRange(1),
+    type=click.IntRange(1, _MAX_COUNT),
     default=None,
     help="Admit at most this many URLs per host.",
 )
@@ -126,34 +167,26 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
             raise click.BadParameter(f"{seed!r}: {exc}", param_hint="SEED") from None
     _check_output(params)
     config = build_config(params, follow_links=True)
-    try:
-        scope = Scope(
-            mode=params["scope_mode"],
-            seeds=tuple(canonical_seeds),
-            include=tuple(params["include"]),
-            exclude=tuple(params["exclude"]),
-            max_depth=params["depth"],
-        )
-        robots = (
-            None
-            if params["ignore_robots"]
-            else RobotsPolicy(
-                user_agent_token=ua_token(config.user_agent),
-                max_crawl_delay=config.politeness.max_crawl_delay,
-            )
-        )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
     job = params["job"] or job_name(canonical_host(canonical_seeds[0]), default="crawl")
     record = {
         **config.as_record(),
         "seeds": canonical_seeds,
         "scope": params["scope_mode"],
         "depth": params["depth"],
+        "include": list(params["include"]),
+        "exclude": list(params["exclude"]),
+        "strip_query_params": list(strip),
+        "sort_query": sort_query,
+        "sitemaps": bool(params["sitemaps"]),
+        "autothrottle": bool(params["autothrottle"]),
         "max_pages": params["max_pages"],
         "max_pages_per_host": params["max_pages_per_host"],
-        "robots": robots is not None,
+        "robots": not params["ignore_robots"],
     }
+    try:
+        plan = crawl_plan(record, config)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     seeds_to_admit = _seed_requests(canonical_seeds, sitemaps=params["sitemaps"])
 
     async def admit(store: Store, info: JobInfo, context: AdmitContext) -> AdmitReport:
@@ -166,13 +199,6 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         context.on_admitted(added)
         return AdmitReport(lines=len(seeds), valid=len(seeds_to_admit), admitted=added)
 
-    processor = LinkProcessor(
-        scope=scope,
-        traps=TrapLimits(),
-        strip_params=strip,
-        sort_query=sort_query,
-        robots_token=robots.user_agent_token if robots is not None else "shoal",
-    )
     request = JobRequest(
         store=params["store"],
         job=job,
@@ -183,10 +209,6 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         quiet=params["quiet"],
         label=f"crawl {job}",
         config_record=record,
-        processor=processor,
-        robots=robots,
-        autothrottle=AutoThrottle() if params["autothrottle"] else None,
-        sitemaps_from_robots=params["sitemaps"],
-        strict_depth=params["depth"] is not None,
+        **plan,
     )
     _run(run_job(request, Console(stderr=True)))

@@ -16,7 +16,7 @@ from rich.console import Console
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError, ShoalError, StoreError
 from shoal.core.hosts import AutoThrottle
-from shoal.core.inputs import parse_line
+from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
 from shoal.core.robots import RobotsPolicy
 from shoal.engine.crawler import Crawler, Processor
@@ -45,7 +45,8 @@ EXIT_STORE = 3
 EXIT_INPUT = 4
 EXIT_INTERRUPTED = 130
 
-MAX_LINE = 64 * 1024
+MAX_LINE = MAX_LINE_BYTES
+_LINE_SLACK = 5
 ADMIT_BATCH = 5000
 SHOWN_INPUT_ERRORS = 10
 
@@ -146,18 +147,27 @@ class _LineReader:
         self._line_no = 0
 
     def next_batch(self) -> list[NewRequest | InputError] | None:
+        try:
+            return self._next_batch()
+        except OSError as exc:  # a read error mid-input (EIO, a vanished mount...)
+            name = getattr(self._stream, "name", "the input")
+            problem = f"{name}: cannot read line {self._line_no + 1}: {exc.strerror or exc}"
+            raise CliFailure(problem, EXIT_USAGE) from None
+
+    def _next_batch(self) -> list[NewRequest | InputError] | None:
         parsed: list[NewRequest | InputError] = []
         stream = self._stream
         while len(parsed) < ADMIT_BATCH:
-            line = stream.readline(MAX_LINE + 1)
+            # Room for a byte order mark and "\r\n" around a line of MAX_LINE bytes.
+            line = stream.readline(MAX_LINE + _LINE_SLACK)
             if not line:
                 break
-            if len(line) > MAX_LINE and not line.endswith(b"\n"):
-                while True:  # skip the rest of an over-long line without holding it
-                    rest = stream.readline(MAX_LINE)
-                    if not rest or rest.endswith(b"\n"):
-                        break
             self._line_no += 1
+            if len(line) == MAX_LINE + _LINE_SLACK and not line.endswith(b"\n"):
+                size = len(line) + self._skip_rest_of_line()
+                reason = f"line too long ({size:,} bytes, max {MAX_LINE:,})"
+                parsed.append(InputError(reason, line_no=self._line_no))
+                continue
             try:
                 request = parse_line(line, self._line_no)
             except InputError as exc:
@@ -166,6 +176,15 @@ class _LineReader:
             if request is not None:
                 parsed.append(request)
         return parsed or None
+
+    def _skip_rest_of_line(self) -> int:
+        """Read past the end of an over-long line without holding it; return its bytes."""
+        skipped = 0
+        while True:
+            rest = self._stream.readline(MAX_LINE)
+            skipped += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                return skipped - (1 if rest.endswith(b"\n") else 0)
 
 
 @dataclass(frozen=True)
@@ -313,7 +332,7 @@ async def _run_job(
     writer: _ThreadedWriter | None = None
     if request.output:
         try:
-            writer = _ThreadedWriter(open_writer(request.output))
+            writer = _ThreadedWriter(open_writer(request.output, extract=request.config.extract))
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         warc = format_for(request.output) == "warc"
@@ -330,6 +349,7 @@ async def _run_job(
         autothrottle=request.autothrottle,
         sitemaps_from_robots=request.sitemaps_from_robots,
         strict_depth=request.strict_depth,
+        lease_ttl=_lease_ttl(),
     )
     interrupts.on_first(crawler.stop)
     progress = Progress(crawler.snapshot, label=request.label, console=console, quiet=request.quiet)
@@ -370,6 +390,19 @@ async def _run_job(
         "finished; run the same command again to resume"
     )
     return EXIT_INTERRUPTED
+
+
+def _lease_ttl() -> float:
+    """Seconds a lease (and a host's ownership) lasts unrenewed: how soon the fleet takes
+    over from a worker that vanished without a trace (SHOAL_LEASE_TTL, default 60)."""
+    text = os.environ.get("SHOAL_LEASE_TTL", "60")
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = -1.0
+    if not 1.0 <= ttl <= 86_400.0:
+        raise CliFailure(f"SHOAL_LEASE_TTL must be seconds in [1, 86400], got {text!r}", EXIT_USAGE)
+    return ttl
 
 
 def _strict(request: JobRequest) -> bool:

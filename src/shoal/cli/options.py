@@ -8,7 +8,7 @@ given with ``--config``, built-in default.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from shoal.core.config import (
     Timeouts,
 )
 from shoal.core.errors import ConfigError
+from shoal.core.extract import ExtractRules, FieldRule
 
 __all__ = [
     "ByteSize",
@@ -59,6 +60,22 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic since clic
         if not match:
             self.fail(f"{value!r} is not a byte size (examples: 1048576, 512k, 10MiB)", param, ctx)
         return int(match.group(1)) * self._units[match.group(2).lower()]
+
+
+class ExtractRuleParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """An extraction rule, ``NAME=css:SELECTOR``, ``NAME=re:PATTERN`` or ``NAME=json:PATH``,
+    checked at once; in ``SHOAL_EXTRACT`` one rule per line."""
+
+    name = "NAME=RULE"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        try:
+            FieldRule.parse(text)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return text
 
 
 def _opt(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
@@ -198,6 +215,15 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "--insecure", env="INSECURE", is_flag=True, help="Do not verify TLS certificates."
             ),
             _opt(
+                "--extract",
+                env="EXTRACT",
+                type=ExtractRuleParam(),
+                multiple=True,
+                help="Record a field per page (repeatable): 'title=css:title::text', "
+                "'links=css:a::attr(href)[]', 'sku=re:SKU-(\\d+)', 'ids=json:data.items[].id'; "
+                "[] collects every match. TOML: an [extract] table of name = \"rule\".",
+            ),
+            _opt(
                 "-q",
                 "--quiet",
                 env="QUIET",
@@ -232,16 +258,25 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
             save_bodies=params["save_bodies"],
             follow_links=follow_links,
             verify_tls=not params["insecure"],
+            extract=ExtractRules.of(params["extract"]) if params.get("extract") else None,
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
 
-def load_toml_defaults(path: str, commands: list[str]) -> dict[str, dict[str, Any]]:
+def load_toml_defaults(
+    path: str,
+    commands: list[str],
+    *,
+    known: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Read a TOML job file into click's ``default_map``.
 
     Top-level keys apply to every command; a ``[fetch]`` or ``[crawl]`` table
     applies to that command only. Keys are option names with ``_`` or ``-``.
+    An ``[extract]`` table of ``name = "rule"`` gives the ``--extract`` rules.
+    ``known`` maps each command to its accepted keys (and the parameter each
+    sets); with it, a key no command takes is an error, not silently ignored.
     """
     import tomllib
 
@@ -250,14 +285,69 @@ def load_toml_defaults(path: str, commands: list[str]) -> dict[str, dict[str, An
     except OSError as exc:
         problem = f"cannot read {path}: {exc.strerror}"
         raise click.BadParameter(problem, param_hint="--config") from None
+    except UnicodeDecodeError as exc:
+        problem = f"{path} is not valid TOML: not UTF-8 text (byte offset {exc.start})"
+        raise click.BadParameter(problem, param_hint="--config") from None
     except tomllib.TOMLDecodeError as exc:
         problem = f"{path} is not valid TOML: {exc}"
         raise click.BadParameter(problem, param_hint="--config") from None
+    _extract_tables_as_rules(path, data, commands)
+    if known is not None:
+        _check_toml_keys(path, data, commands, known)
     common = {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
     result: dict[str, dict[str, Any]] = {}
     for command in commands:
         section = data.get(command, {})
         if not isinstance(section, dict):
             raise click.BadParameter(f"[{command}] must be a table", param_hint="--config")
-        result[command] = {**common, **{k.replace("-", "_"): v for k, v in section.items()}}
+        values = {**common, **{k.replace("-", "_"): v for k, v in section.items()}}
+        if known is not None:
+            keys = known.get(command, {})
+            values = {keys[k]: v for k, v in values.items() if k in keys}
+        result[command] = values
     return result
+
+
+def _check_toml_keys(
+    path: str,
+    data: dict[str, Any],
+    commands: list[str],
+    known: Mapping[str, Mapping[str, str]],
+) -> None:
+    anywhere = {key for command in commands for key in known.get(command, {})}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if key not in commands:
+                tables = ", ".join(f"[{c}]" for c in commands)
+                raise click.BadParameter(
+                    f"{path}: unknown table [{key}] (expected {tables})", param_hint="--config"
+                )
+            keys = known.get(key, {})
+            for option in value:
+                if option.replace("-", "_") not in keys:
+                    raise click.BadParameter(
+                        f"{path}: [{key}] {option!r} is not an option of shoal {key}",
+                        param_hint="--config",
+                    )
+        elif key.replace("-", "_") not in anywhere:
+            raise click.BadParameter(
+                f"{path}: {key!r} is not an option of any command", param_hint="--config"
+            )
+
+
+def _extract_tables_as_rules(path: str, data: dict[str, Any], commands: list[str]) -> None:
+    """An ``[extract]`` table (top level, or ``[crawl.extract]``) of ``name = "rule"``
+    becomes the ``extract`` option's list of ``name=rule``, in table order."""
+    tables = [data, *(data[c] for c in commands if isinstance(data.get(c), dict))]
+    for table in tables:
+        rules = table.get("extract")
+        if not isinstance(rules, dict):
+            continue
+        for name, rule in rules.items():
+            if not isinstance(rule, str):
+                raise click.BadParameter(
+                    f"{path}: [extract] {name} must be a string rule such as "
+                    f'"css:title::text", got {rule!r}',
+                    param_hint="--config",
+                )
+        table["extract"] = [f"{name}={rule}" for name, rule in rules.items()]

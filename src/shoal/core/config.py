@@ -6,10 +6,13 @@ the edges read flags, environment variables and TOML.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from shoal.core.errors import ConfigError
+from shoal.core.extract import ExtractRules
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -25,6 +28,8 @@ MiB = 1024 * 1024
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if not math.isfinite(value):  # NaN passes every comparison; infinity is no limit
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = "≥ 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
@@ -100,7 +105,10 @@ class RetryPolicy:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CrawlConfig:
-    """Everything one job run needs to know; ``follow_links`` makes it a crawl."""
+    """Everything one job run needs to know; ``follow_links`` makes it a crawl.
+
+    ``extract``: rules whose values are recorded per page as ``FetchResult.fields``.
+    """
 
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -110,10 +118,39 @@ class CrawlConfig:
     save_bodies: bool = False
     follow_links: bool = False
     verify_tls: bool = True
+    extract: ExtractRules | None = None
 
     def __post_init__(self) -> None:
         if not self.user_agent.strip() or any(c in self.user_agent for c in "\r\n"):
             raise ConfigError("user agent must be a non-empty single line")
+        if self.extract is not None and not isinstance(self.extract, ExtractRules):
+            raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> CrawlConfig:
+        """The config ``as_record`` wrote (what a job records), for a worker joining the job.
+        Keys this version does not know are ignored; missing ones take their defaults."""
+
+        def part(kind: Any, key: str) -> Any:
+            given = record.get(key)
+            names = {setting.name for setting in fields(kind)}
+            values = {k: v for k, v in (given or {}).items() if k in names}
+            if "retry_statuses" in values:
+                values["retry_statuses"] = frozenset(values["retry_statuses"])
+            return kind(**values)
+
+        rules = record.get("extract")
+        return cls(
+            limits=part(Limits, "limits"),
+            timeouts=part(Timeouts, "timeouts"),
+            politeness=part(Politeness, "politeness"),
+            retry=part(RetryPolicy, "retry"),
+            user_agent=str(record.get("user_agent") or DEFAULT_USER_AGENT),
+            save_bodies=bool(record.get("save_bodies", False)),
+            follow_links=bool(record.get("follow_links", False)),
+            verify_tls=bool(record.get("verify_tls", True)),
+            extract=ExtractRules.of(rules) if rules else None,
+        )
 
     def as_record(self) -> dict[str, Any]:
         """A JSON-able dict of every setting (sets as sorted lists), as a job records it."""
@@ -125,4 +162,13 @@ class CrawlConfig:
                 return {k: plain(v) for k, v in value.items()}
             return value
 
-        return {k: plain(v) for k, v in asdict(self).items()}
+        record: dict[str, Any] = {}
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if isinstance(value, ExtractRules):
+                record[setting.name] = value.as_record()  # ["name=rule", ...] in rule order
+            elif is_dataclass(value) and not isinstance(value, type):
+                record[setting.name] = plain(asdict(value))
+            else:
+                record[setting.name] = plain(value)
+        return record

@@ -20,6 +20,7 @@ UNREACHABLE_KINDS: frozenset[str] = frozenset(
         ErrorKind.CONNECT_ERROR,
         ErrorKind.CONNECT_TIMEOUT,
         ErrorKind.TLS_ERROR,
+        ErrorKind.CERTIFICATE_ERROR,
     }
 )
 

@@ -20,7 +20,9 @@ whitespace and ``\\r\\n`` endings are stripped, as is a UTF-8 byte order mark
 at the start of the input. A bad line raises (``parse_line``) or is yielded
 (``parse_lines``) as an ``InputError`` carrying its line number and a one-line
 reason; what to do with it (count, report, stop under ``--strict``) is the
-caller's choice.
+caller's choice. ``sniff_binary`` looks at the first bytes of a whole input and
+says why it is not a URL list at all (compressed, UTF-16, binary), so that such
+a file is refused with one line instead of a report per garbage line.
 """
 
 from __future__ import annotations
@@ -33,10 +35,30 @@ from shoal.core.errors import InputError
 from shoal.core.model import Header, NewRequest
 from shoal.core.urls import ParamFilter, canonical_fingerprint, canonical_host, canonicalize
 
-__all__ = ["MAX_LINE_BYTES", "parse_line", "parse_lines"]
+__all__ = ["MAX_LINE_BYTES", "SNIFF_BYTES", "parse_line", "parse_lines", "sniff_binary"]
 
 MAX_LINE_BYTES = 64 * 1024
 """The longest line accepted, in bytes of UTF-8 (line ending excluded)."""
+
+SNIFF_BYTES = 8192
+"""How much of the start of an input ``sniff_binary`` needs to see."""
+
+# Formats a URL list is mistaken for, by their first bytes. UTF-32 before UTF-16:
+# the UTF-32-LE byte order mark starts with the UTF-16-LE one.
+_DECOMPRESS = "decompress it first"
+_CONVERT = "convert it to UTF-8 first"
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data", _DECOMPRESS),
+    (b"BZh", "bzip2-compressed data", _DECOMPRESS),
+    (b"\xfd7zXZ\x00", "xz-compressed data", _DECOMPRESS),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data", _DECOMPRESS),
+    (b"PK\x03\x04", "a zip archive", "extract the URL list first"),
+    (b"SQLite format 3\x00", "an SQLite database", "export a URL list from it first"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text", _CONVERT),
+    (b"\x00\x00\xfe\xff", "UTF-32 text", _CONVERT),
+    (b"\xff\xfe", "UTF-16 text", _CONVERT),
+    (b"\xfe\xff", "UTF-16 text", _CONVERT),
+)
 
 _BOM = "\ufeff"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -84,6 +106,22 @@ def parse_lines(
         else:
             if request is not None:
                 yield request
+
+
+def sniff_binary(head: bytes) -> str | None:
+    """Why an input that starts with ``head`` is not a text list of URLs, or ``None``.
+
+    ``head`` is the first ``SNIFF_BYTES`` of the input (or all of a shorter one).
+    Compressed data, archives, UTF-16/32 text and anything with a NUL byte are
+    refused as a whole, as ``grep`` does, rather than reported line by line.
+    """
+    for magic, what, advice in _MAGIC:
+        if head.startswith(magic) and (magic != b"BZh" or head[3:4].isdigit()):
+            return f"{what}, not a text list of URLs; {advice}"
+    nul = head.find(b"\x00", 0, SNIFF_BYTES)
+    if nul >= 0:
+        return f"binary data (a NUL byte at offset {nul}), not a text list of URLs"
+    return None
 
 
 def _parse_line(
@@ -162,6 +200,8 @@ def _parse_object(text: str, column: int) -> tuple[str, str, tuple[Header, ...],
         obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as error:
         raise InputError(f"invalid JSON: {error.msg} at column {column + error.colno}") from None
+    except RecursionError:  # "[[[[..." within the line length limit
+        raise InputError("invalid JSON: nested too deeply") from None
     if not isinstance(obj, dict):  # cannot happen for text starting with "{"
         raise InputError("a JSON line must be an object")
     unknown = sorted(set(obj) - _KEYS)

@@ -21,6 +21,7 @@ class ErrorKind(StrEnum):
     READ_TIMEOUT = "read_timeout"
     TIMEOUT = "timeout"
     TLS_ERROR = "tls_error"
+    CERTIFICATE_ERROR = "certificate_error"  # the server's certificate failed verification
     PROTOCOL_ERROR = "protocol_error"
     # policy: shoal chose not to (finish) fetching
     INVALID_URL = "invalid_url"

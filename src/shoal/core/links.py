@@ -59,7 +59,7 @@ from selectolax.lexbor import LexborHTMLParser
 from shoal.core.errors import InputError
 from shoal.core.urls import ParamFilter, canonicalize
 
-__all__ = ["PageLinks", "extract_links"]
+__all__ = ["PageLinks", "extract_links", "hazardous_markup", "is_html"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +260,17 @@ def _collect(
 
 
 # --- content type and decoding ---
+
+
+def is_html(body: bytes, content_type: str | None) -> bool:
+    """Whether the page is HTML: by its media type, or else by how its body starts."""
+    return _is_html(body, content_type)
+
+
+def hazardous_markup(body: bytes) -> bool:
+    """Whether lexbor may take time quadratic in the size of ``body`` to parse it (see the
+    module docstring): such a body should not be given to lexbor."""
+    return len(body) > _SCREEN_ABOVE and _looks_hazardous(body)
 
 
 def _is_html(body: bytes, content_type: str | None) -> bool:

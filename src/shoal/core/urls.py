@@ -18,8 +18,9 @@ semantics-preserving normalisations so that one resource has one spelling:
   parameters are sorted by name (stably).
 
 Only http and https are crawlable; anything else raises ``InputError`` with a
-one-line reason. The result is idempotent: ``canonicalize(canonicalize(u)) ==
-canonicalize(u)``.
+one-line reason. **Beyond WHATWG**, so are host names that no resolver can look
+up: with an empty label (``a..b``) or a label over 63 characters. The result is
+idempotent: ``canonicalize(canonicalize(u)) == canonicalize(u)``.
 
 Why not yarl alone: yarl normalises differently from browsers (a space in the
 query becomes ``+``, a stray ``%`` becomes ``%25``, numeric IPv4 spellings and
@@ -60,6 +61,7 @@ ParamFilter: TypeAlias = Collection[str] | Callable[[str], bool]
 """Query parameters to drop: names (``"gclid"``), globs (``"utm_*"``) or a predicate."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_LABEL = 63  # characters in one DNS label (RFC 1035)
 
 # WHATWG input preprocessing: strip leading/trailing C0 controls and spaces,
 # remove every tab and newline.
@@ -91,6 +93,7 @@ _PCT = tuple(f"%{i:02X}" for i in range(256))
 _STRAY_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
 _PIECES = re.compile(r"([/\\&])")  # "\\" is a path separator in http(s) URLs too
 _REPLACEMENT_UTF8 = "\ufffd".encode()
+_SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")  # U+D800-DFFF, "surrogatepass"
 _RADIX_DIGITS = {8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 
 
@@ -239,6 +242,8 @@ def canonical_host(canonical: str) -> str:
 def _fast_ok(match: re.Match[str]) -> bool:
     """Whether a fast-pattern match needs none of the slow path's work."""
     host = match.group(2)
+    if len(host) > _MAX_LABEL and any(len(label) > _MAX_LABEL for label in host.split(".")):
+        return False  # let the parser refuse it
     if host[host.rfind(".") + 1].isdigit() and _CANONICAL_IPV4.fullmatch(host) is None:
         return False  # a numeric host that is not plain dotted-quad: let the parser decide
     if "xn--" in host:
@@ -443,7 +448,9 @@ def _parse_host(text: str) -> str:
         return _parse_ipv6(text)
     domain = text
     if "%" in domain:
-        domain = unquote_to_bytes(domain).decode("utf-8", "replace")
+        # A lone surrogate is U+FFFD, as in a browser (and as the encoders do).
+        raw = _SURROGATE_UTF8.sub(_REPLACEMENT_UTF8, domain.encode("utf-8", "surrogatepass"))
+        domain = unquote_to_bytes(raw).decode("utf-8", "replace")
     domain = domain.lower() if domain.isascii() else _domain_to_ascii(domain)
     if not domain:
         raise InputError("missing host")
@@ -454,7 +461,22 @@ def _parse_host(text: str) -> str:
         raise InputError(f"forbidden character {forbidden.group()!r} in host")
     if _ends_in_number(domain):
         return _parse_ipv4(domain)
+    _check_dns_labels(domain)
     return domain
+
+
+def _check_dns_labels(domain: str) -> None:
+    """Refuse a name no resolver can look up: an empty label or one over 63 characters.
+
+    WHATWG parses such hosts (``a..b``, ``http://./``); the socket layer then
+    fails to encode them, after the request was admitted and retried.
+    """
+    labels = domain[:-1].split(".") if domain.endswith(".") else domain.split(".")
+    for label in labels:
+        if not label:
+            raise InputError(f"invalid host {domain!r}: empty label")
+        if len(label) > _MAX_LABEL:
+            raise InputError(f"invalid host {domain[:80]!r}: a label over {_MAX_LABEL} characters")
 
 
 def _parse_ipv6(text: str) -> str:

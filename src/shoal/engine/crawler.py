@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import StoreUnavailable
@@ -38,6 +38,7 @@ from shoal.core.robots import RobotsPolicy, RobotsRules
 from shoal.core.schedule import HostScheduler
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
+from shoal.engine.processor import FieldExtractor
 from shoal.engine.resources import pid_alive, raise_nofile_limit
 from shoal.engine.robots import RobotsGate
 from shoal.engine.stats import LiveStats, StatsSnapshot
@@ -46,6 +47,11 @@ from shoal.store.base import Store
 __all__ = ["Admission", "Crawler", "Processor", "ResultListener", "RunOutcome"]
 
 log = logging.getLogger("shoal.engine.crawler")
+
+T = TypeVar("T")
+
+STORE_PATIENCE = 300.0
+"""Seconds a run keeps retrying a store that is unavailable before it gives up."""
 
 
 class Processor(Protocol):
@@ -89,6 +95,7 @@ class Crawler:
         flush_interval: float = 0.1,
         batch_size: int = 1000,
         seed: int | None = None,
+        before_fetch: Callable[[Request], Request] | None = None,
     ) -> None:
         self.store = store
         self.job = job
@@ -110,6 +117,10 @@ class Crawler:
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._rng = random.Random(seed)
+        # Per-request changes (headers, auth) applied to what is sent, never stored.
+        self._before_fetch = before_fetch
+        # The job's extraction rules, applied off the loop before a page is recorded.
+        self._extract = FieldExtractor(config.extract) if config.extract is not None else None
         concurrency = config.limits.concurrency
         self._window = max(4 * concurrency, 1000)
         self._max_buffer = max(20 * batch_size, 4 * concurrency)
@@ -190,6 +201,8 @@ class Crawler:
                     completed = await self._supervise(workers, flusher)
                     heartbeat.cancel()
         finally:
+            if self._extract is not None:
+                self._extract.close()
             with contextlib.suppress(Exception):
                 # Everything was finished or released by now: this hands the hosts this
                 # worker owned to the job's other workers at once, not when ownership expires.
@@ -243,15 +256,21 @@ class Crawler:
             room = self._window - dispatch.queued - dispatch.in_flight
             if room > 0 and dispatch.queued < self._window // 2:
                 # A depth-limited crawl goes level by level (see Store.min_open_depth).
-                level = await store.min_open_depth(job_id) if self._strict_depth else None
-                requests = await store.lease(
-                    job_id,
-                    owner,
-                    limit=room,
-                    now=time.time(),
-                    ttl=self._lease_ttl,
-                    max_depth=level,
-                    gap=self.config.politeness.delay,
+                level = (
+                    await self._patiently(lambda: store.min_open_depth(job_id))
+                    if self._strict_depth
+                    else None
+                )
+                requests = await self._patiently(
+                    lambda room=room, level=level: store.lease(  # type: ignore[misc]
+                        job_id,
+                        owner,
+                        limit=room,
+                        now=time.time(),
+                        ttl=self._lease_ttl,
+                        max_depth=level,
+                        gap=self.config.politeness.delay,
+                    )
                 )
                 if requests:
                     dispatch.add(requests)
@@ -261,10 +280,10 @@ class Crawler:
                         self._flush_wanted.set()
                         await self._wait(wake, 1.0)
                         continue
-                    counts = await store.counts(job_id)
+                    counts = await self._patiently(lambda: store.counts(job_id))
                     if counts.open == 0:
                         return True
-                    due = await store.next_due(job_id)
+                    due = await self._patiently(lambda: store.next_due(job_id))
                     # Rows due but not leased belong to hosts other workers own: their
                     # handover takes a while, so ask again less eagerly.
                     wait = None if due is None else due - time.time()
@@ -283,6 +302,7 @@ class Crawler:
         acquire_nowait = dispatch.acquire_nowait
         stats, record = self.stats, self._record
         gate, health = self._robots, self._health
+        extract, before_fetch = self._extract, self._before_fetch
         # Attempts also count fetches interrupted by a dying worker; past this many the
         # URL is taken to be what kills workers (retries alone never get this far).
         crash_limit = self.config.retry.retries + 3
@@ -317,13 +337,19 @@ class Crawler:
                 continue
             stats.in_flight += 1
             try:
-                attempt = await fetch(request)
+                attempt = await fetch(request if before_fetch is None else before_fetch(request))
             except asyncio.CancelledError:
                 self._buffer.released.append(request.id)
                 raise
             finally:
                 stats.in_flight -= 1
                 release(request)
+            if extract is not None and attempt.body is not None:
+                try:
+                    await extract(attempt.result, attempt.body)
+                except asyncio.CancelledError:
+                    self._buffer.released.append(request.id)
+                    raise
             record(request, attempt)
             if len(self._buffer.results) >= self._batch_size:
                 self._flush_wanted.set()
@@ -511,17 +537,26 @@ class Crawler:
     async def _complete_with_retry(
         self, store: Store, job_id: int, owner: str, batch: Completion
     ) -> int:
-        delay = 0.5
+        admitted = await self._patiently(
+            lambda: store.complete(job_id, owner, batch, now=time.time())
+        )
+        return admitted or 0
+
+    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, again with backoff while the store is unavailable (a database
+        restarting, a network blip), for up to ``STORE_PATIENCE`` seconds in all."""
+        delay = 0.25
+        waited = 0.0
         while True:
             try:
-                admitted = await store.complete(job_id, owner, batch, now=time.time())
-                return admitted or 0
+                return await call()
             except StoreUnavailable as exc:
-                if delay > 60:
+                if waited >= STORE_PATIENCE:
                     raise
                 log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay *= 2
+                waited += delay
+                delay = min(delay * 2, 8.0)
 
     async def _heartbeat(self) -> None:
         interval = self._lease_ttl / 3
@@ -531,6 +566,9 @@ class Crawler:
             with contextlib.suppress(StoreUnavailable):
                 await self.store.heartbeat(self.job.id, self.owner, now=now)
                 await self.store.renew_leases(self.job.id, self.owner, now=now, ttl=self._lease_ttl)
+                # A worker of the job that died since (kill -9 on this machine, or silent for
+                # three lease periods anywhere) gives its rows and hosts back now, not at expiry.
+                await self._reclaim_dead_workers()
 
     async def _reclaim_dead_workers(self) -> None:
         """Release leases held by workers that died (pid gone here, or heartbeat stale)."""

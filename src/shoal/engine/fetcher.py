@@ -9,23 +9,27 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass
 
 import aiohttp
 import xxhash
+from aiohttp.abc import ResolveResult
+from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, TransferEncodingError
 from yarl import URL
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, Request
 
-__all__ = ["Attempt", "Fetcher", "classify_exception", "make_session"]
+__all__ = ["Attempt", "Fetcher", "SpecialUseResolver", "classify_exception", "make_session"]
 
 log = logging.getLogger("shoal.engine.fetcher")
 
 _hash = xxhash.xxh3_128_hexdigest
+_YIELD_EVERY = 1 << 20  # bytes of body read between two turns given to the other tasks
 
 
 @dataclass(slots=True)
@@ -44,6 +48,7 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
         limit=config.limits.concurrency,
         limit_per_host=0,  # the scheduler enforces per-host limits itself
         ttl_dns_cache=300,
+        resolver=SpecialUseResolver(),
         ssl=config.verify_tls,
         enable_cleanup_closed=False,
     )
@@ -63,12 +68,32 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
     )
 
 
+class SpecialUseResolver(aiohttp.ThreadedResolver):
+    """The system resolver, except for names RFC 6761 reserves as never resolving.
+
+    A name under ``.invalid`` fails at once with a DNS error, as RFC 6761 §6.4
+    asks of resolver libraries; getaddrinfo would send it to the configured
+    name server. Everything else goes to getaddrinfo in a thread (aiohttp's
+    ThreadedResolver, which has nothing to close).
+    """
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        name = host.rstrip(".").lower()
+        if name == "invalid" or name.endswith(".invalid"):
+            raise socket.gaierror(
+                socket.EAI_NONAME, f"{name} does not resolve (reserved .invalid name, RFC 6761)"
+            )
+        return await super().resolve(host, port, family)
+
+
 class Fetcher:
     def __init__(self, session: aiohttp.ClientSession, config: CrawlConfig) -> None:
         self._session = session
         self._max_bytes = config.limits.max_bytes
         self._max_redirects = config.limits.max_redirects
-        self._keep_body = config.save_bodies or config.follow_links
+        self._keep_body = config.save_bodies or config.follow_links or config.extract is not None
         # A crawl follows redirects as links (deduplicated, scoped, polite); a fetch follows
         # them here and records the chain.
         self._follow_redirects = self._max_redirects > 0 and not config.follow_links
@@ -108,7 +133,6 @@ class Fetcher:
                     body, size = await _read_capped(response.content, cap)
                     if size > cap:
                         error_kind, error = ErrorKind.TOO_LARGE, f"body exceeds {cap} bytes"
-                        body = b""
                 status = response.status
                 history = response.history
                 result = FetchResult(
@@ -159,18 +183,34 @@ class Fetcher:
 
 
 async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, int]:
-    """Read the (decoded) body; stop as soon as it passes ``cap`` and report the size seen."""
+    """Read the (decoded) body; stop as soon as it passes ``cap`` and report the size seen.
+
+    Past the cap the body is b"" (never joined): an endless body or a decompression
+    bomb costs at most ``cap`` plus one read of memory, and aiohttp inflates only
+    as far as the reads ask for (it pauses the socket while its buffer is full).
+    """
     first = await content.readany()
     if not first or content.at_eof():
+        if len(first) > cap:
+            return b"", len(first)
         return first, len(first)
     chunks = [first]
     size = len(first)
+    next_yield = _YIELD_EVERY
     while size <= cap:
+        if size >= next_yield:
+            # readany() returns at once while aiohttp holds data, and for a compressed body
+            # each read inflates the next part synchronously: without this, a bomb would be
+            # inflated up to the cap in one step of the loop.
+            await asyncio.sleep(0)
+            next_yield = size + _YIELD_EVERY
         chunk = await content.readany()
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+    if size > cap:
+        return b"", size
     return b"".join(chunks), size
 
 
@@ -179,6 +219,8 @@ def classify_exception(exc: BaseException) -> tuple[ErrorKind, str]:
     message = _one_line(exc)
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ErrorKind.DNS_ERROR, message
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+        return ErrorKind.CERTIFICATE_ERROR, message
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
         return ErrorKind.TLS_ERROR, message
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -203,13 +245,29 @@ def classify_exception(exc: BaseException) -> tuple[ErrorKind, str]:
         if exc.errno in (errno.ECONNRESET, errno.EPIPE):
             return ErrorKind.CONNECTION_RESET, message
         return ErrorKind.CONNECT_ERROR, message
+    if isinstance(exc, aiohttp.ClientPayloadError) and _ended_early(exc.__cause__):
+        return ErrorKind.CONNECTION_RESET, message
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return ErrorKind.PROTOCOL_ERROR, message
+    if isinstance(exc, HttpProcessingError):
         return ErrorKind.PROTOCOL_ERROR, message
     if isinstance(exc, aiohttp.ClientError | OSError):
         return ErrorKind.CONNECT_ERROR, message
     if isinstance(exc, UnicodeError | ValueError):
         return ErrorKind.PROTOCOL_ERROR, message
     return ErrorKind.INTERNAL_ERROR, f"{type(exc).__name__}: {message}"
+
+
+def _ended_early(cause: BaseException | None) -> bool:
+    """Whether a payload error means the connection ended (FIN or RST) before the body that
+    Content-Length or chunked framing promised was complete, rather than bad framing.
+
+    aiohttp raises ContentLengthError only at end of stream; its TransferEncodingError
+    at end of stream says "Not enough data" (a bad chunk line says what was wrong).
+    """
+    if isinstance(cause, ContentLengthError):
+        return True
+    return isinstance(cause, TransferEncodingError) and cause.message.startswith("Not enough data")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import aiohttp
 
+from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Request
 from shoal.core.robots import RobotsPolicy, RobotsRules, rules_from_response
 from shoal.store.base import Store
@@ -92,7 +93,12 @@ class RobotsGate:
 
     async def _load(self, origin: str) -> RobotsRules:
         now = time.time()
-        stored = await self._store.get_robots(self._job_id, origin, now=now)
+        try:
+            stored = await self._store.get_robots(self._job_id, origin, now=now)
+        except StoreUnavailable as exc:
+            # The shared cache is a shortcut: without it, fetch robots.txt ourselves.
+            log.debug("robots cache unavailable for %s: %s", origin, exc)
+            stored = None
         if stored is not None:
             try:
                 return RobotsRules.from_json(json.loads(stored), policy=self._policy)
@@ -100,9 +106,12 @@ class RobotsGate:
                 log.debug("ignoring an unreadable cached robots.txt answer for %s", origin)
         status, body = await self._fetch(origin)
         rules = rules_from_response(self._policy, status=status, body=body, fetched_at=time.time())
-        await self._store.put_robots(
-            self._job_id, origin, json.dumps(rules.to_json()), expires=rules.expires_at
-        )
+        try:
+            await self._store.put_robots(
+                self._job_id, origin, json.dumps(rules.to_json()), expires=rules.expires_at
+            )
+        except StoreUnavailable as exc:
+            log.debug("could not share robots.txt rules for %s: %s", origin, exc)
         return rules
 
     async def _fetch(self, origin: str) -> tuple[int | None, bytes | None]:

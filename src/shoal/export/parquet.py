@@ -1,4 +1,10 @@
-"""Parquet export: the shared columns with real types, written in bounded row groups."""
+"""Parquet export: the shared columns with real types, written in bounded row groups.
+
+``fields`` is JSON text, unless the job has extraction rules: then it is a
+struct with one child per rule, in rule order — a string, or a list of strings
+for a rule that collects (``[]``) — and ``noindex`` (bool). ``json:`` values
+that are not strings are kept as JSON text.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from shoal.core.errors import ConfigError
+from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
-from shoal.export.records import COLUMNS
+from shoal.export.records import COLUMNS, scalar_text
 
-__all__ = ["ROW_GROUP_SIZE", "SCHEMA", "ParquetWriter"]
+__all__ = ["ROW_GROUP_SIZE", "SCHEMA", "ParquetWriter", "schema_for"]
 
 # Rows held in memory before they are written out as one row group.
 ROW_GROUP_SIZE = 50_000
@@ -41,16 +48,36 @@ SCHEMA = pa.schema(
         pa.field("redirects", pa.list_(pa.string())),
         pa.field("body_hash", pa.string()),
         pa.field("headers", pa.list_(_HEADER)),
-        pa.field("fields", pa.string()),  # JSON text
+        pa.field("fields", pa.string()),  # JSON text; a struct with extraction rules
+        pa.field("encoding", pa.string()),
     ]
 )
 assert tuple(SCHEMA.names) == COLUMNS
 
 
+def schema_for(extract: ExtractRules | None) -> Any:
+    """``SCHEMA``, with ``fields`` typed by the job's extraction rules when it has any."""
+    if extract is None:
+        return SCHEMA
+    children = [
+        pa.field(rule.name, pa.list_(pa.string()) if rule.many else pa.string())
+        for rule in extract.rules
+    ]
+    children.append(pa.field("noindex", pa.bool_()))
+    index = SCHEMA.get_field_index("fields")
+    return SCHEMA.set(index, pa.field("fields", pa.struct(children)))
+
+
 class ParquetWriter:
     """Write results to ``path`` as Parquet; visible under that name only after ``close``."""
 
-    def __init__(self, path: str, *, row_group_size: int = ROW_GROUP_SIZE) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        row_group_size: int = ROW_GROUP_SIZE,
+        extract: ExtractRules | None = None,
+    ) -> None:
         if path == "-":
             raise ConfigError("cannot write Parquet to standard output; name a file")
         if row_group_size < 1:
@@ -61,19 +88,24 @@ class ParquetWriter:
         self._path = path
         self._tmp = f"{path}.partial"
         self._row_group_size = row_group_size
+        self._schema = schema_for(extract)
+        self._extract = extract
         # Each written batch is converted to Arrow at once (compact, off the Python heap)
         # and held here until a full row group can be written.
         self._pending: list[Any] = []
         self._pending_rows = 0
         try:
-            self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
         except OSError as exc:
             raise ConfigError(f"cannot write {path}: {exc}") from None
 
     def write(self, results: Sequence[FetchResult]) -> None:
         if not results:
             return
-        batch = pa.RecordBatch.from_pydict(_columns(results), schema=SCHEMA)
+        columns = _columns(results)
+        if self._extract is not None:
+            columns["fields"] = [_typed_fields(r.fields, self._extract) for r in results]
+        batch = pa.RecordBatch.from_pydict(columns, schema=self._schema)
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         if self._pending_rows >= self._row_group_size:
@@ -82,7 +114,7 @@ class ParquetWriter:
     def _flush(self, *, final: bool) -> None:
         if not self._pending_rows:
             return
-        table = pa.Table.from_batches(self._pending, schema=SCHEMA)
+        table = pa.Table.from_batches(self._pending, schema=self._schema)
         size = self._row_group_size
         full = table.num_rows if final else table.num_rows - table.num_rows % size
         for start in range(0, full, size):
@@ -119,4 +151,21 @@ def _columns(results: Sequence[FetchResult]) -> dict[str, list[Any]]:
         "fields": [
             None if r.fields is None else json.dumps(r.fields, ensure_ascii=False) for r in results
         ],
+        "encoding": [r.encoding for r in results],
     }
+
+
+def _typed_fields(fields: dict[str, object] | None, extract: ExtractRules) -> dict[str, Any] | None:
+    if fields is None:
+        return None
+    typed: dict[str, Any] = {}
+    for rule in extract.rules:
+        value = fields.get(rule.name)
+        if rule.many:
+            items = value if isinstance(value, list) else None if value is None else [value]
+            typed[rule.name] = None if items is None else [scalar_text(v) for v in items]
+        else:
+            typed[rule.name] = scalar_text(value)
+    noindex = fields.get("noindex")
+    typed["noindex"] = noindex if isinstance(noindex, bool) else None
+    return typed

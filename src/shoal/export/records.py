@@ -1,13 +1,21 @@
-"""One result as a flat record: the columns every export format shares, in a stable order."""
+"""One result as a flat record: the columns every export format shares, in a stable order.
+
+Extracted fields are in ``fields`` (an object: JSON text in CSV). When the job
+has extraction rules, CSV also gets one column per rule after these, named
+``fields.NAME`` in rule order (``field_columns``), and Parquet types ``fields``
+as a struct of the rules.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
 
-__all__ = ["COLUMNS", "to_record"]
+__all__ = ["COLUMNS", "field_columns", "rules_of_job", "scalar_text", "to_record"]
 
 # Stable column order; append new columns at the end, never reorder.
 COLUMNS: tuple[str, ...] = (
@@ -29,6 +37,7 @@ COLUMNS: tuple[str, ...] = (
     "body_hash",
     "headers",
     "fields",
+    "encoding",
 )
 
 
@@ -57,4 +66,25 @@ def to_record(result: FetchResult) -> dict[str, Any]:
         "body_hash": result.body_hash,
         "headers": [list(h) for h in result.headers],
         "fields": result.fields,
+        "encoding": result.encoding,
     }
+
+
+def field_columns(rules: ExtractRules | None) -> tuple[str, ...]:
+    """The per-field columns of a job with these rules: ``fields.NAME``, in rule order."""
+    return () if rules is None else tuple(f"fields.{name}" for name in rules.names)
+
+
+def scalar_text(value: object) -> str | None:
+    """A field value as one text cell: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def rules_of_job(config: dict[str, Any]) -> ExtractRules | None:
+    """The extraction rules a job recorded in its config (``CrawlConfig.as_record``)."""
+    recorded = config.get("extract")
+    if not isinstance(recorded, list) or not recorded:
+        return None
+    return ExtractRules.of([str(rule) for rule in recorded])

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from shoal.core.errors import ConfigError
+from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
-from shoal.export.records import COLUMNS, to_record
+from shoal.export.records import COLUMNS, field_columns, scalar_text, to_record
 
 __all__ = ["FORMATS", "ResultWriter", "format_for", "open_writer"]
 
@@ -101,19 +102,27 @@ class JsonlWriter(_FileWriter):
 
 
 class CsvWriter(_FileWriter):
-    def __init__(self, path: str) -> None:
+    """The shared columns, then one ``fields.NAME`` column per extraction rule."""
+
+    def __init__(self, path: str, *, extract: ExtractRules | None = None) -> None:
         super().__init__(path)
+        self._names = () if extract is None else extract.names
         self._csv = csv.writer(self._file)
-        self._csv.writerow(COLUMNS)
+        self._csv.writerow((*COLUMNS, *field_columns(extract)))
 
     def write(self, results: Sequence[FetchResult]) -> None:
         rows = []
+        names = self._names
         for result in results:
             record = to_record(result)
             for key in ("redirects", "headers", "fields"):
                 value = record[key]
                 record[key] = "" if not value else json.dumps(value, ensure_ascii=False)
-            rows.append([_cell(record[c]) for c in COLUMNS])
+            row = [_cell(record[c]) for c in COLUMNS]
+            if names:
+                fields = result.fields or {}
+                row.extend(_cell(scalar_text(fields.get(name))) for name in names)
+            rows.append(row)
         self._csv.writerows(rows)
         self._file.flush()
 
@@ -122,14 +131,18 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
-def open_writer(path: str, fmt: str | None = None) -> ResultWriter:
+def open_writer(
+    path: str, fmt: str | None = None, *, extract: ExtractRules | None = None
+) -> ResultWriter:
+    """A writer for ``path``; ``extract`` (the job's rules) adds CSV columns and types
+    Parquet's ``fields``."""
     kind = format_for(path, fmt)
     if kind == "csv":
-        return CsvWriter(path)
+        return CsvWriter(path, extract=extract)
     if kind == "parquet":
         from shoal.export.parquet import ParquetWriter
 
-        return ParquetWriter(path)
+        return ParquetWriter(path, extract=extract)
     if kind == "warc":
         from shoal.export.warc import WarcWriter
 

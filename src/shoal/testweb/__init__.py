@@ -12,6 +12,9 @@
 The link graph is a pure function of the :class:`SiteSpec` (see
 :mod:`shoal.testweb.site`); the server only renders it. ``shoal testweb`` and
 ``python -m shoal.testweb`` run the same server from the command line.
+
+:class:`Zoo` (:mod:`shoal.testweb.zoo`) serves hostile servers beside it: bombs,
+resets, broken HTTP, a self-signed TLS port, traps (``shoal testweb --zoo``).
 """
 
 from shoal.testweb._server import TestWeb
@@ -27,6 +30,7 @@ from shoal.testweb.site import (
     page_links,
     reachable,
 )
+from shoal.testweb.zoo import Zoo, ZooOptions
 
 __all__ = [
     "STATE",
@@ -37,6 +41,8 @@ __all__ = [
     "SiteSpec",
     "TestWeb",
     "TestWebStats",
+    "Zoo",
+    "ZooOptions",
     "expected_pages",
     "index_links",
     "is_error_page",

@@ -4,6 +4,8 @@ When every address listens, one JSON line goes to stdout::
 
     {"base_urls": ["http://127.0.0.2:PORT", ...], "port": PORT}
 
+(with ``--zoo``, also ``"zoo": {"bomb/gzip": URL, ...}``, see :mod:`shoal.testweb.zoo`)
+
 so a test or a script can start it as a subprocess and read where it is.
 """
 
@@ -21,6 +23,7 @@ import click
 
 from shoal.testweb._server import TestWeb
 from shoal.testweb.site import SiteSpec
+from shoal.testweb.zoo import Zoo
 
 __all__ = ["testweb"]
 
@@ -58,6 +61,12 @@ __all__ = ["testweb"]
     help="Listen on these addresses instead, one per host (repeat; sets --hosts).",
 )
 @click.option("--no-log", is_flag=True, help="Count requests but keep no per-request log.")
+@click.option(
+    "--zoo",
+    is_flag=True,
+    help="Also serve the hostile-server zoo (bombs, resets, broken HTTP, TLS...) on the "
+    'next addresses; its URLs are in the ready line under "zoo".',
+)
 def testweb(
     *,
     hosts: int,
@@ -74,6 +83,7 @@ def testweb(
     first_address: int,
     addresses: tuple[str, ...],
     no_log: bool,
+    zoo: bool,
 ) -> None:
     """Serve a deterministic synthetic website on loopback addresses."""
     try:
@@ -81,8 +91,10 @@ def testweb(
     except (OSError, UnicodeDecodeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--robots-file") from None
     try:
+        if zoo and addresses:
+            raise click.UsageError("--zoo places its hosts itself; it cannot take --address")
         spec = SiteSpec(
-            hosts=len(addresses) if addresses else hosts,
+            hosts=len(addresses) if addresses else max(hosts, 3) if zoo else hosts,
             pages=pages,
             links_per_page=links,
             cross_host_links=cross_host,
@@ -94,22 +106,28 @@ def testweb(
             page_bytes=page_bytes,
             first_address=first_address,
         )
-        server = TestWeb(spec, addresses=addresses or None, port=port, record=not no_log)
+        if zoo:
+            served: TestWeb | Zoo = Zoo(spec, port=port, record=not no_log)
+        else:
+            served = TestWeb(spec, addresses=addresses or None, port=port, record=not no_log)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        _run(_serve(server))
+        _run(_serve(served))
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-async def _serve(server: TestWeb) -> None:
+async def _serve(served: TestWeb | Zoo) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with server:
-        ready = {"base_urls": server.base_urls, "port": server.port}
+    async with served:
+        web = served.web if isinstance(served, Zoo) else served
+        ready: dict[str, object] = {"base_urls": web.base_urls, "port": web.port}
+        if isinstance(served, Zoo):
+            ready["zoo"] = served.urls
         sys.stdout.write(json.dumps(ready) + "\n")
         sys.stdout.flush()
         await stop.wait()

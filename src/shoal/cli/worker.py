@@ -1,0 +1,119 @@
+"""``shoal worker``: join a job another command started, on this machine or any other.
+
+The job's recorded settings (what ``shoal fetch``/``shoal crawl`` stored when
+they created it) tell the worker how to fetch: the same timeouts, retries,
+politeness, scope and extraction. Nothing is admitted; the worker leases what
+is due, follows links if the job is a crawl, and stops when the job has no
+open rows left — the same as the command that started the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import click
+from rich.console import Console
+
+from shoal.cli.jobrun import (
+    EXIT_USAGE,
+    AdmitContext,
+    AdmitReport,
+    CliFailure,
+    JobRequest,
+    open_ready_store,
+    run_job,
+)
+from shoal.cli.options import EXIT_CODES
+from shoal.core.config import CrawlConfig, Limits
+from shoal.core.errors import ConfigError
+from shoal.core.model import JobInfo
+from shoal.store.base import Store
+
+__all__ = ["worker"]
+
+
+async def _nothing_to_admit(store: Store, job: JobInfo, context: AdmitContext) -> AdmitReport:
+    return AdmitReport(lines=0, valid=0, admitted=0)
+
+
+async def _request(location: str, name: str, concurrency: int | None, quiet: bool) -> JobRequest:
+    from shoal.cli.crawl import crawl_plan
+
+    store = await open_ready_store(location)
+    try:
+        job = await store.get_job(name)
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+    if job is None:
+        raise CliFailure(
+            f"no job {name!r} in {store.location}; start it with shoal fetch or shoal crawl",
+            EXIT_USAGE,
+        )
+    record: dict[str, Any] = dict(job.config)
+    try:
+        config = CrawlConfig.from_record(record)
+        if concurrency is not None:
+            config = _with_concurrency(config, concurrency)
+        plan = crawl_plan(record, config) if job.mode == "crawl" else {}
+    except (ConfigError, TypeError, ValueError) as exc:
+        message = f"job {name!r} has settings this shoal cannot use: {exc}"
+        raise CliFailure(message, EXIT_USAGE) from None
+    return JobRequest(
+        store=location,
+        job=name,
+        mode=job.mode,
+        config=config,
+        admit=_nothing_to_admit,
+        output=None,
+        quiet=quiet,
+        label=f"worker {name}",
+        config_record=record,
+        **plan,
+    )
+
+
+def _with_concurrency(config: CrawlConfig, concurrency: int) -> CrawlConfig:
+    from dataclasses import replace
+
+    limits: Limits = replace(config.limits, concurrency=concurrency)
+    return replace(config, limits=limits)
+
+
+async def _work(location: str, name: str, concurrency: int | None, quiet: bool) -> int:
+    request = await _request(location, name, concurrency, quiet)
+    return await run_job(request, Console(stderr=True))
+
+
+@click.command(epilog=EXIT_CODES)
+@click.option(
+    "--store",
+    envvar="SHOAL_STORE",
+    required=True,
+    metavar="URL|PATH",
+    help="The job's store: postgresql://user@host/db for workers on several machines.",
+)
+@click.option("--job", envvar="SHOAL_JOB", required=True, metavar="NAME", help="The job to join.")
+@click.option(
+    "--concurrency",
+    envvar="SHOAL_CONCURRENCY",
+    type=click.IntRange(1),
+    default=None,
+    help="Requests in flight in this worker (default: the job's setting).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress display or summary.")
+def worker(store: str, job: str, concurrency: int | None, quiet: bool) -> None:
+    """Join an existing JOB and fetch with it until it is finished.
+
+    Start a job with `shoal fetch` or `shoal crawl` (any of them, on any
+    machine), then run `shoal worker --store postgresql://... --job NAME` on
+    as many machines as you like. Workers lease due URLs in batches, hold
+    per-host politeness across the whole fleet (each host is fetched by one
+    worker at a time, handed over every few seconds), and take over the work
+    of a worker that dies once its leases expire. Stop a worker with Ctrl-C:
+    it finishes or returns what it holds and the others go on.
+    """
+    from shoal.cli import _run
+
+    _run(_work(store, job, concurrency, quiet))
