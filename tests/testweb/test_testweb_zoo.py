@@ -8,6 +8,7 @@ import json
 import signal
 import ssl
 import sys
+import urllib.request
 import zlib
 from collections.abc import AsyncIterator
 
@@ -251,3 +252,12 @@ async def test_cli_serves_the_zoo() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_run_in_thread_serves_sync_callers() -> None:
+    with Zoo.run_in_thread(SiteSpec(hosts=3, pages=2, first_address=240), tls=False) as zoo:
+        assert "tls" not in zoo.urls
+        with urllib.request.urlopen(zoo.urls["ok"], timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(zoo.urls["raw/http10-close"], timeout=10) as response:
+            assert response.read().startswith(b"<!doctype html>")

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import ssl
 import struct
@@ -48,7 +47,6 @@ from shoal.testweb._state import MAX_WAIT
 
 __all__ = ["RAW_PATHS", "RawServer"]
 
-logger = logging.getLogger("shoal.testweb.raw")
 
 _MAX_HEAD = 64 * 1024
 _HEAD_TIMEOUT = 30.0

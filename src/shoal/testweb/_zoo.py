@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import functools
 import hashlib
 import random
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from html import escape
 
@@ -250,19 +251,20 @@ def _unit(*parts: object) -> float:
 
 
 async def _stream(
-    request: web.Request, response: web.StreamResponse, chunks: AsyncIterator[bytes]
+    request: web.Request, response: web.StreamResponse, chunks: AsyncGenerator[bytes, None]
 ) -> web.StreamResponse:
     """Write ``chunks`` until they end, the client leaves or the server closes."""
     state = request.app[STATE]
     await response.prepare(request)
     try:
-        async for chunk in chunks:
-            if state.closing:
-                break
-            await response.write(chunk)
-        else:
-            await response.write_eof()
-            return response
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if state.closing:
+                    break
+                await response.write(chunk)
+            else:
+                await response.write_eof()
+                return response
     except ConnectionResetError:
         return response  # the client gave up, as it should
     if request.transport is not None:
@@ -270,12 +272,12 @@ async def _stream(
     return response
 
 
-async def _forever(chunk: bytes) -> AsyncIterator[bytes]:
+async def _forever(chunk: bytes) -> AsyncGenerator[bytes, None]:
     while True:
         yield chunk
 
 
-async def _deflate_bomb(total: int, *, gzip: bool) -> AsyncIterator[bytes]:
+async def _deflate_bomb(total: int, *, gzip: bool) -> AsyncGenerator[bytes, None]:
     """``total`` MiB of zeros, as gzip or as zlib-wrapped deflate (``Content-Encoding:
     deflate``)."""
     unit = await _cached(_gzip_unit)

@@ -1,0 +1,103 @@
+"""Crawling the whole zoo from its index: the crawl ends (the calendar trap is cut off by
+the per-host page budget), every URL found is recorded once with its outcome, links on
+badly encoded pages are still followed, and the event loop is never blocked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit
+
+from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.model import FetchResult, NewRequest
+from shoal.core.scope import Scope
+from shoal.core.traps import TrapLimits
+from shoal.core.urls import canonicalize
+from shoal.engine.crawler import Crawler
+from shoal.engine.processor import LinkProcessor
+from shoal.store import Store
+
+from .conftest import ZooProcess, watching_the_loop
+from .test_zoo_fetch import EXPECTED, deadline
+
+PAGES_PER_HOST = 150
+CONFIG = CrawlConfig(
+    limits=Limits(concurrency=64),
+    timeouts=Timeouts(total=5, connect=2, read=2.5),
+    politeness=Politeness(per_host=16),
+    retry=RetryPolicy(retries=1, backoff_base=0.05, backoff_cap=0.2, retry_after_cap=1),
+    follow_links=True,
+)
+
+# In a crawl, redirects are recorded as responses and their targets followed as links.
+CRAWL_EXPECTED = {
+    **EXPECTED,
+    "loop/a": (302, None),
+    "chain/50": (302, None),
+    **{name: (302, None) for name in EXPECTED if name.startswith("redirect-scheme/")},
+}
+
+
+async def crawl(store: Store, seed: str) -> tuple[dict[str, FetchResult], dict[str, int]]:
+    job = await store.ensure_job("zoo-crawl", mode="crawl", config={})
+    await store.set_limits(job.id, max_pages=None, max_pages_per_host=PAGES_PER_HOST)
+    seed = canonicalize(seed)
+    await store.add_requests(job.id, [NewRequest.for_url(seed)], now=time.time())
+    processor = LinkProcessor(scope=Scope(mode="any", seeds=(seed,)), traps=TrapLimits())
+    async with asyncio.timeout(_crawl_deadline()):
+        outcome = await Crawler(store, job, CONFIG, processor=processor).run()
+    assert outcome.completed
+    found: dict[str, FetchResult] = {}
+    async for batch in store.iter_results(job.id):
+        for result in batch:
+            assert result.url not in found, f"{result.url} recorded twice"
+            found[result.url] = result
+    return found, (await store.summary(job.id)).rejected
+
+
+def _crawl_deadline() -> float:
+    # The hostile URLs are fetched in parallel (in one or two link levels); the calendar's
+    # PAGES_PER_HOST cheap pages come after, a few at a time.
+    return deadline(CONFIG) * 2 + PAGES_PER_HOST * 0.2
+
+
+async def test_crawl_of_the_zoo_ends_and_records_everything(
+    zoo: ZooProcess, sqlite_store: Store
+) -> None:
+    async with watching_the_loop(0.1) as slow:
+        found, rejected = await crawl(sqlite_store, zoo.index_url)
+    assert not slow, "the event loop was blocked:\n" + "\n".join(slow)
+
+    wrong = {}
+    for name, url in zoo.urls.items():
+        if name in CRAWL_EXPECTED:
+            result = found[canonicalize(url)]
+            if (result.status, result.error_kind) != CRAWL_EXPECTED[name]:
+                wrong[name] = (result.status, result.error_kind, result.error)
+    assert not wrong
+
+    # Every hop of the redirect chain and loop is its own URL, recorded once.
+    for n in range(51):
+        assert found[zoo.url(0, f"/zoo/chain/{n}")].status == 302
+    assert found[zoo.url(0, "/zoo/ok?from=chain")].status == 200
+    assert found[zoo.url(0, "/zoo/loop/b")].status == 302
+
+    # Links are still found on mislabelled, undecodable and one-line pages.
+    for origin in (
+        "long-line-start",
+        "long-line-end",
+        "charset-invalid-utf8",
+        "charset-latin1-as-utf8",
+        "charset-utf8-as-latin1",
+        "charset-unknown-charset",
+        "charset-meta-conflict",
+        "charset-bom-lies",
+    ):
+        assert found[zoo.url(0, f"/zoo/ok?from={origin}")].status == 200, origin
+
+    # The calendar never ends; the host's page budget ends it.
+    calendar_host = urlsplit(zoo.urls["calendar"]).hostname
+    calendar = [u for u in found if urlsplit(u).hostname == calendar_host]
+    assert len(calendar) == PAGES_PER_HOST
+    assert all(found[u].status == 200 for u in calendar)
+    assert rejected.get("host_page_limit", 0) > 0

@@ -1,0 +1,206 @@
+"""Fetching every zoo endpoint: each URL gets exactly the outcome it deserves, in bounded
+time, and the event loop is never blocked."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.inputs import parse_line
+from shoal.core.model import FetchResult, NewRequest
+from shoal.engine.crawler import Crawler
+from shoal.engine.fetcher import SpecialUseResolver
+from shoal.store import Store
+
+from .conftest import ZooProcess, watching_the_loop
+
+MiB = 1 << 20
+
+# name -> (status, error_kind) with CONFIG below (max_bytes 10 MiB, 10 redirects, read
+# timeout 2.5 s, total 5 s; the zoo drips one byte a second).
+EXPECTED: dict[str, tuple[int | None, str | None]] = {
+    "index": (200, None),
+    "ok": (200, None),
+    "stall": (None, "read_timeout"),
+    "drip": (None, "timeout"),
+    "endless": (200, "too_large"),
+    "endless-declared": (200, "too_large"),
+    "bomb/gzip": (200, "too_large"),
+    "bomb/deflate": (200, "too_large"),
+    "bomb/br": (200, "too_large"),
+    "bomb/zstd": (200, "too_large"),
+    "bad-encoding/gzip": (None, "protocol_error"),
+    "bad-encoding/br": (None, "protocol_error"),
+    "bad-encoding/zstd": (None, "protocol_error"),
+    "long-line": (200, None),
+    "charset/invalid-utf8": (200, None),
+    "charset/latin1-as-utf8": (200, None),
+    "charset/utf8-as-latin1": (200, None),
+    "charset/unknown-charset": (200, None),
+    "charset/meta-conflict": (200, None),
+    "charset/utf16-unlabelled": (200, None),
+    "charset/bom-lies": (200, None),
+    "binary": (200, None),
+    "loop/a": (None, "too_many_redirects"),
+    "chain/50": (None, "too_many_redirects"),
+    "redirect-scheme/ftp": (None, "invalid_redirect"),
+    "redirect-scheme/file": (None, "invalid_redirect"),
+    "redirect-scheme/javascript": (None, "invalid_redirect"),
+    "redirect-scheme/mailto": (None, "invalid_redirect"),
+    "redirect-scheme/data": (None, "invalid_redirect"),
+    "calendar": (200, None),
+    "raw/reset-mid-body": (None, "connection_reset"),
+    "raw/reset-at-once": (None, "connection_reset"),
+    "raw/close-at-once": (None, "connection_reset"),
+    "raw/no-response": (None, "read_timeout"),
+    "raw/drip-headers": (None, "timeout"),
+    "raw/bad-status-line": (None, "protocol_error"),
+    "raw/not-http": (None, "protocol_error"),
+    "raw/malformed-header": (None, "protocol_error"),
+    "raw/space-before-colon": (None, "protocol_error"),
+    "raw/duplicate-headers": (200, None),
+    "raw/conflicting-length": (None, "protocol_error"),
+    "raw/huge-header": (None, "protocol_error"),
+    "raw/many-headers": (None, "protocol_error"),
+    "raw/non-ascii-headers": (200, None),
+    "raw/cl-short": (None, "protocol_error"),
+    "raw/cl-long": (None, "connection_reset"),
+    "raw/chunked-bad-size": (None, "protocol_error"),
+    "raw/chunked-truncated": (None, "connection_reset"),
+    "raw/chunked-and-length": (None, "protocol_error"),
+    "raw/http10-close": (200, None),
+    "raw/ok": (200, None),
+    "tls": (None, "certificate_error"),
+    "refused": (None, "connect_error"),
+    "dns": (None, "dns_error"),
+}
+
+RETRIES = 1
+CONFIG = CrawlConfig(
+    limits=Limits(concurrency=64, max_bytes=10 * MiB, max_redirects=10),
+    timeouts=Timeouts(total=5, connect=2, read=2.5),
+    politeness=Politeness(per_host=64),
+    retry=RetryPolicy(retries=RETRIES, backoff_base=0.05, backoff_cap=0.2, retry_after_cap=1),
+)
+
+
+def deadline(config: CrawlConfig) -> float:
+    """How long a run may take: every attempt of the slowest URL hitting the total timeout,
+    each followed by the longest wait allowed, plus room for a loaded machine."""
+    retry, attempts = config.retry, config.retry.retries + 1
+    waits = max(retry.backoff_cap, retry.retry_after_cap)
+    return attempts * config.timeouts.total + retry.retries * waits + 20.0
+
+
+async def fetch_all(store: Store, urls: list[str], config: CrawlConfig) -> dict[str, FetchResult]:
+    job = await store.ensure_job("zoo", mode="fetch", config={})
+    requests = [parse_line(url, n) for n, url in enumerate(urls, 1)]
+    await store.add_requests(
+        job.id, [r for r in requests if isinstance(r, NewRequest)], now=time.time()
+    )
+    async with asyncio.timeout(deadline(config)):
+        outcome = await Crawler(store, job, config).run()
+    assert outcome.completed
+    found: dict[str, FetchResult] = {}
+    async for batch in store.iter_results(job.id):
+        for result in batch:
+            assert result.url not in found, f"{result.url} recorded twice"
+            found[result.url] = result
+    return found
+
+
+def test_every_endpoint_has_an_expectation(zoo: ZooProcess) -> None:
+    names = {n for n in zoo.urls if not n.startswith(("429/", "5xx/"))}
+    assert names == set(EXPECTED)
+
+
+async def test_each_endpoint_is_recorded_as_what_it_is(
+    zoo: ZooProcess, sqlite_store: Store
+) -> None:
+    urls = dict(zoo.urls)
+    async with watching_the_loop(0.1) as slow:
+        found = await fetch_all(sqlite_store, list(urls.values()), CONFIG)
+    assert not slow, "the event loop was blocked:\n" + "\n".join(slow)
+
+    wrong = {
+        name: (found[url].status, found[url].error_kind, found[url].error)
+        for name, url in urls.items()
+        if name in EXPECTED and (found[url].status, found[url].error_kind) != EXPECTED[name]
+    }
+    assert not wrong
+
+    for name, url in urls.items():
+        result = found[url]
+        if name.startswith("429/"):  # a storm of 429s: retried after Retry-After, then kept
+            assert (result.status, result.error_kind) == (429, None)
+            assert result.attempts == RETRIES + 1
+        elif name.startswith("5xx/"):  # always a (random) 5xx
+            assert result.status in (500, 502, 503, 504) and result.error_kind is None
+            assert result.attempts == RETRIES + 1
+        elif EXPECTED[name][1] in ("too_large",):
+            assert result.bytes > CONFIG.limits.max_bytes and result.body_hash is None
+        elif EXPECTED[name][1] is None:
+            assert result.body_hash is not None
+    assert found[urls["long-line"]].bytes == 10_000_000
+    headers = dict(found[urls["raw/non-ascii-headers"]].headers)
+    assert "X-Latin1" in headers and "X-High" in headers
+    assert [v for k, v in found[urls["raw/duplicate-headers"]].headers if k == "X-Dup"] == [
+        "1",
+        "2",
+        "3",
+    ]
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+async def test_self_signed_certificate_needs_insecure(
+    zoo: ZooProcess, sqlite_store: Store, insecure: bool
+) -> None:
+    url = zoo.urls["tls"]
+    config = CrawlConfig(
+        timeouts=Timeouts(total=10, connect=5, read=5),
+        retry=RetryPolicy(retries=2, backoff_base=0.01, backoff_cap=0.02),
+        verify_tls=not insecure,
+    )
+    result = (await fetch_all(sqlite_store, [url], config))[url]
+    if insecure:
+        assert (result.status, result.error_kind) == (200, None)
+    else:
+        assert (result.status, result.error_kind) == (None, "certificate_error")
+        assert "self-signed" in (result.error or "")
+        assert result.attempts == 1, "a certificate that fails verification is not retried"
+
+
+async def test_random_5xx_settle_the_same_way_every_run(
+    zoo: ZooProcess, sqlite_store: Store
+) -> None:
+    """``/zoo/5xx/{key}?p=0.5`` answers a 5xx at random, but the same for the n-th request
+    of a URL in every run: with 3 retries some recover, some do not, none is lost."""
+    urls = [zoo.url(1, f"/zoo/5xx/r{n}?p=0.5") for n in range(24)]
+    config = CrawlConfig(
+        limits=Limits(concurrency=24),
+        politeness=Politeness(per_host=24),
+        retry=RetryPolicy(retries=3, backoff_base=0.01, backoff_cap=0.05),
+    )
+    found = await fetch_all(sqlite_store, urls, config)
+    statuses = {found[url].status for url in urls}
+    assert 200 in statuses and statuses & {500, 502, 503, 504}
+    for url in urls:
+        result = found[url]
+        assert result.error_kind is None
+        if result.status != 200:
+            assert result.attempts == 4
+
+
+@pytest.mark.parametrize("name", ["unresolvable.invalid", "A.B.INVALID.", "invalid"])
+async def test_invalid_names_fail_without_asking_a_name_server(name: str) -> None:
+    """RFC 6761 §6.4: names under .invalid never resolve; shoal answers that itself (the
+    autouse guard fails the test if getaddrinfo is asked)."""
+    resolver = SpecialUseResolver()
+    with pytest.raises(socket.gaierror, match="RFC 6761"):
+        await resolver.resolve(name, 80)
+    assert (await resolver.resolve("127.0.0.1", 80))[0]["host"] == "127.0.0.1"
+    await resolver.close()

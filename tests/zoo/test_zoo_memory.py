@@ -1,0 +1,89 @@
+"""Decompression bombs and endless bodies, many at once: memory stays bounded by
+``concurrency × max_bytes``, not by what the servers send.
+
+The fetch runs as a real ``shoal fetch`` child process, so its peak RSS is its own
+(``ru_maxrss`` of the test process would count every earlier test).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..cli.conftest import result_rows, shoal_argv
+from .conftest import ZooProcess
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs os.wait4 (POSIX)")
+
+CONCURRENCY = 16
+MAX_BYTES = 10 * 1024 * 1024
+COPIES = 8
+HOSTILE = ("bomb/gzip", "bomb/deflate", "bomb/br", "bomb/zstd", "endless", "endless-declared")
+RSS_LIMIT = 300 * 1024 * 1024
+CHILD_TIMEOUT = 90.0
+
+
+def run_measured(argv: list[str], cwd: Path) -> tuple[int, int, float, str]:
+    """Run ``argv``; return its exit code, peak RSS in bytes, seconds taken and stderr."""
+    started = time.monotonic()
+    with (cwd / "stderr.txt").open("w+") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = started + CHILD_TIMEOUT
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                _, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.monotonic() - started
+        err.seek(0)
+        stderr = err.read()
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return proc.returncode, usage.ru_maxrss * scale, elapsed, stderr
+
+
+def test_bombs_and_endless_bodies_at_once_keep_memory_bounded(
+    zoo: ZooProcess, tmp_path: Path
+) -> None:
+    urls = [f"{zoo.urls[name]}?copy={n}" for n in range(COPIES) for name in HOSTILE]
+    (tmp_path / "urls.txt").write_text("".join(url + "\n" for url in urls))
+    zoo.reset_stats()
+    code, peak, elapsed, stderr = run_measured(
+        shoal_argv(
+            "fetch",
+            "urls.txt",
+            "--quiet",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--per-host",
+            str(CONCURRENCY),
+            "--max-bytes",
+            str(MAX_BYTES),
+            "--retries",
+            "0",
+            "--timeout",
+            "30",
+            "--read-timeout",
+            "10",
+        ),
+        tmp_path,
+    )
+    assert code == 0, stderr
+    rows = result_rows(tmp_path / "shoal.db", "urls")
+    assert sorted(url for url, _, _ in rows) == sorted(urls)
+    assert {(status, kind) for _, status, kind in rows} == {(200, "too_large")}
+    host = zoo.stats().hosts[0]
+    assert host.max_in_flight >= CONCURRENCY // 2, "the hostile bodies were not concurrent"
+    print(f"peak RSS {peak / 2**20:.0f} MiB, {elapsed:.1f} s for {len(urls)} hostile URLs")
+    assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
+    assert elapsed < CHILD_TIMEOUT
