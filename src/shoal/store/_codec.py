@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import zstandard
 
-from shoal.core.model import Header
+from shoal.core.model import FetchResult, Header, Request
 
 __all__ = [
     "ZSTD_LEVEL",
@@ -23,6 +24,8 @@ __all__ = [
     "decompress",
     "encode_fields",
     "encode_json",
+    "request_from_row",
+    "result_from_row",
     "storable",
 ]
 
@@ -72,3 +75,52 @@ def storable(text: str) -> str:
     """``text`` as valid UTF-8: lone surrogates (what decoding garbage with surrogateescape
     leaves behind) become U+FFFD, which every database accepts."""
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+# Rows as every backend selects them: the same columns in the same order.
+
+
+def request_from_row(row: Any) -> Request:
+    """A leased request from (id, url, host, method, headers, body, depth, parent_url,
+    attempts, ...)."""
+    return Request(
+        id=row[0],
+        url=row[1],
+        host=row[2],
+        method=row[3],
+        headers=decode_headers(row[4]),
+        body=row[5],
+        depth=row[6],
+        parent_url=row[7],
+        attempts=row[8],
+    )
+
+
+def result_from_row(row: Any) -> FetchResult:
+    """A result from (request_id, url, final_url, redirects, status, error_kind, error,
+    headers, content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at,
+    depth, parent_url, method, fields, encoding, compressed body or NULL)."""
+    dec = decode_json
+    return FetchResult(
+        request_id=row[0],
+        url=row[1],
+        final_url=row[2],
+        redirects=() if row[3] is None else tuple(dec(row[3])),
+        status=row[4],
+        error_kind=row[5],
+        error=row[6],
+        headers=decode_headers(row[7]),
+        content_type=row[8],
+        bytes=row[9],
+        body_hash=row[10],
+        body=None if row[20] is None else decompress(row[20]),
+        attempts=row[11],
+        ttfb_ms=row[12],
+        elapsed_ms=row[13],
+        fetched_at=row[14],
+        depth=row[15],
+        parent_url=row[16],
+        method=row[17],
+        fields=None if row[18] is None else dec(row[18]),
+        encoding=row[19],
+    )

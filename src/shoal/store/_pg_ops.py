@@ -24,7 +24,7 @@ from typing import Any
 
 from shoal.core.lifecycle import State
 from shoal.core.model import Completion, NewRequest, Request
-from shoal.store._codec import decode_headers, encode_fields, encode_json
+from shoal.store._codec import encode_fields, encode_json, request_from_row
 from shoal.store._sqlite_admit import first_of_each, request_rows, sequence_rows
 from shoal.store.base import HOST_REGRAB
 
@@ -231,21 +231,7 @@ async def lease(
         return []
     rows = await conn.fetch(_TAKE, job_id, owner, now + ttl, now, ids)
     rows = sorted(rows, key=lambda row: (row[6], row[9], row[0]))
-    headers = decode_headers
-    return [
-        Request(
-            id=row[0],
-            url=row[1],
-            host=row[2],
-            method=row[3],
-            headers=headers(row[4]),
-            body=row[5],
-            depth=row[6],
-            parent_url=row[7],
-            attempts=row[8],
-        )
-        for row in rows
-    ]
+    return [request_from_row(row) for row in rows]
 
 
 # -- completion ---------------------------------------------------------------

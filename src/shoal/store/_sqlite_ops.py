@@ -33,10 +33,10 @@ from shoal.core.model import (
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import (
     compress,
-    decode_headers,
     decode_json,
     encode_fields,
     encode_json,
+    request_from_row,
     storable,
 )
 from shoal.store._sqlite_admit import ADD_COUNTER, admit, first_of_each, request_rows
@@ -280,21 +280,7 @@ def lease(
             conn.executemany(_CLAIM, [{**params, "host": host} for host in hosts])
     # RETURNING gives rows in no particular order.
     rows.sort(key=lambda row: (row[6], row[9], row[0]))
-    headers = decode_headers
-    return [
-        Request(
-            id=row[0],
-            url=row[1],
-            host=row[2],
-            method=row[3],
-            headers=headers(row[4]),
-            body=row[5],
-            depth=row[6],
-            parent_url=row[7],
-            attempts=row[8],
-        )
-        for row in rows
-    ]
+    return [request_from_row(row) for row in rows]
 
 
 # A row never gets a second result: request_id is the results table's primary key. The

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from shoal.core.model import FetchResult, JobSummary
-from shoal.store._codec import decode_headers, decode_json, decompress
+from shoal.store._codec import decompress, result_from_row
 from shoal.store._sqlite_ops import begin_read, counters, counts
 
 __all__ = ["get_body", "read_results", "summary"]
@@ -33,33 +33,7 @@ def read_results(
 ) -> list[FetchResult]:
     """Up to ``limit`` results with request_id > ``after``, in request_id order."""
     sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
-    dec, headers = decode_json, decode_headers
-    return [
-        FetchResult(
-            request_id=row[0],
-            url=row[1],
-            final_url=row[2],
-            redirects=() if row[3] is None else tuple(dec(row[3])),
-            status=row[4],
-            error_kind=row[5],
-            error=row[6],
-            headers=headers(row[7]),
-            content_type=row[8],
-            bytes=row[9],
-            body_hash=row[10],
-            body=None if row[20] is None else decompress(row[20]),
-            attempts=row[11],
-            ttfb_ms=row[12],
-            elapsed_ms=row[13],
-            fetched_at=row[14],
-            depth=row[15],
-            parent_url=row[16],
-            method=row[17],
-            fields=None if row[18] is None else dec(row[18]),
-            encoding=row[19],
-        )
-        for row in conn.execute(sql, (job_id, after, limit))
-    ]
+    return [result_from_row(row) for row in conn.execute(sql, (job_id, after, limit))]
 
 
 def get_body(conn: sqlite3.Connection, body_hash: str) -> bytes | None:

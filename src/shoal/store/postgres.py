@@ -42,7 +42,7 @@ from shoal.core.model import (
 )
 from shoal.store import _pg_ops as ops
 from shoal.store._admitted import AdmittedFingerprints
-from shoal.store._codec import compress, decode_headers, decode_json, decompress, storable
+from shoal.store._codec import compress, decode_json, decompress, result_from_row, storable
 from shoal.store._pg_schema import LATEST_VERSION, LOCK_KEY, MIGRATIONS
 from shoal.store.base import HOST_QUANTUM
 
@@ -542,7 +542,7 @@ class PostgresStore:
                         if not rows:
                             return
                         after = rows[-1][0]
-                        yield [_result(row) for row in rows]
+                        yield [result_from_row(row) for row in rows]
         except (StoreError, ConfigError, GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -577,33 +577,6 @@ SELECT {_RESULT_COLUMNS}, b.data FROM shoal_results r
 LEFT JOIN shoal_bodies b ON b.hash = r.body_hash
 WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
 """
-
-
-def _result(row: Any) -> FetchResult:
-    dec = decode_json
-    return FetchResult(
-        request_id=row[0],
-        url=row[1],
-        final_url=row[2],
-        redirects=() if row[3] is None else tuple(dec(row[3])),
-        status=row[4],
-        error_kind=row[5],
-        error=row[6],
-        headers=decode_headers(row[7]),
-        content_type=row[8],
-        bytes=row[9],
-        body_hash=row[10],
-        body=None if row[20] is None else decompress(row[20]),
-        attempts=row[11],
-        ttfb_ms=row[12],
-        elapsed_ms=row[13],
-        fetched_at=row[14],
-        depth=row[15],
-        parent_url=row[16],
-        method=row[17],
-        fields=None if row[18] is None else dec(row[18]),
-        encoding=row[19],
-    )
 
 
 async def _counts(conn: Conn, job_id: int) -> JobCounts:
