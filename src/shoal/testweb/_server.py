@@ -11,7 +11,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from aiohttp import web
 
@@ -172,40 +172,8 @@ class TestWeb:
 
         ``kwargs`` are those of :class:`TestWeb`. Startup errors are raised here.
         """
-        server = cls(spec, **kwargs)
-        ready: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
-
-        async def serve() -> None:
-            stop = asyncio.Event()
-            try:
-                await server.start()
-            except BaseException as exc:
-                ready.set_exception(exc)
-                return
-            ready.set_result(stop)
-            try:
-                await stop.wait()
-            finally:
-                await server.close()
-
-        thread = threading.Thread(
-            target=asyncio.run, args=(serve(),), name="shoal-testweb", daemon=True
-        )
-        thread.start()
-        try:
-            stop = ready.result(timeout=_THREAD_TIMEOUT)
-        except BaseException:
-            thread.join(_THREAD_TIMEOUT)
-            raise
-        loop = server._loop
-        assert loop is not None
-        try:
+        with serve_in_thread(cls(spec, **kwargs), name="shoal-testweb") as server:
             yield server
-        finally:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(_THREAD_TIMEOUT)
-            if thread.is_alive():
-                raise RuntimeError(f"testweb thread did not stop within {_THREAD_TIMEOUT} s")
 
     # -- addresses ---------------------------------------------------------
 
@@ -321,3 +289,53 @@ def _bind_all(addresses: Sequence[str], port: int, backlog: int) -> list[socket.
                 hint = " (on macOS, add it first: sudo ifconfig lo0 alias ADDRESS up)"
             raise OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}{hint}") from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Served(Protocol):
+    _loop: asyncio.AbstractEventLoop | None
+
+    async def start(self) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Served)
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    server: _S, *, name: str, timeout: float = _THREAD_TIMEOUT
+) -> Iterator[_S]:
+    """Run ``server`` (started with ``start()``, stopped with ``close()``) on its own event
+    loop in a daemon thread for the ``with`` block. Startup errors are raised here."""
+    ready: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        try:
+            await server.start()
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(stop)
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name=name, daemon=True)
+    thread.start()
+    try:
+        stop = ready.result(timeout=timeout)
+    except BaseException:
+        thread.join(timeout)
+        raise
+    loop = server._loop
+    assert loop is not None
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"{name} thread did not stop within {timeout} s")

@@ -33,16 +33,14 @@ What is served where (addresses from ``spec.first_address``, 200 by default):
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import socket
-import threading
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
 from shoal.testweb._raw import RAW_PATHS, RawServer
-from shoal.testweb._server import TestWeb
+from shoal.testweb._server import TestWeb, serve_in_thread
 from shoal.testweb._tls import self_signed_context, tls_available
 from shoal.testweb._zoo import (
     CHARSET_VARIANTS,
@@ -189,40 +187,10 @@ class Zoo:
     def run_in_thread(cls, spec: SiteSpec | None = None, **kwargs: Any) -> Iterator[Zoo]:
         """Serve from a daemon thread with its own event loop for the ``with`` block,
         so that the caller's loop runs nothing of the zoo's."""
-        zoo = cls(spec, **kwargs)
-        ready: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
-
-        async def serve() -> None:
-            stop = asyncio.Event()
-            try:
-                await zoo.start()
-            except BaseException as exc:
-                ready.set_exception(exc)
-                return
-            ready.set_result(stop)
-            try:
-                await stop.wait()
-            finally:
-                await zoo.close()
-
-        thread = threading.Thread(
-            target=asyncio.run, args=(serve(),), name="shoal-zoo", daemon=True
-        )
-        thread.start()
-        try:
-            stop = ready.result(timeout=_THREAD_TIMEOUT)
-        except BaseException:
-            thread.join(_THREAD_TIMEOUT)
-            raise
-        loop = zoo._loop
-        assert loop is not None
-        try:
+        with serve_in_thread(
+            cls(spec, **kwargs), name="shoal-zoo", timeout=_THREAD_TIMEOUT
+        ) as zoo:
             yield zoo
-        finally:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(_THREAD_TIMEOUT)
-            if thread.is_alive():
-                raise RuntimeError(f"zoo thread did not stop within {_THREAD_TIMEOUT} s")
 
 
 def _bound_not_listening(address: str) -> socket.socket:
