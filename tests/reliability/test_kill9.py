@@ -160,9 +160,11 @@ def test_twenty_kill_9s_then_a_rerun_equal_an_uninterrupted_crawl(
 @pytest.mark.timeout(300)
 @pytest.mark.xfail(
     strict=True,
-    reason="every kill -9 adds an attempt to each row the dead worker had leased (its whole "
-    "lease window, ~1000 rows), not only to the few in flight; after retries + 4 kills "
-    "pages never fetched are given up as internal_error (crash-loop guard)",
+    reason="known engine bug, open under issue 6 (reliability zoo), fails the same way on "
+    "every machine: every kill -9 adds an attempt to each row the dead worker had leased "
+    "(its whole lease window, ~1000 rows), not only to the few in flight; after retries + 4 "
+    "kills pages never fetched are given up as internal_error (crash-loop guard). strict: "
+    "the fix makes this pass, and then the marker must go",
 )
 def test_twenty_kill_9s_with_default_style_retries(site: TestWeb, tmp_path: Path) -> None:
     kill_twenty_times_then_finish(site, tmp_path, "--retries", "1")
