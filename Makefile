@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Bytecode now: with PYTHONDONTWRITEBYTECODE set, every start would compile shoal again.
+	$(BIN)/python -m compileall -q src
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -15,9 +15,8 @@ or use the streaming API (see ``shoal.api``)::
         await crawler.crawl(["https://example.com/"], depth=2)
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from shoal.api import Crawler, crawl, fetch, fetch_all
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.errors import (
     ConfigError,
@@ -44,10 +43,33 @@ from shoal.core.extract import ExtractRules, FieldRule
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, NewRequest, Request
 
-try:
-    __version__ = version("shoal")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from shoal.api import Crawler, crawl, fetch, fetch_all
+
+    __version__: str
+
+_LAZY = frozenset({"Crawler", "crawl", "fetch", "fetch_all"})
+
+
+def __getattr__(name: str) -> Any:
+    # The engine and the version lookup load on first use: a command, or a fetch
+    # process of a crawl, that does not need them starts without paying for them.
+    if name in _LAZY:
+        from shoal import api
+
+        value = getattr(api, name)
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("shoal")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0+unknown"
+    else:
+        raise AttributeError(f"module 'shoal' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ConfigError",

@@ -24,6 +24,7 @@ from shoal.core.config import (
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
+from shoal.engine.fetchpool import AUTO_START_ROWS
 
 __all__ = [
     "ByteSize",
@@ -133,6 +134,15 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Requests in flight at once, in total.",
             ),
             _opt(
+                "--processes",
+                env="PROCESSES",
+                type=click.IntRange(0, 64),
+                default=None,
+                help="Child processes doing the HTTP, to use more cores. "
+                f"[default: one per core beyond the first, at most 4, once a run has "
+                f"{AUTO_START_ROWS:,} URLs; 0 = fetch in this process only]",
+            ),
+            _opt(
                 "--per-host",
                 env="PER_HOST",
                 type=click.IntRange(1, 10_000),
@@ -221,7 +231,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 multiple=True,
                 help="Record a field per page (repeatable): 'title=css:title::text', "
                 "'links=css:a::attr(href)[]', 'sku=re:SKU-(\\d+)', 'ids=json:data.items[].id'; "
-                "[] collects every match. TOML: an [extract] table of name = \"rule\".",
+                '[] collects every match. TOML: an [extract] table of name = "rule".',
             ),
             _opt(
                 "-q",
@@ -246,6 +256,7 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
                 concurrency=params["concurrency"],
                 max_bytes=params["max_bytes"],
                 max_redirects=params["max_redirects"],
+                processes=params.get("processes"),
             ),
             timeouts=Timeouts(
                 total=params["timeout"],

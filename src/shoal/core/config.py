@@ -37,14 +37,21 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limits:
-    """How much work at once, and how much of each response."""
+    """How much work at once, and how much of each response.
+
+    ``processes``: child processes doing the HTTP (see ``engine.fetchpool``); ``None``
+    lets the run decide (one per core beyond the first, once the job is big enough).
+    """
 
     concurrency: int = 256
     max_bytes: int = 10 * MiB
     max_redirects: int = 10
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         _positive("concurrency", self.concurrency)
+        if self.processes is not None:
+            _positive("processes", self.processes, allow_zero=True)
         _positive("max_bytes", self.max_bytes)
         _positive("max_redirects", self.max_redirects, allow_zero=True)
 

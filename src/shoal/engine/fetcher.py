@@ -24,7 +24,14 @@ from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, Request
 
-__all__ = ["Attempt", "Fetcher", "SpecialUseResolver", "classify_exception", "make_session"]
+__all__ = [
+    "Attempt",
+    "Fetcher",
+    "SpecialUseResolver",
+    "classify_exception",
+    "make_session",
+    "wants_body",
+]
 
 log = logging.getLogger("shoal.engine.fetcher")
 
@@ -68,6 +75,11 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
     )
 
 
+def wants_body(config: CrawlConfig) -> bool:
+    """Whether a run needs response bodies after the fetch (to save, parse or extract)."""
+    return config.save_bodies or config.follow_links or config.extract is not None
+
+
 class SpecialUseResolver(aiohttp.ThreadedResolver):
     """The system resolver, except for names RFC 6761 reserves as never resolving.
 
@@ -89,11 +101,13 @@ class SpecialUseResolver(aiohttp.ThreadedResolver):
 
 
 class Fetcher:
-    def __init__(self, session: aiohttp.ClientSession, config: CrawlConfig) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, config: CrawlConfig, *, keep_body: bool | None = None
+    ) -> None:
         self._session = session
         self._max_bytes = config.limits.max_bytes
         self._max_redirects = config.limits.max_redirects
-        self._keep_body = config.save_bodies or config.follow_links or config.extract is not None
+        self._keep_body = keep_body if keep_body is not None else wants_body(config)
         # A crawl follows redirects as links (deduplicated, scoped, polite); a fetch follows
         # them here and records the chain.
         self._follow_redirects = self._max_redirects > 0 and not config.follow_links

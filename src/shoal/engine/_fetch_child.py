@@ -1,0 +1,121 @@
+"""A fetch process of a ``FetchPool``: HTTP for the crawler that started it.
+
+Reads frames on stdin: first ``(config, keep_body)``, then lists of requests;
+writes ``"ready"`` once its session is up, then lists of ``(seq, Attempt)``.
+EOF on stdin (the crawler closed it, or died) ends it: fetches still running
+are dropped, as the crawler no longer waits for them. Ctrl-C and SIGTERM are
+the crawler's to handle, so this process ignores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from shoal.core.config import CrawlConfig
+from shoal.core.model import Request
+from shoal.engine.fetcher import Fetcher, make_session
+from shoal.engine.fetchpool import FrameReader, frame
+from shoal.engine.resources import raise_nofile_limit, run_loop
+
+
+class _Input(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._reader = FrameReader()
+        self.messages: asyncio.Queue[Any] = asyncio.Queue()
+
+    def data_received(self, data: bytes) -> None:
+        for message in self._reader.feed(data):
+            self.messages.put_nowait(message)
+
+    def eof_received(self) -> bool:
+        self.messages.put_nowait(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.messages.put_nowait(None)
+
+
+async def _serve(read_fd: int, write_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    _, source = await loop.connect_read_pipe(_Input, os.fdopen(read_fd, "rb", buffering=0))
+    sink, _ = await loop.connect_write_pipe(
+        asyncio.Protocol, os.fdopen(write_fd, "wb", buffering=0)
+    )
+    first = await source.messages.get()
+    if first is None:
+        return
+    config, keep_body = first
+    assert isinstance(config, CrawlConfig)
+    raise_nofile_limit(config.limits.concurrency + 256)
+    answers: list[tuple[int, Any]] = []
+    sending = False
+
+    def send_answers() -> None:
+        nonlocal answers, sending
+        sending = False
+        batch, answers = answers, []
+        if batch and not sink.is_closing():
+            sink.write(frame(batch))
+
+    async with make_session(config) as session:
+        fetch = Fetcher(session, config, keep_body=keep_body).fetch
+        running: set[asyncio.Task[None]] = set()
+
+        async def one(seq: int, request: Request) -> None:
+            nonlocal sending
+            attempt = await fetch(request)
+            # Not answers.append(await ...): that would bind the list sent meanwhile.
+            answers.append((seq, attempt))
+            if not sending:
+                sending = True
+                loop.call_soon(send_answers)
+
+        sink.write(frame("ready"))
+        while (batch := await source.messages.get()) is not None:
+            for seq, rid, url, host, method, headers, body, depth, parent, attempts in batch:
+                request = Request(
+                    id=rid,
+                    url=url,
+                    host=host,
+                    method=method,
+                    headers=headers,
+                    body=body,
+                    depth=depth,
+                    parent_url=parent,
+                    attempts=attempts,
+                )
+                task = loop.create_task(one(seq, request))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        for task in list(running):
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The pipes move to fds of their own: anything printed goes to stderr, not into a frame.
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    logging.basicConfig(format="shoal: %(message)s", level=logging.WARNING)
+    for noisy in ("asyncio", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        run_loop(_serve(read_fd, write_fd))
+    except (BrokenPipeError, ConnectionError):
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

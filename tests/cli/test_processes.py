@@ -1,0 +1,105 @@
+"""``--processes``: the fetch processes live and die with the command, through Ctrl-C
+to the whole process group and kill -9 of the parent, and lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from shoal.testweb import TestWeb
+
+from .conftest import result_rows, run_shoal, shoal_argv
+from .test_fetch_command import _wait_rows, write_urls
+
+
+def _fetch_children(pid: int) -> list[int]:
+    """Live fetch processes started by ``pid`` (zombies have no command line)."""
+    try:
+        pids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    found = []
+    for child in pids:
+        try:
+            if b"_fetch_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _wait(condition: object, seconds: float, what: str) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds} s: {what}")
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_to_the_process_group_is_graceful(site: TestWeb, tmp_path: Path) -> None:
+    urls = [site.url(h, f"/delay/{200 + n}") for h in range(3) for n in range(60)]
+    write_urls(tmp_path / "slow.txt", urls)
+    argv = shoal_argv("fetch", "slow.txt", "--per-host", "2", "--concurrency", "6")
+    proc = subprocess.Popen(
+        [*argv, "--processes", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a shell gives a command: Ctrl-C hits all
+    )
+    db = tmp_path / "shoal.db"
+    _wait_rows(db, "slow", at_least=10, proc=proc)
+    children = _fetch_children(proc.pid)
+    assert len(children) == 2
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "resume" in err
+    _wait(lambda: not any(_alive(c) for c in children), 30, "fetch processes exited")
+    partial = result_rows(db, "slow")
+    assert 10 <= len(partial) < len(urls)
+
+    ran = run_shoal("fetch", "slow.txt", "--per-host", "6", "--processes", "2", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    assert sorted(u for u, _, _ in result_rows(db, "slow")) == sorted(urls)
+
+
+def test_kill_9_of_the_parent_ends_its_children_and_a_rerun_completes(
+    site: TestWeb, tmp_path: Path
+) -> None:
+    urls = [site.url(h, f"/delay/{20 + n % 30}?n={n}") for h in range(3) for n in range(120)]
+    write_urls(tmp_path / "work.txt", urls)
+    common = ("--concurrency", "12", "--per-host", "4", "--quiet", "--processes", "2")
+    proc = subprocess.Popen(
+        shoal_argv("fetch", "work.txt", *common),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = tmp_path / "shoal.db"
+    assert _wait_rows(db, "work", at_least=40, proc=proc)
+    children = _fetch_children(proc.pid)
+    assert len(children) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # Their input closed with the parent: they exit by themselves (init reaps them).
+    _wait(lambda: not any(_alive(c) for c in children), 30, "orphaned fetch processes exited")
+
+    ran = run_shoal("fetch", "work.txt", *common, cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    got = result_rows(db, "work")
+    assert sorted(u for u, _, _ in got) == sorted(urls)
+    assert all(status == 200 for _, status, _ in got)

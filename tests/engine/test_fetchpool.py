@@ -1,0 +1,150 @@
+"""Fetching in child processes: same results as in-process, politeness kept, and no
+request lost or recorded twice when a child dies. Real processes, real testweb."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from shoal.core.config import Limits, Politeness
+from shoal.core.model import JobInfo
+from shoal.engine.crawler import Crawler
+from shoal.engine.fetchpool import FrameReader, frame
+from shoal.store import Store
+from shoal.store.sqlite import SQLiteStore
+from shoal.testweb import SiteSpec, TestWeb
+
+from ..conftest import WaitFor
+from .test_crawler import quick, requests_for, results_by_url
+
+
+def test_frames_survive_any_split() -> None:
+    rng = random.Random(7)
+    messages = [[(n, "x" * rng.randint(0, 5000), b"\0" * rng.randint(0, 50))] for n in range(500)]
+    stream = b"".join(frame(m) for m in messages)
+    reader, got, at = FrameReader(), [], 0
+    while at < len(stream):
+        step = rng.randint(1, 9000)
+        got += reader.feed(stream[at : at + step])
+        at += step
+    assert got == messages
+
+
+def _urls(web: TestWeb) -> list[str]:
+    return (
+        [web.url(h, f"/page/{n}") for h in range(4) for n in range(60)]
+        + [web.url(0, "/redirect/3"), web.url(1, "/status/404"), web.url(2, "/page/999")]
+        + ["http://127.0.0.1:1/refused"]
+    )
+
+
+async def _run(store: Store, job: JobInfo, urls: list[str], processes: int) -> Crawler:
+    await store.add_requests(job.id, requests_for(urls), now=time.time())
+    crawler = Crawler(store, job, quick(limits=Limits(concurrency=32, processes=processes)))
+    outcome = await crawler.run()
+    assert outcome.completed
+    return crawler
+
+
+async def test_child_processes_record_what_this_process_would(web: TestWeb, tmp_path: Path) -> None:
+    urls = _urls(web)
+    found = {}
+    for processes in (0, 2):
+        store = SQLiteStore(tmp_path / f"p{processes}.db")
+        await store.open()
+        try:
+            job = await store.ensure_job("t", mode="fetch", config={})
+            crawler = await _run(store, job, urls, processes)
+            pool = crawler.fetch_pool
+            assert pool is not None
+            # Children asked for are started before the first fetch: they did all of it.
+            attempts = pool.offloaded + pool.kept
+            assert attempts >= len(urls)
+            assert pool.offloaded == (attempts if processes else 0)
+            found[processes] = await results_by_url(store, job)
+        finally:
+            await store.close()
+    assert set(found[0]) == set(found[2]) == set(urls)
+    for url, mine in found[0].items():
+        theirs = found[2][url]
+        seen = (theirs.status, theirs.error_kind, theirs.bytes, theirs.body_hash, theirs.redirects)
+        assert seen == (mine.status, mine.error_kind, mine.bytes, mine.body_hash, mine.redirects)
+
+
+async def test_children_do_the_fetching_and_keep_per_host_limits(tmp_path: Path) -> None:
+    spec = SiteSpec(hosts=2, pages=120, latency_ms=20)
+    async with TestWeb(spec) as web:
+        store = SQLiteStore(tmp_path / "s.db")
+        await store.open()
+        try:
+            job = await store.ensure_job("t", mode="fetch", config={})
+            urls = [web.url(h, f"/page/{n}") for h in range(2) for n in range(120)]
+            await store.add_requests(job.id, requests_for(urls), now=time.time())
+            config = quick(
+                limits=Limits(concurrency=32, processes=2),
+                politeness=Politeness(per_host=3, delay=0.0),
+            )
+            crawler = Crawler(store, job, config)
+            assert (await crawler.run()).completed
+            assert set(await results_by_url(store, job)) == set(urls)
+            assert crawler.fetch_pool is not None
+            assert crawler.fetch_pool.offloaded == len(urls) and crawler.fetch_pool.kept == 0
+            for host in web.stats().hosts:
+                assert host.max_in_flight <= 3
+        finally:
+            await store.close()
+
+
+async def test_a_killed_child_loses_nothing(tmp_path: Path, wait_for: WaitFor) -> None:
+    spec = SiteSpec(hosts=4, pages=150, latency_ms=30)
+    async with TestWeb(spec) as web:
+        store = SQLiteStore(tmp_path / "k.db")
+        await store.open()
+        try:
+            job = await store.ensure_job("t", mode="fetch", config={})
+            urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(150)]
+            await store.add_requests(job.id, requests_for(urls), now=time.time())
+            crawler = Crawler(store, job, quick(limits=Limits(concurrency=16, processes=2)))
+            task = asyncio.create_task(crawler.run())
+
+            def two_children_working() -> bool:
+                pool = crawler.fetch_pool
+                return pool is not None and pool.running == 2 and pool.offloaded > 20
+
+            await wait_for(two_children_working, 60)
+            pool = crawler.fetch_pool
+            assert pool is not None
+            os.kill(pool.pids[0], signal.SIGKILL)
+            await wait_for(lambda: pool.running == 1, 30)
+            outcome = await asyncio.wait_for(task, 120)
+            assert outcome.completed
+            found = await results_by_url(store, job)  # fails on a URL recorded twice
+            assert set(found) == set(urls)
+            assert all(r.status == 200 for r in found.values())
+        finally:
+            await store.close()
+
+
+def _fetch_children() -> list[int]:
+    """This process's children that are fetch processes (zombies have no command line)."""
+    me = os.getpid()
+    pids = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+    return [int(p) for p in pids if b"_fetch_child" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_children_exit_with_the_run(tmp_path: Path, web: TestWeb, processes: int) -> None:
+    store = SQLiteStore(tmp_path / "e.db")
+    await store.open()
+    try:
+        job = await store.ensure_job("t", mode="fetch", config={})
+        await _run(store, job, _urls(web), processes)
+        assert _fetch_children() == [], "a fetch process outlived its run"
+    finally:
+        await store.close()
