@@ -429,4 +429,3 @@ def main() -> None:
         _say(_internal_error(exc))
         sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else 0)
-

@@ -303,9 +303,7 @@ _S = TypeVar("_S", bound=_Served)
 
 
 @contextlib.contextmanager
-def serve_in_thread(
-    server: _S, *, name: str, timeout: float = _THREAD_TIMEOUT
-) -> Iterator[_S]:
+def serve_in_thread(server: _S, *, name: str, timeout: float = _THREAD_TIMEOUT) -> Iterator[_S]:
     """Run ``server`` (started with ``start()``, stopped with ``close()``) on its own event
     loop in a daemon thread for the ``with`` block. Startup errors are raised here."""
     ready: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()

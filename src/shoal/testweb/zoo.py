@@ -187,9 +187,7 @@ class Zoo:
     def run_in_thread(cls, spec: SiteSpec | None = None, **kwargs: Any) -> Iterator[Zoo]:
         """Serve from a daemon thread with its own event loop for the ``with`` block,
         so that the caller's loop runs nothing of the zoo's."""
-        with serve_in_thread(
-            cls(spec, **kwargs), name="shoal-zoo", timeout=_THREAD_TIMEOUT
-        ) as zoo:
+        with serve_in_thread(cls(spec, **kwargs), name="shoal-zoo", timeout=_THREAD_TIMEOUT) as zoo:
             yield zoo
 
 
