@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from shoal.engine._fetch_child import PROCESS_NAME
 from shoal.testweb import TestWeb
 
 from .conftest import result_rows, run_shoal, shoal_argv
@@ -16,7 +17,7 @@ from .test_fetch_command import _wait_rows, write_urls
 
 
 def _fetch_children(pid: int) -> list[int]:
-    """Live fetch processes started by ``pid`` (zombies have no command line)."""
+    """Live fetch processes started by ``pid``."""
     try:
         pids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except FileNotFoundError:
@@ -24,7 +25,8 @@ def _fetch_children(pid: int) -> list[int]:
     found = []
     for child in pids:
         try:
-            if b"_fetch_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+            named = Path(f"/proc/{child}/comm").read_text().strip() == PROCESS_NAME
+            if named and _alive(int(child)):
                 found.append(int(child))
         except FileNotFoundError:
             continue

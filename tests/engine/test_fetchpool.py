@@ -14,6 +14,7 @@ import pytest
 
 from shoal.core.config import Limits, Politeness
 from shoal.core.model import JobInfo
+from shoal.engine._fetch_child import PROCESS_NAME
 from shoal.engine.crawler import Crawler
 from shoal.engine.fetchpool import FrameReader, frame
 from shoal.store import Store
@@ -135,7 +136,15 @@ def _fetch_children() -> list[int]:
     """This process's children that are fetch processes (zombies have no command line)."""
     me = os.getpid()
     pids = Path(f"/proc/{me}/task/{me}/children").read_text().split()
-    return [int(p) for p in pids if b"_fetch_child" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return [int(p) for p in pids if _named(Path(f"/proc/{p}"), PROCESS_NAME)]
+
+
+def _named(proc: Path, name: str) -> bool:
+    try:
+        named = (proc / "comm").read_text().strip() == name
+        return named and (proc / "cmdline").read_bytes() != b""  # zombies have no cmdline
+    except FileNotFoundError:
+        return False
 
 
 @pytest.mark.parametrize("processes", [1, 2])

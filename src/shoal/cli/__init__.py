@@ -35,6 +35,7 @@ from shoal.cli.options import (
 from shoal.core.errors import StoreError
 from shoal.core.inputs import SNIFF_BYTES, sniff_binary
 from shoal.core.model import JobInfo, job_name
+from shoal.engine.fetchpool import prefork
 from shoal.engine.resources import run_loop
 from shoal.export.writers import FORMATS
 from shoal.store.base import Store
@@ -150,6 +151,13 @@ def _internal_error(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return f"internal error: {type(exc).__name__}: {exc} (set SHOAL_DEBUG=1 for details)"
+
+
+def _run_job(request: JobRequest) -> None:
+    """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
+    while this process has no thread or event loop yet (see ``engine.fetchpool``)."""
+    prefork(request.config.limits.processes)
+    _run(run_job(request, Console(stderr=True)))
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> None:
@@ -285,7 +293,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         config_record=record,
         source=source,
     )
-    _run(run_job(request, Console(stderr=True)))
+    _run_job(request)
 
 
 @cli.command()

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from rich.console import Console
 
-from shoal.cli.jobrun import AdmitContext, AdmitReport, JobRequest, run_job
+from shoal.cli.jobrun import AdmitContext, AdmitReport, JobRequest
 from shoal.cli.options import EXIT_CODES, build_config, run_options
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
@@ -155,7 +154,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
     Running the same command again resumes the crawl: nothing recorded is
     fetched again.
     """
-    from shoal.cli import _check_output, _run
+    from shoal.cli import _check_output, _run_job
 
     strip = tuple(params["strip_query_params"])
     sort_query = bool(params["sort_query"])
@@ -211,4 +210,4 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         config_record=record,
         **plan,
     )
-    _run(run_job(request, Console(stderr=True)))
+    _run_job(request)

@@ -48,6 +48,7 @@ EXIT_INTERRUPTED = 130
 MAX_LINE = MAX_LINE_BYTES
 _LINE_SLACK = 5
 ADMIT_BATCH = 5000
+FIRST_ADMIT_BATCH = 1000
 SHOWN_INPUT_ERRORS = 10
 
 
@@ -146,18 +147,18 @@ class _LineReader:
         self._stream = stream
         self._line_no = 0
 
-    def next_batch(self) -> list[NewRequest | InputError] | None:
+    def next_batch(self, size: int = ADMIT_BATCH) -> list[NewRequest | InputError] | None:
         try:
-            return self._next_batch()
+            return self._next_batch(size)
         except OSError as exc:  # a read error mid-input (EIO, a vanished mount...)
             name = getattr(self._stream, "name", "the input")
             problem = f"{name}: cannot read line {self._line_no + 1}: {exc.strerror or exc}"
             raise CliFailure(problem, EXIT_USAGE) from None
 
-    def _next_batch(self) -> list[NewRequest | InputError] | None:
+    def _next_batch(self, size: int) -> list[NewRequest | InputError] | None:
         parsed: list[NewRequest | InputError] = []
         stream = self._stream
-        while len(parsed) < ADMIT_BATCH:
+        while len(parsed) < size:
             # Room for a byte order mark and "\r\n" around a line of MAX_LINE bytes.
             line = stream.readline(MAX_LINE + _LINE_SLACK)
             if not line:
@@ -211,10 +212,42 @@ async def admit_lines(
     report = AdmitReport()
     reader = _LineReader(stream)
     held: list[NewRequest] = []
+    # A small first batch, so that fetching starts at once; each next batch is read while
+    # the one before is being admitted.
+    reads: list[asyncio.Future[list[NewRequest | InputError] | None]] = [
+        asyncio.ensure_future(asyncio.to_thread(reader.next_batch, FIRST_ADMIT_BATCH))
+    ]
+    try:
+        await _admit_batches(store, job, reader, reads, context, report, held, strict, now)
+    finally:
+        with contextlib.suppress(BaseException):
+            await reads[0]  # its thread ends with its batch; then the input may be closed
+    if strict and report.invalid:
+        return report
+    for start in range(0, len(held), ADMIT_BATCH):
+        added = await store.add_requests(job.id, held[start : start + ADMIT_BATCH], now=now())
+        report.admitted += added
+        context.on_admitted(added)
+    return report
+
+
+async def _admit_batches(
+    store: Store,
+    job: JobInfo,
+    reader: _LineReader,
+    reads: list[asyncio.Future[list[NewRequest | InputError] | None]],
+    context: AdmitContext,
+    report: AdmitReport,
+    held: list[NewRequest],
+    strict: bool,
+    now: Callable[[], float],
+) -> None:
+    """The loop of ``admit_lines``; ``reads[0]`` is the batch being read."""
     while not context.should_stop():
-        batch = await asyncio.to_thread(reader.next_batch)
+        batch = await reads[0]
         if batch is None:
             break
+        reads[0] = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, ADMIT_BATCH))
         requests: list[NewRequest] = []
         for item in batch:
             if isinstance(item, InputError):
@@ -230,13 +263,6 @@ async def admit_lines(
             added = await store.add_requests(job.id, requests, now=now())
             report.admitted += added
             context.on_admitted(added)
-    if strict and report.invalid:
-        return report
-    for start in range(0, len(held), ADMIT_BATCH):
-        added = await store.add_requests(job.id, held[start : start + ADMIT_BATCH], now=now())
-        report.admitted += added
-        context.on_admitted(added)
-    return report
 
 
 class _ThreadedWriter:

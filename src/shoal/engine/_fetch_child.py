@@ -1,15 +1,19 @@
 """A fetch process of a ``FetchPool``: HTTP for the crawler that started it.
 
-Reads frames on stdin: first ``(config, keep_body)``, then lists of requests;
-writes ``"ready"`` once its session is up, then lists of ``(seq, Attempt)``.
-EOF on stdin (the crawler closed it, or died) ends it: fetches still running
-are dropped, as the crawler no longer waits for them. Ctrl-C and SIGTERM are
-the crawler's to handle, so this process ignores them.
+Reads frames on its input pipe: first ``(config, keep_body)``, then lists of
+requests; writes ``"ready"`` once its session is up, then lists of
+``(seq, Attempt)``. EOF on its input (the crawler closed it, or died) ends it:
+fetches still running are dropped, as the crawler no longer waits for them.
+Ctrl-C and SIGTERM are the crawler's to handle, so this process ignores them.
+
+Forked by ``fetchpool.prefork`` it runs ``serve_forever``; started by exec,
+``python -m shoal.engine._fetch_child READ_FD WRITE_FD``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -21,6 +25,8 @@ from shoal.core.model import Request
 from shoal.engine.fetcher import Fetcher, make_session
 from shoal.engine.fetchpool import FrameReader, frame
 from shoal.engine.resources import raise_nofile_limit, run_loop
+
+PROCESS_NAME = "shoal-fetch"
 
 
 class _Input(asyncio.Protocol):
@@ -98,22 +104,28 @@ async def _serve(read_fd: int, write_fd: int) -> None:
             await asyncio.wait(running)
 
 
-def main() -> None:
+def serve_forever(read_fd: int, write_fd: int) -> None:
+    """Serve the crawler on these two pipe ends until its side closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # The pipes move to fds of their own: anything printed goes to stderr, not into a frame.
-    read_fd, write_fd = os.dup(0), os.dup(1)
-    os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
+    with contextlib.suppress(OSError):  # so that ps and top tell it from the crawler (Linux)
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(PROCESS_NAME)
+    # Nothing printed may reach the crawler's own output; warnings go to stderr.
+    devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
     os.close(devnull)
-    logging.basicConfig(format="shoal: %(message)s", level=logging.WARNING)
+    logging.basicConfig(format="shoal: %(message)s", level=logging.WARNING, force=True)
     for noisy in ("asyncio", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    try:
+    with contextlib.suppress(BrokenPipeError, ConnectionError):
         run_loop(_serve(read_fd, write_fd))
-    except (BrokenPipeError, ConnectionError):
-        pass
+
+
+def main() -> None:
+    read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
+    serve_forever(read_fd, write_fd)
     sys.exit(0)
 
 
