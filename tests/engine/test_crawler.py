@@ -213,9 +213,12 @@ async def test_a_url_that_keeps_killing_workers_is_given_up(
 ) -> None:
     url = web.url(0, "/page/1")
     await sqlite_store.add_requests(fetch_job.id, requests_for([url]), now=time.time())
-    for _ in range(6):  # six workers died while fetching it
-        await sqlite_store.lease(fetch_job.id, "dead", limit=1, now=time.time(), ttl=60)
-        await sqlite_store.release_leases(fetch_job.id, "dead", count_attempt=True, now=time.time())
+    for _ in range(4):  # four workers died while fetching it
+        (request,) = await sqlite_store.lease(
+            fetch_job.id, "dead", limit=1, now=time.time(), ttl=60
+        )
+        await sqlite_store.mark_started(fetch_job.id, "dead", [request.id], now=time.time())
+        await sqlite_store.release_leases(fetch_job.id, "dead", crashed=True, now=time.time())
     outcome = await Crawler(sqlite_store, fetch_job, quick(retry=RetryPolicy(retries=2))).run()
     assert outcome.completed
     found = await results_by_url(sqlite_store, fetch_job)

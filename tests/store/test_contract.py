@@ -576,46 +576,143 @@ async def test_release_leases_returns_only_the_owners_rows(store: Store, job: Jo
     assert len(await store.lease(job.id, "c", limit=10, now=T0, ttl=60)) == 3
 
 
-async def test_release_leases_can_count_the_attempt(store: Store, job: JobInfo) -> None:
-    """Taking back a dead worker's rows counts the attempt it died in; a graceful release
-    does not."""
+def _suspicion(requests: list[Request]) -> list[tuple[int, bool, int]]:
+    return [(r.attempts, r.suspect, r.crashes) for r in requests]
+
+
+async def test_taking_back_a_dead_workers_rows_makes_them_suspects(
+    store: Store, job: JobInfo
+) -> None:
+    """Its whole lease window comes back suspect, without an attempt: most of it was never
+    fetched. A graceful release leaves rows as they were."""
     await store.add_requests(job.id, new_requests(2), now=T0)
     await store.add_requests(job.id, new_requests(1, host="b.test", depth=1), now=T0)
     await store.lease(job.id, "dead", limit=2, now=T0, ttl=60)
     await store.lease(job.id, "alive", limit=1, now=T0, ttl=60)
-    assert await store.release_leases(job.id, "dead", count_attempt=True, now=T0) == 2
-    assert await store.counts(job.id) == JobCounts(leased=1, retry_wait=2)
+    assert await store.release_leases(job.id, "dead", crashed=True, now=T0) == 2
+    assert await store.counts(job.id) == JobCounts(leased=1, pending=2)
     assert await store.next_due(job.id) == T0
     again = await store.lease(job.id, "dead-2", limit=10, now=T0 + 1, ttl=60)
-    assert [r.attempts for r in again] == [1, 1]
-    assert await store.release_leases(job.id, "dead-2", count_attempt=True, now=T0) == 2
+    assert _suspicion(again) == [(0, True, 0), (0, True, 0)]
+    assert await store.release_leases(job.id, "dead-2", crashed=True, now=T0) == 2
     assert await store.release_leases(job.id, "alive", now=T0) == 1
     leased = await lease_all(store, job.id, now=T0 + 2)
-    assert sorted(r.attempts for r in leased) == [0, 2, 2]
-    assert await store.release_leases(job.id, "w1", count_attempt=False, now=T0) == 3
-    assert await store.counts(job.id) == JobCounts(pending=1, retry_wait=2)
-    assert sorted(r.attempts for r in await lease_all(store, job.id, now=T0 + 3)) == [0, 2, 2]
-    assert await store.release_leases(job.id, "nobody", count_attempt=True, now=T0) == 0
+    assert _suspicion(leased) == [(0, True, 0), (0, True, 0), (0, False, 0)]
+    assert await store.release_leases(job.id, "w1", crashed=False, now=T0) == 3
+    assert await store.counts(job.id) == JobCounts(pending=3)
+    leased = await lease_all(store, job.id, now=T0 + 3)
+    assert _suspicion(leased) == [(0, True, 0), (0, True, 0), (0, False, 0)]
+    assert await store.release_leases(job.id, "nobody", crashed=True, now=T0) == 0
 
 
-async def test_taking_over_an_expired_lease_counts_the_attempt(store: Store, job: JobInfo) -> None:
-    """A page that kills every worker fetching it runs out of attempts."""
-    await store.add_requests(job.id, new_requests(2), now=T0)
-    first = await store.lease(job.id, "a", limit=1, now=T0, ttl=10)
-    assert [r.attempts for r in first] == [0]
-    second = await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
-    assert [(r.id, r.attempts) for r in second] == [(first[0].id, 1), (second[1].id, 0)]
-    third = await store.lease(job.id, "c", limit=10, now=T0 + 22, ttl=10)
-    assert [r.attempts for r in third] == [2, 1]
-    # A retry sets attempts as given; its lease's later expiry counts on top.
+async def test_a_dead_worker_keeps_the_attempts_and_state_of_retried_rows(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await lease_all(store, job.id, owner="dead")
+    retry = RetryUpdate(request_id=request.id, attempts=2, next_at=T0, error_kind=None, error="")
+    await store.complete(job.id, "dead", Completion(retries=[retry]), now=T0)
+    await lease_all(store, job.id, owner="dead", now=T0 + 1)
+    assert await store.release_leases(job.id, "dead", crashed=True, now=T0 + 1) == 1
+    assert await store.counts(job.id) == JobCounts(retry_wait=1)
+    assert _suspicion(await lease_all(store, job.id, now=T0 + 2)) == [(2, True, 0)]
+
+
+async def test_only_rows_marked_started_count_a_crash(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    r0, r1, r2 = await lease_all(store, job.id, owner="dead")
+    assert await store.mark_started(job.id, "dead", [r0.id, r2.id], now=T0 + 1) == 2
+    await store.release_leases(job.id, "dead", crashed=True, now=T0 + 2)
+    again = await lease_all(store, job.id, owner="next", now=T0 + 3)
+    assert [r.id for r in again] == [r0.id, r1.id, r2.id]
+    assert _suspicion(again) == [(0, True, 1), (0, True, 0), (0, True, 1)]
+    # Dying again with only r0 marked: r0 alone is blamed, and crashes add up.
+    await store.mark_started(job.id, "next", [r0.id], now=T0 + 4)
+    await store.release_leases(job.id, "next", crashed=True, now=T0 + 5)
+    again = await lease_all(store, job.id, owner="third", now=T0 + 6)
+    assert _suspicion(again) == [(0, True, 2), (0, True, 0), (0, True, 1)]
+    await store.complete(job.id, "third", Completion(results=[ok(r) for r in again]), now=T0 + 7)
+    assert [r.attempts for r in await all_results(store, job.id)] == [1, 1, 1]
+
+
+async def test_mark_started_marks_only_live_leases_of_the_owner(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(4), now=T0)
+    await store.add_requests(job.id, new_requests(1, host="b.test", depth=1), now=T0)
+    r0, r1, r2, r3 = await store.lease(job.id, "a", limit=4, now=T0, ttl=10)
+    (other,) = await store.lease(job.id, "b", limit=10, now=T0, ttl=60)
+    await store.complete(job.id, "a", Completion(results=[ok(r1)]), now=T0)
+    await store.complete(job.id, "a", Completion(released=[r2.id]), now=T0)
+    assert await store.mark_started(job.id, "a", [], now=T0) == 0
+    ids = [r0.id, r1.id, r2.id, other.id, 10**9]
+    assert await store.mark_started(job.id, "a", ids, now=T0 + 1) == 1
+    assert await store.mark_started(job.id, "a", [r3.id], now=T0 + 11) == 0  # expired
+    # Nothing marked is left of a: only r0 counts a crash.
+    await store.release_leases(job.id, "a", crashed=True, now=T0 + 12)
+    by_id = {r.id: r for r in await lease_all(store, job.id, owner="c", now=T0 + 13)}
+    assert (by_id[r0.id].crashes, by_id[r2.id].crashes, by_id[r3.id].crashes) == (1, 0, 0)
+    assert (by_id[r2.id].suspect, by_id[r3.id].suspect) == (False, True)
+
+
+async def test_a_retry_clears_the_suspicion(store: Store, job: JobInfo) -> None:
+    """The process survived the fetch: the row is an ordinary row again (its crashes stay)."""
+    await store.add_requests(job.id, new_requests(1), now=T0)
+    (request,) = await lease_all(store, job.id, owner="dead")
+    await store.mark_started(job.id, "dead", [request.id], now=T0)
+    await store.release_leases(job.id, "dead", crashed=True, now=T0)
+    (request,) = await lease_all(store, job.id, now=T0 + 1)
+    assert _suspicion([request]) == [(0, True, 1)]
+    await store.mark_started(job.id, "w1", [request.id], now=T0 + 1)
     retry = RetryUpdate(
-        request_id=third[0].id, attempts=3, next_at=T0 + 22, error_kind="timeout", error=None
+        request_id=request.id, attempts=1, next_at=T0 + 2, error_kind=None, error=""
     )
-    await store.complete(job.id, "c", Completion(retries=[retry]), now=T0 + 22)
-    fourth = await store.lease(job.id, "d", limit=10, now=T0 + 33, ttl=10)
-    assert [(r.id, r.attempts) for r in fourth] == [(third[0].id, 3), (third[1].id, 2)]
-    await store.complete(job.id, "d", Completion(results=[ok(r) for r in fourth]), now=T0 + 34)
-    assert [r.attempts for r in await all_results(store, job.id)] == [4, 3]
+    await store.complete(job.id, "w1", Completion(retries=[retry]), now=T0 + 2)
+    (request,) = await lease_all(store, job.id, now=T0 + 3)
+    assert _suspicion([request]) == [(1, False, 1)]
+    # Not suspect, not marked: a death now makes it a suspect again without a crash.
+    await store.release_leases(job.id, "w1", crashed=True, now=T0 + 3)
+    assert _suspicion(await lease_all(store, job.id, now=T0 + 4)) == [(1, True, 1)]
+
+
+async def test_a_graceful_release_takes_the_mark_back(store: Store, job: JobInfo) -> None:
+    """A started row released (shutdown) stays a suspect, and a later death that finds it
+    unmarked counts no crash."""
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    await lease_all(store, job.id, owner="dead")
+    await store.release_leases(job.id, "dead", crashed=True, now=T0)
+    one, two = await lease_all(store, job.id, now=T0 + 1)
+    assert await store.mark_started(job.id, "w1", [one.id, two.id], now=T0 + 1) == 2
+    await store.complete(job.id, "w1", Completion(released=[one.id]), now=T0 + 2)
+    assert await store.release_leases(job.id, "w1", now=T0 + 2) == 1  # two, at shutdown
+    assert await store.counts(job.id) == JobCounts(pending=2)
+    leased = await lease_all(store, job.id, owner="w2", now=T0 + 3)
+    assert _suspicion(leased) == [(0, True, 0), (0, True, 0)]
+    await store.release_leases(job.id, "w2", crashed=True, now=T0 + 4)
+    assert _suspicion(await lease_all(store, job.id, now=T0 + 5)) == [(0, True, 0), (0, True, 0)]
+
+
+async def test_taking_over_an_expired_lease_is_like_taking_back_a_dead_workers_rows(
+    store: Store, job: JobInfo
+) -> None:
+    """No attempt is added; the row becomes a suspect, and a row marked started counts a
+    crash. Rows leased from pending or retry-wait keep their suspicion as it was."""
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    first = await store.lease(job.id, "a", limit=2, now=T0, ttl=10)
+    assert _suspicion(first) == [(0, False, 0), (0, False, 0)]
+    await store.mark_started(job.id, "a", [first[0].id], now=T0 + 1)
+    second = await store.lease(job.id, "b", limit=10, now=T0 + 11, ttl=10)
+    assert [r.id for r in second] == [first[0].id, first[1].id, second[2].id]
+    assert _suspicion(second) == [(0, True, 1), (0, True, 0), (0, False, 0)]
+    # A retry sets attempts as given and clears the suspicion; a later expiry counts no
+    # crash for a row not marked again.
+    retry = RetryUpdate(
+        request_id=second[0].id, attempts=3, next_at=T0 + 11, error_kind="timeout", error=None
+    )
+    await store.complete(job.id, "b", Completion(retries=[retry]), now=T0 + 11)
+    await store.mark_started(job.id, "b", [second[1].id], now=T0 + 12)
+    third = await store.lease(job.id, "c", limit=10, now=T0 + 22, ttl=10)
+    assert _suspicion(third) == [(3, False, 1), (0, True, 1), (0, True, 0)]
+    await store.complete(job.id, "c", Completion(results=[ok(r) for r in third]), now=T0 + 23)
+    assert [r.attempts for r in await all_results(store, job.id)] == [4, 1, 1]
 
 
 async def test_discovered_requests_are_admitted_inside_complete(store: Store, job: JobInfo) -> None:
@@ -919,6 +1016,7 @@ OPS = st.lists(
         st.tuples(st.just("retry"), OWNERS, st.integers(0, 5), st.sampled_from([0.0, 15.0])),
         st.tuples(st.just("release"), OWNERS, st.integers(0, 5)),
         st.tuples(st.just("release_all"), OWNERS, st.booleans()),
+        st.tuples(st.just("mark"), OWNERS, st.integers(0, 5)),
         st.tuples(st.just("limit"), st.none() | st.integers(0, 12)),
         LEASE,
         TICK,
@@ -940,7 +1038,7 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
 ) -> None:
     """A model tracks who holds what; the store must never hand a held row to another
     owner, reopen a finished row, or record a second result. It also tracks each row's
-    attempts and what ``max_pages`` lets in."""
+    attempts, suspicion and crashes, and what ``max_pages`` lets in."""
     job = await store.ensure_job(f"prop-{next(_example)}", mode="crawl", config={})
     now = T0
     admitted = await store.add_requests(job.id, new_requests(4), now=now)
@@ -948,12 +1046,19 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
     finished: dict[int, bool] = {}  # row → done (True) or failed (False)
     believed: dict[str, list[int]] = {"a": [], "b": []}  # what each owner thinks it holds
     attempts: dict[int, int] = {}
+    suspect: dict[int, int] = {}  # 0 normal, 1 held by a worker that stopped, 2 started
+    crashes: dict[int, int] = {}
     max_pages: int | None = None
     rejected = 0
 
     def take(owner: str, pick: int) -> int | None:
         ids = believed[owner]
         return ids.pop(pick % len(ids)) if ids else None
+
+    def stopped(rid: int) -> None:
+        """What happens to a row when the worker holding it stopped."""
+        crashes[rid] = crashes.get(rid, 0) + (suspect.get(rid) == 2)
+        suspect[rid] = 1
 
     for op in ops:
         match op:
@@ -972,8 +1077,10 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
                     assert r.id not in finished, "a finished row was leased again"
                     if r.id in holder:
                         assert holder[r.id][1] < now, "a row was leased while held"
-                        attempts[r.id] = attempts.get(r.id, 0) + 1  # its worker vanished
+                        stopped(r.id)  # its worker vanished
                     assert r.attempts == attempts.get(r.id, 0)
+                    assert r.suspect == (suspect.get(r.id, 0) > 0)
+                    assert r.crashes == crashes.get(r.id, 0)
                     holder[r.id] = (owner, now + TTL)
                     believed[owner].append(r.id)
             case ("finish", str(owner), int(pick), bool(success)):
@@ -994,20 +1101,32 @@ async def test_any_sequence_keeps_one_state_and_at_most_one_result(
                     if holder.get(rid, ("",))[0] == owner:
                         del holder[rid]
                         attempts[rid] = 1
+                        suspect[rid] = 0
             case ("release", str(owner), int(pick)):
                 if (rid := take(owner, pick)) is not None:
                     await store.complete(job.id, owner, Completion(released=[rid]), now=now)
                     if holder.get(rid, ("",))[0] == owner:
                         del holder[rid]
-            case ("release_all", str(owner), bool(count_attempt)):
+                        suspect[rid] = min(suspect.get(rid, 0), 1)
+            case ("release_all", str(owner), bool(crashed)):
                 mine = [rid for rid, (who, _) in holder.items() if who == owner]
-                released = await store.release_leases(
-                    job.id, owner, count_attempt=count_attempt, now=T0
-                )
+                released = await store.release_leases(job.id, owner, crashed=crashed, now=T0)
                 assert released == len(mine)
                 for rid in mine:
                     del holder[rid]
-                    attempts[rid] = attempts.get(rid, 0) + count_attempt
+                    if crashed:
+                        stopped(rid)
+                    else:
+                        suspect[rid] = min(suspect.get(rid, 0), 1)
+            case ("mark", str(owner), int(pick)):
+                ids = believed[owner]
+                if ids:
+                    rid = ids[pick % len(ids)]
+                    live = holder.get(rid, ("", 0.0))
+                    expected = int(live[0] == owner and live[1] >= now)
+                    assert await store.mark_started(job.id, owner, [rid], now=now) == expected
+                    if expected:
+                        suspect[rid] = 2
             case ("tick", float(seconds)):
                 now += seconds
         counts = await store.counts(job.id)

@@ -13,8 +13,10 @@ import pytest
 from shoal.core.errors import SchemaError, StoreError, StoreUnavailable
 from shoal.core.model import Completion, JobCounts, NewRequest
 from shoal.store import PostgresStore, open_store
+from shoal.store._pg_schema import LATEST_VERSION, MIGRATIONS
 from shoal.testweb.pgcluster import ThrowawayPostgres
 
+from ..conftest import fresh_schema
 from .storekit import T0, new_request, ok
 
 
@@ -56,6 +58,53 @@ async def test_a_newer_schema_is_refused(pg_dsn: str) -> None:
         await conn.close()
     with pytest.raises(SchemaError, match="newer shoal"):
         await PostgresStore(pg_dsn).open()
+
+
+async def test_a_version_1_schema_is_migrated_keeping_its_rows(pg_server: str) -> None:
+    """Version 2 adds ``suspect`` and ``crashes`` to ``shoal_requests``, 0 for existing rows."""
+    async with fresh_schema(pg_server) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                for statement in MIGRATIONS[0]:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO shoal_meta VALUES ('schema_version', '1')")
+                await conn.execute(
+                    "INSERT INTO shoal_jobs (id, name, mode, created_at) VALUES (1, 'j', 'f', $1)",
+                    T0,
+                )
+                await conn.execute(
+                    "INSERT INTO shoal_hosts (job_id, host, next_seq) VALUES (1, 'a.test', 3)"
+                )
+                await conn.executemany(
+                    "INSERT INTO shoal_requests (job_id, fingerprint, url, host, next_at,"
+                    " host_seq, state, attempts, lease_owner, lease_expires)"
+                    " VALUES (1, $1, $2, 'a.test', $3, $4, $5, $6, $7, $8)",
+                    [
+                        (b"p", "https://a.test/p", T0, 0, 0, 0, None, None),
+                        (b"r", "https://a.test/r", T0, 1, 3, 2, None, None),
+                        (b"l", "https://a.test/l", T0, 2, 1, 1, "gone", T0 + 1),
+                    ],
+                )
+        finally:
+            await conn.close()
+
+        async with PostgresStore(dsn) as store:
+            assert await store.counts(1) == JobCounts(pending=1, leased=1, retry_wait=1)
+            leased = await store.lease(1, "w", limit=10, now=T0 + 2, ttl=60)
+        assert [(r.url, r.attempts, r.suspect, r.crashes) for r in leased] == [
+            ("https://a.test/p", 0, False, 0),
+            ("https://a.test/r", 2, False, 0),
+            ("https://a.test/l", 1, True, 0),  # taken over from an expired lease
+        ]
+        conn = await asyncpg.connect(dsn)
+        try:
+            version = await conn.fetchval(
+                "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
+            )
+            assert int(version) == LATEST_VERSION == 2
+        finally:
+            await conn.close()
 
 
 async def test_many_stores_opening_at_once_create_the_schema_once(pg_dsn: str) -> None:

@@ -18,7 +18,7 @@ import shoal.store
 from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
 from shoal.core.model import Completion, JobCounts, NewRequest
 from shoal.store import PostgresStore, SQLiteStore, Store, open_store
-from shoal.store.migrations import APPLICATION_ID, LATEST_VERSION
+from shoal.store.migrations import APPLICATION_ID, LATEST_VERSION, MIGRATIONS
 
 from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
 
@@ -139,6 +139,42 @@ async def test_new_file_gets_the_latest_schema_in_wal_mode(tmp_path: Path) -> No
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         assert int(version[0]) == LATEST_VERSION
         conn.close()
+
+
+async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    """Version 3 adds ``requests.suspect`` and ``requests.crashes``, 0 for existing rows."""
+    path = tmp_path / "v2.db"
+    conn = raw(path)
+    for step in MIGRATIONS[:2]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    conn.execute("INSERT INTO jobs (id, name, mode, created_at) VALUES (1, 'j', 'fetch', ?)", (T0,))
+    conn.execute("INSERT INTO hosts (job_id, host, next_seq) VALUES (1, 'a.test', 3)")
+    insert = (
+        "INSERT INTO requests (job_id, fingerprint, url, host, next_at, host_seq, state,"
+        " attempts, lease_owner, lease_expires) VALUES (1, ?, ?, 'a.test', ?, ?, ?, ?, ?, ?)"
+    )
+    conn.execute(insert, (b"p", "https://a.test/p", T0, 0, 0, 0, None, None))
+    conn.execute(insert, (b"r", "https://a.test/r", T0, 1, 3, 2, None, None))
+    conn.execute(insert, (b"l", "https://a.test/l", T0, 2, 1, 1, "gone", T0 + 1))
+    conn.close()
+
+    async with SQLiteStore(path) as store:
+        assert await store.counts(1) == JobCounts(pending=1, leased=1, retry_wait=1)
+        leased = await lease_all(store, 1, now=T0 + 2)
+    assert [(r.url, r.attempts, r.suspect, r.crashes) for r in leased] == [
+        ("https://a.test/p", 0, False, 0),
+        ("https://a.test/r", 2, False, 0),
+        ("https://a.test/l", 1, True, 0),  # taken over from an expired lease
+    ]
+    conn = raw(path)
+    columns = {row[1]: row[4] for row in conn.execute("PRAGMA table_info(requests)")}
+    assert (columns["suspect"], columns["crashes"]) == ("0", "0")
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(version[0]) == LATEST_VERSION == 3
+    conn.close()
 
 
 async def test_reopening_keeps_everything(made_store: Path) -> None:

@@ -56,7 +56,12 @@ class NewRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
-    """A frontier row leased to a worker; ``attempts`` counts earlier tries."""
+    """A frontier row leased to a worker; ``attempts`` counts earlier tries.
+
+    ``suspect`` is set when a worker that held the row stopped (killed, crashed) before
+    finishing it: the row may be what killed it. ``crashes`` counts the deaths of processes
+    that had durably marked the row as being fetched (``Store.mark_started``).
+    """
 
     id: int
     url: str
@@ -67,6 +72,8 @@ class Request:
     depth: int = 0
     parent_url: str | None = None
     attempts: int = 0
+    suspect: bool = False
+    crashes: int = 0
 
 
 @dataclass(slots=True, kw_only=True)

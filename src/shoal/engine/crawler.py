@@ -24,9 +24,11 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+
+import aiohttp
 
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import StoreUnavailable
@@ -38,6 +40,7 @@ from shoal.core.robots import RobotsPolicy, RobotsRules
 from shoal.core.schedule import HostScheduler
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
+from shoal.engine.fetchpool import AUTO_START_ROWS, FetchPool, auto_processes
 from shoal.engine.processor import FieldExtractor
 from shoal.engine.resources import pid_alive, raise_nofile_limit
 from shoal.engine.robots import RobotsGate
@@ -52,6 +55,10 @@ T = TypeVar("T")
 
 STORE_PATIENCE = 300.0
 """Seconds a run keeps retrying a store that is unavailable before it gives up."""
+
+CRASH_LIMIT = 3
+"""Deaths of the process fetching a URL (it was marked started and never finished) after
+which the URL is taken to be what kills it, and recorded as ``internal_error``."""
 
 
 class Processor(Protocol):
@@ -123,6 +130,7 @@ class Crawler:
         self._extract = FieldExtractor(config.extract) if config.extract is not None else None
         concurrency = config.limits.concurrency
         self._window = max(4 * concurrency, 1000)
+        self._pool: FetchPool | None = None
         self._max_buffer = max(20 * batch_size, 4 * concurrency)
         self._buffer = Completion()
         self._stopping = False
@@ -131,6 +139,10 @@ class Crawler:
         self._flush_wanted = asyncio.Event()
         self._flushed = asyncio.Event()
         self._dispatch: Dispatcher | None = None
+        # Held from marking a row that was in flight when a process died until its outcome
+        # is written, so that if this process dies too, that row alone is blamed.
+        self._blame_lock = asyncio.Lock()
+        self._deferred: set[int] = set()  # such rows sent to the back of the queue once
 
     # -- public -----------------------------------------------------------
 
@@ -149,8 +161,20 @@ class Crawler:
     def note_admitted(self, count: int) -> None:
         """An admission running beside ``run()`` added ``count`` new rows: lease them."""
         self.stats.total += count
+        self._job_grew()
         if count and self._dispatch is not None:
             self._dispatch.low.set()
+
+    def _job_grew(self) -> None:
+        """A job this big (rows this run has still to finish) has its fetch processes
+        started, unless their number was set."""
+        stats, pool = self.stats, self._pool
+        if (
+            pool is not None
+            and self.config.limits.processes is None
+            and stats.total - stats.finished_before >= AUTO_START_ROWS
+        ):
+            pool.start_soon()
 
     def snapshot(self) -> StatsSnapshot:
         if self._dispatch is not None:
@@ -182,8 +206,8 @@ class Crawler:
             self._dispatch = Dispatcher(scheduler, low_water=max(config.limits.concurrency, 256))
             if self._stopping:
                 self._dispatch.low.set()
-            async with make_session(config) as session:
-                self._fetcher = Fetcher(session, config)
+            async with make_session(config) as session, self._fetch_pool(session) as pool:
+                self._fetcher = pool
                 if self._robots_policy is not None:
                     self._robots = RobotsGate(
                         store, job.id, session, self._robots_policy, on_rules=self._on_robots
@@ -211,6 +235,32 @@ class Crawler:
         return RunOutcome(
             completed=completed, interrupted=self._stopping and not completed, stats=self.snapshot()
         )
+
+    @property
+    def fetch_pool(self) -> FetchPool | None:
+        """Where this run's requests are fetched (None before ``run``; closed after)."""
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _fetch_pool(self, session: aiohttp.ClientSession) -> AsyncIterator[FetchPool]:
+        """Fetching for this run: here, and in child processes once they start (before the
+        first fetch when their number was given; once the job has ``AUTO_START_ROWS`` rows
+        to do, without waiting for them, when not)."""
+        wanted = self.config.limits.processes
+        pool = FetchPool(
+            Fetcher(session, self.config),
+            self.config,
+            auto_processes() if wanted is None else wanted,
+        )
+        self._pool = pool
+        try:
+            if wanted:
+                await pool.start()
+            else:
+                self._job_grew()
+            yield pool
+        finally:
+            await pool.close()
 
     # -- tasks ------------------------------------------------------------
 
@@ -303,9 +353,6 @@ class Crawler:
         stats, record = self.stats, self._record
         gate, health = self._robots, self._health
         extract, before_fetch = self._extract, self._before_fetch
-        # Attempts also count fetches interrupted by a dying worker; past this many the
-        # URL is taken to be what kills workers (retries alone never get this far).
-        crash_limit = self.config.retry.retries + 3
         while True:
             request = acquire_nowait()
             if request is None:
@@ -321,19 +368,14 @@ class Crawler:
                     release(request)
                     self._refuse(request, rules)
                     continue
-            if request.attempts > crash_limit:
-                release(request)
-                self._record_failure(
-                    request,
-                    ErrorKind.INTERNAL_ERROR,
-                    f"a worker stopped mid-fetch {request.attempts} times on this URL; given up",
-                )
-                continue
             if health.abandoned(request.host):
                 release(request)
                 self._record_failure(
                     request, ErrorKind.HOST_ABANDONED, "host unreachable: gave up on it"
                 )
+                continue
+            if request.suspect:
+                await self._fetch_carefully(request)
                 continue
             stats.in_flight += 1
             try:
@@ -356,6 +398,117 @@ class Crawler:
                 if len(self._buffer) >= self._max_buffer:
                     self._flushed.clear()
                     await self._flushed.wait()
+
+    async def _fetch_carefully(self, request: Request) -> None:
+        """Fetch a row that a process held when it died, so that a URL that kills every
+        process fetching it is given up, and one that was merely leased is not.
+
+        The row is marked started in the store before the fetch, and its outcome written
+        before this returns: a death in between counts a crash for it (``Store.mark_started``).
+        Rows in flight at an earlier death go one at a time, so that a culprit is blamed
+        alone; the others may go side by side. Called holding the host's slot; releases it.
+
+        A row in flight at an earlier death first goes to the back of its host's queue, once
+        per run: the run does its other work before it risks the row, and a row that was
+        merely unlucky is not what is in flight again when this run dies early too (the
+        first rows of a window are the ones a quickly dying run always meets).
+        """
+        dispatch = self._dispatch
+        assert dispatch is not None
+        if request.crashes > CRASH_LIMIT:
+            dispatch.release(request)
+            log.warning(
+                "%s: its process died %d times fetching it; given up", request.url, request.crashes
+            )
+            self._record_failure(
+                request,
+                ErrorKind.INTERNAL_ERROR,
+                f"the process fetching this URL died {request.crashes} times while it was "
+                "in flight; given up",
+            )
+            return
+        blamed = request.crashes > 0
+        if blamed and request.id not in self._deferred:
+            self._deferred.add(request.id)
+            dispatch.release(request)
+            if dispatch.closed:
+                self._buffer.released.append(request.id)
+            else:
+                dispatch.add([request])
+            return
+        if blamed and self._blame_lock.locked():
+            # Wait without the host's slot, then queue the row again: its start keeps the
+            # host's spacing after whatever started meanwhile.
+            dispatch.release(request)
+            try:
+                async with self._blame_lock:
+                    pass
+            except asyncio.CancelledError:
+                self._buffer.released.append(request.id)
+                raise
+            if dispatch.closed:
+                self._buffer.released.append(request.id)
+            else:
+                dispatch.requeue(request)
+            return
+        store, job_id, owner = self.store, self.job.id, self.owner
+        async with self._blame_lock if blamed else contextlib.nullcontext():
+            try:
+                marked = await self._patiently(
+                    lambda: store.mark_started(job_id, owner, [request.id], now=time.time())
+                )
+            except asyncio.CancelledError:
+                dispatch.release(request)
+                self._buffer.released.append(request.id)
+                raise
+            if not marked:
+                # The lease expired meanwhile: the row may be another worker's already.
+                dispatch.release(request)
+                self._buffer.released.append(request.id)
+                return
+            # The host's spacing counts from this start, not from when the slot was taken.
+            loop = asyncio.get_running_loop()
+            dispatch.pause_host(request.host, loop.time() + dispatch.host_delay(request.host))
+            self.stats.in_flight += 1
+            try:
+                before_fetch = self._before_fetch
+                attempt = await self._fetcher.fetch(
+                    request if before_fetch is None else before_fetch(request)
+                )
+            except asyncio.CancelledError:
+                self._buffer.released.append(request.id)
+                raise
+            finally:
+                self.stats.in_flight -= 1
+                dispatch.release(request)
+            if self._extract is not None and attempt.body is not None:
+                try:
+                    await self._extract(attempt.result, attempt.body)
+                except asyncio.CancelledError:
+                    self._buffer.released.append(request.id)
+                    raise
+            # Recorded into a batch of its own, written now rather than by the flusher: the
+            # row must be finished in the store before another is marked.
+            outcome, shared = Completion(), self._buffer
+            self._buffer = outcome
+            try:
+                self._record(request, attempt)
+            finally:
+                self._buffer = shared
+            try:
+                admitted = await self._complete_with_retry(store, job_id, owner, outcome)
+            except asyncio.CancelledError:
+                # Perhaps written, perhaps not: the flusher writes it (again: the first
+                # result wins, a retry of a row no longer held is ignored).
+                self._buffer.results.extend(outcome.results)
+                self._buffer.retries.extend(outcome.retries)
+                self._buffer.discovered.extend(outcome.discovered)
+                raise
+        self.stats.total += admitted
+        if outcome.results:
+            for listener in self._listeners:
+                listener(outcome.results)
+        dispatch.low.set()
 
     async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
         """Fetch the host's robots.txt in this request's slot, then queue the request again,
@@ -525,6 +678,8 @@ class Crawler:
                 self._rejected.clear()
             admitted = await self._complete_with_retry(store, job_id, owner, batch)
             self.stats.total += admitted
+            if admitted:
+                self._job_grew()
             self._flushed.set()
             if batch.results:
                 for listener in self._listeners:
@@ -580,10 +735,10 @@ class Crawler:
             dead_here = worker.hostname == here and not pid_alive(worker.pid)
             stale = now - worker.heartbeat_at > 3 * self._lease_ttl
             if dead_here or stale:
-                # The dead worker was mid-attempt on these rows: that counts as an attempt,
-                # so a page that kills every process fetching it cannot loop forever.
+                # Any of its rows may be what killed it: they come back suspect, and those
+                # it had marked started count a crash (see _fetch_carefully).
                 released = await self.store.release_leases(
-                    self.job.id, worker.owner, count_attempt=True, now=now
+                    self.job.id, worker.owner, crashed=True, now=now
                 )
                 await self.store.unregister_worker(self.job.id, worker.owner)
                 if released:

@@ -82,7 +82,7 @@ def storable(text: str) -> str:
 
 def request_from_row(row: Any) -> Request:
     """A leased request from (id, url, host, method, headers, body, depth, parent_url,
-    attempts, ...)."""
+    attempts, host_seq, suspect, crashes)."""
     return Request(
         id=row[0],
         url=row[1],
@@ -93,6 +93,8 @@ def request_from_row(row: Any) -> Request:
         depth=row[6],
         parent_url=row[7],
         attempts=row[8],
+        suspect=row[10] != 0,
+        crashes=row[11],
     )
 
 

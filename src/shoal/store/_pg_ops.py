@@ -34,6 +34,7 @@ __all__ = [
     "complete",
     "first_of_each",
     "lease",
+    "mark_started",
     "release_leases",
     "renew_leases",
 ]
@@ -170,9 +171,12 @@ WHERE h.job_id = $1 AND h.host IN (
 ) AND {_ELIGIBLE}
 RETURNING h.host
 """
+# A row taken over from an expired lease lost its worker: as in release_leases(crashed=True),
+# it becomes a suspect and counts a crash if it was marked started (SET reads the old row).
 _TAKE = f"""
 UPDATE shoal_requests r SET state = {State.LEASED},
-    attempts = r.attempts + (r.state = {State.LEASED})::int,
+    crashes = r.crashes + (r.state = {State.LEASED} AND r.suspect = 2)::int,
+    suspect = CASE WHEN r.state = {State.LEASED} THEN 1 ELSE r.suspect END,
     lease_owner = $2, lease_expires = $3
 WHERE r.job_id = $1 AND r.id IN (
     SELECT id FROM shoal_requests WHERE id = ANY($5::bigint[])
@@ -181,7 +185,7 @@ WHERE r.job_id = $1 AND r.id IN (
     ORDER BY id FOR UPDATE SKIP LOCKED
 )
 RETURNING r.id, r.url, r.host, r.method, r.headers, r.body, r.depth, r.parent_url,
-    r.attempts, r.host_seq
+    r.attempts, r.host_seq, r.suspect, r.crashes
 """
 _OTHER_WORKERS = """
 SELECT EXISTS (
@@ -264,18 +268,20 @@ UPDATE shoal_requests r SET state = t.state, attempts = t.attempts,
 FROM unnest($2::bigint[], $3::smallint[], $4::int[]) AS t(id, state, attempts)
 WHERE r.id = t.id AND r.job_id = $1 AND r.state IN {_OPEN}
 """
-# Retries and releases only apply to rows the owner still holds.
+# Retries and releases only apply to rows the owner still holds. A retry clears the
+# suspicion (the process survived the fetch); a release takes back a mark (suspect 2 → 1).
 _RETRY = f"""
 UPDATE shoal_requests r SET state = {State.RETRY_WAIT}, attempts = t.attempts,
     next_at = t.next_at, last_error_kind = t.kind, last_error = t.error,
-    lease_owner = NULL, lease_expires = NULL
+    lease_owner = NULL, lease_expires = NULL, suspect = 0
 FROM unnest($3::bigint[], $4::int[], $5::float8[], $6::text[], $7::text[])
     AS t(id, attempts, next_at, kind, error)
 WHERE r.id = t.id AND r.job_id = $1 AND r.state = {State.LEASED} AND r.lease_owner = $2
 """
 _RELEASE_STATE = f"CASE WHEN attempts > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END"
 _RELEASE = f"""
-UPDATE shoal_requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
+UPDATE shoal_requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
+    suspect = LEAST(suspect, 1)
 WHERE id = ANY($3::bigint[]) AND job_id = $1 AND state = {State.LEASED} AND lease_owner = $2
 """
 _INSERT_BODIES = """
@@ -367,11 +373,13 @@ _RENEW_HOSTS = """
 UPDATE shoal_hosts SET owner_expires = $3
 WHERE job_id = $1 AND owner = $2 AND owner_expires >= $4
 """
-# count_attempt adds 1 (or 0) to attempts: the state follows the new count.
+# $3 crashed: the owner died, so every row it held is a suspect and each it had marked
+# started counts a crash; or it let go of them gracefully, as _RELEASE does.
 _RELEASE_ALL = f"""
 UPDATE shoal_requests
-SET state = CASE WHEN attempts + $3::int > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END,
-    attempts = attempts + $3::int, lease_owner = NULL, lease_expires = NULL
+SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
+    crashes = crashes + ($3::boolean AND suspect = 2)::int,
+    suspect = CASE WHEN $3::boolean THEN 1 ELSE LEAST(suspect, 1) END
 WHERE id IN (
     SELECT id FROM shoal_requests
     WHERE job_id = $1 AND lease_owner = $2 AND state = {State.LEASED}
@@ -386,6 +394,13 @@ WHERE job_id = $1 AND owner = $2 AND owner_expires >= $3::float8 - $4::float8
 """
 
 
+_MARK_STARTED = f"""
+UPDATE shoal_requests SET suspect = 2
+WHERE job_id = $1 AND id = ANY($3::bigint[]) AND state = {State.LEASED} AND lease_owner = $2
+    AND lease_expires >= $4
+"""
+
+
 def _rowcount(status: str) -> int:
     """The row count in a command status such as ``UPDATE 3``."""
     return int(status.rsplit(" ", 1)[-1])
@@ -396,10 +411,13 @@ async def renew_leases(conn: Conn, job_id: int, owner: str, now: float, ttl: flo
     return _rowcount(await conn.execute(_RENEW, job_id, owner, now + ttl))
 
 
-async def release_leases(
-    conn: Conn, job_id: int, owner: str, count_attempt: bool, now: float
-) -> int:
-    released = _rowcount(await conn.execute(_RELEASE_ALL, job_id, owner, int(count_attempt)))
+async def release_leases(conn: Conn, job_id: int, owner: str, crashed: bool, now: float) -> int:
+    released = _rowcount(await conn.execute(_RELEASE_ALL, job_id, owner, crashed))
     await conn.execute(_RELEASE_HOSTS, job_id, owner, now, HOST_REGRAB)
     return released
 
+
+async def mark_started(
+    conn: Conn, job_id: int, owner: str, request_ids: Sequence[int], now: float
+) -> int:
+    return _rowcount(await conn.execute(_MARK_STARTED, job_id, owner, sorted(request_ids), now))

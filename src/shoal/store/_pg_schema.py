@@ -151,5 +151,12 @@ _V1 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: rows remember whether a dead worker held them and how many deaths they were
+# in flight for, instead of a death counting as an attempt (see Store.mark_started).
+_V2 = (
+    "ALTER TABLE shoal_requests ADD COLUMN suspect smallint NOT NULL DEFAULT 0",
+    "ALTER TABLE shoal_requests ADD COLUMN crashes integer NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 LATEST_VERSION: Final = len(MIGRATIONS)

@@ -55,6 +55,7 @@ __all__ = [
     "lease",
     "list_jobs",
     "list_workers",
+    "mark_started",
     "next_due",
     "put_robots",
     "register_worker",
@@ -188,10 +189,12 @@ def set_limits(
 # (see Store.lease). Each arm reads its own partial index (INDEXED BY keeps the plan fixed
 # whatever statistics ANALYZE gathers later) and stops after :scan rows, so hosts owned by
 # other workers cost a bounded scan, not one through the whole frontier. An expired lease
-# means its worker vanished mid-attempt: that attempt counts (SET reads the old state), so a
-# page that kills every worker fetching it runs out of attempts instead of looping forever.
+# means its worker vanished: as in release_leases(crashed=True), the row becomes a suspect
+# and counts a crash if it was marked started (SET reads the old state and suspect).
 _LEASE = f"""
-UPDATE requests SET state = {State.LEASED}, attempts = attempts + (state = {State.LEASED}),
+UPDATE requests SET state = {State.LEASED},
+    crashes = crashes + (state = {State.LEASED} AND suspect = 2),
+    suspect = CASE WHEN state = {State.LEASED} THEN 1 ELSE suspect END,
     lease_owner = :owner, lease_expires = :expires
 WHERE id IN (
     SELECT c.id FROM (
@@ -215,7 +218,8 @@ WHERE id IN (
             AND (h.owner IS NOT :owner OR h.owner_expires <= :regrab_before))
     ORDER BY c.depth, c.host_seq, c.id LIMIT :limit
 )
-RETURNING id, url, host, method, headers, body, depth, parent_url, attempts, host_seq
+RETURNING id, url, host, method, headers, body, depth, parent_url, attempts, host_seq,
+    suspect, crashes
 """
 # Claims the leased rows' hosts, or renews them; owned_since restarts only on a new claim.
 _CLAIM = """
@@ -300,23 +304,32 @@ UPDATE requests SET state = ?, attempts = ?, lease_owner = NULL, lease_expires =
 WHERE id = ? AND job_id = ? AND state IN {_OPEN}
 """
 # Retries and releases only apply to rows the owner still holds: once its lease expired
-# and another worker took the row, the late owner's word no longer counts.
+# and another worker took the row, the late owner's word no longer counts. A retry means the
+# process survived the fetch: the row is no longer suspect. A release takes back a mark
+# (suspect 2 → 1): the row was not finished, but nothing died.
 _RETRY = f"""
 UPDATE requests SET state = {State.RETRY_WAIT}, attempts = ?, next_at = ?,
-    last_error_kind = ?, last_error = ?, lease_owner = NULL, lease_expires = NULL
+    last_error_kind = ?, last_error = ?, lease_owner = NULL, lease_expires = NULL, suspect = 0
 WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
 """
 _RELEASE_STATE = f"CASE WHEN attempts > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END"
 _RELEASE = f"""
-UPDATE requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL
+UPDATE requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
+    suspect = min(suspect, 1)
 WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
 """
-# count_attempt adds 1 (or 0) to attempts: the state follows the new count.
+# :crashed (1 or 0): the owner died, so every row it held is a suspect and each it had
+# marked started counts a crash; or it let go of them gracefully, as _RELEASE does.
 _RELEASE_ALL = f"""
 UPDATE requests INDEXED BY requests_leased
-SET state = CASE WHEN attempts + :add > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END,
-    attempts = attempts + :add, lease_owner = NULL, lease_expires = NULL
+SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
+    crashes = crashes + (:crashed AND suspect = 2),
+    suspect = CASE WHEN :crashed THEN 1 ELSE min(suspect, 1) END
 WHERE job_id = :job_id AND state = {State.LEASED} AND lease_owner = :owner
+"""
+_MARK_STARTED = f"""
+UPDATE requests SET suspect = 2
+WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ? AND lease_expires >= ?
 """
 _RENEW = f"""
 UPDATE requests INDEXED BY requests_leased SET lease_expires = ?
@@ -443,14 +456,22 @@ def renew_leases(conn: sqlite3.Connection, job_id: int, owner: str, now: float, 
 
 
 def release_leases(
-    conn: sqlite3.Connection, job_id: int, owner: str, count_attempt: bool, now: float
+    conn: sqlite3.Connection, job_id: int, owner: str, crashed: bool, now: float
 ) -> int:
-    params = {"add": int(count_attempt), "job_id": job_id, "owner": owner}
+    params = {"crashed": int(crashed), "job_id": job_id, "owner": owner}
     with write_transaction(conn):
         released = conn.execute(_RELEASE_ALL, params).rowcount
         hosts = {"job_id": job_id, "owner": owner, "now": now, "regrab": HOST_REGRAB}
         conn.execute(_RELEASE_HOSTS, hosts)
         return released
+
+
+def mark_started(
+    conn: sqlite3.Connection, job_id: int, owner: str, request_ids: Sequence[int], now: float
+) -> int:
+    rows = [(rid, job_id, owner, now) for rid in request_ids]
+    with write_transaction(conn):
+        return conn.executemany(_MARK_STARTED, rows).rowcount
 
 
 _MIN_OPEN_DEPTH = f"""

@@ -97,9 +97,10 @@ class Store(Protocol):
         then round-robin across hosts (the n-th admitted URL of every host before the
         (n+1)-th of any), then admission order. With ``max_depth``, deeper rows wait.
 
-        A row taken over from an expired lease has its ``attempts`` increased by one (its
-        worker vanished mid-attempt), so a page that kills every process fetching it runs out
-        of attempts: the caller compares ``Request.attempts`` to its retry limit.
+        A row taken over from an expired lease is treated as ``release_leases(...,
+        crashed=True)`` treats it (its worker vanished): its ``attempts`` stay as they are,
+        it comes back ``suspect``, and its ``crashes`` grow by one if it had been marked
+        started (``mark_started``).
 
         Hosts are owned by one worker at a time, so that politeness (requests in flight,
         delay between starts), which each worker enforces for its own requests, holds across
@@ -140,15 +141,33 @@ class Store(Protocol):
         ...
 
     async def release_leases(
-        self, job_id: int, owner: str, *, now: float, count_attempt: bool = False
+        self, job_id: int, owner: str, *, now: float, crashed: bool = False
     ) -> int:
         """Return every row ``owner`` holds to pending (or retry-wait if it had attempts), due
         at once, and release its hosts (``next_start`` = ``now`` + the host's gap, for anyone
-        to claim); returns how many rows.
+        to claim); returns how many rows. Attempts are left alone.
 
-        ``count_attempt=True`` adds one to each row's attempts first (so each goes to
-        retry-wait): for taking back the leases of a worker that died, whose fetches may be
-        what killed it. A graceful release (shutdown) leaves attempts alone."""
+        ``crashed=True`` is for taking back the leases of a worker that died, whose fetches
+        may be what killed it: every row comes back ``suspect`` (``Request.suspect``), and
+        the rows it had marked started (``mark_started``) count one more crash
+        (``Request.crashes``). A graceful release (``crashed=False``, shutdown) only turns
+        rows marked started back into plain suspects: nothing died."""
+        ...
+
+    async def mark_started(
+        self, job_id: int, owner: str, request_ids: Sequence[int], *, now: float
+    ) -> int:
+        """Durably mark rows as being fetched, before fetching them; returns how many were
+        marked. Only rows still leased by ``owner`` with a lease not expired at ``now`` are
+        marked: a row whose lease expired may be another worker's already.
+
+        For suspect rows, so that a URL that kills every process fetching it is given up
+        rather than fetched forever, while rows that were merely leased by a dying worker
+        are not blamed: if ``owner`` dies before the row is finished, retried or released,
+        taking its rows back (``release_leases(..., crashed=True)``, or an expired lease
+        in ``lease``) counts a crash for each marked row. A retry clears the mark and the
+        suspicion (the process survived that fetch); a release (``complete``'s
+        ``released``, or ``release_leases`` without ``crashed``) clears the mark only."""
         ...
 
     async def next_due(self, job_id: int) -> float | None:

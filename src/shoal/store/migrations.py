@@ -7,15 +7,24 @@ version lives in the ``meta`` table, and the file is marked as a shoal
 store by ``PRAGMA application_id`` so a foreign SQLite file is refused
 before anything in it is touched.
 
-Schema (version 2; version 1 lacked the host ownership columns, their indexes and
-``results.encoding``)::
+Schema (version 3; version 1 lacked the host ownership columns, their indexes and
+``results.encoding``; version 2 lacked ``requests.suspect`` and ``requests.crashes``)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON),
                       max_pages, max_pages_per_host (admission limits, NULL: none),
                       admitted (how many requests the job ever admitted; kept exact by
                       admission, so max_pages needs no count(*))
-    requests          the frontier: one row per admitted request, indexed by
+    requests          the frontier: one row per admitted request. Besides its lifecycle
+                      (state, attempts, next_at, lease_owner, lease_expires) it keeps what
+                      tells a URL that kills its worker from one that was merely in a
+                      worker's lease window when it died:
+                        suspect   0 normal; 1 leased by a worker that stopped, so it may
+                                  be the culprit; 2 started carefully (the engine marked it
+                                  durably before fetching it)
+                        crashes   how many times the process holding the row died (or
+                                  its lease expired) while the row was 2
+                      It is indexed by
                         UNIQUE (job_id, fingerprint)           admission dedupe
                         (job_id, depth, host_seq, id,          partial, waiting rows (pending,
                          next_at, state)                       retry-wait): lease order, due
@@ -187,7 +196,15 @@ _V2 = (
     "ALTER TABLE results ADD COLUMN encoding TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Version 3: a worker's death no longer counts as an attempt of every row it held; rows
+# remember whether a dead worker held them and how many deaths they were in flight for
+# (see Store.mark_started).
+_V3 = (
+    "ALTER TABLE requests ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 
 

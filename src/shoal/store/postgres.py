@@ -97,8 +97,10 @@ def _store_error(what: str, where: str, exc: BaseException) -> StoreError:
         return StoreError(f"cannot open store {where}: {reason}")
     if isinstance(exc, ConnectionRefusedError | socket.gaierror):
         reason = f"the server does not answer ({reason})"
-    message = f"cannot open store {where}: {reason}" if what == "open" else (
-        f"{what} failed on {where}: {reason}"
+    message = (
+        f"cannot open store {where}: {reason}"
+        if what == "open"
+        else (f"{what} failed on {where}: {reason}")
     )
     return StoreUnavailable(message) if _is_transient(exc) else StoreError(message)
 
@@ -201,9 +203,11 @@ class PostgresStore:
             except (StoreError, ConfigError):
                 raise
             except Exception as exc:
-                text = isinstance(exc, UnicodeEncodeError) or (
-                    isinstance(exc, asyncpg.DataError) and "encode" in str(exc)
-                ) or (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TEXT_STATES)
+                text = (
+                    isinstance(exc, UnicodeEncodeError)
+                    or (isinstance(exc, asyncpg.DataError) and "encode" in str(exc))
+                    or (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TEXT_STATES)
+                )
                 if text:
                     raise _UnstorableText(str(exc)) from exc
                 raise _store_error(what, self._where, exc) from None
@@ -411,12 +415,23 @@ class PostgresStore:
         return await self._tx("renew_leases", work)
 
     async def release_leases(
-        self, job_id: int, owner: str, *, now: float, count_attempt: bool = False
+        self, job_id: int, owner: str, *, now: float, crashed: bool = False
     ) -> int:
         async def work(conn: Conn) -> int:
-            return await ops.release_leases(conn, job_id, owner, count_attempt, now)
+            return await ops.release_leases(conn, job_id, owner, crashed, now)
 
         return await self._tx("release_leases", work)
+
+    async def mark_started(
+        self, job_id: int, owner: str, request_ids: Sequence[int], *, now: float
+    ) -> int:
+        if not request_ids:
+            return 0
+
+        async def work(conn: Conn) -> int:
+            return await ops.mark_started(conn, job_id, owner, request_ids, now)
+
+        return await self._tx("mark_started", work)
 
     async def next_due(self, job_id: int) -> float | None:
         async def work(conn: Conn) -> float | None:

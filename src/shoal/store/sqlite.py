@@ -410,16 +410,20 @@ class SQLiteStore:
         )
 
     async def release_leases(
-        self, job_id: int, owner: str, *, now: float, count_attempt: bool = False
+        self, job_id: int, owner: str, *, now: float, crashed: bool = False
     ) -> int:
-        release = partial(
-            ops.release_leases,
-            job_id=job_id,
-            owner=owner,
-            count_attempt=count_attempt,
-            now=now,
-        )
+        release = partial(ops.release_leases, job_id=job_id, owner=owner, crashed=crashed, now=now)
         return await self._write("release_leases", release)
+
+    async def mark_started(
+        self, job_id: int, owner: str, request_ids: Sequence[int], *, now: float
+    ) -> int:
+        if not request_ids:
+            return 0
+        mark = partial(
+            ops.mark_started, job_id=job_id, owner=owner, request_ids=request_ids, now=now
+        )
+        return await self._write("mark_started", mark)
 
     async def next_due(self, job_id: int) -> float | None:
         return await self._read("next_due", partial(ops.next_due, job_id=job_id))
