@@ -84,6 +84,10 @@ def _is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, OSError | asyncio.TimeoutError | asyncpg.InterfaceError):
         return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        # A connection caught by a server shutdown mid-operation ("cannot switch to state
+        # ...; another operation is in progress"): the pool replaces it.
+        return True
     if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
         return True
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TRANSIENT_STATES
