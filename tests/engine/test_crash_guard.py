@@ -18,10 +18,12 @@ import pytest
 
 from shoal.core.config import CrawlConfig, Limits, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
-from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest
+from shoal.core.model import Completion, JobInfo, NewRequest
 from shoal.engine.crawler import CRASH_LIMIT, Crawler
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import TestWeb
+
+from .test_crawler import results_by_url
 
 POISON_CHILD = str(Path(__file__).with_name("_poison_child.py"))
 
@@ -37,15 +39,6 @@ def quick() -> CrawlConfig:
         timeouts=Timeouts(total=10, connect=3, read=5),
         retry=RetryPolicy(retries=1, backoff_base=0.05, backoff_cap=0.2),
     )
-
-
-async def results_by_url(store: Store, job: JobInfo) -> dict[str, FetchResult]:
-    found: dict[str, FetchResult] = {}
-    async for batch in store.iter_results(job.id):
-        for result in batch:
-            assert result.url not in found, f"two results for {result.url}"
-            found[result.url] = result
-    return found
 
 
 async def die_holding(

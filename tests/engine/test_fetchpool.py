@@ -4,10 +4,12 @@ request lost or recorded twice when a child dies. Real processes, real testweb."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -45,8 +47,20 @@ def _urls(web: TestWeb) -> list[str]:
     )
 
 
-async def _run(store: Store, job: JobInfo, urls: list[str], processes: int) -> Crawler:
-    await store.add_requests(job.id, requests_for(urls), now=time.time())
+@contextlib.asynccontextmanager
+async def _job_of(path: Path, urls: list[str]) -> AsyncIterator[tuple[Store, JobInfo]]:
+    """A fresh SQLite store at ``path`` holding a fetch job of ``urls``."""
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        job = await store.ensure_job("t", mode="fetch", config={})
+        await store.add_requests(job.id, requests_for(urls), now=time.time())
+        yield store, job
+    finally:
+        await store.close()
+
+
+async def _run(store: Store, job: JobInfo, processes: int) -> Crawler:
     crawler = Crawler(store, job, quick(limits=Limits(concurrency=32, processes=processes)))
     outcome = await crawler.run()
     assert outcome.completed
@@ -57,11 +71,8 @@ async def test_child_processes_record_what_this_process_would(web: TestWeb, tmp_
     urls = _urls(web)
     found = {}
     for processes in (0, 2):
-        store = SQLiteStore(tmp_path / f"p{processes}.db")
-        await store.open()
-        try:
-            job = await store.ensure_job("t", mode="fetch", config={})
-            crawler = await _run(store, job, urls, processes)
+        async with _job_of(tmp_path / f"p{processes}.db", urls) as (store, job):
+            crawler = await _run(store, job, processes)
             pool = crawler.fetch_pool
             assert pool is not None
             # Children asked for are started before the first fetch: they did all of it.
@@ -69,8 +80,6 @@ async def test_child_processes_record_what_this_process_would(web: TestWeb, tmp_
             assert attempts >= len(urls)
             assert pool.offloaded == (attempts if processes else 0)
             found[processes] = await results_by_url(store, job)
-        finally:
-            await store.close()
     assert set(found[0]) == set(found[2]) == set(urls)
     for url, mine in found[0].items():
         theirs = found[2][url]
@@ -81,12 +90,8 @@ async def test_child_processes_record_what_this_process_would(web: TestWeb, tmp_
 async def test_children_do_the_fetching_and_keep_per_host_limits(tmp_path: Path) -> None:
     spec = SiteSpec(hosts=2, pages=120, latency_ms=20)
     async with TestWeb(spec) as web:
-        store = SQLiteStore(tmp_path / "s.db")
-        await store.open()
-        try:
-            job = await store.ensure_job("t", mode="fetch", config={})
-            urls = [web.url(h, f"/page/{n}") for h in range(2) for n in range(120)]
-            await store.add_requests(job.id, requests_for(urls), now=time.time())
+        urls = [web.url(h, f"/page/{n}") for h in range(2) for n in range(120)]
+        async with _job_of(tmp_path / "s.db", urls) as (store, job):
             config = quick(
                 limits=Limits(concurrency=32, processes=2),
                 politeness=Politeness(per_host=3, delay=0.0),
@@ -98,19 +103,13 @@ async def test_children_do_the_fetching_and_keep_per_host_limits(tmp_path: Path)
             assert crawler.fetch_pool.offloaded == len(urls) and crawler.fetch_pool.kept == 0
             for host in web.stats().hosts:
                 assert host.max_in_flight <= 3
-        finally:
-            await store.close()
 
 
 async def test_a_killed_child_loses_nothing(tmp_path: Path, wait_for: WaitFor) -> None:
     spec = SiteSpec(hosts=4, pages=150, latency_ms=30)
     async with TestWeb(spec) as web:
-        store = SQLiteStore(tmp_path / "k.db")
-        await store.open()
-        try:
-            job = await store.ensure_job("t", mode="fetch", config={})
-            urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(150)]
-            await store.add_requests(job.id, requests_for(urls), now=time.time())
+        urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(150)]
+        async with _job_of(tmp_path / "k.db", urls) as (store, job):
             crawler = Crawler(store, job, quick(limits=Limits(concurrency=16, processes=2)))
             task = asyncio.create_task(crawler.run())
 
@@ -128,8 +127,6 @@ async def test_a_killed_child_loses_nothing(tmp_path: Path, wait_for: WaitFor) -
             found = await results_by_url(store, job)  # fails on a URL recorded twice
             assert set(found) == set(urls)
             assert all(r.status == 200 for r in found.values())
-        finally:
-            await store.close()
 
 
 def _fetch_children() -> list[int]:
@@ -149,11 +146,6 @@ def _named(proc: Path, name: str) -> bool:
 
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_children_exit_with_the_run(tmp_path: Path, web: TestWeb, processes: int) -> None:
-    store = SQLiteStore(tmp_path / "e.db")
-    await store.open()
-    try:
-        job = await store.ensure_job("t", mode="fetch", config={})
-        await _run(store, job, _urls(web), processes)
+    async with _job_of(tmp_path / "e.db", _urls(web)) as (store, job):
+        await _run(store, job, processes)
         assert _fetch_children() == [], "a fetch process outlived its run"
-    finally:
-        await store.close()

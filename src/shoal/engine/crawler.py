@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -469,18 +469,11 @@ class Crawler:
             # The host's spacing counts from this start, not from when the slot was taken.
             loop = asyncio.get_running_loop()
             dispatch.pause_host(request.host, loop.time() + dispatch.host_delay(request.host))
-            self.stats.in_flight += 1
-            try:
+            with self._in_flight(request):
                 before_fetch = self._before_fetch
                 attempt = await self._fetcher.fetch(
                     request if before_fetch is None else before_fetch(request)
                 )
-            except asyncio.CancelledError:
-                self._buffer.released.append(request.id)
-                raise
-            finally:
-                self.stats.in_flight -= 1
-                dispatch.release(request)
             if self._extract is not None and attempt.body is not None:
                 try:
                     await self._extract(attempt.result, attempt.body)
@@ -510,20 +503,29 @@ class Crawler:
                 listener(outcome.results)
         dispatch.low.set()
 
-    async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
-        """Fetch the host's robots.txt in this request's slot, then queue the request again,
-        so that its own start keeps the host's spacing after the robots.txt request."""
+    @contextlib.contextmanager
+    def _in_flight(self, request: Request) -> Iterator[None]:
+        """Count ``request`` in flight while its host slot is held, then give the slot back;
+        a cancelled request's row is released. (``_worker`` inlines this on its hot path.)"""
         dispatch = self._dispatch
         assert dispatch is not None
         self.stats.in_flight += 1
         try:
-            await gate.load(request)
+            yield
         except asyncio.CancelledError:
             self._buffer.released.append(request.id)
             raise
         finally:
             self.stats.in_flight -= 1
             dispatch.release(request)
+
+    async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
+        """Fetch the host's robots.txt in this request's slot, then queue the request again,
+        so that its own start keeps the host's spacing after the robots.txt request."""
+        dispatch = self._dispatch
+        assert dispatch is not None
+        with self._in_flight(request):
+            await gate.load(request)
         if dispatch.closed:
             self._buffer.released.append(request.id)
         else:
