@@ -105,3 +105,34 @@ def test_kill_9_of_the_parent_ends_its_children_and_a_rerun_completes(
     got = result_rows(db, "work")
     assert sorted(u for u, _, _ in got) == sorted(urls)
     assert all(status == 200 for _, status, _ in got)
+
+
+def test_a_worker_runs_the_fetch_processes_it_is_given(site: TestWeb, tmp_path: Path) -> None:
+    urls = [site.url(h, f"/delay/{100 + n}?w={n}") for h in range(3) for n in range(40)]
+    write_urls(tmp_path / "work.txt", urls)
+    common = ("--per-host", "2", "--concurrency", "6", "--quiet")
+    # Start the job, stop it early: the worker joins an unfinished job.
+    starter = subprocess.Popen(
+        shoal_argv("fetch", "work.txt", *common, "--processes", "0"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / "shoal.db"
+    assert _wait_rows(db, "work", at_least=3, proc=starter)
+    starter.send_signal(signal.SIGINT)
+    starter.communicate(timeout=60)
+    assert starter.returncode == 130
+
+    worker = subprocess.Popen(
+        shoal_argv("worker", "--store", str(db), "--job", "work", "--processes", "2", "-q"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait(lambda: len(_fetch_children(worker.pid)) == 2, 30, "the worker's two fetch processes")
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert sorted(u for u, _, _ in result_rows(db, "work")) == sorted(urls)

@@ -37,7 +37,9 @@ async def _nothing_to_admit(store: Store, job: JobInfo, context: AdmitContext) -
     return AdmitReport(lines=0, valid=0, admitted=0)
 
 
-async def _request(location: str, name: str, concurrency: int | None, quiet: bool) -> JobRequest:
+async def _request(
+    location: str, name: str, limits: dict[str, int | None], quiet: bool
+) -> JobRequest:
     from shoal.cli.crawl import crawl_plan
 
     store = await open_ready_store(location)
@@ -53,9 +55,7 @@ async def _request(location: str, name: str, concurrency: int | None, quiet: boo
         )
     record: dict[str, Any] = dict(job.config)
     try:
-        config = CrawlConfig.from_record(record)
-        if concurrency is not None:
-            config = _with_concurrency(config, concurrency)
+        config = _with_limits(CrawlConfig.from_record(record), limits)
         plan = crawl_plan(record, config) if job.mode == "crawl" else {}
     except (ConfigError, TypeError, ValueError) as exc:
         message = f"job {name!r} has settings this shoal cannot use: {exc}"
@@ -74,15 +74,19 @@ async def _request(location: str, name: str, concurrency: int | None, quiet: boo
     )
 
 
-def _with_concurrency(config: CrawlConfig, concurrency: int) -> CrawlConfig:
+def _with_limits(config: CrawlConfig, given: dict[str, int | None]) -> CrawlConfig:
+    """The job's config with the limits given to this worker (None: the job's own)."""
     from dataclasses import replace
 
-    limits: Limits = replace(config.limits, concurrency=concurrency)
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        return config
+    limits: Limits = replace(config.limits, **changes)
     return replace(config, limits=limits)
 
 
-async def _work(location: str, name: str, concurrency: int | None, quiet: bool) -> int:
-    request = await _request(location, name, concurrency, quiet)
+async def _work(location: str, name: str, limits: dict[str, int | None], quiet: bool) -> int:
+    request = await _request(location, name, limits, quiet)
     return await run_job(request, Console(stderr=True))
 
 
@@ -102,8 +106,17 @@ async def _work(location: str, name: str, concurrency: int | None, quiet: bool) 
     default=None,
     help="Requests in flight in this worker (default: the job's setting).",
 )
+@click.option(
+    "--processes",
+    envvar="SHOAL_PROCESSES",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Fetch processes of this worker (default: the job's setting; 0 = none).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display or summary.")
-def worker(store: str, job: str, concurrency: int | None, quiet: bool) -> None:
+def worker(
+    store: str, job: str, concurrency: int | None, processes: int | None, quiet: bool
+) -> None:
     """Join an existing JOB and fetch with it until it is finished.
 
     Start a job with `shoal fetch` or `shoal crawl` (any of them, on any
@@ -115,5 +128,9 @@ def worker(store: str, job: str, concurrency: int | None, quiet: bool) -> None:
     it finishes or returns what it holds and the others go on.
     """
     from shoal.cli import _run
+    from shoal.engine.fetchpool import prefork
 
-    _run(_work(store, job, concurrency, quiet))
+    # Forked now, before the event loop; how many the job wants is known only inside it
+    # (a pool takes what it needs and starts more, or leaves the rest idle).
+    prefork(processes)
+    _run(_work(store, job, {"concurrency": concurrency, "processes": processes}, quiet))
