@@ -183,6 +183,11 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
         table.add_row(
             "this run",
             f"{this_run.finished_this_run:,} in {this_run.elapsed:,.1f} s "
-            f"({rate:,.0f} pages/s), {this_run.retries:,} retries",
+            f"({rate:,.0f} pages/s), {this_run.retries:,} retries"
+            + (
+                f", HTTP in {this_run.fetch_processes} fetch processes"
+                if this_run.fetch_processes
+                else ""
+            ),
         )
     return table

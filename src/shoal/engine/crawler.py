@@ -179,6 +179,8 @@ class Crawler:
     def snapshot(self) -> StatsSnapshot:
         if self._dispatch is not None:
             self.stats.queued = self._dispatch.queued
+        if self._pool is not None:
+            self.stats.fetch_processes = self._pool.peak
         return self.stats.snapshot(time.monotonic())
 
     async def run(self, admission: Admission | None = None) -> RunOutcome:

@@ -342,6 +342,7 @@ class FetchPool:
         self._seq = 0
         self.offloaded = 0  # attempts a child process made
         self.kept = 0  # attempts made in this process
+        self.peak = 0  # the most children ready at once
         self._started = False
         self._closing = False
         self._start_task: asyncio.Task[None] | None = None
@@ -397,6 +398,7 @@ class FetchPool:
 
     def _child_ready(self, child: _Child) -> None:
         self._ready.append(child)
+        self.peak = max(self.peak, len(self._ready))
 
     def _child_gone(self, child: _Child) -> None:
         if child in self._ready:

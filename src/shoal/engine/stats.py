@@ -27,6 +27,7 @@ class StatsSnapshot:
     by_error_kind: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    fetch_processes: int = 0  # the most child processes fetching at once this run
 
     @property
     def remaining(self) -> int:
@@ -40,6 +41,7 @@ class LiveStats:
         "bytes",
         "done",
         "failed",
+        "fetch_processes",
         "finished_before",
         "in_flight",
         "queued",
@@ -59,6 +61,7 @@ class LiveStats:
         self.in_flight = 0
         self.queued = 0
         self.started_at = 0.0
+        self.fetch_processes = 0
         self.by_status: Counter[int] = Counter()
         self.by_error_kind: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()  # discovered URLs not followed, by reason
@@ -82,4 +85,5 @@ class LiveStats:
             by_error_kind=dict(self.by_error_kind),
             rejected=dict(self.rejected),
             elapsed=max(0.0, now - self.started_at) if self.started_at else 0.0,
+            fetch_processes=self.fetch_processes,
         )
