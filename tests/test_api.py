@@ -218,6 +218,19 @@ async def test_a_bad_rule_raises_config_error_before_anything_is_fetched() -> No
         assert sum(h.requests for h in web.stats().hosts) == 0
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [{"max_pages": 10**30}, {"max_pages": 0}, {"max_pages": True}, {"depth": -1}, {"depth": 1.5}],
+)
+async def test_a_count_out_of_range_raises_config_error_before_any_fetch(
+    limits: dict[str, object], tmp_path: Path
+) -> None:
+    async with shop_site() as web:
+        with pytest.raises(ConfigError, match=next(iter(limits))):
+            await collect(shoal.crawl([web.url(0, "/shop/")], store=tmp_path / "c.db", **limits))
+        assert sum(h.requests for h in web.stats().hosts) == 0
+
+
 async def test_crawler_calls_on_page_with_every_result_and_returns_the_summary(
     tmp_path: Path,
 ) -> None:

@@ -385,6 +385,20 @@ def _fetch_plan(
     return _Plan(requests, {"mode": "fetch", "config": run_config, "max_buffered": max_buffered})
 
 
+_MAX_COUNT = 2**62  # what the stores' 64-bit integers hold with room to spare
+
+
+def _check_count(name: str, value: int | None, *, allow_zero: bool = False) -> None:
+    """A limit given as a count: None, or a whole number in range (bool is not one)."""
+    if value is None:
+        return
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _MAX_COUNT:
+        raise ConfigError(
+            f"{name} must be a whole number from {low} to {_MAX_COUNT}, got {value!r}"
+        )
+
+
 def _crawl_plan(
     seeds: Iterable[str],
     depth: int | None,
@@ -405,6 +419,8 @@ def _crawl_plan(
             raise InputError(f"{seed!r}: {exc.reason}", line_no=line_no) from None
     if not canonical_seeds:
         raise InputError("no seeds given")
+    _check_count("max_pages", max_pages)
+    _check_count("depth", depth, allow_zero=True)
     if per_host is None and config is None:
         per_host = 2
     run_config = _configure(
