@@ -24,15 +24,14 @@ from typing import Any
 
 from shoal.core.lifecycle import State
 from shoal.core.model import Completion, NewRequest, Request
+from shoal.store._admission import FINGERPRINT_COLUMN, HOST_COLUMN, request_rows, sequence_rows
 from shoal.store._codec import encode_fields, encode_json, request_from_row
-from shoal.store._sqlite_admit import first_of_each, request_rows, sequence_rows
 from shoal.store.base import HOST_REGRAB
 
 __all__ = [
     "add_counters",
     "admit",
     "complete",
-    "first_of_each",
     "lease",
     "mark_started",
     "release_leases",
@@ -73,8 +72,6 @@ SELECT $1, name, n FROM unnest($2::text[], $3::bigint[]) AS t(name, n) ORDER BY 
 ON CONFLICT (job_id, name) DO UPDATE SET n = shoal_counters.n + excluded.n
 """
 
-_FINGERPRINT, _HOST = 1, 6  # indexes in a request row (see request_rows)
-
 
 async def add_counters(conn: Conn, job_id: int, counters: dict[str, int]) -> None:
     named = sorted((name, n) for name, n in counters.items() if n)
@@ -85,9 +82,9 @@ async def add_counters(conn: Conn, job_id: int, counters: dict[str, int]) -> Non
 async def admit(
     conn: Conn, job_id: int, requests: Sequence[NewRequest], now: float
 ) -> tuple[int, list[bytes]]:
-    """Admit ``requests`` (distinct fingerprints) as the SQLite store does: only new ones,
-    within the job's limits, each with its host's next sequence number. Returns how many were
-    admitted and the fingerprints now certainly in the job."""
+    """Admit ``requests`` (distinct fingerprints) as every backend does (see ``_admission``):
+    only new ones, within the job's limits, each with its host's next sequence number. Returns
+    how many were admitted and the fingerprints now certainly in the job."""
     if not requests:
         return 0, []
     limits = await conn.fetchrow(_LOCK_JOB, job_id)
@@ -95,11 +92,11 @@ async def admit(
     fingerprints = [r.fingerprint for r in requests]
     known = {rec[0] for rec in await conn.fetch(_KNOWN, job_id, fingerprints)}
     if known:
-        rows = [row for row in rows if row[_FINGERPRINT] not in known]
+        rows = [row for row in rows if row[FINGERPRINT_COLUMN] not in known]
         if not rows:
             return 0, fingerprints
     max_pages, per_host, admitted = (None, None, 0) if limits is None else tuple(limits)
-    hosts = list(dict.fromkeys(row[_HOST] for row in rows))
+    hosts = list(dict.fromkeys(row[HOST_COLUMN] for row in rows))
     next_seq: dict[object, int] = {
         rec[0]: rec[1] for rec in await conn.fetch(_HOST_SEQS, job_id, hosts)
     }
@@ -113,7 +110,7 @@ async def admit(
     if sequenced:
         columns = list(zip(*sequenced, strict=True))
         await conn.execute(_INSERT, job_id, *(list(col) for col in columns[1:]))
-        touched = sorted({str(row[_HOST]) for row in sequenced})
+        touched = sorted({str(row[HOST_COLUMN]) for row in sequenced})
         await conn.execute(_PUT_HOST_SEQS, job_id, touched, [next_seq[h] for h in touched])
         await conn.execute(_PUT_ADMITTED, job_id, len(sequenced))
         if _grew_past_a_mark(int(admitted), int(admitted) + len(sequenced)):

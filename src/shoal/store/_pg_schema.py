@@ -1,4 +1,4 @@
-"""The PostgreSQL store's schema, as an ordered list of migration steps.
+"""The PostgreSQL store's schema, as an ordered list of migration steps, and ``migrate``.
 
 The same tables as the SQLite store (see ``shoal.store.migrations`` for what
 each column means), named with a ``shoal_`` prefix so that they can live in a
@@ -22,9 +22,16 @@ Indexes, all per job:
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from typing import Any, Final
 
-__all__ = ["LATEST_VERSION", "LOCK_KEY", "MIGRATIONS"]
+from shoal.core.errors import SchemaError, StoreError
+
+__all__ = ["LATEST_VERSION", "LOCK_KEY", "MIGRATIONS", "migrate"]
+
+log = logging.getLogger(__name__)
+
+Conn = Any  # an asyncpg.Connection (asyncpg ships no type information)
 
 LOCK_KEY: Final = 0x73686F6C  # 'shol': the advisory lock migrations hold
 
@@ -160,3 +167,45 @@ _V2 = (
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 LATEST_VERSION: Final = len(MIGRATIONS)
+
+
+async def migrate(conn: Conn, where: str) -> None:
+    """Bring the store up to ``LATEST_VERSION`` in the caller's transaction, holding the
+    advisory lock ``LOCK_KEY``; ``where`` names the database in messages."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+    tables = {
+        row[0]
+        for row in await conn.fetch(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name LIKE 'shoal\\_%'"
+        )
+    }
+    version = 0
+    if tables:
+        if "shoal_meta" not in tables:
+            raise SchemaError(f"{where} has shoal_* tables that are not a shoal store")
+        value = await conn.fetchval("SELECT value FROM shoal_meta WHERE key = 'schema_version'")
+        try:
+            version = int(value)
+        except (TypeError, ValueError):
+            raise SchemaError(f"{where}: no valid shoal schema_version") from None
+    if version > LATEST_VERSION:
+        raise SchemaError(
+            f"{where} was written by a newer shoal "
+            f"(schema {version}, this shoal knows {LATEST_VERSION})"
+        )
+    if version == 0 and await conn.fetchval("SELECT current_schema()") is None:
+        raise StoreError(
+            f"cannot open store {where}: no schema to create tables in"
+            " (does the search_path name an existing schema?)"
+        )
+    for step in range(version, LATEST_VERSION):
+        for statement in MIGRATIONS[step]:
+            await conn.execute(statement)
+        log.debug("migrated %s to schema %d", where, step + 1)
+    if version < LATEST_VERSION:
+        await conn.execute(
+            "INSERT INTO shoal_meta (key, value) VALUES ('schema_version', $1)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            str(LATEST_VERSION),
+        )

@@ -1,11 +1,12 @@
-"""The SQLite store's operations: plain synchronous functions on one connection.
+"""The SQLite store's writes: plain synchronous functions on one connection.
 
-Each function here runs inside the thread that owns ``conn`` (see
-``shoal.store.sqlite``) and is one transaction. They know SQL and the row
-encodings; they know nothing about threads, the event loop or error
-wrapping. Write transactions start with ``BEGIN IMMEDIATE`` so that two
-processes sharing the file queue on the write lock (honouring
-``busy_timeout``) instead of failing when a read turns into a write.
+Each function here runs inside the thread that owns ``conn`` (the writer; see
+``shoal.store.sqlite``) and is one transaction; the reads live in
+``_sqlite_reads``. They know SQL and the row encodings; they know nothing
+about threads, the event loop or error wrapping. Write transactions start
+with ``BEGIN IMMEDIATE`` so that two processes sharing the file queue on the
+write lock (honouring ``busy_timeout``) instead of failing when a read turns
+into a write.
 
 Hot paths (``add_requests``, ``lease``, ``complete``) build plain tuples and
 hand them to ``executemany`` with constant SQL strings, which the ``sqlite3``
@@ -18,45 +19,24 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from shoal.core.lifecycle import State
-from shoal.core.model import (
-    Completion,
-    FetchResult,
-    JobCounts,
-    JobInfo,
-    NewRequest,
-    Request,
-    WorkerInfo,
-)
+from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request
+from shoal.store._admission import Row, first_of_each, request_rows
 from shoal.store._admitted import AdmittedFingerprints
-from shoal.store._codec import (
-    compress,
-    decode_json,
-    encode_fields,
-    encode_json,
-    request_from_row,
-    storable,
-)
-from shoal.store._sqlite_admit import ADD_COUNTER, admit, first_of_each, request_rows
+from shoal.store._codec import compress, encode_fields, encode_json, request_from_row, storable
+from shoal.store._sqlite_admit import ADD_COUNTER, admit
+from shoal.store._sqlite_reads import get_job
 from shoal.store.base import HOST_QUANTUM, HOST_REGRAB
 
 __all__ = [
     "add_requests",
-    "begin_read",
     "complete",
-    "counters",
-    "counts",
     "ensure_job",
-    "get_job",
-    "get_robots",
     "heartbeat",
     "lease",
-    "list_jobs",
-    "list_workers",
     "mark_started",
-    "next_due",
     "put_robots",
     "register_worker",
     "release_leases",
@@ -69,7 +49,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Row = tuple[object, ...]
 
 
 @contextmanager
@@ -85,33 +64,7 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-@contextmanager
-def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """Several SELECTs that must see one consistent state (joins an open transaction)."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")
-
-
-def begin_read(conn: sqlite3.Connection) -> None:
-    """Open a read transaction; its snapshot is taken by the first SELECT."""
-    conn.execute("BEGIN")
-
-
 # -- jobs -------------------------------------------------------------------
-
-_JOB_COLUMNS = "id, name, mode, created_at, config"
-
-
-def _job(row: Any) -> JobInfo:
-    return JobInfo(
-        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
-    )
 
 
 def ensure_job(
@@ -122,17 +75,9 @@ def ensure_job(
             "INSERT OR IGNORE INTO jobs (name, mode, created_at, config) VALUES (?, ?, ?, ?)",
             (name, mode, now, config_json),
         )
-        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)).fetchone()
-    return _job(row)
-
-
-def get_job(conn: sqlite3.Connection, name: str) -> JobInfo | None:
-    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)).fetchone()
-    return None if row is None else _job(row)
-
-
-def list_jobs(conn: sqlite3.Connection) -> list[JobInfo]:
-    return [_job(row) for row in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
+        job = get_job(conn, name)
+    assert job is not None, "a job inserted or found in this transaction"
+    return job
 
 
 # -- frontier ---------------------------------------------------------------
@@ -474,81 +419,16 @@ def mark_started(
         return conn.executemany(_MARK_STARTED, rows).rowcount
 
 
-_MIN_OPEN_DEPTH = f"""
-SELECT min(d) FROM (
-    SELECT min(depth) AS d FROM requests INDEXED BY requests_waiting
-    WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
-    UNION ALL
-    SELECT min(depth) FROM requests INDEXED BY requests_leased
-    WHERE job_id = :job_id AND state = {State.LEASED}
-)
-"""
-
-
-def min_open_depth(conn: sqlite3.Connection, job_id: int) -> int | None:
-    row = conn.execute(_MIN_OPEN_DEPTH, {"job_id": job_id}).fetchone()
-    return None if row[0] is None else int(row[0])
-
-
-def next_due(conn: sqlite3.Connection, job_id: int) -> float | None:
-    row = conn.execute(
-        "SELECT min(next_at) FROM requests INDEXED BY requests_waiting"
-        f" WHERE job_id = ? AND state IN ({State.PENDING}, {State.RETRY_WAIT})",
-        (job_id,),
-    ).fetchone()
-    return None if row[0] is None else float(row[0])
-
-
-# Counted from indexes the hot path maintains anyway: counting triggers on every state
-# change cost about a quarter of the write throughput, and counts() is called rarely.
-_COUNT_WAITING = f"""
-SELECT state, count(*) FROM requests INDEXED BY requests_waiting
-WHERE job_id = ? AND state IN ({State.PENDING}, {State.RETRY_WAIT}) GROUP BY state
-"""
-_COUNT_LEASED = f"""
-SELECT count(*) FROM requests INDEXED BY requests_leased WHERE job_id = ? AND state = {State.LEASED}
-"""
-# Every terminal row has exactly one result; a failed one has no status.
-_COUNT_FINISHED = "SELECT count(*), count(status) FROM results WHERE job_id = ?"
-
-
-def counts(conn: sqlite3.Connection, job_id: int) -> JobCounts:
-    with read_snapshot(conn):
-        waiting = dict(conn.execute(_COUNT_WAITING, (job_id,)).fetchall())
-        (leased,) = conn.execute(_COUNT_LEASED, (job_id,)).fetchone()
-        finished, done = conn.execute(_COUNT_FINISHED, (job_id,)).fetchone()
-    return JobCounts(
-        pending=waiting.get(State.PENDING, 0),
-        leased=leased,
-        retry_wait=waiting.get(State.RETRY_WAIT, 0),
-        done=done,
-        failed=finished - done,
-    )
-
-
-def counters(conn: sqlite3.Connection, job_id: int) -> dict[str, int]:
-    rows = conn.execute(
-        "SELECT name, n FROM job_counters WHERE job_id = ? ORDER BY name", (job_id,)
-    ).fetchall()
-    return dict(rows)
-
-
 # -- hosts ------------------------------------------------------------------
 
-# Valid while now < expires. A hosts row may not exist yet (robots are fetched before the
-# host's first admission is leased, or for a host never admitted): it starts at next_seq 0,
-# and storing robots leaves next_seq alone.
-_GET_ROBOTS = "SELECT robots FROM hosts WHERE job_id = ? AND host = ? AND robots_expires > ?"
+# A hosts row may not exist yet (robots are fetched before the host's first admission is
+# leased, or for a host never admitted): it starts at next_seq 0, and storing robots leaves
+# next_seq alone.
 _PUT_ROBOTS = (
     "INSERT INTO hosts (job_id, host, next_seq, robots, robots_expires) VALUES (?, ?, 0, ?, ?)"
     " ON CONFLICT (job_id, host) DO UPDATE SET"
     " robots = excluded.robots, robots_expires = excluded.robots_expires"
 )
-
-
-def get_robots(conn: sqlite3.Connection, job_id: int, host: str, now: float) -> str | None:
-    row = conn.execute(_GET_ROBOTS, (job_id, host, now)).fetchone()
-    return None if row is None else str(row[0])
 
 
 def put_robots(conn: sqlite3.Connection, job_id: int, host: str, data: str, expires: float) -> None:
@@ -586,15 +466,3 @@ def heartbeat(conn: sqlite3.Connection, job_id: int, owner: str, now: float) -> 
 def unregister_worker(conn: sqlite3.Connection, job_id: int, owner: str) -> None:
     with write_transaction(conn):
         conn.execute("DELETE FROM workers WHERE job_id = ? AND owner = ?", (job_id, owner))
-
-
-def list_workers(conn: sqlite3.Connection, job_id: int) -> list[WorkerInfo]:
-    rows = conn.execute(
-        "SELECT owner, pid, hostname, started_at, heartbeat_at FROM workers"
-        " WHERE job_id = ? ORDER BY started_at, owner",
-        (job_id,),
-    )
-    return [
-        WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
-        for o, p, h, s, b in rows
-    ]

@@ -4,7 +4,7 @@ Many worker processes, on many machines, run one job on one database: leases
 are taken with ``FOR UPDATE SKIP LOCKED``, a dead worker's leases and hosts
 expire, and per-host politeness holds across workers through host ownership
 (see ``Store.lease``). Every method is one transaction on a pooled connection;
-the write path lives in ``_pg_ops``.
+the write path lives in ``_pg_ops``, the read path in ``_pg_reads``.
 
 Errors: asyncpg and socket exceptions never leave this module. They become
 ``StoreUnavailable`` when waiting or retrying may help (server unreachable,
@@ -21,15 +21,13 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
-from shoal.core.lifecycle import State
+from shoal.core.errors import ConfigError, StoreError, StoreUnavailable
 from shoal.core.model import (
     Completion,
     FetchResult,
@@ -41,9 +39,12 @@ from shoal.core.model import (
     WorkerInfo,
 )
 from shoal.store import _pg_ops as ops
+from shoal.store import _pg_reads as reads
+from shoal.store._admission import first_of_each
 from shoal.store._admitted import AdmittedFingerprints
-from shoal.store._codec import compress, decode_json, decompress, result_from_row, storable
-from shoal.store._pg_schema import LATEST_VERSION, LOCK_KEY, MIGRATIONS
+from shoal.store._codec import compress
+from shoal.store._pg_schema import migrate
+from shoal.store._pg_text import clean_completion, clean_request, storable_text
 from shoal.store.base import HOST_QUANTUM
 
 __all__ = ["PostgresStore"]
@@ -163,7 +164,7 @@ class PostgresStore:
             raise _store_error("open", self._where, exc) from None
         self._pool = pool
         try:
-            await self._tx("open", self._migrate)
+            await self._tx("open", lambda conn: migrate(conn, self._where))
         except BaseException:
             await self.close()
             raise
@@ -231,54 +232,7 @@ class PostgresStore:
         except _UnstorableText as exc:
             raise StoreError(f"{what} failed on {self._where}: {exc}") from None
 
-    async def _migrate(self, conn: Conn) -> None:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
-        tables = {
-            row[0]
-            for row in await conn.fetch(
-                "SELECT table_name FROM information_schema.tables"
-                " WHERE table_schema = current_schema() AND table_name LIKE 'shoal\\_%'"
-            )
-        }
-        version = 0
-        if tables:
-            if "shoal_meta" not in tables:
-                raise SchemaError(f"{self._where} has shoal_* tables that are not a shoal store")
-            value = await conn.fetchval("SELECT value FROM shoal_meta WHERE key = 'schema_version'")
-            try:
-                version = int(value)
-            except (TypeError, ValueError):
-                raise SchemaError(f"{self._where}: no valid shoal schema_version") from None
-        if version > LATEST_VERSION:
-            raise SchemaError(
-                f"{self._where} was written by a newer shoal "
-                f"(schema {version}, this shoal knows {LATEST_VERSION})"
-            )
-        if version == 0 and await conn.fetchval("SELECT current_schema()") is None:
-            raise StoreError(
-                f"cannot open store {self._where}: no schema to create tables in"
-                " (does the search_path name an existing schema?)"
-            )
-        for step in range(version, LATEST_VERSION):
-            for statement in MIGRATIONS[step]:
-                await conn.execute(statement)
-            log.debug("migrated %s to schema %d", self._where, step + 1)
-        if version < LATEST_VERSION:
-            await conn.execute(
-                "INSERT INTO shoal_meta (key, value) VALUES ('schema_version', $1)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                str(LATEST_VERSION),
-            )
-
     # -- jobs ---------------------------------------------------------------
-
-    _JOB = "SELECT id, name, mode, created_at, config FROM shoal_jobs"
-
-    @staticmethod
-    def _job(row: Any) -> JobInfo:
-        return JobInfo(
-            id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
-        )
 
     async def ensure_job(self, name: str, *, mode: str, config: Mapping[str, object]) -> JobInfo:
         try:
@@ -296,32 +250,27 @@ class PostgresStore:
                 now,
                 text,
             )
-            return self._job(await conn.fetchrow(f"{self._JOB} WHERE name = $1", name))
+            job = await reads.get_job(conn, name)
+            assert job is not None, "a job inserted or found in this transaction"
+            return job
 
         return await self._tx("ensure_job", work)
 
     async def get_job(self, name: str) -> JobInfo | None:
-        async def work(conn: Conn) -> JobInfo | None:
-            row = await conn.fetchrow(f"{self._JOB} WHERE name = $1", name)
-            return None if row is None else self._job(row)
-
-        return await self._tx("get_job", work, read_only=True)
+        return await self._tx("get_job", lambda conn: reads.get_job(conn, name), read_only=True)
 
     async def list_jobs(self) -> list[JobInfo]:
-        async def work(conn: Conn) -> list[JobInfo]:
-            return [self._job(row) for row in await conn.fetch(f"{self._JOB} ORDER BY id")]
-
-        return await self._tx("list_jobs", work, read_only=True)
+        return await self._tx("list_jobs", reads.list_jobs, read_only=True)
 
     # -- frontier -----------------------------------------------------------
 
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
-        requests = self._admitted.unknown(job_id, ops.first_of_each(requests))
+        requests = self._admitted.unknown(job_id, first_of_each(requests))
         if not requests:
             return 0
 
         def make_work(clean: bool) -> Callable[[Conn], Awaitable[tuple[int, list[bytes]]]]:
-            batch = [_clean_request(r) for r in requests] if clean else requests
+            batch = [clean_request(r) for r in requests] if clean else requests
             return lambda conn: ops.admit(conn, job_id, batch, now)
 
         new, present = await self._write_text_safe("add_requests", make_work)
@@ -376,26 +325,17 @@ class PostgresStore:
         return await self._tx("lease", work)
 
     async def min_open_depth(self, job_id: int) -> int | None:
-        async def work(conn: Conn) -> int | None:
-            value = await conn.fetchval(
-                "SELECT least("
-                f" (SELECT min(depth) FROM shoal_requests WHERE job_id = $1"
-                f"  AND state IN ({State.PENDING}, {State.RETRY_WAIT})),"
-                f" (SELECT min(depth) FROM shoal_requests WHERE job_id = $1"
-                f"  AND state = {State.LEASED}))",
-                job_id,
-            )
-            return None if value is None else int(value)
-
-        return await self._tx("min_open_depth", work, read_only=True)
+        return await self._tx(
+            "min_open_depth", lambda conn: reads.min_open_depth(conn, job_id), read_only=True
+        )
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
         bodies = await self._compressed_bodies(batch.results)
-        discovered = self._admitted.unknown(job_id, ops.first_of_each(batch.discovered))
+        discovered = self._admitted.unknown(job_id, first_of_each(batch.discovered))
 
         def make_work(clean: bool) -> Callable[[Conn], Awaitable[tuple[int, list[bytes]]]]:
-            done = _clean_completion(batch) if clean else batch
-            found = [_clean_request(r) for r in discovered] if clean else discovered
+            done = clean_completion(batch) if clean else batch
+            found = [clean_request(r) for r in discovered] if clean else discovered
             return lambda conn: ops.complete(conn, job_id, owner, done, bodies, found, now)
 
         new, present = await self._write_text_safe("complete", make_work)
@@ -438,38 +378,22 @@ class PostgresStore:
         return await self._tx("mark_started", work)
 
     async def next_due(self, job_id: int) -> float | None:
-        async def work(conn: Conn) -> float | None:
-            value = await conn.fetchval(
-                "SELECT min(next_at) FROM shoal_requests"
-                f" WHERE job_id = $1 AND state IN ({State.PENDING}, {State.RETRY_WAIT})",
-                job_id,
-            )
-            return None if value is None else float(value)
-
-        return await self._tx("next_due", work, read_only=True)
+        return await self._tx("next_due", lambda conn: reads.next_due(conn, job_id), read_only=True)
 
     async def counts(self, job_id: int) -> JobCounts:
         return await self._tx(
-            "counts", lambda conn: _counts(conn, job_id), read_only=True, snapshot=True
+            "counts", lambda conn: reads.counts(conn, job_id), read_only=True, snapshot=True
         )
 
     async def counters(self, job_id: int) -> dict[str, int]:
-        return await self._tx("counters", lambda conn: _counters(conn, job_id), read_only=True)
+        return await self._tx("counters", lambda conn: reads.counters(conn, job_id), read_only=True)
 
     # -- hosts --------------------------------------------------------------
 
     async def get_robots(self, job_id: int, host: str, *, now: float) -> str | None:
-        async def work(conn: Conn) -> str | None:
-            value = await conn.fetchval(
-                "SELECT robots FROM shoal_hosts"
-                " WHERE job_id = $1 AND host = $2 AND robots_expires > $3",
-                job_id,
-                host,
-                now,
-            )
-            return None if value is None else str(value)
-
-        return await self._tx("get_robots", work, read_only=True)
+        return await self._tx(
+            "get_robots", lambda conn: reads.get_robots(conn, job_id, host, now), read_only=True
+        )
 
     async def put_robots(self, job_id: int, host: str, data: str, *, expires: float) -> None:
         async def work(conn: Conn) -> None:
@@ -478,8 +402,8 @@ class PostgresStore:
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, host) DO UPDATE"
                 " SET robots = excluded.robots, robots_expires = excluded.robots_expires",
                 job_id,
-                _text(host),
-                _text(data),
+                storable_text(host),
+                storable_text(data),
                 expires,
             )
 
@@ -526,18 +450,9 @@ class PostgresStore:
         await self._tx("unregister_worker", work)
 
     async def list_workers(self, job_id: int) -> list[WorkerInfo]:
-        async def work(conn: Conn) -> list[WorkerInfo]:
-            rows = await conn.fetch(
-                "SELECT owner, pid, hostname, started_at, heartbeat_at FROM shoal_workers"
-                " WHERE job_id = $1 ORDER BY started_at, owner",
-                job_id,
-            )
-            return [
-                WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
-                for o, p, h, s, b in rows
-            ]
-
-        return await self._tx("list_workers", work, read_only=True)
+        return await self._tx(
+            "list_workers", lambda conn: reads.list_workers(conn, job_id), read_only=True
+        )
 
     # -- results ------------------------------------------------------------
 
@@ -551,160 +466,29 @@ class PostgresStore:
         pool = self._pool
         if pool is None:
             raise StoreError(f"iter_results failed on {self._where}: the store is not open")
-        sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
         try:
             async with pool.acquire() as conn:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     after = -1
                     while True:
-                        rows = await conn.fetch(sql, job_id, after, batch_size)
-                        if not rows:
+                        batch = await reads.read_results(
+                            conn, job_id, after, batch_size, with_bodies
+                        )
+                        if not batch:
                             return
-                        after = rows[-1][0]
-                        yield [result_from_row(row) for row in rows]
+                        after = batch[-1].request_id
+                        yield batch
         except (StoreError, ConfigError, GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:
             raise _store_error("iter_results", self._where, exc) from None
 
     async def get_body(self, body_hash: str) -> bytes | None:
-        async def work(conn: Conn) -> bytes | None:
-            data = await conn.fetchval("SELECT data FROM shoal_bodies WHERE hash = $1", body_hash)
-            return None if data is None else decompress(data)
-
-        return await self._tx("get_body", work, read_only=True)
+        return await self._tx(
+            "get_body", lambda conn: reads.get_body(conn, body_hash), read_only=True
+        )
 
     async def summary(self, job_id: int) -> JobSummary:
         return await self._tx(
-            "summary", lambda conn: _summary(conn, job_id), read_only=True, snapshot=True
+            "summary", lambda conn: reads.summary(conn, job_id), read_only=True, snapshot=True
         )
-
-
-# -- reads ----------------------------------------------------------------------
-
-_RESULT_COLUMNS = """
-    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
-    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
-    r.depth, r.parent_url, r.method, r.fields, r.encoding
-"""
-_READ_RESULTS = f"""
-SELECT {_RESULT_COLUMNS}, NULL::bytea FROM shoal_results r
-WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
-"""
-_READ_RESULTS_WITH_BODIES = f"""
-SELECT {_RESULT_COLUMNS}, b.data FROM shoal_results r
-LEFT JOIN shoal_bodies b ON b.hash = r.body_hash
-WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
-"""
-
-
-async def _counts(conn: Conn, job_id: int) -> JobCounts:
-    by_state = dict(
-        await conn.fetch(
-            "SELECT state, count(*) FROM shoal_requests WHERE job_id = $1"
-            f" AND state IN ({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
-            " GROUP BY state",
-            job_id,
-        )
-    )
-    finished, done = await conn.fetchrow(
-        "SELECT count(*), count(status) FROM shoal_results WHERE job_id = $1", job_id
-    )
-    return JobCounts(
-        pending=by_state.get(State.PENDING, 0),
-        leased=by_state.get(State.LEASED, 0),
-        retry_wait=by_state.get(State.RETRY_WAIT, 0),
-        done=done,
-        failed=finished - done,
-    )
-
-
-async def _counters(conn: Conn, job_id: int) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT name, n FROM shoal_counters WHERE job_id = $1 ORDER BY name", job_id
-    )
-    return {name: n for name, n in rows}
-
-
-_SUMMARY = """
-SELECT r.status / 100, r.error_kind, count(*), sum(r.bytes), min(r.fetched_at),
-    max(r.fetched_at)
-FROM shoal_results r WHERE r.job_id = $1 GROUP BY 1, 2
-"""
-# Nearest rank, as the SQLite store computes it: percentile_disc is exactly that.
-_PERCENTILES = """
-SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY elapsed_ms),
-    percentile_disc(0.95) WITHIN GROUP (ORDER BY elapsed_ms)
-FROM shoal_results WHERE job_id = $1 AND status IS NOT NULL AND elapsed_ms IS NOT NULL
-"""
-
-
-async def _summary(conn: Conn, job_id: int) -> JobSummary:
-    by_status_class: dict[str, int] = {}
-    by_error_kind: dict[str, int] = {}
-    total_bytes = 0
-    first: float | None = None
-    last: float | None = None
-    job_counts = await _counts(conn, job_id)
-    rejected = await _counters(conn, job_id)
-    for status_class, kind, n, size, lo, hi in await conn.fetch(_SUMMARY, job_id):
-        if status_class is not None:
-            key = f"{status_class}xx"
-            by_status_class[key] = by_status_class.get(key, 0) + n
-        if kind is not None:
-            by_error_kind[kind] = by_error_kind.get(kind, 0) + n
-        total_bytes += size or 0
-        first = lo if first is None or lo < first else first
-        last = hi if last is None or hi > last else last
-    p50, p95 = await conn.fetchrow(_PERCENTILES, job_id)
-    return JobSummary(
-        counts=job_counts,
-        by_status_class=dict(sorted(by_status_class.items())),
-        by_error_kind=dict(sorted(by_error_kind.items())),
-        bytes=total_bytes,
-        p50_ms=p50,
-        p95_ms=p95,
-        first_fetched_at=first,
-        last_fetched_at=last,
-        rejected=rejected,
-    )
-
-
-# -- text PostgreSQL cannot store --------------------------------------------------
-
-
-def _text(value: str) -> str:
-    return storable(value).replace("\x00", "\ufffd")
-
-
-def _clean(value: str | None) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _clean_request(r: NewRequest) -> NewRequest:
-    return replace(
-        r,
-        url=_text(r.url),
-        host=_text(r.host),
-        parent_url=_clean(r.parent_url),
-        headers=tuple((_text(k), _text(v)) for k, v in r.headers),
-    )
-
-
-def _clean_completion(batch: Completion) -> Completion:
-    results = [
-        replace(
-            r,
-            url=_text(r.url),
-            final_url=_clean(r.final_url),
-            redirects=tuple(_text(u) for u in r.redirects),
-            error=_clean(r.error),
-            headers=tuple((_text(k), _text(v)) for k, v in r.headers),
-            content_type=_clean(r.content_type),
-            parent_url=_clean(r.parent_url),
-            encoding=_clean(r.encoding),
-        )
-        for r in batch.results
-    ]
-    retries = [replace(u, error=_clean(u.error)) for u in batch.retries]
-    return replace(batch, results=results, retries=retries)

@@ -45,7 +45,7 @@ from shoal.core.model import (
     WorkerInfo,
 )
 from shoal.store import _sqlite_ops as ops
-from shoal.store import _sqlite_results as result_ops
+from shoal.store import _sqlite_reads as reads
 from shoal.store import migrations
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store.base import HOST_QUANTUM
@@ -320,10 +320,10 @@ class SQLiteStore:
         )
 
     async def get_job(self, name: str) -> JobInfo | None:
-        return await self._read("get_job", partial(ops.get_job, name=name))
+        return await self._read("get_job", partial(reads.get_job, name=name))
 
     async def list_jobs(self) -> list[JobInfo]:
-        return await self._read("list_jobs", ops.list_jobs)
+        return await self._read("list_jobs", reads.list_jobs)
 
     # -- frontier -----------------------------------------------------------
 
@@ -387,7 +387,7 @@ class SQLiteStore:
         )
 
     async def min_open_depth(self, job_id: int) -> int | None:
-        return await self._write("min_open_depth", partial(ops.min_open_depth, job_id=job_id))
+        return await self._write("min_open_depth", partial(reads.min_open_depth, job_id=job_id))
 
     async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
         if not len(batch) and not batch.counters:
@@ -426,19 +426,19 @@ class SQLiteStore:
         return await self._write("mark_started", mark)
 
     async def next_due(self, job_id: int) -> float | None:
-        return await self._read("next_due", partial(ops.next_due, job_id=job_id))
+        return await self._read("next_due", partial(reads.next_due, job_id=job_id))
 
     async def counts(self, job_id: int) -> JobCounts:
-        return await self._read("counts", partial(ops.counts, job_id=job_id))
+        return await self._read("counts", partial(reads.counts, job_id=job_id))
 
     async def counters(self, job_id: int) -> dict[str, int]:
-        return await self._read("counters", partial(ops.counters, job_id=job_id))
+        return await self._read("counters", partial(reads.counters, job_id=job_id))
 
     # -- hosts --------------------------------------------------------------
 
     async def get_robots(self, job_id: int, host: str, *, now: float) -> str | None:
         return await self._read(
-            "get_robots", partial(ops.get_robots, job_id=job_id, host=host, now=now)
+            "get_robots", partial(reads.get_robots, job_id=job_id, host=host, now=now)
         )
 
     async def put_robots(self, job_id: int, host: str, data: str, *, expires: float) -> None:
@@ -468,7 +468,7 @@ class SQLiteStore:
         )
 
     async def list_workers(self, job_id: int) -> list[WorkerInfo]:
-        return await self._read("list_workers", partial(ops.list_workers, job_id=job_id))
+        return await self._read("list_workers", partial(reads.list_workers, job_id=job_id))
 
     # -- results ------------------------------------------------------------
 
@@ -488,14 +488,14 @@ class SQLiteStore:
         thread = _ConnectionThread("shoal-sqlite-snapshot")
         await thread.start(partial(_open_reader, self._path, self._busy_timeout))
         try:
-            await self._on(thread, "iter_results", ops.begin_read)
+            await self._on(thread, "iter_results", reads.begin_read)
             after = -1
             while True:
                 batch = await self._on(
                     thread,
                     "iter_results",
                     partial(
-                        result_ops.read_results,
+                        reads.read_results,
                         job_id=job_id,
                         after=after,
                         limit=batch_size,
@@ -511,7 +511,7 @@ class SQLiteStore:
             await thread.stop()
 
     async def get_body(self, body_hash: str) -> bytes | None:
-        return await self._read("get_body", partial(result_ops.get_body, body_hash=body_hash))
+        return await self._read("get_body", partial(reads.get_body, body_hash=body_hash))
 
     async def summary(self, job_id: int) -> JobSummary:
-        return await self._read("summary", partial(result_ops.summary, job_id=job_id))
+        return await self._read("summary", partial(reads.summary, job_id=job_id))

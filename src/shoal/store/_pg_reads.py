@@ -1,0 +1,206 @@
+"""The PostgreSQL store's reads: jobs, frontier counts, robots, workers, results, the summary.
+
+Plain async functions on one ``asyncpg`` connection, each called inside the
+transaction its caller opened (see ``shoal.store.postgres``); the writes live
+in ``_pg_ops``. ``counts`` and ``summary`` read several tables, so the store
+runs them in a REPEATABLE READ transaction, where every statement sees the
+same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.core.lifecycle import State
+from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, WorkerInfo
+from shoal.store._codec import decode_json, decompress, result_from_row
+
+__all__ = [
+    "counters",
+    "counts",
+    "get_body",
+    "get_job",
+    "get_robots",
+    "list_jobs",
+    "list_workers",
+    "min_open_depth",
+    "next_due",
+    "read_results",
+    "summary",
+]
+
+Conn = Any  # an asyncpg.Connection (asyncpg ships no type information)
+
+# -- jobs ---------------------------------------------------------------------
+
+_JOB = "SELECT id, name, mode, created_at, config FROM shoal_jobs"
+
+
+def _job(row: Any) -> JobInfo:
+    return JobInfo(
+        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
+    )
+
+
+async def get_job(conn: Conn, name: str) -> JobInfo | None:
+    row = await conn.fetchrow(f"{_JOB} WHERE name = $1", name)
+    return None if row is None else _job(row)
+
+
+async def list_jobs(conn: Conn) -> list[JobInfo]:
+    return [_job(row) for row in await conn.fetch(f"{_JOB} ORDER BY id")]
+
+
+# -- frontier -----------------------------------------------------------------
+
+
+async def min_open_depth(conn: Conn, job_id: int) -> int | None:
+    value = await conn.fetchval(
+        "SELECT least("
+        f" (SELECT min(depth) FROM shoal_requests WHERE job_id = $1"
+        f"  AND state IN ({State.PENDING}, {State.RETRY_WAIT})),"
+        f" (SELECT min(depth) FROM shoal_requests WHERE job_id = $1"
+        f"  AND state = {State.LEASED}))",
+        job_id,
+    )
+    return None if value is None else int(value)
+
+
+async def next_due(conn: Conn, job_id: int) -> float | None:
+    value = await conn.fetchval(
+        "SELECT min(next_at) FROM shoal_requests"
+        f" WHERE job_id = $1 AND state IN ({State.PENDING}, {State.RETRY_WAIT})",
+        job_id,
+    )
+    return None if value is None else float(value)
+
+
+async def counts(conn: Conn, job_id: int) -> JobCounts:
+    by_state = dict(
+        await conn.fetch(
+            "SELECT state, count(*) FROM shoal_requests WHERE job_id = $1"
+            f" AND state IN ({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
+            " GROUP BY state",
+            job_id,
+        )
+    )
+    finished, done = await conn.fetchrow(
+        "SELECT count(*), count(status) FROM shoal_results WHERE job_id = $1", job_id
+    )
+    return JobCounts(
+        pending=by_state.get(State.PENDING, 0),
+        leased=by_state.get(State.LEASED, 0),
+        retry_wait=by_state.get(State.RETRY_WAIT, 0),
+        done=done,
+        failed=finished - done,
+    )
+
+
+async def counters(conn: Conn, job_id: int) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT name, n FROM shoal_counters WHERE job_id = $1 ORDER BY name", job_id
+    )
+    return {name: n for name, n in rows}
+
+
+# -- hosts ----------------------------------------------------------------------
+
+
+async def get_robots(conn: Conn, job_id: int, host: str, now: float) -> str | None:
+    value = await conn.fetchval(
+        "SELECT robots FROM shoal_hosts WHERE job_id = $1 AND host = $2 AND robots_expires > $3",
+        job_id,
+        host,
+        now,
+    )
+    return None if value is None else str(value)
+
+
+# -- workers --------------------------------------------------------------------
+
+
+async def list_workers(conn: Conn, job_id: int) -> list[WorkerInfo]:
+    rows = await conn.fetch(
+        "SELECT owner, pid, hostname, started_at, heartbeat_at FROM shoal_workers"
+        " WHERE job_id = $1 ORDER BY started_at, owner",
+        job_id,
+    )
+    return [
+        WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
+        for o, p, h, s, b in rows
+    ]
+
+
+# -- results --------------------------------------------------------------------
+
+_RESULT_COLUMNS = """
+    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
+    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
+    r.depth, r.parent_url, r.method, r.fields, r.encoding
+"""
+_READ_RESULTS = f"""
+SELECT {_RESULT_COLUMNS}, NULL::bytea FROM shoal_results r
+WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
+"""
+_READ_RESULTS_WITH_BODIES = f"""
+SELECT {_RESULT_COLUMNS}, b.data FROM shoal_results r
+LEFT JOIN shoal_bodies b ON b.hash = r.body_hash
+WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
+"""
+
+
+async def read_results(
+    conn: Conn, job_id: int, after: int, limit: int, with_bodies: bool
+) -> list[FetchResult]:
+    """Up to ``limit`` results with request_id > ``after``, in request_id order."""
+    sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
+    return [result_from_row(row) for row in await conn.fetch(sql, job_id, after, limit)]
+
+
+async def get_body(conn: Conn, body_hash: str) -> bytes | None:
+    data = await conn.fetchval("SELECT data FROM shoal_bodies WHERE hash = $1", body_hash)
+    return None if data is None else decompress(data)
+
+
+_SUMMARY = """
+SELECT r.status / 100, r.error_kind, count(*), sum(r.bytes), min(r.fetched_at),
+    max(r.fetched_at)
+FROM shoal_results r WHERE r.job_id = $1 GROUP BY 1, 2
+"""
+# Nearest rank, as the SQLite store computes it: percentile_disc is exactly that.
+_PERCENTILES = """
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY elapsed_ms),
+    percentile_disc(0.95) WITHIN GROUP (ORDER BY elapsed_ms)
+FROM shoal_results WHERE job_id = $1 AND status IS NOT NULL AND elapsed_ms IS NOT NULL
+"""
+
+
+async def summary(conn: Conn, job_id: int) -> JobSummary:
+    by_status_class: dict[str, int] = {}
+    by_error_kind: dict[str, int] = {}
+    total_bytes = 0
+    first: float | None = None
+    last: float | None = None
+    job_counts = await counts(conn, job_id)
+    rejected = await counters(conn, job_id)
+    for status_class, kind, n, size, lo, hi in await conn.fetch(_SUMMARY, job_id):
+        if status_class is not None:
+            key = f"{status_class}xx"
+            by_status_class[key] = by_status_class.get(key, 0) + n
+        if kind is not None:
+            by_error_kind[kind] = by_error_kind.get(kind, 0) + n
+        total_bytes += size or 0
+        first = lo if first is None or lo < first else first
+        last = hi if last is None or hi > last else last
+    p50, p95 = await conn.fetchrow(_PERCENTILES, job_id)
+    return JobSummary(
+        counts=job_counts,
+        by_status_class=dict(sorted(by_status_class.items())),
+        by_error_kind=dict(sorted(by_error_kind.items())),
+        bytes=total_bytes,
+        p50_ms=p50,
+        p95_ms=p95,
+        first_fetched_at=first,
+        last_fetched_at=last,
+        rejected=rejected,
+    )
