@@ -152,4 +152,3 @@ def test_worker_needs_an_existing_job(pg_server: str, tmp_path: Path) -> None:
     ran = run_shoal("worker", "--store", pg_server, "--job", "nope", cwd=tmp_path)
     assert ran.code == 2
     assert "no job 'nope'" in ran.stderr and "Traceback" not in ran.stderr
-

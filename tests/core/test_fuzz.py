@@ -459,6 +459,6 @@ def test_sniff_binary_never_raises(head: bytes) -> None:
 
 def test_sniff_binary_passes_text() -> None:
     assert sniff_binary(b"") is None
-    assert sniff_binary(b"\xef\xbb\xbfhttp://a/\n{\"url\": \"http://b/\"}\n") is None
+    assert sniff_binary(b'\xef\xbb\xbfhttp://a/\n{"url": "http://b/"}\n') is None
     assert sniff_binary("https://bücher.de/ é\n".encode()) is None
     assert sniff_binary(b"BZh is a fine start of a comment line\n") is None

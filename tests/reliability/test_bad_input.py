@@ -91,8 +91,11 @@ INPUTS = {
             "data:text/plain,x\n"
         ).encode(),
         STRICT,
-        ("in.txt:2: unsupported scheme 'ftp'", "in.txt:6: unsupported scheme 'data'",
-         "nothing was fetched"),
+        (
+            "in.txt:2: unsupported scheme 'ftp'",
+            "in.txt:6: unsupported scheme 'data'",
+            "nothing was fetched",
+        ),
         lines=7,
         args=("--strict",),
     ),  # fmt: skip
