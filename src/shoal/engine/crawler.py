@@ -11,64 +11,54 @@ leases, queued rows released, in-flight fetches get ``shutdown_grace``
 seconds, then everything unfinished is released and the buffer flushed.
 A kill at any moment leaves only leased rows behind, which the next run
 takes back (dead pid) or any worker takes once the lease expires.
+
+This module is the run itself: its tasks and how they meet. What an outcome means
+(results, retries, links, host health) is recorded by ``engine.recorder``; the
+heartbeat, taking back dead workers' rows and the careful fetch of rows a dead
+process held are in ``engine.crashes``; retrying an unavailable store is in
+``engine.patience``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import random
 import socket
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
 
 import aiohttp
 
 from shoal.core.config import CrawlConfig
-from shoal.core.errors import StoreUnavailable
-from shoal.core.hosts import AutoThrottle, HostHealth, HostVerdict
-from shoal.core.kinds import RETRYABLE_KINDS, ErrorKind
-from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request, RetryUpdate
-from shoal.core.retry import decide_retry
-from shoal.core.robots import RobotsPolicy, RobotsRules
+from shoal.core.hosts import AutoThrottle
+from shoal.core.kinds import ErrorKind
+from shoal.core.model import FetchResult, JobInfo, Request
+from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
+from shoal.engine.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
 from shoal.engine.dispatch import Dispatcher
-from shoal.engine.fetcher import Attempt, Fetcher, make_session
+from shoal.engine.fetcher import Fetcher, make_session
 from shoal.engine.fetchpool import AUTO_START_ROWS, FetchPool, auto_processes
+from shoal.engine.patience import STORE_PATIENCE, complete_patiently, patiently
 from shoal.engine.processor import FieldExtractor
-from shoal.engine.resources import pid_alive, raise_nofile_limit
+from shoal.engine.recorder import Processor, Recorder
+from shoal.engine.resources import raise_nofile_limit
 from shoal.engine.robots import RobotsGate
 from shoal.engine.stats import LiveStats, StatsSnapshot
 from shoal.store.base import Store
 
-__all__ = ["Admission", "Crawler", "Processor", "ResultListener", "RunOutcome"]
-
-log = logging.getLogger("shoal.engine.crawler")
-
-T = TypeVar("T")
-
-STORE_PATIENCE = 300.0
-"""Seconds a run keeps retrying a store that is unavailable before it gives up."""
-
-CRASH_LIMIT = 3
-"""Deaths of the process fetching a URL (it was marked started and never finished) after
-which the URL is taken to be what kills it, and recorded as ``internal_error``."""
-
-
-class Processor(Protocol):
-    """Turns a fetched page into requests to admit (link following); counts what it turns
-    away in ``rejected`` by reason."""
-
-    def __call__(
-        self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
-    ) -> list[NewRequest]: ...
-
+__all__ = [
+    "CRASH_LIMIT",
+    "STORE_PATIENCE",
+    "Admission",
+    "Crawler",
+    "Processor",
+    "ResultListener",
+    "RunOutcome",
+]
 
 ResultListener = Callable[[Sequence[FetchResult]], None]
 Admission = Callable[["Crawler"], Awaitable[object]]
@@ -109,21 +99,23 @@ class Crawler:
         self.config = config
         self.owner = uuid.uuid4().hex
         self.stats = LiveStats()
-        self._processor = processor
+        self._recorder = Recorder(
+            config,
+            self.stats,
+            processor=processor,
+            autothrottle=autothrottle,
+            sitemaps_from_robots=sitemaps_from_robots,
+            host_pause=host_pause,
+            seed=seed,
+        )
         self._listeners = list(listeners)
         self._robots_policy = robots
         self._robots: RobotsGate | None = None
-        self._autothrottle = autothrottle
-        self._sitemaps_from_robots = sitemaps_from_robots
         self._strict_depth = strict_depth
-        self._host_pause = host_pause
-        self._health = HostHealth()
-        self._rejected: Counter[str] = Counter()
         self._lease_ttl = lease_ttl
         self._grace = shutdown_grace
         self._flush_interval = flush_interval
         self._batch_size = batch_size
-        self._rng = random.Random(seed)
         # Per-request changes (headers, auth) applied to what is sent, never stored.
         self._before_fetch = before_fetch
         # The job's extraction rules, applied off the loop before a page is recorded.
@@ -132,17 +124,13 @@ class Crawler:
         self._window = max(4 * concurrency, 1000)
         self._pool: FetchPool | None = None
         self._max_buffer = max(20 * batch_size, 4 * concurrency)
-        self._buffer = Completion()
         self._stopping = False
         self._admitting = False
         self._done_feeding = False
         self._flush_wanted = asyncio.Event()
         self._flushed = asyncio.Event()
         self._dispatch: Dispatcher | None = None
-        # Held from marking a row that was in flight when a process died until its outcome
-        # is written, so that if this process dies too, that row alone is blamed.
-        self._blame_lock = asyncio.Lock()
-        self._deferred: set[int] = set()  # such rows sent to the back of the queue once
+        self._crash_guard: CrashGuard | None = None
 
     # -- public -----------------------------------------------------------
 
@@ -198,21 +186,26 @@ class Crawler:
             job.id, self.owner, pid=os.getpid(), hostname=socket.gethostname(), now=time.time()
         )
         try:
-            await self._reclaim_dead_workers()
+            await reclaim_dead_workers(store, job.id, self.owner, lease_ttl=self._lease_ttl)
             counts = await store.counts(job.id)
             self.stats.total = counts.total
             self.stats.finished_before = counts.finished
             scheduler: HostScheduler[Request] = HostScheduler(
                 per_host=config.politeness.per_host, delay=config.politeness.delay
             )
-            self._dispatch = Dispatcher(scheduler, low_water=max(config.limits.concurrency, 256))
+            dispatch = Dispatcher(scheduler, low_water=max(config.limits.concurrency, 256))
+            self._dispatch = self._recorder.dispatch = dispatch
             if self._stopping:
-                self._dispatch.low.set()
+                dispatch.low.set()
+            self._crash_guard = CrashGuard(
+                store, job.id, self.owner, dispatch, self._recorder, fetch_now=self._fetch_now
+            )
             async with make_session(config) as session, self._fetch_pool(session) as pool:
                 self._fetcher = pool
                 if self._robots_policy is not None:
+                    on_rules = self._recorder.on_robots
                     self._robots = RobotsGate(
-                        store, job.id, session, self._robots_policy, on_rules=self._on_robots
+                        store, job.id, session, self._robots_policy, on_rules=on_rules
                     )
                 async with asyncio.TaskGroup() as tg:
                     workers = [
@@ -220,12 +213,15 @@ class Crawler:
                         for i in range(config.limits.concurrency)
                     ]
                     flusher = tg.create_task(self._flusher(), name="shoal-flusher")
-                    heartbeat = tg.create_task(self._heartbeat(), name="shoal-heartbeat")
+                    beating = tg.create_task(
+                        heartbeat(store, job.id, self.owner, lease_ttl=self._lease_ttl),
+                        name="shoal-heartbeat",
+                    )
                     if admission is not None:
                         self._admitting = True
                         tg.create_task(self._admit(admission), name="shoal-admission")
                     completed = await self._supervise(workers, flusher)
-                    heartbeat.cancel()
+                    beating.cancel()
         finally:
             if self._extract is not None:
                 self._extract.close()
@@ -275,7 +271,7 @@ class Crawler:
             completed = await self._feed()
         finally:
             released = self._dispatch.close()
-            self._buffer.released.extend(r.id for r in released)
+            self._recorder.buffer.released.extend(r.id for r in released)
             if workers:
                 _, unfinished = await asyncio.wait(
                     workers, timeout=self._grace if self._stopping else None
@@ -309,11 +305,11 @@ class Crawler:
             if room > 0 and dispatch.queued < self._window // 2:
                 # A depth-limited crawl goes level by level (see Store.min_open_depth).
                 level = (
-                    await self._patiently(lambda: store.min_open_depth(job_id))
+                    await patiently(lambda: store.min_open_depth(job_id))
                     if self._strict_depth
                     else None
                 )
-                requests = await self._patiently(
+                requests = await patiently(
                     lambda room=room, level=level: store.lease(  # type: ignore[misc]
                         job_id,
                         owner,
@@ -328,14 +324,14 @@ class Crawler:
                     dispatch.add(requests)
                     continue
                 if dispatch.queued == 0 and dispatch.in_flight == 0:
-                    if len(self._buffer) or self._admitting:
+                    if len(self._recorder.buffer) or self._admitting:
                         self._flush_wanted.set()
                         await self._wait(wake, 1.0)
                         continue
-                    counts = await self._patiently(lambda: store.counts(job_id))
+                    counts = await patiently(lambda: store.counts(job_id))
                     if counts.open == 0:
                         return True
-                    due = await self._patiently(lambda: store.next_due(job_id))
+                    due = await patiently(lambda: store.next_due(job_id))
                     # Rows due but not leased belong to hosts other workers own: their
                     # handover takes a while, so ask again less eagerly.
                     wait = None if due is None else due - time.time()
@@ -348,12 +344,13 @@ class Crawler:
         return False
 
     async def _worker(self) -> None:
-        dispatch = self._dispatch
-        assert dispatch is not None
+        dispatch, guard = self._dispatch, self._crash_guard
+        assert dispatch is not None and guard is not None
         acquire, release, fetch = dispatch.acquire, dispatch.release, self._fetcher.fetch
         acquire_nowait = dispatch.acquire_nowait
-        stats, record = self.stats, self._record
-        gate, health = self._robots, self._health
+        recorder = self._recorder
+        stats, record = self.stats, recorder.record
+        gate, health = self._robots, recorder.health
         extract, before_fetch = self._extract, self._before_fetch
         while True:
             request = acquire_nowait()
@@ -368,22 +365,22 @@ class Crawler:
                     continue
                 if not rules.allowed(request.url):
                     release(request)
-                    self._refuse(request, rules)
+                    recorder.refuse(request, rules)
                     continue
             if health.abandoned(request.host):
                 release(request)
-                self._record_failure(
+                recorder.record_failure(
                     request, ErrorKind.HOST_ABANDONED, "host unreachable: gave up on it"
                 )
                 continue
             if request.suspect:
-                await self._fetch_carefully(request)
+                await guard.fetch_carefully(request)
                 continue
             stats.in_flight += 1
             try:
                 attempt = await fetch(request if before_fetch is None else before_fetch(request))
             except asyncio.CancelledError:
-                self._buffer.released.append(request.id)
+                recorder.buffer.released.append(request.id)
                 raise
             finally:
                 stats.in_flight -= 1
@@ -392,113 +389,44 @@ class Crawler:
                 try:
                     await extract(attempt.result, attempt.body)
                 except asyncio.CancelledError:
-                    self._buffer.released.append(request.id)
+                    recorder.buffer.released.append(request.id)
                     raise
             record(request, attempt)
-            if len(self._buffer.results) >= self._batch_size:
+            if len(recorder.buffer.results) >= self._batch_size:
                 self._flush_wanted.set()
-                if len(self._buffer) >= self._max_buffer:
+                if len(recorder.buffer) >= self._max_buffer:
                     self._flushed.clear()
                     await self._flushed.wait()
 
-    async def _fetch_carefully(self, request: Request) -> None:
-        """Fetch a row that a process held when it died, so that a URL that kills every
-        process fetching it is given up, and one that was merely leased is not.
-
-        The row is marked started in the store before the fetch, and its outcome written
-        before this returns: a death in between counts a crash for it (``Store.mark_started``).
-        Rows in flight at an earlier death go one at a time, so that a culprit is blamed
-        alone; the others may go side by side. Called holding the host's slot; releases it.
-
-        A row in flight at an earlier death first goes to the back of its host's queue, once
-        per run: the run does its other work before it risks the row, and a row that was
-        merely unlucky is not what is in flight again when this run dies early too (the
-        first rows of a window are the ones a quickly dying run always meets).
-        """
-        dispatch = self._dispatch
+    async def _fetch_now(self, request: Request) -> None:
+        """Fetch ``request`` in the host slot it holds and write its outcome before this
+        returns: the careful fetch of a suspect row (``CrashGuard``), once it is marked."""
+        dispatch, recorder = self._dispatch, self._recorder
         assert dispatch is not None
-        if request.crashes > CRASH_LIMIT:
-            dispatch.release(request)
-            log.warning(
-                "%s: its process died %d times fetching it; given up", request.url, request.crashes
+        # The host's spacing counts from this start, not from when the slot was taken.
+        loop = asyncio.get_running_loop()
+        dispatch.pause_host(request.host, loop.time() + dispatch.host_delay(request.host))
+        with self._in_flight(request):
+            before_fetch = self._before_fetch
+            attempt = await self._fetcher.fetch(
+                request if before_fetch is None else before_fetch(request)
             )
-            self._record_failure(
-                request,
-                ErrorKind.INTERNAL_ERROR,
-                f"the process fetching this URL died {request.crashes} times while it was "
-                "in flight; given up",
-            )
-            return
-        blamed = request.crashes > 0
-        if blamed and request.id not in self._deferred:
-            self._deferred.add(request.id)
-            dispatch.release(request)
-            if dispatch.closed:
-                self._buffer.released.append(request.id)
-            else:
-                dispatch.add([request])
-            return
-        if blamed and self._blame_lock.locked():
-            # Wait without the host's slot, then queue the row again: its start keeps the
-            # host's spacing after whatever started meanwhile.
-            dispatch.release(request)
+        if self._extract is not None and attempt.body is not None:
             try:
-                async with self._blame_lock:
-                    pass
+                await self._extract(attempt.result, attempt.body)
             except asyncio.CancelledError:
-                self._buffer.released.append(request.id)
+                recorder.buffer.released.append(request.id)
                 raise
-            if dispatch.closed:
-                self._buffer.released.append(request.id)
-            else:
-                dispatch.requeue(request)
-            return
-        store, job_id, owner = self.store, self.job.id, self.owner
-        async with self._blame_lock if blamed else contextlib.nullcontext():
-            try:
-                marked = await self._patiently(
-                    lambda: store.mark_started(job_id, owner, [request.id], now=time.time())
-                )
-            except asyncio.CancelledError:
-                dispatch.release(request)
-                self._buffer.released.append(request.id)
-                raise
-            if not marked:
-                # The lease expired meanwhile: the row may be another worker's already.
-                dispatch.release(request)
-                self._buffer.released.append(request.id)
-                return
-            # The host's spacing counts from this start, not from when the slot was taken.
-            loop = asyncio.get_running_loop()
-            dispatch.pause_host(request.host, loop.time() + dispatch.host_delay(request.host))
-            with self._in_flight(request):
-                before_fetch = self._before_fetch
-                attempt = await self._fetcher.fetch(
-                    request if before_fetch is None else before_fetch(request)
-                )
-            if self._extract is not None and attempt.body is not None:
-                try:
-                    await self._extract(attempt.result, attempt.body)
-                except asyncio.CancelledError:
-                    self._buffer.released.append(request.id)
-                    raise
-            # Recorded into a batch of its own, written now rather than by the flusher: the
-            # row must be finished in the store before another is marked.
-            outcome, shared = Completion(), self._buffer
-            self._buffer = outcome
-            try:
-                self._record(request, attempt)
-            finally:
-                self._buffer = shared
-            try:
-                admitted = await self._complete_with_retry(store, job_id, owner, outcome)
-            except asyncio.CancelledError:
-                # Perhaps written, perhaps not: the flusher writes it (again: the first
-                # result wins, a retry of a row no longer held is ignored).
-                self._buffer.results.extend(outcome.results)
-                self._buffer.retries.extend(outcome.retries)
-                self._buffer.discovered.extend(outcome.discovered)
-                raise
+        # Recorded into a batch of its own, written now rather than by the flusher: the
+        # row must be finished in the store before another is marked.
+        outcome = recorder.record_apart(request, attempt)
+        try:
+            admitted = await complete_patiently(self.store, self.job.id, self.owner, outcome)
+        except asyncio.CancelledError:
+            # Perhaps written, perhaps not: the flusher writes it (again: the first
+            # result wins, a retry of a row no longer held is ignored).
+            recorder.put_back(outcome)
+            raise
         self.stats.total += admitted
         if outcome.results:
             for listener in self._listeners:
@@ -515,7 +443,7 @@ class Crawler:
         try:
             yield
         except asyncio.CancelledError:
-            self._buffer.released.append(request.id)
+            self._recorder.buffer.released.append(request.id)
             raise
         finally:
             self.stats.in_flight -= 1
@@ -529,158 +457,24 @@ class Crawler:
         with self._in_flight(request):
             await gate.load(request)
         if dispatch.closed:
-            self._buffer.released.append(request.id)
+            self._recorder.buffer.released.append(request.id)
         else:
             dispatch.requeue(request)
 
-    def _on_robots(self, host: str, rules: RobotsRules) -> None:
-        dispatch = self._dispatch
-        crawl_delay = rules.crawl_delay()
-        if dispatch is not None and crawl_delay is not None:
-            wanted = max(self.config.politeness.delay, crawl_delay)
-            if wanted > dispatch.host_delay(host):
-                dispatch.set_host_delay(host, wanted)
-        if self._sitemaps_from_robots and self._processor is not None:
-            for url in rules.sitemaps():
-                self._buffer.discovered.append(NewRequest.for_url(url))
-
-    def _refuse(self, request: Request, rules: RobotsRules) -> None:
-        """robots.txt says no. If it could not be read (5xx, unreachable) the request waits
-        for the next try at robots.txt, a bounded number of times."""
-        if rules.source == "disallow_all" and (rules.status is None or rules.status >= 500):
-            if request.attempts < self.config.retry.retries:
-                self._buffer.retries.append(
-                    RetryUpdate(
-                        request_id=request.id,
-                        attempts=request.attempts + 1,
-                        next_at=max(rules.expires_at, time.time() + 1.0),
-                        error_kind=ErrorKind.ROBOTS_DISALLOWED,
-                        error="robots.txt unavailable; waiting to ask again",
-                    )
-                )
-                self.stats.retries += 1
-                return
-            self._record_failure(
-                request, ErrorKind.ROBOTS_DISALLOWED, "robots.txt unavailable (5xx or unreachable)"
-            )
-            return
-        self._record_failure(request, ErrorKind.ROBOTS_DISALLOWED, "disallowed by robots.txt")
-
-    def _record_failure(self, request: Request, kind: ErrorKind, message: str) -> None:
-        """A final outcome reached without fetching (robots, abandoned host)."""
-        self._buffer.results.append(
-            FetchResult(
-                request_id=request.id,
-                url=request.url,
-                error_kind=kind,
-                error=message,
-                attempts=request.attempts,
-                fetched_at=time.time(),
-                depth=request.depth,
-                parent_url=request.parent_url,
-                method=request.method,
-            )
-        )
-        self.stats.failed += 1
-        self.stats.by_error_kind[kind] += 1
-
-    def _record(self, request: Request, attempt: Attempt) -> None:
-        result = attempt.result
-        status = result.status
-        stats = self.stats
-        policy = self.config.retry
-        if status is None or self._autothrottle is not None or self._health.failing(request.host):
-            self._adapt_host(request.host, result)
-        if (status is None and result.error_kind in RETRYABLE_KINDS) or (
-            status is not None and status in policy.retry_statuses
-        ):
-            now = time.time()
-            delay = decide_retry(
-                policy,
-                attempts=result.attempts,
-                status=status,
-                error_kind=result.error_kind,
-                retry_after=attempt.retry_after,
-                now=now,
-                rng=self._rng,
-            )
-            if delay is not None:
-                self._buffer.retries.append(
-                    RetryUpdate(
-                        request_id=request.id,
-                        attempts=result.attempts,
-                        next_at=now + delay,
-                        error_kind=result.error_kind,
-                        error=result.error if status is None else f"HTTP {status}",
-                    )
-                )
-                stats.retries += 1
-                if attempt.retry_after is not None and self._dispatch is not None:
-                    self._dispatch.pause_host(
-                        request.host, asyncio.get_running_loop().time() + delay
-                    )
-                return
-        body = attempt.body
-        if body is not None and self._processor is not None and status is not None:
-            discovered = self._processor(request, result, body, self._rejected)
-            if discovered:
-                self._buffer.discovered.extend(discovered)
-        if self.config.save_bodies and result.error_kind is None:
-            result.body = body
-        self._buffer.results.append(result)
-        if status is None:
-            stats.failed += 1
-            stats.by_error_kind[result.error_kind or "unknown"] += 1
-        else:
-            stats.done += 1
-            stats.by_status[status] += 1
-            stats.bytes += result.bytes
-            if result.error_kind is not None:
-                stats.by_error_kind[result.error_kind] += 1
-
-    def _adapt_host(self, host: str, result: FetchResult) -> None:
-        dispatch = self._dispatch
-        if dispatch is None:
-            return
-        verdict = self._health.record(host, result.error_kind)
-        if verdict is HostVerdict.PAUSE:
-            pause = self._host_pause
-            log.info(
-                "%s unreachable %d times in a row: pausing it %.0fs",
-                host,
-                self._health.pause_after,
-                pause,
-            )
-            dispatch.pause_host(host, asyncio.get_running_loop().time() + pause)
-        elif verdict is HostVerdict.ABANDON:
-            log.warning("%s unreachable too many times in a row: giving up on it", host)
-        throttle = self._autothrottle
-        if throttle is not None:
-            latency = None if result.ttfb_ms is None else result.ttfb_ms / 1000.0
-            floor = self.config.politeness.delay
-            delay = throttle.next_delay(
-                dispatch.host_delay(host), latency=latency, status=result.status, min_delay=floor
-            )
-            dispatch.set_host_delay(host, delay)
-
     async def _flusher(self) -> None:
         store, job_id, owner = self.store, self.job.id, self.owner
-        wanted = self._flush_wanted
+        recorder, wanted = self._recorder, self._flush_wanted
         while True:
-            if not len(self._buffer) and not self._rejected:
+            if not recorder.pending():
                 if self._done_feeding:
                     self._flushed.set()
                     return
                 wanted.clear()
                 await self._wait(wanted, self._flush_interval)
-                if not len(self._buffer) and not self._rejected:
+                if not recorder.pending():
                     continue
-            batch, self._buffer = self._buffer, Completion()
-            if self._rejected:
-                batch.counters = dict(self._rejected)
-                self.stats.rejected.update(self._rejected)
-                self._rejected.clear()
-            admitted = await self._complete_with_retry(store, job_id, owner, batch)
+            batch = recorder.take()
+            admitted = await complete_patiently(store, job_id, owner, batch)
             self.stats.total += admitted
             if admitted:
                 self._job_grew()
@@ -690,63 +484,8 @@ class Crawler:
                     listener(batch.results)
             if self._dispatch is not None:
                 self._dispatch.low.set()
-            if not self._done_feeding and len(self._buffer) < self._batch_size:
+            if not self._done_feeding and len(recorder.buffer) < self._batch_size:
                 await self._wait(wanted, self._flush_interval)
-
-    async def _complete_with_retry(
-        self, store: Store, job_id: int, owner: str, batch: Completion
-    ) -> int:
-        admitted = await self._patiently(
-            lambda: store.complete(job_id, owner, batch, now=time.time())
-        )
-        return admitted or 0
-
-    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()``, again with backoff while the store is unavailable (a database
-        restarting, a network blip), for up to ``STORE_PATIENCE`` seconds in all."""
-        delay = 0.25
-        waited = 0.0
-        while True:
-            try:
-                return await call()
-            except StoreUnavailable as exc:
-                if waited >= STORE_PATIENCE:
-                    raise
-                log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 8.0)
-
-    async def _heartbeat(self) -> None:
-        interval = self._lease_ttl / 3
-        while True:
-            await asyncio.sleep(interval)
-            now = time.time()
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.heartbeat(self.job.id, self.owner, now=now)
-                await self.store.renew_leases(self.job.id, self.owner, now=now, ttl=self._lease_ttl)
-                # A worker of the job that died since (kill -9 on this machine, or silent for
-                # three lease periods anywhere) gives its rows and hosts back now, not at expiry.
-                await self._reclaim_dead_workers()
-
-    async def _reclaim_dead_workers(self) -> None:
-        """Release leases held by workers that died (pid gone here, or heartbeat stale)."""
-        here = socket.gethostname()
-        now = time.time()
-        for worker in await self.store.list_workers(self.job.id):
-            if worker.owner == self.owner:
-                continue
-            dead_here = worker.hostname == here and not pid_alive(worker.pid)
-            stale = now - worker.heartbeat_at > 3 * self._lease_ttl
-            if dead_here or stale:
-                # Any of its rows may be what killed it: they come back suspect, and those
-                # it had marked started count a crash (see _fetch_carefully).
-                released = await self.store.release_leases(
-                    self.job.id, worker.owner, crashed=True, now=now
-                )
-                await self.store.unregister_worker(self.job.id, worker.owner)
-                if released:
-                    log.info("took back %d leased rows from a stopped worker", released)
 
     @staticmethod
     async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -1,0 +1,245 @@
+"""Recording outcomes: what each fetch (or refusal to fetch) means for its row and host.
+
+A fetched page becomes a result, or a retry; its links become requests to admit; an
+unreachable host is paused, then abandoned; autothrottle moves the host's delay. All of
+it is recorded into the batch the crawler's flusher writes to the store next. Nothing
+here awaits: ``Recorder.record`` runs once per page, on the workers' hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from typing import Protocol
+
+from shoal.core.config import CrawlConfig
+from shoal.core.hosts import AutoThrottle, HostHealth, HostVerdict
+from shoal.core.kinds import RETRYABLE_KINDS, ErrorKind
+from shoal.core.model import Completion, FetchResult, NewRequest, Request, RetryUpdate
+from shoal.core.retry import decide_retry
+from shoal.core.robots import RobotsRules
+from shoal.engine.dispatch import Dispatcher
+from shoal.engine.fetcher import Attempt
+from shoal.engine.stats import LiveStats
+
+__all__ = ["Processor", "Recorder"]
+
+log = logging.getLogger("shoal.engine.recorder")
+
+
+class Processor(Protocol):
+    """Turns a fetched page into requests to admit (link following); counts what it turns
+    away in ``rejected`` by reason."""
+
+    def __call__(
+        self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
+    ) -> list[NewRequest]: ...
+
+
+class Recorder:
+    """Records outcomes into ``buffer``, the batch not yet written, and counts them in
+    ``stats``. ``dispatch`` is the run's dispatcher once it has one: retries and host
+    health act on it."""
+
+    __slots__ = (
+        "_autothrottle",
+        "_host_pause",
+        "_processor",
+        "_rng",
+        "_sitemaps_from_robots",
+        "buffer",
+        "config",
+        "dispatch",
+        "health",
+        "rejected",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        config: CrawlConfig,
+        stats: LiveStats,
+        *,
+        processor: Processor | None,
+        autothrottle: AutoThrottle | None,
+        sitemaps_from_robots: bool,
+        host_pause: float,
+        seed: int | None,
+    ) -> None:
+        self.config = config
+        self.stats = stats
+        self._processor = processor
+        self._autothrottle = autothrottle
+        self._sitemaps_from_robots = sitemaps_from_robots
+        self._host_pause = host_pause
+        self._rng = random.Random(seed)
+        self.health = HostHealth()
+        self.rejected: Counter[str] = Counter()  # the processor's rejections, by reason
+        self.buffer = Completion()
+        self.dispatch: Dispatcher | None = None
+
+    def pending(self) -> bool:
+        """Whether anything recorded is still to be written."""
+        return bool(len(self.buffer) or self.rejected)
+
+    def take(self) -> Completion:
+        """Everything recorded so far, as one batch to write; recording goes on afresh."""
+        batch, self.buffer = self.buffer, Completion()
+        rejected = self.rejected
+        if rejected:
+            batch.counters = dict(rejected)
+            self.stats.rejected.update(rejected)
+            rejected.clear()
+        return batch
+
+    def record_apart(self, request: Request, attempt: Attempt) -> Completion:
+        """``record`` into a batch of its own, for a caller that writes it at once."""
+        outcome, shared = Completion(), self.buffer
+        self.buffer = outcome
+        try:
+            self.record(request, attempt)
+        finally:
+            self.buffer = shared
+        return outcome
+
+    def put_back(self, outcome: Completion) -> None:
+        """An outcome recorded apart whose writing may have failed: the next batch has it."""
+        buffer = self.buffer
+        buffer.results.extend(outcome.results)
+        buffer.retries.extend(outcome.retries)
+        buffer.discovered.extend(outcome.discovered)
+
+    def record(self, request: Request, attempt: Attempt) -> None:
+        result = attempt.result
+        status = result.status
+        stats = self.stats
+        policy = self.config.retry
+        if status is None or self._autothrottle is not None or self.health.failing(request.host):
+            self._adapt_host(request.host, result)
+        if (status is None and result.error_kind in RETRYABLE_KINDS) or (
+            status is not None and status in policy.retry_statuses
+        ):
+            now = time.time()
+            delay = decide_retry(
+                policy,
+                attempts=result.attempts,
+                status=status,
+                error_kind=result.error_kind,
+                retry_after=attempt.retry_after,
+                now=now,
+                rng=self._rng,
+            )
+            if delay is not None:
+                self.buffer.retries.append(
+                    RetryUpdate(
+                        request_id=request.id,
+                        attempts=result.attempts,
+                        next_at=now + delay,
+                        error_kind=result.error_kind,
+                        error=result.error if status is None else f"HTTP {status}",
+                    )
+                )
+                stats.retries += 1
+                if attempt.retry_after is not None and self.dispatch is not None:
+                    self.dispatch.pause_host(
+                        request.host, asyncio.get_running_loop().time() + delay
+                    )
+                return
+        body = attempt.body
+        if body is not None and self._processor is not None and status is not None:
+            discovered = self._processor(request, result, body, self.rejected)
+            if discovered:
+                self.buffer.discovered.extend(discovered)
+        if self.config.save_bodies and result.error_kind is None:
+            result.body = body
+        self.buffer.results.append(result)
+        if status is None:
+            stats.failed += 1
+            stats.by_error_kind[result.error_kind or "unknown"] += 1
+        else:
+            stats.done += 1
+            stats.by_status[status] += 1
+            stats.bytes += result.bytes
+            if result.error_kind is not None:
+                stats.by_error_kind[result.error_kind] += 1
+
+    def record_failure(self, request: Request, kind: ErrorKind, message: str) -> None:
+        """A final outcome reached without fetching (robots, abandoned host)."""
+        self.buffer.results.append(
+            FetchResult(
+                request_id=request.id,
+                url=request.url,
+                error_kind=kind,
+                error=message,
+                attempts=request.attempts,
+                fetched_at=time.time(),
+                depth=request.depth,
+                parent_url=request.parent_url,
+                method=request.method,
+            )
+        )
+        self.stats.failed += 1
+        self.stats.by_error_kind[kind] += 1
+
+    def refuse(self, request: Request, rules: RobotsRules) -> None:
+        """robots.txt says no. If it could not be read (5xx, unreachable) the request waits
+        for the next try at robots.txt, a bounded number of times."""
+        if rules.source == "disallow_all" and (rules.status is None or rules.status >= 500):
+            if request.attempts < self.config.retry.retries:
+                self.buffer.retries.append(
+                    RetryUpdate(
+                        request_id=request.id,
+                        attempts=request.attempts + 1,
+                        next_at=max(rules.expires_at, time.time() + 1.0),
+                        error_kind=ErrorKind.ROBOTS_DISALLOWED,
+                        error="robots.txt unavailable; waiting to ask again",
+                    )
+                )
+                self.stats.retries += 1
+                return
+            self.record_failure(
+                request, ErrorKind.ROBOTS_DISALLOWED, "robots.txt unavailable (5xx or unreachable)"
+            )
+            return
+        self.record_failure(request, ErrorKind.ROBOTS_DISALLOWED, "disallowed by robots.txt")
+
+    def on_robots(self, host: str, rules: RobotsRules) -> None:
+        """A host's robots.txt was read: its Crawl-delay slows the host, its sitemaps are
+        followed when asked."""
+        dispatch = self.dispatch
+        crawl_delay = rules.crawl_delay()
+        if dispatch is not None and crawl_delay is not None:
+            wanted = max(self.config.politeness.delay, crawl_delay)
+            if wanted > dispatch.host_delay(host):
+                dispatch.set_host_delay(host, wanted)
+        if self._sitemaps_from_robots and self._processor is not None:
+            for url in rules.sitemaps():
+                self.buffer.discovered.append(NewRequest.for_url(url))
+
+    def _adapt_host(self, host: str, result: FetchResult) -> None:
+        dispatch = self.dispatch
+        if dispatch is None:
+            return
+        verdict = self.health.record(host, result.error_kind)
+        if verdict is HostVerdict.PAUSE:
+            pause = self._host_pause
+            log.info(
+                "%s unreachable %d times in a row: pausing it %.0fs",
+                host,
+                self.health.pause_after,
+                pause,
+            )
+            dispatch.pause_host(host, asyncio.get_running_loop().time() + pause)
+        elif verdict is HostVerdict.ABANDON:
+            log.warning("%s unreachable too many times in a row: giving up on it", host)
+        throttle = self._autothrottle
+        if throttle is not None:
+            latency = None if result.ttfb_ms is None else result.ttfb_ms / 1000.0
+            floor = self.config.politeness.delay
+            delay = throttle.next_delay(
+                dispatch.host_delay(host), latency=latency, status=result.status, min_delay=floor
+            )
+            dispatch.set_host_delay(host, delay)
