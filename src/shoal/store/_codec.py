@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import zstandard
 
-from shoal.core.model import FetchResult, Header, Request
+from shoal.core.model import FetchResult, Header, Request, WorkerInfo
 
 __all__ = [
+    "RESULT_COLUMNS",
     "ZSTD_LEVEL",
     "compress",
     "decode_headers",
@@ -27,6 +29,7 @@ __all__ = [
     "request_from_row",
     "result_from_row",
     "storable",
+    "workers_from_rows",
 ]
 
 ZSTD_LEVEL = 3
@@ -98,10 +101,17 @@ def request_from_row(row: Any) -> Request:
     )
 
 
+# The columns of a results row (table alias r) in the order result_from_row reads them;
+# a query adds the compressed body (or NULL) after them.
+RESULT_COLUMNS = """
+    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
+    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
+    r.depth, r.parent_url, r.method, r.fields, r.encoding
+"""
+
+
 def result_from_row(row: Any) -> FetchResult:
-    """A result from (request_id, url, final_url, redirects, status, error_kind, error,
-    headers, content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at,
-    depth, parent_url, method, fields, encoding, compressed body or NULL)."""
+    """A result from ``RESULT_COLUMNS`` then the compressed body or NULL."""
     dec = decode_json
     return FetchResult(
         request_id=row[0],
@@ -126,3 +136,11 @@ def result_from_row(row: Any) -> FetchResult:
         fields=None if row[18] is None else dec(row[18]),
         encoding=row[19],
     )
+
+
+def workers_from_rows(rows: Iterable[Any]) -> list[WorkerInfo]:
+    """Workers from (owner, pid, hostname, started_at, heartbeat_at) rows."""
+    return [
+        WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
+        for o, p, h, s, b in rows
+    ]

@@ -16,7 +16,13 @@ from typing import Any
 
 from shoal.core.lifecycle import State
 from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, WorkerInfo
-from shoal.store._codec import decode_json, decompress, result_from_row
+from shoal.store._codec import (
+    RESULT_COLUMNS,
+    decode_json,
+    decompress,
+    result_from_row,
+    workers_from_rows,
+)
 
 __all__ = [
     "begin_read",
@@ -154,25 +160,17 @@ def list_workers(conn: sqlite3.Connection, job_id: int) -> list[WorkerInfo]:
         " WHERE job_id = ? ORDER BY started_at, owner",
         (job_id,),
     )
-    return [
-        WorkerInfo(owner=o, pid=p, hostname=h, started_at=s, heartbeat_at=b)
-        for o, p, h, s, b in rows
-    ]
+    return workers_from_rows(rows)
 
 
 # -- results ----------------------------------------------------------------
 
-_RESULT_COLUMNS = """
-    r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
-    r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
-    r.depth, r.parent_url, r.method, r.fields, r.encoding
-"""
 _READ_RESULTS = f"""
-SELECT {_RESULT_COLUMNS}, NULL FROM results r
+SELECT {RESULT_COLUMNS}, NULL FROM results r
 WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
 """
 _READ_RESULTS_WITH_BODIES = f"""
-SELECT {_RESULT_COLUMNS}, b.data FROM results r LEFT JOIN bodies b ON b.hash = r.body_hash
+SELECT {RESULT_COLUMNS}, b.data FROM results r LEFT JOIN bodies b ON b.hash = r.body_hash
 WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
 """
 
