@@ -16,9 +16,13 @@ import pytest
 
 from shoal.core.config import Limits, Politeness
 from shoal.core.model import JobInfo
+from shoal.core.scope import Scope
+from shoal.core.traps import TrapLimits
+from shoal.core.urls import canonicalize
 from shoal.engine._fetch_child import PROCESS_NAME
 from shoal.engine.crawler import Crawler
 from shoal.engine.fetchpool import FrameReader, frame
+from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 from shoal.store.sqlite import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
@@ -149,3 +153,39 @@ async def test_children_exit_with_the_run(tmp_path: Path, web: TestWeb, processe
     async with _job_of(tmp_path / "e.db", _urls(web)) as (store, job):
         await _run(store, job, processes)
         assert _fetch_children() == [], "a fetch process outlived its run"
+
+
+async def test_a_crawl_reads_links_in_the_children_and_finds_the_same_pages(
+    tmp_path: Path,
+) -> None:
+    spec = SiteSpec(hosts=2, pages=150, links_per_page=5, cross_host_links=0.2, error_rate=0.05)
+    async with TestWeb(spec) as web:
+        seeds = [canonicalize(web.url(0, "/"))]
+        found: dict[int, dict[str, tuple[int | None, int, str | None]]] = {}
+        for processes in (0, 2):
+            store = SQLiteStore(tmp_path / f"c{processes}.db")
+            await store.open()
+            try:
+                job = await store.ensure_job("c", mode="crawl", config={})
+                await store.add_requests(job.id, requests_for(seeds), now=time.time())
+                processor = LinkProcessor(
+                    scope=Scope(mode="any", seeds=tuple(seeds)), traps=TrapLimits()
+                )
+                config = quick(
+                    limits=Limits(concurrency=16, processes=processes), follow_links=True
+                )
+                crawler = Crawler(store, job, config, processor=processor)
+                assert (await crawler.run()).completed
+                pool = crawler.fetch_pool
+                assert pool is not None
+                assert (pool.pages_read > 0) == (processes > 0)
+                found[processes] = {
+                    url: (r.status, r.depth, r.parent_url)
+                    for url, r in (await results_by_url(store, job)).items()
+                }
+            finally:
+                await store.close()
+        assert set(found[0]) == web.expected_pages(host=0, cross_host=True)
+        assert {u: s for u, (s, _, _) in found[2].items()} == {
+            u: s for u, (s, _, _) in found[0].items()
+        }

@@ -22,8 +22,9 @@ from typing import Any
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
-from shoal.engine.fetcher import Fetcher, make_session
+from shoal.engine.fetcher import Attempt, Fetcher, make_session
 from shoal.engine.fetchpool import FrameReader, frame
+from shoal.engine.processor import LinkSettings, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 
 PROCESS_NAME = "shoal-fetch"
@@ -55,7 +56,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     first = await source.messages.get()
     if first is None:
         return
-    config, keep_body = first
+    config, keep_body, links, body_wanted = first
     assert isinstance(config, CrawlConfig)
     raise_nofile_limit(config.limits.concurrency + 256)
     answers: list[tuple[int, Any]] = []
@@ -75,6 +76,8 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         async def one(seq: int, request: Request) -> None:
             nonlocal sending
             attempt = await fetch(request)
+            if links is not None and attempt.body:
+                _read_links(attempt, links, body_wanted)
             # Not answers.append(await ...): that would bind the list sent meanwhile.
             answers.append((seq, attempt))
             if not sending:
@@ -102,6 +105,20 @@ async def _serve(read_fd: int, write_fd: int) -> None:
             task.cancel()
         if running:
             await asyncio.wait(running)
+
+
+def _read_links(attempt: Attempt, links: LinkSettings, body_wanted: bool) -> None:
+    """Read the page's links here, for the crawler's link processor; the body then goes
+    back only if the crawler needs it for something else (saving it)."""
+    assert attempt.body is not None
+    try:
+        page = page_links(attempt.result, attempt.body, links)
+    except Exception:  # noqa: BLE001 - the crawler reads them, and reports what fails
+        return
+    if page is not None:
+        attempt.links = page
+        if not body_wanted:
+            attempt.body = None
 
 
 def serve_forever(read_fd: int, write_fd: int) -> None:

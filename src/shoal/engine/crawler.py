@@ -43,7 +43,7 @@ from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Fetcher, make_session
 from shoal.engine.fetchpool import AUTO_START_ROWS, FetchPool, auto_processes
 from shoal.engine.patience import STORE_PATIENCE, complete_patiently, patiently
-from shoal.engine.processor import FieldExtractor
+from shoal.engine.processor import FieldExtractor, LinkProcessor
 from shoal.engine.recorder import Processor, Recorder
 from shoal.engine.resources import raise_nofile_limit
 from shoal.engine.robots import RobotsGate
@@ -123,6 +123,8 @@ class Crawler:
         concurrency = config.limits.concurrency
         self._window = max(4 * concurrency, 1000)
         self._pool: FetchPool | None = None
+        # A link processor's page reading can run in the fetch processes.
+        self._link_settings = processor.settings if isinstance(processor, LinkProcessor) else None
         self._max_buffer = max(20 * batch_size, 4 * concurrency)
         self._stopping = False
         self._admitting = False
@@ -249,6 +251,7 @@ class Crawler:
             Fetcher(session, self.config),
             self.config,
             auto_processes() if wanted is None else wanted,
+            links=self._link_settings,
         )
         self._pool = pool
         try:

@@ -22,6 +22,7 @@ from yarl import URL
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
+from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
 
 __all__ = [
@@ -46,6 +47,8 @@ class Attempt:
     result: FetchResult
     body: bytes | None
     retry_after: str | None
+    # The page's links when a fetch process read them (then body may be None).
+    links: PageLinks | None = None
 
 
 def make_session(config: CrawlConfig) -> aiohttp.ClientSession:

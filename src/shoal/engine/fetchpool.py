@@ -38,6 +38,7 @@ from typing import Any
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
 from shoal.engine.fetcher import Attempt, Fetcher, wants_body
+from shoal.engine.processor import LinkSettings
 
 __all__ = [
     "AUTO_START_ROWS",
@@ -67,6 +68,14 @@ def auto_processes() -> int:
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return 0 if (cores or 1) < 2 else min(_MAX_AUTO, cores or 1)
+
+
+def _picklable(value: object) -> bool:
+    try:
+        pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def frame(message: Any) -> bytes:
@@ -330,11 +339,29 @@ class FetchPool:
     ``prefork`` first, then started by exec.
     """
 
-    def __init__(self, local: Fetcher, config: CrawlConfig, processes: int) -> None:
+    def __init__(
+        self,
+        local: Fetcher,
+        config: CrawlConfig,
+        processes: int,
+        *,
+        links: LinkSettings | None = None,
+    ) -> None:
         self._local = local
         # The child needs the fetch settings only (extraction rules stay here, and may not
-        # pickle): whether bodies travel back is decided now.
-        self._child_config = (dataclasses.replace(config, extract=None), wants_body(config))
+        # pickle): whether bodies travel back is decided now. With ``links`` it also reads
+        # each page's links, the heaviest part of a crawl after HTTP, and sends them
+        # instead of the body when nothing else here needs it.
+        if links is not None and (config.extract is not None or not _picklable(links)):
+            # Field extraction reads the page here and settles its encoding first (with
+            # detection); and a predicate for strip_params does not pickle.
+            links = None
+        self._child_config = (
+            dataclasses.replace(config, extract=None),
+            wants_body(config),
+            links,
+            config.save_bodies,
+        )
         self._processes = processes
         self._forked = _take_preforked(processes)
         self._ready: list[_Child] = []
@@ -343,6 +370,7 @@ class FetchPool:
         self.offloaded = 0  # attempts a child process made
         self.kept = 0  # attempts made in this process
         self.peak = 0  # the most children ready at once
+        self.pages_read = 0  # attempts whose links a child read
         self._started = False
         self._closing = False
         self._start_task: asyncio.Task[None] | None = None
@@ -428,6 +456,8 @@ class FetchPool:
             child.pending.pop(seq, None)
             raise
         self.offloaded += 1
+        if attempt.links is not None:
+            self.pages_read += 1
         return attempt
 
     async def close(self) -> None:

@@ -22,14 +22,14 @@ from typing import TypeAlias
 from shoal.core.charset import sniff_encoding
 from shoal.core.errors import InputError
 from shoal.core.extract import Extraction, ExtractRules, extract_fields
-from shoal.core.links import extract_links, is_html
+from shoal.core.links import PageLinks, extract_links, is_html
 from shoal.core.model import FetchResult, NewRequest, Request
 from shoal.core.scope import Scope
 from shoal.core.sitemaps import parse_sitemap
 from shoal.core.traps import TrapLimits, check_url
 from shoal.core.urls import ParamFilter, canonicalize
 
-__all__ = ["FieldExtractor", "LinkProcessor", "looks_like_sitemap"]
+__all__ = ["FieldExtractor", "LinkProcessor", "LinkSettings", "looks_like_sitemap", "page_links"]
 
 log = logging.getLogger("shoal.engine.processor")
 
@@ -173,6 +173,50 @@ class _RecentlyAdmitted:
         young.add(url)
 
 
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """What reading a page's links depends on (see ``LinkProcessor.settings``)."""
+
+    strip_params: ParamFilter
+    sort_query: bool
+    obey_nofollow: bool
+    robots_token: str
+
+
+def page_links(result: FetchResult, body: bytes, settings: LinkSettings) -> PageLinks | None:
+    """The links of a fetched page, read where it was fetched (a fetch process), or None
+    when ``LinkProcessor`` must see the body itself (not a 2xx page, or a sitemap).
+    Sets ``result.encoding`` for an HTML page, as the processor would."""
+    status = result.status
+    if status is None or not 200 <= status < 300 or not body:
+        return None
+    page_url = result.final_url or result.url
+    if looks_like_sitemap(page_url, result.content_type, body):
+        return None
+    return _read_links(result, body, page_url, settings)
+
+
+def _read_links(
+    result: FetchResult, body: bytes, page_url: str, settings: LinkSettings
+) -> PageLinks:
+    encoding = result.encoding
+    if encoding is None and is_html(body, result.content_type):
+        # Declared (BOM, header, <meta>) or UTF-8: what lexbor itself would use. No
+        # detection here: it costs milliseconds, and this runs on the event loop.
+        encoding = result.encoding = sniff_encoding(body, result.content_type, detect=False)[0]
+    return extract_links(
+        body,
+        url=page_url,
+        content_type=result.content_type,
+        headers=result.headers,
+        encoding=encoding,
+        strip_params=settings.strip_params,
+        sort_query=settings.sort_query,
+        obey_nofollow=settings.obey_nofollow,
+        robots_token=settings.robots_token,
+    )
+
+
 @dataclass
 class LinkProcessor:
     """Follows links (and redirects, and sitemaps) within a scope, bounded by trap limits."""
@@ -185,13 +229,33 @@ class LinkProcessor:
     obey_nofollow: bool = True
     recent: _RecentlyAdmitted = field(default_factory=_RecentlyAdmitted)
 
+    @property
+    def settings(self) -> LinkSettings:
+        """How this processor reads links out of a page: what a fetch process needs to do
+        that part for it (``page_links``)."""
+        return LinkSettings(
+            strip_params=self.strip_params,
+            sort_query=self.sort_query,
+            obey_nofollow=self.obey_nofollow,
+            robots_token=self.robots_token,
+        )
+
     def __call__(
-        self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
+        self,
+        request: Request,
+        result: FetchResult,
+        body: bytes | None,
+        rejected: Counter[str],
+        page: PageLinks | None = None,
     ) -> list[NewRequest]:
+        """The requests to admit from this outcome. ``page``: its links as a fetch process
+        read them already (``page_links``); then ``body`` may be None."""
         status = result.status
         if status is None:
             return []
         page_url = result.final_url or result.url
+        if page is not None:
+            return self._from_page(page, page_url, request, result, rejected)
         if status in _REDIRECTS:
             # Redirects are followed as links, so that their targets are deduplicated,
             # scoped and scheduled politely like any other URL; same depth: a hop is
@@ -211,22 +275,17 @@ class LinkProcessor:
             if parsed.kind == "sitemapindex":
                 return self._admit(list(parsed.urls), page_url, request.depth, result, rejected)
             return self._admit(list(parsed.urls), page_url, request.depth + 1, result, rejected)
-        encoding = result.encoding
-        if encoding is None and is_html(body, result.content_type):
-            # Declared (BOM, header, <meta>) or UTF-8: what lexbor itself would use. No
-            # detection here: it costs milliseconds, and this runs on the event loop.
-            encoding = result.encoding = sniff_encoding(body, result.content_type, detect=False)[0]
-        page = extract_links(
-            body,
-            url=page_url,
-            content_type=result.content_type,
-            headers=result.headers,
-            encoding=encoding,
-            strip_params=self.strip_params,
-            sort_query=self.sort_query,
-            obey_nofollow=self.obey_nofollow,
-            robots_token=self.robots_token,
-        )
+        page = _read_links(result, body, page_url, self.settings)
+        return self._from_page(page, page_url, request, result, rejected)
+
+    def _from_page(
+        self,
+        page: PageLinks,
+        page_url: str,
+        request: Request,
+        result: FetchResult,
+        rejected: Counter[str],
+    ) -> list[NewRequest]:
         if page.noindex:
             result.fields = {**(result.fields or {}), "noindex": True}
         if page.nofollow:

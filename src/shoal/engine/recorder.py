@@ -18,6 +18,7 @@ from typing import Protocol
 from shoal.core.config import CrawlConfig
 from shoal.core.hosts import AutoThrottle, HostHealth, HostVerdict
 from shoal.core.kinds import RETRYABLE_KINDS, ErrorKind
+from shoal.core.links import PageLinks
 from shoal.core.model import Completion, FetchResult, NewRequest, Request, RetryUpdate
 from shoal.core.retry import decide_retry
 from shoal.core.robots import RobotsRules
@@ -35,7 +36,12 @@ class Processor(Protocol):
     away in ``rejected`` by reason."""
 
     def __call__(
-        self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
+        self,
+        request: Request,
+        result: FetchResult,
+        body: bytes | None,
+        rejected: Counter[str],
+        page: PageLinks | None = None,
     ) -> list[NewRequest]: ...
 
 
@@ -148,9 +154,9 @@ class Recorder:
                         request.host, asyncio.get_running_loop().time() + delay
                     )
                 return
-        body = attempt.body
-        if body is not None and self._processor is not None and status is not None:
-            discovered = self._processor(request, result, body, self.rejected)
+        body, page, processor = attempt.body, attempt.links, self._processor
+        if processor is not None and status is not None and (body is not None or page is not None):
+            discovered = processor(request, result, body, self.rejected, page)
             if discovered:
                 self.buffer.discovered.extend(discovered)
         if self.config.save_bodies and result.error_kind is None:
