@@ -138,9 +138,9 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 env="PROCESSES",
                 type=click.IntRange(0, 64),
                 default=None,
-                help="Child processes doing the HTTP, to use more cores. "
-                f"[default: one per core beyond the first, at most 4, once a run has "
-                f"{AUTO_START_ROWS:,} URLs; 0 = fetch in this process only]",
+                help="Child processes doing the HTTP (and a crawl's link reading), to "
+                "use more cores. [default: one per core, at most 4 (none on one core), "
+                f"once a run has {AUTO_START_ROWS:,} URLs; 0 = all in this process]",
             ),
             _opt(
                 "--per-host",
