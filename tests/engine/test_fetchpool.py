@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shoal.core.config import Limits, Politeness
+from shoal.core.extract import ExtractRules
 from shoal.core.model import JobInfo
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
@@ -27,6 +28,7 @@ from shoal.store import Store
 from shoal.store.sqlite import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
 
+from .. import shop
 from ..conftest import WaitFor
 from .test_crawler import quick, requests_for, results_by_url
 
@@ -189,3 +191,36 @@ async def test_a_crawl_reads_links_in_the_children_and_finds_the_same_pages(
         assert {u: s for u, (s, _, _) in found[2].items()} == {
             u: s for u, (s, _, _) in found[0].items()
         }
+
+
+@pytest.mark.parametrize("follow_links", [False, True])
+async def test_children_extract_fields_as_this_process_would(
+    tmp_path: Path, follow_links: bool
+) -> None:
+    async with TestWeb(SiteSpec(hosts=1, pages=5), extra_routes=shop.routes) as web:
+        seeds = [canonicalize(web.url(0, "/shop/"))]
+        urls = seeds if follow_links else [web.url(0, f"/shop/{p}") for p in shop.PAGES]
+        async with _job_of(tmp_path / "x.db", urls) as (store, job):
+            processor = (
+                LinkProcessor(scope=Scope(mode="prefix", seeds=tuple(seeds)), traps=TrapLimits())
+                if follow_links
+                else None
+            )
+            config = quick(
+                limits=Limits(concurrency=8, processes=2),
+                extract=ExtractRules.of(shop.RULES),
+                follow_links=follow_links,
+            )
+            crawler = Crawler(store, job, config, processor=processor)
+            assert (await crawler.run()).completed
+            pool = crawler.fetch_pool
+            assert pool is not None and pool.kept == 0
+            assert pool.pages_read == pool.offloaded  # every page was read in a child
+            found = {
+                r.url.split("/shop/", 1)[1]: r for r in (await results_by_url(store, job)).values()
+            }
+    assert sorted(found) == sorted(shop.PAGES)
+    for path, result in found.items():
+        assert result.fields == shop.expected(path), path
+        if shop.ENCODINGS[path] is not None:
+            assert result.encoding == shop.ENCODINGS[path], path

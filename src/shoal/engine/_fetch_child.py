@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from shoal.core.config import CrawlConfig
+from shoal.core.extract import ExtractRules, extract_fields
 from shoal.core.model import Request
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
 from shoal.engine.fetchpool import FrameReader, frame
@@ -28,6 +29,8 @@ from shoal.engine.processor import LinkSettings, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 
 PROCESS_NAME = "shoal-fetch"
+
+log = logging.getLogger("shoal.engine.fetch_child")
 
 
 class _Input(asyncio.Protocol):
@@ -56,8 +59,9 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     first = await source.messages.get()
     if first is None:
         return
-    config, keep_body, links, body_wanted = first
+    config, keep_body, links, rule_texts, body_wanted = first
     assert isinstance(config, CrawlConfig)
+    rules = ExtractRules.of(rule_texts) if rule_texts else None
     raise_nofile_limit(config.limits.concurrency + 256)
     answers: list[tuple[int, Any]] = []
     sending = False
@@ -76,8 +80,12 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         async def one(seq: int, request: Request) -> None:
             nonlocal sending
             attempt = await fetch(request)
+            if rules is not None:
+                _extract_fields(attempt, rules)
             if links is not None and attempt.body:
                 _read_links(attempt, links, body_wanted)
+            elif rules is not None and not body_wanted and not config.follow_links:
+                attempt.body = None  # its fields are out: nothing in the crawler reads it
             # Not answers.append(await ...): that would bind the list sent meanwhile.
             answers.append((seq, attempt))
             if not sending:
@@ -107,9 +115,26 @@ async def _serve(read_fd: int, write_fd: int) -> None:
             await asyncio.wait(running)
 
 
+def _extract_fields(attempt: Attempt, rules: ExtractRules) -> None:
+    """Apply the job's extraction rules to a 2xx page, as ``FieldExtractor`` would in the
+    crawler (which then leaves the page alone)."""
+    attempt.fields_done = True
+    result, body = attempt.result, attempt.body
+    status = result.status
+    if body is None or status is None or not 200 <= status < 300 or result.error_kind:
+        return
+    try:
+        extraction = extract_fields(body, rules, content_type=result.content_type)
+    except Exception as exc:  # noqa: BLE001 - a page never stops the crawl
+        log.warning("field extraction failed on %s: %s: %s", result.url, type(exc).__name__, exc)
+        return
+    result.fields = {**(result.fields or {}), **extraction.fields}
+    result.encoding = extraction.encoding
+
+
 def _read_links(attempt: Attempt, links: LinkSettings, body_wanted: bool) -> None:
     """Read the page's links here, for the crawler's link processor; the body then goes
-    back only if the crawler needs it for something else (saving it)."""
+    back only if the crawler still needs it (to save it)."""
     assert attempt.body is not None
     try:
         page = page_links(attempt.result, attempt.body, links)

@@ -388,7 +388,7 @@ class Crawler:
             finally:
                 stats.in_flight -= 1
                 release(request)
-            if extract is not None and attempt.body is not None:
+            if extract is not None and attempt.body is not None and not attempt.fields_done:
                 try:
                     await extract(attempt.result, attempt.body)
                 except asyncio.CancelledError:
@@ -414,7 +414,7 @@ class Crawler:
             attempt = await self._fetcher.fetch(
                 request if before_fetch is None else before_fetch(request)
             )
-        if self._extract is not None and attempt.body is not None:
+        if self._extract is not None and attempt.body is not None and not attempt.fields_done:
             try:
                 await self._extract(attempt.result, attempt.body)
             except asyncio.CancelledError:

@@ -47,8 +47,10 @@ class Attempt:
     result: FetchResult
     body: bytes | None
     retry_after: str | None
-    # The page's links when a fetch process read them (then body may be None).
+    # What a fetch process did with the page already: read its links (then body may be
+    # None), applied the job's extraction rules.
     links: PageLinks | None = None
+    fields_done: bool = False
 
 
 def make_session(config: CrawlConfig) -> aiohttp.ClientSession:

@@ -352,14 +352,17 @@ class FetchPool:
         # pickle): whether bodies travel back is decided now. With ``links`` it also reads
         # each page's links, the heaviest part of a crawl after HTTP, and sends them
         # instead of the body when nothing else here needs it.
-        if links is not None and (config.extract is not None or not _picklable(links)):
-            # Field extraction reads the page here and settles its encoding first (with
-            # detection); and a predicate for strip_params does not pickle.
-            links = None
+        if links is not None and not _picklable(links):
+            links = None  # a predicate for strip_params: links are read here, then
+        # Extraction rules travel as their text and are compiled again there: a page's
+        # fields are extracted where it was fetched, before its links are read (extraction
+        # settles the page's encoding, with detection, which link reading then uses).
+        rules = config.extract.as_record() if config.extract is not None else None
         self._child_config = (
             dataclasses.replace(config, extract=None),
             wants_body(config),
             links,
+            rules,
             config.save_bodies,
         )
         self._processes = processes
@@ -370,7 +373,7 @@ class FetchPool:
         self.offloaded = 0  # attempts a child process made
         self.kept = 0  # attempts made in this process
         self.peak = 0  # the most children ready at once
-        self.pages_read = 0  # attempts whose links a child read
+        self.pages_read = 0  # attempts whose page a child read (links, fields)
         self._started = False
         self._closing = False
         self._start_task: asyncio.Task[None] | None = None
@@ -456,7 +459,7 @@ class FetchPool:
             child.pending.pop(seq, None)
             raise
         self.offloaded += 1
-        if attempt.links is not None:
+        if attempt.links is not None or attempt.fields_done:
             self.pages_read += 1
         return attempt
 
