@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shoal.core.errors import ConfigError
 from shoal.core.model import NewRequest
 from shoal.store._codec import encode_json
 
@@ -28,6 +29,7 @@ __all__ = [
     "HOST_PAGE_LIMIT",
     "MAX_PAGES",
     "Row",
+    "check_limits",
     "first_of_each",
     "request_rows",
     "sequence_rows",
@@ -42,6 +44,13 @@ HOST_PAGE_LIMIT = "host_page_limit"
 
 FINGERPRINT_COLUMN, HOST_COLUMN = 1, 6
 """Where a request row (see ``request_rows``) holds its fingerprint and its host."""
+
+
+def check_limits(*, max_pages: int | None, max_pages_per_host: int | None) -> None:
+    """``Store.set_limits``'s arguments: each a count ≥ 0, or None for no limit."""
+    for name, value in (("max_pages", max_pages), ("max_pages_per_host", max_pages_per_host)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must be ≥ 0 or None, got {value!r}")
 
 
 def first_of_each(requests: Sequence[NewRequest]) -> Sequence[NewRequest]:

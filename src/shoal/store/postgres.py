@@ -40,7 +40,7 @@ from shoal.core.model import (
 )
 from shoal.store import _pg_ops as ops
 from shoal.store import _pg_reads as reads
-from shoal.store._admission import first_of_each
+from shoal.store._admission import check_limits, first_of_each
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import compress
 from shoal.store._pg_schema import migrate
@@ -280,9 +280,7 @@ class PostgresStore:
     async def set_limits(
         self, job_id: int, *, max_pages: int | None, max_pages_per_host: int | None
     ) -> None:
-        for name, value in (("max_pages", max_pages), ("max_pages_per_host", max_pages_per_host)):
-            if value is not None and value < 0:
-                raise ConfigError(f"{name} must be ≥ 0, got {value!r}")
+        check_limits(max_pages=max_pages, max_pages_per_host=max_pages_per_host)
 
         async def work(conn: Conn) -> None:
             await conn.execute(

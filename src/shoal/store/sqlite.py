@@ -47,6 +47,7 @@ from shoal.core.model import (
 from shoal.store import _sqlite_ops as ops
 from shoal.store import _sqlite_reads as reads
 from shoal.store import migrations
+from shoal.store._admission import check_limits
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store.base import HOST_QUANTUM
 
@@ -344,9 +345,7 @@ class SQLiteStore:
     async def set_limits(
         self, job_id: int, *, max_pages: int | None, max_pages_per_host: int | None
     ) -> None:
-        for name, value in (("max_pages", max_pages), ("max_pages_per_host", max_pages_per_host)):
-            if value is not None and value < 0:
-                raise ConfigError(f"{name} must be ≥ 0 or None, got {value!r}")
+        check_limits(max_pages=max_pages, max_pages_per_host=max_pages_per_host)
         await self._write(
             "set_limits",
             partial(
