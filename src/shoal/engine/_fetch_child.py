@@ -25,7 +25,7 @@ from shoal.core.extract import ExtractRules, extract_fields
 from shoal.core.model import Request
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
 from shoal.engine.fetchpool import FrameReader, frame
-from shoal.engine.processor import LinkSettings, page_links
+from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 
 PROCESS_NAME = "shoal-fetch"
@@ -120,16 +120,14 @@ def _extract_fields(attempt: Attempt, rules: ExtractRules) -> None:
     crawler (which then leaves the page alone)."""
     attempt.fields_done = True
     result, body = attempt.result, attempt.body
-    status = result.status
-    if body is None or status is None or not 200 <= status < 300 or result.error_kind:
+    if body is None or not has_fields(result):
         return
     try:
         extraction = extract_fields(body, rules, content_type=result.content_type)
     except Exception as exc:  # noqa: BLE001 - a page never stops the crawl
         log.warning("field extraction failed on %s: %s: %s", result.url, type(exc).__name__, exc)
         return
-    result.fields = {**(result.fields or {}), **extraction.fields}
-    result.encoding = extraction.encoding
+    add_fields(result, extraction)
 
 
 def _read_links(attempt: Attempt, links: LinkSettings, body_wanted: bool) -> None:

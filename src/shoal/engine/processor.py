@@ -29,7 +29,15 @@ from shoal.core.sitemaps import parse_sitemap
 from shoal.core.traps import TrapLimits, check_url
 from shoal.core.urls import ParamFilter, canonicalize
 
-__all__ = ["FieldExtractor", "LinkProcessor", "LinkSettings", "looks_like_sitemap", "page_links"]
+__all__ = [
+    "FieldExtractor",
+    "LinkProcessor",
+    "LinkSettings",
+    "add_fields",
+    "has_fields",
+    "looks_like_sitemap",
+    "page_links",
+]
 
 log = logging.getLogger("shoal.engine.processor")
 
@@ -45,6 +53,18 @@ def looks_like_sitemap(url: str, content_type: str | None, body: bytes) -> bool:
         return True
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media.endswith("xml") and "sitemap" in url.lower()
+
+
+def has_fields(result: FetchResult) -> bool:
+    """Whether extraction rules apply to this outcome: a complete 2xx page."""
+    status = result.status
+    return status is not None and 200 <= status < 300 and result.error_kind is None
+
+
+def add_fields(result: FetchResult, extraction: Extraction) -> None:
+    """Record a page's extracted fields (beside any already there) and its encoding."""
+    result.fields = {**(result.fields or {}), **extraction.fields}
+    result.encoding = extraction.encoding
 
 
 _Job: TypeAlias = tuple[FetchResult, bytes, "asyncio.Future[Extraction]"]
@@ -82,8 +102,7 @@ class FieldExtractor:
         self._threads.clear()
 
     async def __call__(self, result: FetchResult, body: bytes) -> None:
-        status = result.status
-        if status is None or not 200 <= status < 300 or result.error_kind is not None:
+        if not has_fields(result):
             return
         loop = asyncio.get_running_loop()
         if not self._threads:
@@ -97,8 +116,7 @@ class FieldExtractor:
         except Exception:  # noqa: BLE001 - a page never stops the crawl
             log.exception("field extraction failed on %s", result.url)
             return
-        result.fields = {**(result.fields or {}), **extraction.fields}
-        result.encoding = extraction.encoding
+        add_fields(result, extraction)
 
     def _extract(self, result: FetchResult, body: bytes) -> Extraction:
         return extract_fields(body, self.rules, content_type=result.content_type)
