@@ -214,14 +214,31 @@ async def admit_lines(
     held: list[NewRequest] = []
     # A small first batch, so that fetching starts at once; each next batch is read while
     # the one before is being admitted.
-    reads: list[asyncio.Future[list[NewRequest | InputError] | None]] = [
-        asyncio.ensure_future(asyncio.to_thread(reader.next_batch, FIRST_ADMIT_BATCH))
-    ]
+    reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, FIRST_ADMIT_BATCH))
     try:
-        await _admit_batches(store, job, reader, reads, context, report, held, strict, now)
+        while not context.should_stop():
+            batch = await reading
+            if batch is None:
+                break
+            reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, ADMIT_BATCH))
+            requests: list[NewRequest] = []
+            for item in batch:
+                if isinstance(item, InputError):
+                    report.invalid += 1
+                    if len(report.errors) < SHOWN_INPUT_ERRORS:
+                        report.errors.append(item)
+                else:
+                    requests.append(item)
+            report.valid += len(requests)
+            if strict:
+                held.extend(requests)
+            elif requests:
+                added = await store.add_requests(job.id, requests, now=now())
+                report.admitted += added
+                context.on_admitted(added)
     finally:
         with contextlib.suppress(BaseException):
-            await reads[0]  # its thread ends with its batch; then the input may be closed
+            await reading  # its thread ends with its batch; then the input may be closed
     if strict and report.invalid:
         return report
     for start in range(0, len(held), ADMIT_BATCH):
@@ -229,40 +246,6 @@ async def admit_lines(
         report.admitted += added
         context.on_admitted(added)
     return report
-
-
-async def _admit_batches(
-    store: Store,
-    job: JobInfo,
-    reader: _LineReader,
-    reads: list[asyncio.Future[list[NewRequest | InputError] | None]],
-    context: AdmitContext,
-    report: AdmitReport,
-    held: list[NewRequest],
-    strict: bool,
-    now: Callable[[], float],
-) -> None:
-    """The loop of ``admit_lines``; ``reads[0]`` is the batch being read."""
-    while not context.should_stop():
-        batch = await reads[0]
-        if batch is None:
-            break
-        reads[0] = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, ADMIT_BATCH))
-        requests: list[NewRequest] = []
-        for item in batch:
-            if isinstance(item, InputError):
-                report.invalid += 1
-                if len(report.errors) < SHOWN_INPUT_ERRORS:
-                    report.errors.append(item)
-            else:
-                requests.append(item)
-        report.valid += len(requests)
-        if strict:
-            held.extend(requests)
-        elif requests:
-            added = await store.add_requests(job.id, requests, now=now())
-            report.admitted += added
-            context.on_admitted(added)
 
 
 class _ThreadedWriter:
