@@ -202,8 +202,7 @@ class Crawler:
             self._crash_guard = CrashGuard(
                 store, job.id, self.owner, dispatch, self._recorder, fetch_now=self._fetch_now
             )
-            async with make_session(config) as session, self._fetch_pool(session) as pool:
-                self._fetcher = pool
+            async with make_session(config) as session, self._fetch_pool(session):
                 if self._robots_policy is not None:
                     on_rules = self._recorder.on_robots
                     self._robots = RobotsGate(
@@ -347,9 +346,9 @@ class Crawler:
         return False
 
     async def _worker(self) -> None:
-        dispatch, guard = self._dispatch, self._crash_guard
-        assert dispatch is not None and guard is not None
-        acquire, release, fetch = dispatch.acquire, dispatch.release, self._fetcher.fetch
+        dispatch, guard, pool = self._dispatch, self._crash_guard, self._pool
+        assert dispatch is not None and guard is not None and pool is not None
+        acquire, release, fetch = dispatch.acquire, dispatch.release, pool.fetch
         acquire_nowait = dispatch.acquire_nowait
         recorder = self._recorder
         stats, record = self.stats, recorder.record
@@ -404,16 +403,14 @@ class Crawler:
     async def _fetch_now(self, request: Request) -> None:
         """Fetch ``request`` in the host slot it holds and write its outcome before this
         returns: the careful fetch of a suspect row (``CrashGuard``), once it is marked."""
-        dispatch, recorder = self._dispatch, self._recorder
-        assert dispatch is not None
+        dispatch, recorder, pool = self._dispatch, self._recorder, self._pool
+        assert dispatch is not None and pool is not None
         # The host's spacing counts from this start, not from when the slot was taken.
         loop = asyncio.get_running_loop()
         dispatch.pause_host(request.host, loop.time() + dispatch.host_delay(request.host))
         with self._in_flight(request):
             before_fetch = self._before_fetch
-            attempt = await self._fetcher.fetch(
-                request if before_fetch is None else before_fetch(request)
-            )
+            attempt = await pool.fetch(request if before_fetch is None else before_fetch(request))
         if self._extract is not None and attempt.body is not None and not attempt.fields_done:
             try:
                 await self._extract(attempt.result, attempt.body)

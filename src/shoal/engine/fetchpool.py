@@ -374,7 +374,6 @@ class FetchPool:
         self.kept = 0  # attempts made in this process
         self.peak = 0  # the most children ready at once
         self.pages_read = 0  # attempts whose page a child read (links, fields)
-        self._started = False
         self._closing = False
         self._start_task: asyncio.Task[None] | None = None
 
@@ -390,9 +389,8 @@ class FetchPool:
 
     def start_soon(self) -> None:
         """Bring the children up in the background (once); fetching goes on meanwhile."""
-        if self._started or self._processes <= 0:
+        if self._start_task is not None or self._processes <= 0:
             return
-        self._started = True
         self._start_task = asyncio.get_running_loop().create_task(
             self._start(), name="shoal-fetch-pool"
         )
