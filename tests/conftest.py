@@ -1,5 +1,6 @@
 """Fixtures shared across the suite: a real testweb site, a real SQLite store and a real
-PostgreSQL server (``SHOAL_TEST_PG_DSN``, or a throwaway cluster started for the session)."""
+PostgreSQL server (``SHOAL_TEST_PG_DSN``, or a throwaway cluster started for the session);
+and what tests of fetch processes look for in /proc."""
 
 from __future__ import annotations
 
@@ -14,11 +15,38 @@ import asyncpg
 import pytest
 
 from shoal.core.model import JobInfo
+from shoal.engine._fetch_child import PROCESS_NAME
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import SiteSpec, TestWeb
 from shoal.testweb.pgcluster import ThrowawayPostgres
 
 WaitFor = Callable[[Callable[[], bool], float], Awaitable[None]]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def fetch_children(pid: int) -> list[int]:
+    """The live fetch processes ``pid`` started (see ``shoal.engine.fetchpool``)."""
+    try:
+        pids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    found = []
+    for child in pids:
+        try:
+            named = Path(f"/proc/{child}/comm").read_text().strip() == PROCESS_NAME
+        except FileNotFoundError:
+            continue
+        if named and alive(int(child)):
+            found.append(int(child))
+    return found
 
 
 @pytest.fixture

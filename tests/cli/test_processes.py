@@ -9,28 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from shoal.engine._fetch_child import PROCESS_NAME
 from shoal.testweb import TestWeb
 
+from ..conftest import alive, fetch_children
 from .conftest import result_rows, run_shoal, shoal_argv
 from .test_fetch_command import _wait_rows, write_urls
-
-
-def _fetch_children(pid: int) -> list[int]:
-    """Live fetch processes started by ``pid``."""
-    try:
-        pids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:
-        return []
-    found = []
-    for child in pids:
-        try:
-            named = Path(f"/proc/{child}/comm").read_text().strip() == PROCESS_NAME
-            if named and _alive(int(child)):
-                found.append(int(child))
-        except FileNotFoundError:
-            continue
-    return found
 
 
 def _wait(condition: object, seconds: float, what: str) -> None:
@@ -40,14 +23,6 @@ def _wait(condition: object, seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {seconds} s: {what}")
         time.sleep(0.02)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_ctrl_c_to_the_process_group_is_graceful(site: TestWeb, tmp_path: Path) -> None:
@@ -64,13 +39,13 @@ def test_ctrl_c_to_the_process_group_is_graceful(site: TestWeb, tmp_path: Path) 
     )
     db = tmp_path / "shoal.db"
     _wait_rows(db, "slow", at_least=10, proc=proc)
-    children = _fetch_children(proc.pid)
+    children = fetch_children(proc.pid)
     assert len(children) == 2
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "resume" in err
-    _wait(lambda: not any(_alive(c) for c in children), 30, "fetch processes exited")
+    _wait(lambda: not any(alive(c) for c in children), 30, "fetch processes exited")
     partial = result_rows(db, "slow")
     assert 10 <= len(partial) < len(urls)
 
@@ -93,12 +68,12 @@ def test_kill_9_of_the_parent_ends_its_children_and_a_rerun_completes(
     )
     db = tmp_path / "shoal.db"
     assert _wait_rows(db, "work", at_least=40, proc=proc)
-    children = _fetch_children(proc.pid)
+    children = fetch_children(proc.pid)
     assert len(children) == 2
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # Their input closed with the parent: they exit by themselves (init reaps them).
-    _wait(lambda: not any(_alive(c) for c in children), 30, "orphaned fetch processes exited")
+    _wait(lambda: not any(alive(c) for c in children), 30, "orphaned fetch processes exited")
 
     ran = run_shoal("fetch", "work.txt", *common, cwd=tmp_path)
     assert ran.code == 0, ran.stderr
@@ -132,7 +107,7 @@ def test_a_worker_runs_the_fetch_processes_it_is_given(site: TestWeb, tmp_path: 
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait(lambda: len(_fetch_children(worker.pid)) == 2, 30, "the worker's two fetch processes")
+    _wait(lambda: len(fetch_children(worker.pid)) == 2, 30, "the worker's two fetch processes")
     _, err = worker.communicate(timeout=120)
     assert worker.returncode == 0, err
     assert sorted(u for u, _, _ in result_rows(db, "work")) == sorted(urls)

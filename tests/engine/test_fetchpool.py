@@ -20,7 +20,6 @@ from shoal.core.model import JobInfo
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonicalize
-from shoal.engine._fetch_child import PROCESS_NAME
 from shoal.engine.crawler import Crawler
 from shoal.engine.fetchpool import FrameReader, frame
 from shoal.engine.processor import LinkProcessor
@@ -29,7 +28,7 @@ from shoal.store.sqlite import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
 
 from .. import shop
-from ..conftest import WaitFor
+from ..conftest import WaitFor, fetch_children
 from .test_crawler import quick, requests_for, results_by_url
 
 
@@ -135,26 +134,11 @@ async def test_a_killed_child_loses_nothing(tmp_path: Path, wait_for: WaitFor) -
             assert all(r.status == 200 for r in found.values())
 
 
-def _fetch_children() -> list[int]:
-    """This process's children that are fetch processes (zombies have no command line)."""
-    me = os.getpid()
-    pids = Path(f"/proc/{me}/task/{me}/children").read_text().split()
-    return [int(p) for p in pids if _named(Path(f"/proc/{p}"), PROCESS_NAME)]
-
-
-def _named(proc: Path, name: str) -> bool:
-    try:
-        named = (proc / "comm").read_text().strip() == name
-        return named and (proc / "cmdline").read_bytes() != b""  # zombies have no cmdline
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_children_exit_with_the_run(tmp_path: Path, web: TestWeb, processes: int) -> None:
     async with _job_of(tmp_path / "e.db", _urls(web)) as (store, job):
         await _run(store, job, processes)
-        assert _fetch_children() == [], "a fetch process outlived its run"
+        assert fetch_children(os.getpid()) == [], "a fetch process outlived its run"
 
 
 async def test_a_crawl_reads_links_in_the_children_and_finds_the_same_pages(
