@@ -17,6 +17,7 @@ from shoal.engine.crawler import Crawler
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 
+from ..engine.test_crawler import results_by_url
 from .conftest import ZooProcess, watching_the_loop
 from .test_zoo_fetch import EXPECTED, deadline
 
@@ -47,12 +48,7 @@ async def crawl(store: Store, seed: str) -> tuple[dict[str, FetchResult], dict[s
     async with asyncio.timeout(_crawl_deadline()):
         outcome = await Crawler(store, job, CONFIG, processor=processor).run()
     assert outcome.completed
-    found: dict[str, FetchResult] = {}
-    async for batch in store.iter_results(job.id):
-        for result in batch:
-            assert result.url not in found, f"{result.url} recorded twice"
-            found[result.url] = result
-    return found, (await store.summary(job.id)).rejected
+    return await results_by_url(store, job), (await store.summary(job.id)).rejected
 
 
 def _crawl_deadline() -> float:

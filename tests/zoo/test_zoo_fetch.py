@@ -16,6 +16,7 @@ from shoal.engine.crawler import Crawler
 from shoal.engine.fetcher import SpecialUseResolver
 from shoal.store import Store
 
+from ..engine.test_crawler import results_by_url
 from .conftest import ZooProcess, watching_the_loop
 
 MiB = 1 << 20
@@ -105,12 +106,7 @@ async def fetch_all(store: Store, urls: list[str], config: CrawlConfig) -> dict[
     async with asyncio.timeout(deadline(config)):
         outcome = await Crawler(store, job, config).run()
     assert outcome.completed
-    found: dict[str, FetchResult] = {}
-    async for batch in store.iter_results(job.id):
-        for result in batch:
-            assert result.url not in found, f"{result.url} recorded twice"
-            found[result.url] = result
-    return found
+    return await results_by_url(store, job)
 
 
 def test_every_endpoint_has_an_expectation(zoo: ZooProcess) -> None:
