@@ -6,7 +6,8 @@ few microseconds of the single writer's time; this set answers most of them
 for a tenth of that. It is only ever a shortcut, never the authority: a
 fingerprint is remembered only after a commit put it in the store (admitted
 or found there; not one an admission limit kept out), and request rows are
-never deleted, so a hit is always right; a miss just asks the database.
+deleted only with their job (``forget``), whose id no later job takes, so a hit is
+always right; a miss just asks the database.
 
 Memory is bounded: two generations of at most ``generation`` entries each;
 when the young one fills, the old one is dropped. Only the most recently used
@@ -38,6 +39,11 @@ class AdmittedFingerprints:
         if not young:
             return requests
         return [r for r in requests if r.fingerprint not in young and r.fingerprint not in old]
+
+    def forget(self, job_id: int) -> None:
+        """Drop what is remembered of ``job_id``: its rows were deleted."""
+        if job_id == self._job_id:
+            self._job_id, self._young, self._old = None, set(), set()
 
     def remember(self, job_id: int, fingerprints: Sequence[bytes]) -> None:
         """Call after the commit that put ``fingerprints`` in ``job_id`` (admitted them or

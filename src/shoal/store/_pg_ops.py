@@ -29,6 +29,7 @@ from shoal.store._codec import encode_fields, encode_json, request_from_row
 from shoal.store.base import HOST_REGRAB
 
 __all__ = [
+    "delete_job",
     "add_counters",
     "admit",
     "complete",
@@ -71,6 +72,35 @@ INSERT INTO shoal_counters (job_id, name, n)
 SELECT $1, name, n FROM unnest($2::text[], $3::bigint[]) AS t(name, n) ORDER BY name
 ON CONFLICT (job_id, name) DO UPDATE SET n = shoal_counters.n + excluded.n
 """
+
+
+# Bodies are shared by identical pages across jobs: only those no other job refers to go.
+_DELETE_JOB_BODIES = """
+DELETE FROM shoal_bodies b
+WHERE b.hash IN (SELECT body_hash FROM shoal_results WHERE job_id = $1)
+    AND NOT EXISTS (
+        SELECT 1 FROM shoal_results o WHERE o.body_hash = b.hash AND o.job_id <> $1
+    )
+"""
+_JOB_TABLES = ("shoal_results", "shoal_requests", "shoal_hosts", "shoal_counters", "shoal_workers")
+
+
+async def delete_job(conn: Conn, job_id: int, alive_since: float | None) -> bool:
+    """Remove the job and every row of it; False (nothing removed) if a worker of the job
+    has a heartbeat at or after ``alive_since``. Job ids come from a sequence: never reused."""
+    if alive_since is not None:
+        alive = await conn.fetchval(
+            "SELECT 1 FROM shoal_workers WHERE job_id = $1 AND heartbeat_at >= $2 LIMIT 1",
+            job_id,
+            alive_since,
+        )
+        if alive is not None:
+            return False
+    await conn.execute(_DELETE_JOB_BODIES, job_id)
+    for table in _JOB_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE job_id = $1", job_id)  # noqa: S608
+    await conn.execute("DELETE FROM shoal_jobs WHERE id = $1", job_id)
+    return True
 
 
 async def add_counters(conn: Conn, job_id: int, counters: dict[str, int]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.core.filters import ResultFilter
 from shoal.core.lifecycle import State
 from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, WorkerInfo
 from shoal.store._codec import (
@@ -20,6 +21,7 @@ from shoal.store._codec import (
     result_from_row,
     workers_from_rows,
 )
+from shoal.store._where import result_condition
 
 __all__ = [
     "counters",
@@ -32,6 +34,7 @@ __all__ = [
     "min_open_depth",
     "next_due",
     "read_results",
+    "size_bytes",
     "summary",
 ]
 
@@ -138,21 +141,46 @@ async def list_workers(conn: Conn, job_id: int) -> list[WorkerInfo]:
 
 _READ_RESULTS = f"""
 SELECT {RESULT_COLUMNS}, NULL::bytea FROM shoal_results r
-WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
+WHERE r.job_id = $1 AND r.request_id > $2{{where}} ORDER BY r.request_id LIMIT $3
 """
 _READ_RESULTS_WITH_BODIES = f"""
 SELECT {RESULT_COLUMNS}, b.data FROM shoal_results r
 LEFT JOIN shoal_bodies b ON b.hash = r.body_hash
-WHERE r.job_id = $1 AND r.request_id > $2 ORDER BY r.request_id LIMIT $3
+WHERE r.job_id = $1 AND r.request_id > $2{{where}} ORDER BY r.request_id LIMIT $3
 """
 
 
 async def read_results(
-    conn: Conn, job_id: int, after: int, limit: int, with_bodies: bool
+    conn: Conn,
+    job_id: int,
+    after: int,
+    limit: int,
+    with_bodies: bool,
+    where: ResultFilter | None = None,
 ) -> list[FetchResult]:
-    """Up to ``limit`` results with request_id > ``after``, in request_id order."""
+    """Up to ``limit`` results with request_id > ``after`` that ``where`` selects, in
+    request_id order."""
+    params: list[object] = [job_id, after, limit]
+
+    def placeholder(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
     sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
-    return [result_from_row(row) for row in await conn.fetch(sql, job_id, after, limit)]
+    sql = sql.format(where=result_condition(where, placeholder))
+    return [result_from_row(row) for row in await conn.fetch(sql, *params)]
+
+
+# Every table of the schema (shoal_ prefixed, in the store's search path), indexes and
+# TOAST included.
+_SIZE = """
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+WHERE c.relkind = 'r' AND c.relname LIKE 'shoal\\_%' AND pg_table_is_visible(c.oid)
+"""
+
+
+async def size_bytes(conn: Conn) -> int:
+    return int(await conn.fetchval(_SIZE))
 
 
 async def get_body(conn: Conn, body_hash: str) -> bytes | None:

@@ -33,6 +33,7 @@ from shoal.store.base import HOST_QUANTUM, HOST_REGRAB
 __all__ = [
     "add_requests",
     "complete",
+    "delete_job",
     "ensure_job",
     "heartbeat",
     "lease",
@@ -71,13 +72,59 @@ def ensure_job(
     conn: sqlite3.Connection, name: str, mode: str, config_json: str, now: float
 ) -> JobInfo:
     with write_transaction(conn):
-        conn.execute(
-            "INSERT OR IGNORE INTO jobs (name, mode, created_at, config) VALUES (?, ?, ?, ?)",
-            (name, mode, now, config_json),
-        )
+        conn.execute(_INSERT_JOB, (name, mode, now, config_json))
         job = get_job(conn, name)
     assert job is not None, "a job inserted or found in this transaction"
     return job
+
+
+# A job id is never used twice, even after its job was deleted: a process that still has
+# the old job open (and the fingerprints it admitted, see AdmittedFingerprints) must not
+# mistake a new job for it. meta's 'last_job_id' remembers the highest id deleted.
+_INSERT_JOB = """
+INSERT OR IGNORE INTO jobs (id, name, mode, created_at, config) VALUES (
+    1 + max(
+        coalesce((SELECT max(id) FROM jobs), 0),
+        coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_job_id'), 0)
+    ),
+    ?, ?, ?, ?
+)
+"""
+# Bodies are shared by identical pages across jobs: only those no other job refers to go.
+_DELETE_JOB_BODIES = """
+DELETE FROM bodies
+WHERE hash IN (SELECT body_hash FROM results WHERE job_id = :job_id)
+    AND hash NOT IN (
+        SELECT body_hash FROM results WHERE job_id <> :job_id AND body_hash IS NOT NULL
+    )
+"""
+_JOB_TABLES = ("results", "requests", "hosts", "job_counters", "workers")
+_LIVE_WORKER = "SELECT 1 FROM workers WHERE job_id = ? AND heartbeat_at >= ? LIMIT 1"
+
+
+def delete_job(
+    conn: sqlite3.Connection,
+    admitted: AdmittedFingerprints,
+    job_id: int,
+    alive_since: float | None,
+) -> bool:
+    """Remove the job and every row of it; False (nothing removed) if a worker of the job
+    has a heartbeat at or after ``alive_since``."""
+    with write_transaction(conn):
+        if alive_since is not None:
+            if conn.execute(_LIVE_WORKER, (job_id, alive_since)).fetchone() is not None:
+                return False
+        conn.execute(_DELETE_JOB_BODIES, {"job_id": job_id})
+        for table in _JOB_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))  # noqa: S608
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('last_job_id', ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            (job_id,),
+        )
+        conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    admitted.forget(job_id)
+    return True
 
 
 # -- frontier ---------------------------------------------------------------

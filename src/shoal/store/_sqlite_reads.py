@@ -9,11 +9,13 @@ own, where a progress poll never queues behind a large ``complete``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from shoal.core.filters import ResultFilter
 from shoal.core.lifecycle import State
 from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, WorkerInfo
 from shoal.store._codec import (
@@ -23,6 +25,7 @@ from shoal.store._codec import (
     result_from_row,
     workers_from_rows,
 )
+from shoal.store._where import result_condition
 
 __all__ = [
     "begin_read",
@@ -37,6 +40,7 @@ __all__ = [
     "next_due",
     "read_results",
     "read_snapshot",
+    "size_bytes",
     "summary",
 ]
 
@@ -167,20 +171,45 @@ def list_workers(conn: sqlite3.Connection, job_id: int) -> list[WorkerInfo]:
 
 _READ_RESULTS = f"""
 SELECT {RESULT_COLUMNS}, NULL FROM results r
-WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
+WHERE r.job_id = ? AND r.request_id > ?{{where}} ORDER BY r.request_id LIMIT ?
 """
 _READ_RESULTS_WITH_BODIES = f"""
 SELECT {RESULT_COLUMNS}, b.data FROM results r LEFT JOIN bodies b ON b.hash = r.body_hash
-WHERE r.job_id = ? AND r.request_id > ? ORDER BY r.request_id LIMIT ?
+WHERE r.job_id = ? AND r.request_id > ?{{where}} ORDER BY r.request_id LIMIT ?
 """
 
 
 def read_results(
-    conn: sqlite3.Connection, job_id: int, after: int, limit: int, with_bodies: bool
+    conn: sqlite3.Connection,
+    job_id: int,
+    after: int,
+    limit: int,
+    with_bodies: bool,
+    where: ResultFilter | None = None,
 ) -> list[FetchResult]:
-    """Up to ``limit`` results with request_id > ``after``, in request_id order."""
+    """Up to ``limit`` results with request_id > ``after`` that ``where`` selects, in
+    request_id order."""
+    params: list[object] = [job_id, after]
+
+    def placeholder(value: object) -> str:
+        params.append(value)
+        return "?"
+
     sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
-    return [result_from_row(row) for row in conn.execute(sql, (job_id, after, limit))]
+    sql = sql.format(where=result_condition(where, placeholder))
+    params.append(limit)
+    return [result_from_row(row) for row in conn.execute(sql, params)]
+
+
+def size_bytes(conn: sqlite3.Connection, path: str) -> int:
+    """The bytes the store takes on disk: the database file and its write-ahead log."""
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    try:
+        wal = os.path.getsize(f"{path}-wal")
+    except OSError:
+        wal = 0
+    return int(pages) * int(page_size) + wal
 
 
 def get_body(conn: sqlite3.Connection, body_hash: str) -> bytes | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
+from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
     FetchResult,
@@ -58,6 +59,18 @@ class Store(Protocol):
     async def get_job(self, name: str) -> JobInfo | None: ...
 
     async def list_jobs(self) -> list[JobInfo]: ...
+
+    async def delete_job(self, job_id: int, *, alive_since: float | None = None) -> bool:
+        """Remove the job and all its rows in one transaction: frontier, results, per-host
+        state (robots included), counters, workers, and the saved bodies no other job
+        refers to. With ``alive_since``, a job with a worker whose heartbeat is at or
+        after it is left alone and False returned; otherwise True (also for a job that
+        was gone already). The job's id is never given to another job."""
+        ...
+
+    async def size_bytes(self) -> int:
+        """How many bytes the whole store takes (all jobs): files on disk, or tables."""
+        ...
 
     # frontier
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
@@ -206,9 +219,15 @@ class Store(Protocol):
 
     # results
     def iter_results(
-        self, job_id: int, *, batch_size: int = 1000, with_bodies: bool = False
+        self,
+        job_id: int,
+        *,
+        batch_size: int = 1000,
+        with_bodies: bool = False,
+        where: ResultFilter | None = None,
     ) -> AsyncIterator[list[FetchResult]]:
-        """Every result row of the job in admission order, as a consistent snapshot."""
+        """Every result row of the job in admission order, as a consistent snapshot; only
+        those ``where`` selects (filtered by the store's query) when it is given."""
         ...
 
     async def get_body(self, body_hash: str) -> bytes | None:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from shoal.core.errors import ConfigError, StoreError, StoreUnavailable
+from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
     FetchResult,
@@ -262,6 +263,17 @@ class PostgresStore:
     async def list_jobs(self) -> list[JobInfo]:
         return await self._tx("list_jobs", reads.list_jobs, read_only=True)
 
+    async def delete_job(self, job_id: int, *, alive_since: float | None = None) -> bool:
+        deleted = await self._tx(
+            "delete_job", lambda conn: ops.delete_job(conn, job_id, alive_since)
+        )
+        if deleted:
+            self._admitted.forget(job_id)
+        return deleted
+
+    async def size_bytes(self) -> int:
+        return await self._tx("size_bytes", reads.size_bytes, read_only=True)
+
     # -- frontier -----------------------------------------------------------
 
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
@@ -455,7 +467,12 @@ class PostgresStore:
     # -- results ------------------------------------------------------------
 
     async def iter_results(
-        self, job_id: int, *, batch_size: int = 1000, with_bodies: bool = False
+        self,
+        job_id: int,
+        *,
+        batch_size: int = 1000,
+        with_bodies: bool = False,
+        where: ResultFilter | None = None,
     ) -> AsyncIterator[list[FetchResult]]:
         """Every result row of the job in request_id order, read in one snapshot (a
         REPEATABLE READ transaction on a pooled connection held until the iteration ends)."""
@@ -470,7 +487,7 @@ class PostgresStore:
                     after = -1
                     while True:
                         batch = await reads.read_results(
-                            conn, job_id, after, batch_size, with_bodies
+                            conn, job_id, after, batch_size, with_bodies, where
                         )
                         if not batch:
                             return

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
+from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
     FetchResult,
@@ -326,6 +327,17 @@ class SQLiteStore:
     async def list_jobs(self) -> list[JobInfo]:
         return await self._read("list_jobs", reads.list_jobs)
 
+    async def delete_job(self, job_id: int, *, alive_since: float | None = None) -> bool:
+        return await self._write(
+            "delete_job",
+            partial(
+                ops.delete_job, admitted=self._admitted, job_id=job_id, alive_since=alive_since
+            ),
+        )
+
+    async def size_bytes(self) -> int:
+        return await self._read("size_bytes", partial(reads.size_bytes, path=self._path))
+
     # -- frontier -----------------------------------------------------------
 
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
@@ -472,7 +484,12 @@ class SQLiteStore:
     # -- results ------------------------------------------------------------
 
     async def iter_results(
-        self, job_id: int, *, batch_size: int = 1000, with_bodies: bool = False
+        self,
+        job_id: int,
+        *,
+        batch_size: int = 1000,
+        with_bodies: bool = False,
+        where: ResultFilter | None = None,
     ) -> AsyncIterator[list[FetchResult]]:
         """Every result row of the job in request_id order, read in one snapshot.
 
@@ -499,6 +516,7 @@ class SQLiteStore:
                         after=after,
                         limit=batch_size,
                         with_bodies=with_bodies,
+                        where=where,
                     ),
                 )
                 if batch:
