@@ -390,3 +390,74 @@ def test_unwrapping_prefers_shoal_errors_then_hook_errors_then_interrupts() -> N
     assert isinstance(unwrapped(BaseExceptionGroup("g", [KeyboardInterrupt()])), KeyboardInterrupt)
     error = unwrapped(ExceptionGroup("g", [RuntimeError("y")]))
     assert type(error) is ShoalError and "RuntimeError: y" in str(error)
+
+
+def test_fetch_all_returns_bodies_and_text_by_default(tmp_path: Path) -> None:
+    with TestWeb.run_in_thread(SiteSpec(hosts=1, pages=10)) as web:
+        urls = [web.url(0, f"/page/{n}") for n in range(3)]
+        results = shoal.fetch_all(urls, config=FAST)
+        assert len(results) == 3
+        for result in results:
+            assert result.body is not None and len(result.body) == result.bytes > 0
+            assert result.text is not None and "<html" in result.text.lower()
+            assert result.text == result.body.decode(result.encoding or "utf-8")
+        plain = shoal.fetch_all(urls[:1], config=FAST, bodies=False)
+        assert plain[0].body is None and plain[0].text is None
+
+
+def test_text_decodes_by_the_recorded_encoding_or_the_content_type() -> None:
+    body = "café".encode("cp1252")
+    assert FetchResult(request_id=1, url="u", body=body, encoding="cp1252").text == "café"
+    labelled = FetchResult(
+        request_id=1, url="u", body=body, content_type="text/html; charset=windows-1252"
+    )
+    assert labelled.text == "café"
+
+
+async def test_one_spec_gives_the_same_result_set_from_the_cli_and_the_api(
+    tmp_path: Path,
+) -> None:
+    """The CLI stores the spec it built; the API runs that very spec; same runner, same
+    result set."""
+    async with TestWeb(SiteSpec(hosts=2, pages=40, links_per_page=3)) as web:
+        seed = web.url(0, "/")
+        ran = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "shoal",
+                "crawl",
+                seed,
+                "--depth",
+                "2",
+                "--job",
+                "c",
+                "--scope",
+                "any",
+                "--ignore-robots",
+                "--quiet",
+                "--store",
+                str(tmp_path / "cli.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr
+        async with shoal.Crawler(store=str(tmp_path / "cli.db")) as reader:
+            stored = await reader.store.get_job("c")
+            assert stored is not None
+        spec = shoal.JobSpec.from_record("crawl", stored.config)
+        assert spec.depth == 2 and spec.scope == "any" and not spec.robots
+        async with shoal.Crawler(store=str(tmp_path / "api.db")) as crawler:
+            summary = await crawler.run(spec, job="c")
+            assert summary.counts.open == 0
+        by_cli = _rows(tmp_path / "cli.db")
+        assert by_cli == _rows(tmp_path / "api.db")
+        assert len(by_cli) > 10
+
+
+def _rows(db: Path) -> list[tuple[str, int | None, int]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT url, status, depth FROM results ORDER BY url").fetchall()

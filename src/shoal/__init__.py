@@ -26,6 +26,7 @@ from shoal.core.errors import (
     FetchTimeout,
     IllegalTransition,
     InputError,
+    JobConflict,
     OutOfScope,
     PolicyError,
     ProtocolError,
@@ -40,6 +41,7 @@ from shoal.core.errors import (
     TooManyRedirects,
 )
 from shoal.core.extract import ExtractRules, FieldRule
+from shoal.core.jobspec import JobSpec
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, NewRequest, Request
 
@@ -85,8 +87,10 @@ __all__ = [
     "FieldRule",
     "IllegalTransition",
     "InputError",
+    "JobConflict",
     "JobCounts",
     "JobInfo",
+    "JobSpec",
     "JobSummary",
     "Limits",
     "NewRequest",

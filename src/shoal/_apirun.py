@@ -23,11 +23,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, ShoalError
+from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, Header, JobInfo, NewRequest, Request
-from shoal.core.robots import RobotsPolicy
-from shoal.engine.crawler import Crawler, Processor
+from shoal.engine.run import AdmitContext, JobRunner, Refetch
 from shoal.store import open_store
 from shoal.store.base import Store
 
@@ -49,10 +48,10 @@ or a function of the host name returning them (or None)."""
 
 @dataclass
 class RunHandle:
-    """What a caller may need of a running job: its row, and the crawler (to stop it)."""
+    """What a caller may need of a running job: its row, and its runner (to stop it)."""
 
     job: JobInfo | None = None
-    crawler: Crawler | None = None
+    runner: JobRunner | None = None
 
 
 class _HookFailed(Exception):
@@ -186,31 +185,19 @@ async def opened_store(location: str | None) -> AsyncIterator[Store]:
 
 
 async def stream_job(
+    spec: JobSpec,
     requests: Sequence[NewRequest],
     *,
     backend: Store,
-    job: str,
-    mode: str,
-    config: CrawlConfig,
-    processor: Processor | None = None,
-    robots: RobotsPolicy | None = None,
-    strict_depth: bool = False,
-    limit_pages: bool = False,
-    max_pages: int | None = None,
+    job: str | None,
+    fresh: bool = False,
+    refetch: Refetch | None = None,
     max_buffered: int | None = None,
     before_fetch: Callable[[Request], Request] | None = None,
     handle: RunHandle | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
-    """Run one job, yielding results as the crawler commits them (see ``shoal.api``)."""
-    existing = await backend.get_job(job)
-    if existing is not None and existing.mode != mode:
-        raise ConfigError(
-            f"job {job!r} is a {existing.mode} job in {backend.location}; choose another job name"
-        )
-    info = await backend.ensure_job(job, mode=mode, config=config.as_record())
-    if limit_pages:
-        await backend.set_limits(info.id, max_pages=max_pages, max_pages_per_host=None)
-
+    """Run one job through the runner, yielding results as they are committed (see
+    ``shoal.api``). ``requests`` are a fetch job's; a crawl's seeds are in its spec."""
     pending: deque[FetchResult] = deque()
     arrived = asyncio.Event()  # a batch was committed, or the run ended
     drained = asyncio.Event()  # the consumer has caught up (or we are stopping)
@@ -220,37 +207,47 @@ async def stream_job(
         pending.extend(batch)
         arrived.set()
 
-    crawler = Crawler(
+    runner = JobRunner(
         backend,
-        info,
-        config,
-        processor=processor,
+        spec,
+        name=job,
+        fresh=fresh,
+        refetch=refetch,
         listeners=[on_results],
-        robots=robots,
-        strict_depth=strict_depth,
         before_fetch=before_fetch,
     )
+    info = await runner.open()
     if handle is not None:
-        handle.job, handle.crawler = info, crawler
+        handle.job, handle.runner = info, runner
 
     # Requests admitted by this call and not yet yielded: what a slow consumer holds.
     outstanding = 0
     chunk_size = min(_ADMIT_CHUNK, max_buffered or _ADMIT_CHUNK)
 
-    async def admission(running: Crawler) -> None:
+    async def admission(context: AdmitContext) -> None:
         nonlocal outstanding
         for start in range(0, len(requests), chunk_size):
-            while max_buffered is not None and outstanding >= max_buffered and not running.stopping:
+            while (
+                max_buffered is not None
+                and outstanding >= max_buffered
+                and not context.should_stop()
+            ):
                 drained.clear()
                 await drained.wait()
-            if running.stopping:
+            if context.should_stop():
                 return
             chunk = requests[start : start + chunk_size]
             added = await backend.add_requests(info.id, chunk, now=time.time())
             outstanding += added
-            running.note_admitted(added)
+            context.on_admitted(added)
 
-    run_task = asyncio.create_task(crawler.run(admission), name="shoal-api-run")
+    try:
+        run_task = asyncio.create_task(
+            runner.run(admission if requests else None), name="shoal-api-run"
+        )
+    except BaseException:
+        await runner.close()
+        raise
     run_task.add_done_callback(lambda _task: arrived.set())
     try:
         low_water = (max_buffered or 0) // 2
@@ -271,7 +268,7 @@ async def stream_job(
             error = unwrapped(group)
             raise error from (group if error.__cause__ is group else None)
     finally:
-        crawler.stop()
+        runner.stop()
         drained.set()
         await _finish(run_task)
 

@@ -14,11 +14,17 @@ a ``Crawler`` runs jobs on one store with hooks.
 Every call takes ``extract=`` rules (``{"title": "css:title::text"}``, see
 ``shoal.core.extract``); their values are in ``result.fields``.
 
-Each call runs one job on one store, exactly as the CLI does. Without
-``store=`` the store is a temporary SQLite file, removed when the generator
-ends. With ``store=`` (and a ``job=`` name) the call resumes: requests are
-deduplicated by canonical URL, so a URL the job already finished is not
-fetched or yielded again; only what is new or was left unfinished is.
+Each call builds a ``JobSpec`` and runs it through the same runner as the CLI
+(``shoal.engine.run``). Without ``store=`` the store is a temporary SQLite
+file, removed when the generator ends. With ``store=`` a call resumes its job:
+requests are deduplicated by canonical URL, so a URL the job already finished
+is not fetched or yielded again; only what is new or was left unfinished is.
+A job is named by ``job=`` or, without it, as the CLI names it; a rerun whose
+settings cannot apply to the job raises ``JobConflict`` (``fresh=True`` starts
+the job over; ``refetch="failed"`` or ``"all"`` fetches finished URLs again).
+
+Results carry their bodies by default (``result.body`` up to the config's
+``max_bytes``, ``result.text`` decoded); ``bodies=False`` leaves them out.
 
 Backpressure. The crawler reports each committed batch to a listener on the
 event loop, which must never block. The listener appends to a deque and wakes
@@ -31,8 +37,8 @@ loop: the deque holds the un-consumed results.
   this call have not been yielded yet (it goes on once half of them have). So
   at most about ``max_buffered`` + one chunk results are held.
 * ``crawl`` cannot pause link discovery from outside the crawler, so its
-  deque is unbounded: memory grows with the un-consumed results (bodies only
-  with ``CrawlConfig(save_bodies=True)``). Consume promptly, or cap the crawl
+  deque is unbounded: memory grows with the un-consumed results (and their
+  bodies, unless ``bodies=False``). Consume promptly, or cap the crawl
   with ``max_pages``/``depth``.
 
 Errors. What the API raises is a ``ShoalError`` (``InputError`` for a bad URL,
@@ -62,13 +68,10 @@ from shoal._apirun import HeadersFor, RunHandle, opened_store, request_headers, 
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.extract import ExtractRules
-from shoal.core.inputs import parse_line
-from shoal.core.model import FetchResult, JobSummary, NewRequest, Request, job_name
-from shoal.core.robots import RobotsPolicy, ua_token
-from shoal.core.scope import Scope
-from shoal.core.traps import TrapLimits
-from shoal.core.urls import canonical_host, canonicalize
-from shoal.engine.processor import LinkProcessor
+from shoal.core.inputs import input_digest, parse_line
+from shoal.core.jobspec import JobSpec
+from shoal.core.model import FetchResult, JobSummary, NewRequest, Request
+from shoal.engine.run import Refetch
 from shoal.store.base import Store
 
 __all__ = ["Crawler", "Extract", "HeadersFor", "OnPage", "crawl", "fetch", "fetch_all"]
@@ -96,6 +99,9 @@ async def fetch(
     config: CrawlConfig | None = None,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
     extract: Extract | None = None,
+    bodies: bool = True,
+    fresh: bool = False,
+    refetch: Refetch | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Fetch every URL once, yielding each result as soon as it is recorded.
 
@@ -106,11 +112,26 @@ async def fetch(
     override ``config`` (defaults: 256 and 8). ``extract`` rules (checked
     first too: a bad one raises ``ConfigError``) fill ``result.fields``.
     Results come in completion order, not input order.
+
+    Each result carries its body (``result.body``, ``result.text``), up to the
+    config's ``max_bytes``; ``bodies=False`` keeps them out (and out of the store).
+    ``store``, ``job``, ``fresh`` and ``refetch`` are as for ``shoal fetch``: see
+    ``shoal.JobSpec`` for how a job is named and when a rerun resumes it.
     """
-    plan = _fetch_plan(urls, concurrency, per_host, config, max_buffered, extract)
+    plan = _fetch_plan(urls, concurrency, per_host, config, extract, bodies)
+    if max_buffered < 1:
+        raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
     async with opened_store(store) as backend:
         async with contextlib.aclosing(
-            stream_job(plan.requests, backend=backend, job=job or "fetch", **plan.options)
+            stream_job(
+                plan.spec,
+                plan.requests,
+                backend=backend,
+                job=job,
+                fresh=fresh,
+                refetch=refetch,
+                max_buffered=max_buffered,
+            )
         ) as results:
             async for result in results:
                 yield result
@@ -128,6 +149,9 @@ async def crawl(
     config: CrawlConfig | None = None,
     max_pages: int | None = None,
     extract: Extract | None = None,
+    bodies: bool = True,
+    fresh: bool = False,
+    refetch: Refetch | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Crawl from ``seeds``, following links within ``scope``; yield each result as recorded.
 
@@ -138,12 +162,15 @@ async def crawl(
     ``per_host`` overrides ``config`` (default 2 requests in flight per host
     when no ``config`` is given). ``extract`` rules fill ``result.fields``. A
     bad seed raises ``InputError``, a bad rule ``ConfigError``, before
-    anything is fetched.
+    anything is fetched. ``bodies``, ``fresh`` and ``refetch`` are as for
+    ``fetch``.
     """
-    plan = _crawl_plan(seeds, depth, per_host, scope, obey_robots, config, max_pages, extract)
+    spec = _crawl_spec(
+        seeds, depth, per_host, scope, obey_robots, config, max_pages, extract, bodies
+    )
     async with opened_store(store) as backend:
         async with contextlib.aclosing(
-            stream_job(plan.requests, backend=backend, job=job or plan.job, **plan.options)
+            stream_job(spec, (), backend=backend, job=job, fresh=fresh, refetch=refetch)
         ) as results:
             async for result in results:
                 yield result
@@ -158,6 +185,9 @@ def fetch_all(
     per_host: int | None = None,
     config: CrawlConfig | None = None,
     extract: Extract | None = None,
+    bodies: bool = True,
+    fresh: bool = False,
+    refetch: Refetch | None = None,
 ) -> list[FetchResult]:
     """Fetch every URL (as ``fetch``) and return all results, from synchronous code.
 
@@ -178,6 +208,9 @@ def fetch_all(
             per_host=per_host,
             config=config,
             extract=extract,
+            bodies=bodies,
+            fresh=fresh,
+            refetch=refetch,
         )
         async with contextlib.aclosing(results):
             return [result async for result in results]
@@ -236,6 +269,7 @@ class Crawler:
         on_page: OnPage | None = None,
         headers: HeadersFor | None = None,
         auth: Mapping[str, tuple[str, str]] | None = None,
+        bodies: bool = False,
     ) -> None:
         if on_page is not None and not callable(on_page):
             raise ConfigError(f"on_page must be callable, got {on_page!r}")
@@ -244,6 +278,7 @@ class Crawler:
         self._concurrency = concurrency
         self._per_host = per_host
         self._extract = _rules(extract)
+        self._bodies = bodies
         self._on_page = on_page
         self._before_fetch: Callable[[Request], Request] | None = request_headers(headers, auth)
         self._stack: contextlib.AsyncExitStack | None = None
@@ -279,8 +314,8 @@ class Crawler:
     def stop(self) -> None:
         """End the running job gracefully (in-flight fetches finish, the rest is released)."""
         running = self._running
-        if running is not None and running.crawler is not None:
-            running.crawler.stop()
+        if running is not None and running.runner is not None:
+            running.runner.stop()
 
     async def fetch(
         self,
@@ -288,12 +323,23 @@ class Crawler:
         *,
         job: str | None = None,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        fresh: bool = False,
+        refetch: Refetch | None = None,
     ) -> JobSummary:
         """Fetch every URL once (as ``shoal.fetch``), calling ``on_page`` with each result."""
         plan = _fetch_plan(
-            urls, self._concurrency, self._per_host, self._config, max_buffered, self._extract
+            urls, self._concurrency, self._per_host, self._config, self._extract, self._bodies
         )
-        return await self._run(plan, job or "fetch")
+        if max_buffered < 1:
+            raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
+        return await self._run(
+            plan.spec,
+            plan.requests,
+            job=job,
+            fresh=fresh,
+            refetch=refetch,
+            max_buffered=max_buffered,
+        )
 
     async def crawl(
         self,
@@ -304,9 +350,11 @@ class Crawler:
         job: str | None = None,
         obey_robots: bool = True,
         max_pages: int | None = None,
+        fresh: bool = False,
+        refetch: Refetch | None = None,
     ) -> JobSummary:
         """Crawl from ``seeds`` (as ``shoal.crawl``), calling ``on_page`` with each result."""
-        plan = _crawl_plan(
+        spec = _crawl_spec(
             seeds,
             depth,
             self._per_host,
@@ -315,11 +363,29 @@ class Crawler:
             self._config,
             max_pages,
             self._extract,
+            self._bodies,
             concurrency=self._concurrency,
         )
-        return await self._run(plan, job or plan.job)
+        return await self._run(spec, (), job=job, fresh=fresh, refetch=refetch)
 
-    async def _run(self, plan: _Plan, job: str) -> JobSummary:
+    async def run(
+        self, spec: JobSpec, *, job: str | None = None, fresh: bool = False
+    ) -> JobSummary:
+        """Run a crawl ``spec`` as built (``JobSpec.crawl(...)``), calling ``on_page``."""
+        if spec.kind != "crawl":
+            raise ConfigError("run takes a crawl spec; fetch a list of URLs with fetch()")
+        return await self._run(spec, (), job=job, fresh=fresh, refetch=None)
+
+    async def _run(
+        self,
+        spec: JobSpec,
+        requests: list[NewRequest] | tuple[()],
+        *,
+        job: str | None,
+        fresh: bool,
+        refetch: Refetch | None,
+        max_buffered: int | None = None,
+    ) -> JobSummary:
         backend = self.store
         if self._running is not None:
             raise ConfigError("this Crawler is running a job already; one at a time")
@@ -327,12 +393,15 @@ class Crawler:
         on_page = self._on_page
         try:
             results = stream_job(
-                plan.requests,
+                spec,
+                requests,
                 backend=backend,
                 job=job,
+                fresh=fresh,
+                refetch=refetch,
+                max_buffered=max_buffered,
                 before_fetch=self._before_fetch,
                 handle=handle,
-                **plan.options,
             )
             async with contextlib.aclosing(results):
                 async for result in results:
@@ -349,13 +418,12 @@ class Crawler:
 # -- internals -------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class _Plan:
-    """A job checked and built, before any I/O: what ``stream_job`` runs."""
+@dataclasses.dataclass(frozen=True)
+class _FetchPlan:
+    """A fetch job checked and built, before any I/O."""
 
+    spec: JobSpec
     requests: list[NewRequest]
-    options: dict[str, Any]
-    job: str = "fetch"
 
 
 def _rules(extract: Extract | None) -> ExtractRules | None:
@@ -369,37 +437,25 @@ def _fetch_plan(
     concurrency: int | None,
     per_host: int | None,
     config: CrawlConfig | None,
-    max_buffered: int,
     extract: Extract | None,
-) -> _Plan:
-    requests = _parse_urls(urls)
-    if max_buffered < 1:
-        raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
+    bodies: bool,
+) -> _FetchPlan:
+    items = list(urls) if not isinstance(urls, str) else [urls]
+    requests = _parse_urls(items)
     run_config = _configure(
         config or CrawlConfig(),
         concurrency=concurrency,
         per_host=per_host,
         follow_links=False,
         extract=_rules(extract),
+        bodies=bodies,
     )
-    return _Plan(requests, {"mode": "fetch", "config": run_config, "max_buffered": max_buffered})
+    digest = input_digest(item + "\n" for item in items if isinstance(item, str))
+    spec = JobSpec.fetch(input=None, input_digest=digest, config=run_config)
+    return _FetchPlan(spec, requests)
 
 
-_MAX_COUNT = 2**62  # what the stores' 64-bit integers hold with room to spare
-
-
-def _check_count(name: str, value: int | None, *, allow_zero: bool = False) -> None:
-    """A limit given as a count: None, or a whole number in range (bool is not one)."""
-    if value is None:
-        return
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _MAX_COUNT:
-        raise ConfigError(
-            f"{name} must be a whole number from {low} to {_MAX_COUNT}, got {value!r}"
-        )
-
-
-def _crawl_plan(
+def _crawl_spec(
     seeds: Iterable[str],
     depth: int | None,
     per_host: int | None,
@@ -408,19 +464,10 @@ def _crawl_plan(
     config: CrawlConfig | None,
     max_pages: int | None,
     extract: Extract | None,
+    bodies: bool,
     *,
     concurrency: int | None = None,
-) -> _Plan:
-    canonical_seeds: list[str] = []
-    for line_no, seed in enumerate(seeds, start=1):
-        try:
-            canonical_seeds.append(canonicalize(seed))
-        except InputError as exc:
-            raise InputError(f"{seed!r}: {exc.reason}", line_no=line_no) from None
-    if not canonical_seeds:
-        raise InputError("no seeds given")
-    _check_count("max_pages", max_pages)
-    _check_count("depth", depth, allow_zero=True)
+) -> JobSpec:
     if per_host is None and config is None:
         per_host = 2
     run_config = _configure(
@@ -429,33 +476,15 @@ def _crawl_plan(
         per_host=per_host,
         follow_links=True,
         extract=_rules(extract),
+        bodies=bodies,
     )
-    robots = (
-        RobotsPolicy(
-            user_agent_token=ua_token(run_config.user_agent),
-            max_crawl_delay=run_config.politeness.max_crawl_delay,
-        )
-        if obey_robots
-        else None
-    )
-    processor = LinkProcessor(
-        scope=Scope(mode=scope, seeds=tuple(canonical_seeds), max_depth=depth),
-        traps=TrapLimits(),
-        robots_token=robots.user_agent_token if robots is not None else "shoal",
-    )
-    options: dict[str, Any] = {
-        "mode": "crawl",
-        "config": run_config,
-        "processor": processor,
-        "robots": robots,
-        "strict_depth": depth is not None,
-        "limit_pages": True,
-        "max_pages": max_pages,
-    }
-    return _Plan(
-        [NewRequest.for_url(url) for url in canonical_seeds],
-        options,
-        job_name(canonical_host(canonical_seeds[0]), default="crawl"),
+    return JobSpec.crawl(
+        list(seeds) if not isinstance(seeds, str) else [seeds],
+        config=run_config,
+        scope=scope,
+        depth=depth,
+        max_pages=max_pages,
+        robots=obey_robots,
     )
 
 
@@ -487,6 +516,7 @@ def _configure(
     per_host: int | None,
     follow_links: bool,
     extract: ExtractRules | None,
+    bodies: bool,
 ) -> CrawlConfig:
     limits, politeness = config.limits, config.politeness
     if concurrency is not None:
@@ -499,4 +529,5 @@ def _configure(
         politeness=politeness,
         follow_links=follow_links,
         extract=extract if extract is not None else config.extract,
+        save_bodies=config.save_bodies or bodies,
     )

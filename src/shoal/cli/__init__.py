@@ -8,21 +8,24 @@ import os
 import sys
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 from rich.console import Console
 
 from shoal.cli.jobrun import (
+    EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_STORE,
     EXIT_USAGE,
-    AdmitContext,
+    AdmitReport,
     CliFailure,
     JobRequest,
+    admit_held,
     admit_lines,
     open_ready_store,
+    read_all_lines,
+    report_input,
     run_job,
 )
 from shoal.cli.options import (
@@ -33,12 +36,13 @@ from shoal.cli.options import (
     run_options,
 )
 from shoal.core.errors import StoreError
-from shoal.core.inputs import SNIFF_BYTES, sniff_binary
-from shoal.core.model import JobInfo, job_name
+from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
+from shoal.core.jobspec import JobSpec
+from shoal.core.model import JobInfo, NewRequest
 from shoal.engine.fetchpool import prefork
 from shoal.engine.resources import run_loop
+from shoal.engine.run import AdmitContext
 from shoal.export.writers import FORMATS
-from shoal.store.base import Store
 
 __all__ = ["cli", "main"]
 
@@ -156,7 +160,7 @@ def _internal_error(exc: BaseException) -> str:
 def _run_job(request: JobRequest) -> None:
     """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
     while this process has no thread or event loop yet (see ``engine.fetchpool``)."""
-    prefork(request.config.limits.processes)
+    prefork(request.spec.config.limits.processes)
     _run(run_job(request, Console(stderr=True)))
 
 
@@ -228,12 +232,6 @@ def _refuse_binary(stream: BinaryIO, source: str) -> None:
         raise CliFailure(f"{source}: {reason}", EXIT_USAGE)
 
 
-def _job_name_for(input_path: str) -> str:
-    if input_path == "-":
-        return "stdin"
-    return job_name(Path(input_path).name.split(".")[0])
-
-
 @cli.command(epilog=EXIT_CODES)
 @click.argument("input_path", metavar="[INPUT]", required=False, default=None)
 @run_options(per_host=8, delay=0.0)
@@ -266,34 +264,68 @@ def fetch(input_path: str | None, **params: Any) -> None:
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     _check_output(params)
     config = build_config(params, follow_links=False)
-    job = params["job"] or _job_name_for(input_path)
     strict = bool(params["strict"])
-    record = {**config.as_record(), "input": input_path, "strict": strict}
-
+    source = "<stdin>" if input_path == "-" else input_path
     try:
         stream = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
-    source = "<stdin>" if input_path == "-" else input_path
     _refuse_binary(stream, source)
+    digest = None if input_path == "-" else _digest_of(input_path)
+    spec = JobSpec.fetch(input=input_path, input_digest=digest, config=config, strict=strict)
 
-    async def admit(store: Store, info: JobInfo, context: AdmitContext) -> Any:
+    held: list[NewRequest] | None = None
+    if strict:
+        # Every line must be valid before the store is touched: nothing is created otherwise.
+        held = _all_valid_lines(stream, source)
+
+    async def admit(context: AdmitContext) -> AdmitReport:
+        if held is not None:
+            return await admit_held(held, context, now=time.time)
         with stream:
-            return await admit_lines(store, info, stream, context, strict=strict, now=time.time)
+            return await admit_lines(stream, context, now=time.time)
 
     request = JobRequest(
         store=params["store"],
-        job=job,
-        mode="fetch",
-        config=config,
-        admit=admit,
+        spec=spec,
+        name=params["job"],
+        command="fetch",
         output=params["output"],
         quiet=params["quiet"],
-        label=f"fetch {job}",
-        config_record=record,
+        admit=admit,
         source=source,
+        fresh=params["fresh"],
+        refetch=params["refetch"],
     )
     _run_job(request)
+
+
+def _digest_of(path: str) -> str | None:
+    """The input's content digest (what tells one list from another under one name); None
+    for what is not a regular file (a FIFO can be read only once)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as stream:
+            return input_digest(iter(lambda: stream.read(1 << 20), b""))
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="INPUT") from None
+
+
+def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
+    """``--strict``: every line parsed; any invalid one ends the command (exit 4)."""
+    from rich.console import Console
+
+    with stream:
+        report = read_all_lines(stream)
+    if report.invalid:
+        console = Console(stderr=True)
+        report_input(report, source, console)
+        raise CliFailure(
+            f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
+            EXIT_INPUT,
+        )
+    return report.requests
 
 
 @cli.command()

@@ -15,22 +15,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import (
-    AdmitContext,
-    AdmitReport,
-    JobRequest,
-    run_job,
-)
+from shoal.cli.jobrun import AdmitReport, JobRequest, admit_held, run_job
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
-from shoal.core.errors import InputError
 from shoal.core.inputs import parse_line
-from shoal.core.model import JobInfo, NewRequest
-from shoal.store.base import Store
+from shoal.core.jobspec import JobSpec
+from shoal.engine.run import AdmitContext
 
 __all__ = ["demo"]
 
@@ -118,34 +111,20 @@ def demo(hosts: int, pages: int, store: str, output: str) -> None:
         )
         urls = demo_urls(base_urls, pages)
 
-        async def admit(store_: Store, job: JobInfo, context: AdmitContext) -> Any:
+        requests = [r for n, url in enumerate(urls, 1) if (r := parse_line(url, n))]
+
+        async def admit(context: AdmitContext) -> AdmitReport:
             import time
 
-            report = AdmitReport()
-            requests: list[NewRequest] = []
-            for n, url in enumerate(urls, 1):
-                try:
-                    parsed = parse_line(url, n)
-                except InputError:  # pragma: no cover - demo URLs are valid
-                    report.invalid += 1
-                    continue
-                if parsed is not None:
-                    requests.append(parsed)
-            report.valid = len(requests)
-            report.admitted = await store_.add_requests(job.id, requests, now=time.time())
-            context.on_admitted(report.admitted)
-            return report
+            return await admit_held(requests, context, now=time.time)
 
         request = JobRequest(
             store=store,
-            job="demo",
-            mode="fetch",
-            config=config,
+            spec=JobSpec.fetch(input="demo", config=config),
+            name="demo",
+            command="fetch",
             admit=admit,
             output=output,
-            quiet=False,
-            label="demo",
-            config_record=config.as_record(),
         )
         _run_demo(request, console, store)
 

@@ -6,20 +6,19 @@ import asyncio
 import contextlib
 import os
 import signal
+from array import array
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from rich.console import Console
 
-from shoal.core.config import CrawlConfig
-from shoal.core.errors import ConfigError, InputError, ShoalError, StoreError
-from shoal.core.hosts import AutoThrottle
+from shoal.core.errors import ConfigError, InputError, JobConflict, ShoalError, StoreError
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
+from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, NewRequest
-from shoal.core.robots import RobotsPolicy
-from shoal.engine.crawler import Crawler, Processor
+from shoal.engine.run import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
 from shoal.store.base import Store
@@ -33,7 +32,10 @@ __all__ = [
     "EXIT_USAGE",
     "CliFailure",
     "JobRequest",
+    "admit_held",
     "admit_lines",
+    "read_all_lines",
+    "report_input",
     "first_shoal_error",
     "run_job",
 ]
@@ -69,26 +71,25 @@ class AdmitReport:
     errors: list[InputError] = field(default_factory=list)
 
 
-Admit = Callable[[Store, JobInfo, "AdmitContext"], Awaitable[AdmitReport]]
+Admit = Callable[[AdmitContext], Awaitable[AdmitReport]]
 
 
 @dataclass
 class JobRequest:
+    """One command's job: the spec, where to run it, and what the command adds (input,
+    ``-o``, progress)."""
+
     store: str
-    job: str
-    mode: str
-    config: CrawlConfig
-    admit: Admit
-    output: str | None
-    quiet: bool
-    label: str
-    config_record: dict[str, Any]
-    processor: Processor | None = None
+    spec: JobSpec
+    name: str | None
+    command: str
+    output: str | None = None
+    quiet: bool = False
+    admit: Admit | None = None
     source: str = "input"
-    robots: RobotsPolicy | None = None
-    autothrottle: AutoThrottle | None = None
-    sitemaps_from_robots: bool = False
-    strict_depth: bool = False
+    fresh: bool = False
+    refetch: Refetch | None = None
+    join: bool = False
 
 
 class Interrupts:
@@ -188,30 +189,16 @@ class _LineReader:
                 return skipped - (1 if rest.endswith(b"\n") else 0)
 
 
-@dataclass(frozen=True)
-class AdmitContext:
-    """How an admission reports progress and learns it should stop early."""
-
-    on_admitted: Callable[[int], None]
-    should_stop: Callable[[], bool]
-
-
 async def admit_lines(
-    store: Store,
-    job: JobInfo,
     stream: BinaryIO,
     context: AdmitContext,
     *,
-    strict: bool,
     now: Callable[[], float],
 ) -> AdmitReport:
-    """Parse every line and admit valid requests in batches; report invalid lines.
-
-    With ``strict`` nothing is admitted unless every line is valid.
-    """
+    """Parse every line and admit valid requests in batches; report invalid lines."""
+    store, job = context.store, context.job
     report = AdmitReport()
     reader = _LineReader(stream)
-    held: list[NewRequest] = []
     # A small first batch, so that fetching starts at once; each next batch is read while
     # the one before is being admitted.
     reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, FIRST_ADMIT_BATCH))
@@ -230,19 +217,47 @@ async def admit_lines(
                 else:
                     requests.append(item)
             report.valid += len(requests)
-            if strict:
-                held.extend(requests)
-            elif requests:
+            if requests:
                 added = await store.add_requests(job.id, requests, now=now())
                 report.admitted += added
                 context.on_admitted(added)
     finally:
         with contextlib.suppress(BaseException):
             await reading  # its thread ends with its batch; then the input may be closed
-    if strict and report.invalid:
-        return report
-    for start in range(0, len(held), ADMIT_BATCH):
-        added = await store.add_requests(job.id, held[start : start + ADMIT_BATCH], now=now())
+    return report
+
+
+@dataclass
+class _ReadLines(AdmitReport):
+    requests: list[NewRequest] = field(default_factory=list)
+
+
+def read_all_lines(stream: BinaryIO) -> _ReadLines:
+    """Every line of ``stream`` parsed (for ``--strict``, before anything is admitted)."""
+    report = _ReadLines()
+    reader = _LineReader(stream)
+    while (batch := reader.next_batch()) is not None:
+        for item in batch:
+            if isinstance(item, InputError):
+                report.invalid += 1
+                if len(report.errors) < SHOWN_INPUT_ERRORS:
+                    report.errors.append(item)
+            else:
+                report.requests.append(item)
+    report.valid = len(report.requests)
+    return report
+
+
+async def admit_held(
+    requests: Sequence[NewRequest], context: AdmitContext, *, now: Callable[[], float]
+) -> AdmitReport:
+    """Admit requests read (and checked) before the run, in batches."""
+    report = AdmitReport(valid=len(requests))
+    for start in range(0, len(requests), ADMIT_BATCH):
+        if context.should_stop():
+            break
+        batch = requests[start : start + ADMIT_BATCH]
+        added = await context.store.add_requests(context.job.id, batch, now=now())
         report.admitted += added
         context.on_admitted(added)
     return report
@@ -298,6 +313,45 @@ async def run_job(request: JobRequest, console: Console) -> int:
             await store.close()
 
 
+class _Output:
+    """``-o``: the job's whole result set, each URL once. Results already in the store are
+    written first, then each batch as it is committed; at the end, whatever other
+    processes (workers) recorded meanwhile is added."""
+
+    def __init__(self, path: str, spec: JobSpec) -> None:
+        try:
+            self.writer = _ThreadedWriter(open_writer(path, extract=spec.config.extract))
+        except ConfigError as exc:
+            raise CliFailure(str(exc), EXIT_USAGE) from None
+        self.path = path
+        self.bodies = format_for(path) == "warc"
+        self.written = array("q")
+        self.live = False
+
+    def __call__(self, results: Sequence[FetchResult]) -> None:
+        if self.live:
+            self.written.extend(result.request_id for result in results)
+            self.writer(results)
+
+    async def catch_up(self, store: Store, job: JobInfo) -> int:
+        """Write every result of the job not written yet; return how many."""
+        done = set(self.written)
+        added = 0
+        async for batch in store.iter_results(job.id, with_bodies=self.bodies):
+            new = [result for result in batch if result.request_id not in done]
+            if new:
+                self.written.extend(result.request_id for result in new)
+                await self.writer.write_now(new)
+                added += len(new)
+        return added
+
+    async def close(self) -> None:
+        try:
+            await self.writer.close()
+        except ConfigError as exc:
+            raise CliFailure(str(exc), EXIT_USAGE) from None
+
+
 async def _run_job(
     request: JobRequest,
     store: Store,
@@ -307,64 +361,61 @@ async def _run_job(
 ) -> int:
     from shoal.cli.progress import Progress, render_summary
 
-    existing = await store.get_job(request.job)
-    job = await store.ensure_job(request.job, mode=request.mode, config=request.config_record)
-    if existing is not None and existing.mode != request.mode:
-        raise CliFailure(
-            f"job {request.job!r} is a {existing.mode} job in {store.location}; "
-            f"choose another --job name",
-            EXIT_USAGE,
-        )
-    counts = await store.counts(job.id)
-    if existing is not None and not request.quiet:
-        console.print(
-            f"resuming job [bold]{job.name}[/]: {counts.finished:,} of {counts.total:,} "
-            "already finished"
-        )
-    admission: Callable[[Crawler], Awaitable[object]] | None = None
-    if _strict(request):
-        # Every line must be valid before anything is admitted or fetched.
-        context = AdmitContext(lambda _n: None, lambda: interrupts.count > 0)
-        report = await request.admit(store, job, context)
-        _report_input(report, request.source, console)
-        if report.invalid:
-            raise CliFailure(
-                f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
-                EXIT_INPUT,
-            )
-    else:
-
-        async def admission(crawler: Crawler) -> None:
-            context = AdmitContext(crawler.note_admitted, lambda: crawler.stopping)
-            _report_input(await request.admit(store, job, context), request.source, console)
-
-    writer: _ThreadedWriter | None = None
-    if request.output:
-        try:
-            writer = _ThreadedWriter(open_writer(request.output, extract=request.config.extract))
-        except ConfigError as exc:
-            raise CliFailure(str(exc), EXIT_USAGE) from None
-        warc = format_for(request.output) == "warc"
-        async for batch in store.iter_results(job.id, with_bodies=warc):
-            await writer.write_now(batch)
-
-    crawler = Crawler(
+    output = _Output(request.output, request.spec) if request.output else None
+    runner = JobRunner(
         store,
-        job,
-        request.config,
-        processor=request.processor,
-        listeners=[writer] if writer is not None else [],
-        robots=request.robots,
-        autothrottle=request.autothrottle,
-        sitemaps_from_robots=request.sitemaps_from_robots,
-        strict_depth=request.strict_depth,
+        request.spec,
+        name=request.name,
+        fresh=request.fresh,
+        refetch=request.refetch,
+        join=request.join,
+        listeners=[output] if output is not None else [],
         lease_ttl=_lease_ttl(),
     )
-    interrupts.on_first(crawler.stop)
-    progress = Progress(crawler.snapshot, label=request.label, console=console, quiet=request.quiet)
-    progress_task = asyncio.create_task(progress.run())
     try:
-        outcome = await crawler.run(admission)
+        job = await runner.open()
+    except JobConflict as exc:
+        raise CliFailure(str(exc), EXIT_USAGE) from None
+    try:
+        counts = await store.counts(job.id)
+        if not request.quiet:
+            for note in runner.notes:
+                console.print(note, markup=False, highlight=False)
+            if runner.resumed and not request.join:
+                console.print(
+                    f"resuming job [bold]{job.name}[/]: {counts.finished:,} of "
+                    f"{counts.total:,} already finished"
+                )
+        if output is not None:
+            await output.catch_up(store, job)
+            output.live = True
+    except BaseException:
+        await runner.close()
+        raise
+
+    admission: Admission | None = None
+    admit = request.admit
+    if admit is not None:
+
+        async def admission(context: AdmitContext) -> None:
+            report_input(await admit(context), request.source, console)
+
+    crawler = runner.crawler
+    interrupts.on_first(runner.stop)
+    label = f"{request.command} {job.name}"
+    progress = Progress(crawler.snapshot, label=label, console=console, quiet=request.quiet)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            showing = tasks.create_task(progress.run(), name="shoal-progress")
+            try:
+                outcome = await runner.run(admission)
+            finally:
+                showing.cancel()
+        counts = await store.counts(job.id)
+        if output is not None:
+            output.live = False
+            if counts.finished > len(output.written):
+                await output.catch_up(store, job)  # results other workers recorded
     except BaseException as exc:
         found = first_shoal_error(exc)
         if isinstance(found, StoreError):
@@ -375,23 +426,16 @@ async def _run_job(
                 raise failure.exceptions[0] from None
         raise
     finally:
-        progress_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await progress_task
-        if writer is not None:
-            try:
-                await writer.close()
-            except ConfigError as exc:
-                raise CliFailure(str(exc), EXIT_USAGE) from None
+        if output is not None:
+            output.live = False
+            await output.close()
 
-    counts = await store.counts(job.id)
     if counts.total == 0 and outcome.completed:
         raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)
     if not request.quiet:
         summary = await store.summary(job.id)
         console.print(render_summary(summary, job=job.name, this_run=outcome.stats))
-        if request.output:
-            console.print(f"results written to {request.output}")
+        console.print(_where(store, job, request.output), markup=False, highlight=False)
     if outcome.completed:
         return EXIT_OK
     console.print(
@@ -399,6 +443,14 @@ async def _run_job(
         "finished; run the same command again to resume"
     )
     return EXIT_INTERRUPTED
+
+
+def _where(store: Store, job: JobInfo, output: str | None) -> str:
+    """The closing line: where the results are."""
+    place = f"results: job {job.name} in {store.location}"
+    if output and output != "-":
+        return f"{place}, and all of them in {output}"
+    return f"{place} (shoal export --job {job.name} -o FILE)"
 
 
 def _lease_ttl() -> float:
@@ -414,11 +466,7 @@ def _lease_ttl() -> float:
     return ttl
 
 
-def _strict(request: JobRequest) -> bool:
-    return bool(request.config_record.get("strict"))
-
-
-def _report_input(report: AdmitReport, source: str, console: Console) -> None:
+def report_input(report: AdmitReport, source: str, console: Console) -> None:
     """Invalid lines, one grep-style line each (the first few), then the count."""
     if not report.invalid:
         return

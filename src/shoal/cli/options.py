@@ -42,7 +42,8 @@ EXIT_CODES = """\b
 Exit codes:
   0    finished: every URL has an outcome (HTTP errors are outcomes)
   1    unexpected internal error (a bug: please report it)
-  2    usage error: bad flag, value or input file
+  2    usage error: bad flag, value or input file; a job that holds other
+       settings or that another command is running
   3    store error: cannot open, read or write the store
   4    invalid input lines with --strict (nothing was fetched)
   130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume"""
@@ -116,14 +117,31 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "--job",
                 env="JOB",
                 metavar="NAME",
-                help="Job name; default derived from the input. Same name = resume.",
+                help="Job name. Default: the input file's name (fetch) or the first seed's "
+                "host (crawl), with -2, -3... added when a job of that name holds other "
+                "settings. Running the same job again resumes it.",
+            ),
+            _opt(
+                "--fresh",
+                env="FRESH",
+                is_flag=True,
+                help="Discard what the job recorded and start it over.",
+            ),
+            _opt(
+                "--refetch",
+                env="REFETCH",
+                type=click.Choice(["failed", "all"]),
+                default=None,
+                help="Fetch again what the job finished: failed (network errors and 5xx) or all.",
             ),
             _opt(
                 "-o",
                 "--output",
                 env="OUTPUT",
                 metavar="FILE",
-                help="Also write results to FILE as they land (.jsonl or .csv).",
+                help="Write the job's whole result set to FILE (earlier runs of the job "
+                "included, each URL once), as results land: .jsonl, .csv, .parquet or "
+                ".warc.gz (keeps bodies); - for standard output (JSONL).",
             ),
             _opt(
                 "--concurrency",

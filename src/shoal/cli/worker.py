@@ -10,38 +10,23 @@ open rows left — the same as the command that started the job.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from dataclasses import replace
 
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import (
-    EXIT_USAGE,
-    AdmitContext,
-    AdmitReport,
-    CliFailure,
-    JobRequest,
-    open_ready_store,
-    run_job,
-)
+from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, open_ready_store, run_job
 from shoal.cli.options import EXIT_CODES
 from shoal.core.config import CrawlConfig, Limits
 from shoal.core.errors import ConfigError
-from shoal.core.model import JobInfo
-from shoal.store.base import Store
+from shoal.core.jobspec import JobSpec
 
 __all__ = ["worker"]
-
-
-async def _nothing_to_admit(store: Store, job: JobInfo, context: AdmitContext) -> AdmitReport:
-    return AdmitReport(lines=0, valid=0, admitted=0)
 
 
 async def _request(
     location: str, name: str, limits: dict[str, int | None], quiet: bool
 ) -> JobRequest:
-    from shoal.cli.crawl import crawl_plan
-
     store = await open_ready_store(location)
     try:
         job = await store.get_job(name)
@@ -53,31 +38,19 @@ async def _request(
             f"no job {name!r} in {store.location}; start it with shoal fetch or shoal crawl",
             EXIT_USAGE,
         )
-    record: dict[str, Any] = dict(job.config)
     try:
-        config = _with_limits(CrawlConfig.from_record(record), limits)
-        plan = crawl_plan(record, config) if job.mode == "crawl" else {}
-    except (ConfigError, TypeError, ValueError) as exc:
+        spec = JobSpec.from_record(job.mode, job.config)
+        spec = replace(spec, config=_with_limits(spec.config, limits))
+    except ConfigError as exc:
         message = f"job {name!r} has settings this shoal cannot use: {exc}"
         raise CliFailure(message, EXIT_USAGE) from None
     return JobRequest(
-        store=location,
-        job=name,
-        mode=job.mode,
-        config=config,
-        admit=_nothing_to_admit,
-        output=None,
-        quiet=quiet,
-        label=f"worker {name}",
-        config_record=record,
-        **plan,
+        store=location, spec=spec, name=name, command="worker", quiet=quiet, join=True
     )
 
 
 def _with_limits(config: CrawlConfig, given: dict[str, int | None]) -> CrawlConfig:
     """The job's config with the limits given to this worker (None: the job's own)."""
-    from dataclasses import replace
-
     changes = {name: value for name, value in given.items() if value is not None}
     if not changes:
         return config

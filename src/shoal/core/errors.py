@@ -4,6 +4,8 @@
 
     ShoalError
     ├── ConfigError(ValueError)           an option value is invalid
+    │   └── JobConflict                   the job exists with other settings, or another
+    │                                     command is running it
     ├── InputError(ValueError)            an input line is invalid (carries line number)
     ├── IllegalTransition(RuntimeError)   a URL lifecycle step the table forbids
     ├── StoreError                        the store cannot do what was asked
@@ -40,6 +42,7 @@ __all__ = [
     "FetchTimeout",
     "IllegalTransition",
     "InputError",
+    "JobConflict",
     "OutOfScope",
     "PolicyError",
     "ProtocolError",
@@ -61,6 +64,11 @@ class ShoalError(Exception):
 
 class ConfigError(ShoalError, ValueError):
     """An option has a value shoal cannot use."""
+
+
+class JobConflict(ConfigError):
+    """A job cannot run as asked: it was created with settings this run may not change, or
+    another live command is running it."""
 
 
 class InputError(ShoalError, ValueError):

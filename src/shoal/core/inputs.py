@@ -31,11 +31,20 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
+import xxhash
+
 from shoal.core.errors import InputError
 from shoal.core.model import Header, NewRequest
 from shoal.core.urls import ParamFilter, canonical_fingerprint, canonical_host, canonicalize
 
-__all__ = ["MAX_LINE_BYTES", "SNIFF_BYTES", "parse_line", "parse_lines", "sniff_binary"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "SNIFF_BYTES",
+    "input_digest",
+    "parse_line",
+    "parse_lines",
+    "sniff_binary",
+]
 
 MAX_LINE_BYTES = 64 * 1024
 """The longest line accepted, in bytes of UTF-8 (line ending excluded)."""
@@ -106,6 +115,15 @@ def parse_lines(
         else:
             if request is not None:
                 yield request
+
+
+def input_digest(chunks: Iterable[bytes | str]) -> str:
+    """What identifies an input's content (a job's ``input_digest``): a hash of its bytes,
+    fed in any chunking."""
+    hasher = xxhash.xxh3_128()
+    for chunk in chunks:
+        hasher.update(chunk.encode("utf-8", "surrogateescape") if isinstance(chunk, str) else chunk)
+    return hasher.hexdigest()
 
 
 def sniff_binary(head: bytes) -> str | None:

@@ -6,6 +6,7 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
+from shoal.core.charset import codec_for, decode
 from shoal.core.urls import canonical_fingerprint, canonical_host
 
 __all__ = [
@@ -112,6 +113,22 @@ class FetchResult:
     def failed(self) -> bool:
         """True when the request ends as ``failed`` rather than ``done``."""
         return self.status is None
+
+    @property
+    def text(self) -> str | None:
+        """The body as text (None without a body): decoded with ``encoding`` when the page
+        was decoded already, else by its byte-order mark, ``Content-Type``, ``<meta>``
+        charset or detection; bytes that do not decode become U+FFFD."""
+        body = self.body
+        if body is None:
+            return None
+        codec = codec_for(self.encoding) if self.encoding else None
+        if codec is not None:
+            try:
+                return body.decode(codec, "replace")
+            except (LookupError, ValueError, UnicodeError):
+                pass
+        return decode(body, self.content_type).text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

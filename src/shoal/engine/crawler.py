@@ -93,11 +93,12 @@ class Crawler:
         batch_size: int = 1000,
         seed: int | None = None,
         before_fetch: Callable[[Request], Request] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.store = store
         self.job = job
         self.config = config
-        self.owner = uuid.uuid4().hex
+        self.owner = owner or uuid.uuid4().hex
         self.stats = LiveStats()
         self._recorder = Recorder(
             config,

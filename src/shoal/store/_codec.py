@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import zstandard
 
+from shoal.core.errors import ConfigError
 from shoal.core.model import FetchResult, Header, Request, WorkerInfo
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "decompress",
     "encode_fields",
     "encode_json",
+    "job_config_json",
     "request_from_row",
     "result_from_row",
     "storable",
@@ -33,6 +35,15 @@ __all__ = [
 ]
 
 ZSTD_LEVEL = 3
+
+
+def job_config_json(config: Mapping[str, object], *, name: str | None = None) -> str:
+    """A job's settings as the ``config`` column keeps them: compact JSON, sorted keys."""
+    try:
+        return json.dumps(dict(config), separators=(",", ":"), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        job = f"job {name!r}: " if name else ""
+        raise ConfigError(f"{job}config is not JSON-serializable: {exc}") from None
 
 
 def _jsonable(value: object) -> object:

@@ -26,6 +26,7 @@ from shoal.core.lifecycle import State
 from shoal.core.model import Completion, NewRequest, Request
 from shoal.store._admission import FINGERPRINT_COLUMN, HOST_COLUMN, request_rows, sequence_rows
 from shoal.store._codec import encode_fields, encode_json, request_from_row
+from shoal.store._reopen import reopen_condition
 from shoal.store.base import HOST_REGRAB
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "lease",
     "mark_started",
     "release_leases",
+    "reopen",
     "renew_leases",
 ]
 
@@ -448,3 +450,22 @@ async def mark_started(
     conn: Conn, job_id: int, owner: str, request_ids: Sequence[int], now: float
 ) -> int:
     return _rowcount(await conn.execute(_MARK_STARTED, job_id, owner, sorted(request_ids), now))
+
+
+async def reopen(conn: Conn, job_id: int, which: str, depth: int | None, now: float) -> int:
+    condition = reopen_condition(which, depth_placeholder="$4" if depth is not None else None)
+    params: list[Any] = [job_id, [int(State.DONE), int(State.FAILED)], now]
+    if depth is not None:
+        params.append(depth)
+    status = await conn.execute(
+        "WITH chosen AS (SELECT r.id FROM shoal_requests r"
+        " JOIN shoal_results s ON s.request_id = r.id"
+        f" WHERE r.job_id = $1 AND r.state = ANY($2::smallint[]) AND {condition}"
+        " FOR UPDATE OF r),"
+        " gone AS (DELETE FROM shoal_results WHERE request_id IN (SELECT id FROM chosen))"
+        f" UPDATE shoal_requests SET state = {int(State.PENDING)}, attempts = 0, next_at = $3,"
+        " lease_owner = NULL, lease_expires = NULL, last_error_kind = NULL, last_error = NULL,"
+        " suspect = 0, crashes = 0 WHERE id IN (SELECT id FROM chosen)",
+        *params,
+    )
+    return _rowcount(status)

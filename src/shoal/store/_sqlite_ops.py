@@ -26,6 +26,7 @@ from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Reque
 from shoal.store._admission import Row, first_of_each, request_rows
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import compress, encode_fields, encode_json, request_from_row, storable
+from shoal.store._reopen import reopen_condition
 from shoal.store._sqlite_admit import ADD_COUNTER, admit
 from shoal.store._sqlite_reads import get_job
 from shoal.store.base import HOST_QUANTUM, HOST_REGRAB
@@ -39,6 +40,8 @@ __all__ = [
     "lease",
     "mark_started",
     "put_robots",
+    "reopen",
+    "update_job",
     "register_worker",
     "release_leases",
     "renew_leases",
@@ -125,6 +128,35 @@ def delete_job(
         conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     admitted.forget(job_id)
     return True
+
+
+def update_job(conn: sqlite3.Connection, job_id: int, config_json: str) -> None:
+    with write_transaction(conn):
+        conn.execute("UPDATE jobs SET config = ? WHERE id = ?", (config_json, job_id))
+
+
+def reopen(conn: sqlite3.Connection, job_id: int, which: str, depth: int | None, now: float) -> int:
+    condition = reopen_condition(which, depth_placeholder="?" if depth is not None else None)
+    params: tuple[object, ...] = (job_id, State.DONE, State.FAILED)
+    if depth is not None:
+        params += (depth,)
+    with write_transaction(conn):
+        chosen = [
+            (row[0],)
+            for row in conn.execute(
+                "SELECT r.id FROM requests r JOIN results s ON s.request_id = r.id"
+                f" WHERE r.job_id = ? AND r.state IN (?, ?) AND {condition}",
+                params,
+            )
+        ]
+        conn.executemany("DELETE FROM results WHERE request_id = ?", chosen)
+        conn.executemany(
+            "UPDATE requests SET state = ?, attempts = 0, next_at = ?, lease_owner = NULL,"
+            " lease_expires = NULL, last_error_kind = NULL, last_error = NULL, suspect = 0,"
+            " crashes = 0 WHERE id = ?",
+            [(State.PENDING, now, row_id) for (row_id,) in chosen],
+        )
+    return len(chosen)
 
 
 # -- frontier ---------------------------------------------------------------

@@ -28,6 +28,7 @@ from shoal.core.model import (
     Request,
     WorkerInfo,
 )
+from shoal.store._reopen import Reopen
 
 __all__ = ["HOST_QUANTUM", "HOST_REGRAB", "Store"]
 
@@ -70,6 +71,18 @@ class Store(Protocol):
 
     async def size_bytes(self) -> int:
         """How many bytes the whole store takes (all jobs): files on disk, or tables."""
+
+    async def update_job(self, job_id: int, *, config: Mapping[str, object]) -> None:
+        """Replace the settings the job records (a rerun that changed some)."""
+        ...
+
+    async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
+        """Send finished rows back to ``pending`` to be fetched again, deleting their
+        results in the same transaction; returns how many. ``which``: ``failed`` (an
+        error kind other than ``robots_disallowed``, or a 5xx status), ``all``, or
+        ``pages`` (2xx responses: pages whose links are to be read again); with
+        ``depth``, only rows at that depth. Only finished rows move: an open row is
+        never touched, so a row still leased by a live worker keeps its lease."""
         ...
 
     # frontier

@@ -16,7 +16,6 @@ lost a deadlock or a serialization race is run again.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import time
@@ -43,9 +42,10 @@ from shoal.store import _pg_ops as ops
 from shoal.store import _pg_reads as reads
 from shoal.store._admission import check_limits, first_of_each
 from shoal.store._admitted import AdmittedFingerprints
-from shoal.store._codec import compress
+from shoal.store._codec import compress, job_config_json
 from shoal.store._pg_schema import migrate
 from shoal.store._pg_text import clean_completion, clean_request, storable_text
+from shoal.store._reopen import Reopen
 from shoal.store.base import HOST_QUANTUM
 
 __all__ = ["PostgresStore"]
@@ -236,10 +236,7 @@ class PostgresStore:
     # -- jobs ---------------------------------------------------------------
 
     async def ensure_job(self, name: str, *, mode: str, config: Mapping[str, object]) -> JobInfo:
-        try:
-            text = json.dumps(dict(config), separators=(",", ":"), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"job {name!r}: config is not JSON-serializable: {exc}") from None
+        text = job_config_json(config, name=name)
         now = time.time()
 
         async def work(conn: Conn) -> JobInfo:
@@ -273,6 +270,18 @@ class PostgresStore:
 
     async def size_bytes(self) -> int:
         return await self._tx("size_bytes", reads.size_bytes, read_only=True)
+
+    async def update_job(self, job_id: int, *, config: Mapping[str, object]) -> None:
+        text = job_config_json(config)
+
+        async def work(conn: Conn) -> None:
+            await conn.execute("UPDATE shoal_jobs SET config = $2 WHERE id = $1", job_id, text)
+
+        await self._tx("update_job", work)
+
+    async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
+        now = time.time()
+        return await self._tx("reopen", lambda conn: ops.reopen(conn, job_id, which, depth, now))
 
     # -- frontier -----------------------------------------------------------
 

@@ -22,7 +22,6 @@ with a one-line message naming the file.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
@@ -50,6 +49,8 @@ from shoal.store import _sqlite_reads as reads
 from shoal.store import migrations
 from shoal.store._admission import check_limits
 from shoal.store._admitted import AdmittedFingerprints
+from shoal.store._codec import job_config_json
+from shoal.store._reopen import Reopen
 from shoal.store.base import HOST_QUANTUM
 
 __all__ = ["SQLiteStore"]
@@ -312,10 +313,7 @@ class SQLiteStore:
     # -- jobs ---------------------------------------------------------------
 
     async def ensure_job(self, name: str, *, mode: str, config: Mapping[str, object]) -> JobInfo:
-        try:
-            config_json = json.dumps(dict(config), separators=(",", ":"), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"job {name!r}: config is not JSON-serializable: {exc}") from None
+        config_json = job_config_json(config, name=name)
         return await self._write(
             "ensure_job",
             partial(ops.ensure_job, name=name, mode=mode, config_json=config_json, now=time.time()),
@@ -323,6 +321,18 @@ class SQLiteStore:
 
     async def get_job(self, name: str) -> JobInfo | None:
         return await self._read("get_job", partial(reads.get_job, name=name))
+
+    async def update_job(self, job_id: int, *, config: Mapping[str, object]) -> None:
+        config_json = job_config_json(config)
+        await self._write(
+            "update_job", partial(ops.update_job, job_id=job_id, config_json=config_json)
+        )
+
+    async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
+        return await self._write(
+            "reopen",
+            partial(ops.reopen, job_id=job_id, which=which, depth=depth, now=time.time()),
+        )
 
     async def list_jobs(self) -> list[JobInfo]:
         return await self._read("list_jobs", reads.list_jobs)

@@ -1,0 +1,400 @@
+"""The one runner: a ``JobSpec`` on a store, to results and progress.
+
+Every way of running a job goes through ``JobRunner``: ``shoal fetch``,
+``shoal crawl`` and ``shoal worker``, the Python API, and the service. It
+
+1. finds the job (``open``): by the name given, or by the spec's default name
+   (``JobSpec.default_name``; when a job of that name exists with settings
+   this spec may not change, ``NAME-2``, ``NAME-3``... are tried, so a
+   default name never resumes a different job);
+2. compares the spec with the one the job stored: the same resumes; changes
+   that can apply are applied and described in ``notes``; others raise
+   ``JobConflict`` naming them (unless ``fresh``, which starts the job over);
+3. makes sure no other live command runs the job (a command registers as a
+   worker whose owner starts with ``COMMAND_OWNER``; workers that join with
+   ``join=True`` do not count, and a dead holder never blocks: the same
+   rules as for taking back a dead worker's leases);
+4. reopens what a raised limit or ``refetch`` asks to fetch again, admits a
+   crawl's seeds, and then runs the engine's ``Crawler`` on it (``run``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, TypeAlias
+
+from shoal.core.errors import ConfigError, JobConflict
+from shoal.core.hosts import AutoThrottle
+from shoal.core.jobspec import JobSpec, SpecComparison
+from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
+from shoal.core.robots import RobotsPolicy, ua_token
+from shoal.core.scope import Scope
+from shoal.core.traps import TrapLimits
+from shoal.engine.crawler import Crawler, ResultListener, RunOutcome
+from shoal.engine.processor import LinkProcessor
+from shoal.engine.resources import pid_alive
+from shoal.engine.robots import origin_of
+from shoal.engine.stats import StatsSnapshot
+from shoal.store.base import Store
+
+__all__ = [
+    "COMMAND_OWNER",
+    "AdmitContext",
+    "Admission",
+    "JobRunner",
+    "Refetch",
+    "live_commands",
+]
+
+COMMAND_OWNER = "command-"
+"""How the owner id of a command (not a joining worker) starts, in the workers table."""
+
+Refetch: TypeAlias = Literal["failed", "all"]
+
+_MAX_NAME_TRIES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitContext:
+    """What an admission running beside the run needs: where to admit, how to report
+    what it admitted, and whether to stop early."""
+
+    store: Store
+    job: JobInfo
+    on_admitted: Callable[[int], None]
+    should_stop: Callable[[], bool]
+
+
+Admission: TypeAlias = Callable[[AdmitContext], Awaitable[object]]
+
+
+def live_commands(
+    workers: Sequence[WorkerInfo], *, now: float, lease_ttl: float
+) -> list[WorkerInfo]:
+    """The registered commands among ``workers`` that are alive: on this machine their
+    process exists; elsewhere their heartbeat is recent (within three lease periods)."""
+    here = socket.gethostname()
+    alive: list[WorkerInfo] = []
+    for worker in workers:
+        if not worker.owner.startswith(COMMAND_OWNER):
+            continue
+        if worker.hostname == here and not pid_alive(worker.pid):
+            continue
+        if now - worker.heartbeat_at > 3 * lease_ttl:
+            continue
+        alive.append(worker)
+    return alive
+
+
+class JobRunner:
+    """Runs one ``JobSpec`` on one open store: ``await open()``, then ``await run()``.
+
+    ``name``: the job's name (None: the spec's default name, see the module docstring).
+    ``fresh``: discard the job's rows first and start it over. ``refetch``: fetch again
+    what is finished (``failed``: network errors and 5xx; ``all``). ``join``: take part
+    in an existing job with its stored settings (``shoal worker``): no comparison, no
+    admission, no lock. ``listeners`` are called on the loop with each committed batch
+    of results; ``before_fetch`` changes what is sent (headers, auth), never what is
+    stored.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        spec: JobSpec,
+        *,
+        name: str | None = None,
+        fresh: bool = False,
+        refetch: Refetch | None = None,
+        join: bool = False,
+        listeners: Sequence[ResultListener] = (),
+        before_fetch: Callable[[Request], Request] | None = None,
+        lease_ttl: float = 60.0,
+    ) -> None:
+        if refetch not in (None, "failed", "all"):
+            raise ConfigError(f"refetch must be 'failed' or 'all', got {refetch!r}")
+        if join and name is None:
+            raise ConfigError("a worker joins a job by its name")
+        self.store = store
+        self.spec = spec
+        self.notes: list[str] = []
+        """One-line messages on what ``open`` found and did, for a person to read."""
+        self.resumed = False
+        """The job existed before ``open`` (and was not started over)."""
+        self._name = name
+        self._fresh = fresh
+        self._refetch = refetch
+        self._join = join
+        self._listeners = list(listeners)
+        self._before_fetch = before_fetch
+        self._lease_ttl = lease_ttl
+        self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
+        self._job: JobInfo | None = None
+        self._crawler: Crawler | None = None
+        self._ran = False
+
+    # -- public -------------------------------------------------------------
+
+    @property
+    def job(self) -> JobInfo:
+        if self._job is None:
+            raise ConfigError("open the runner first")
+        return self._job
+
+    async def open(self) -> JobInfo:
+        """Find or create the job, settle the spec with what it stored, take the job for
+        this command, reopen and admit what the spec asks for. Raises ``JobConflict``."""
+        store = self.store
+        if self._join:
+            assert self._name is not None
+            job = await store.get_job(self._name)
+            if job is None:
+                raise ConfigError(f"no job {self._name!r} in {store.location}")
+            self._job = job
+            self.resumed = True
+            self._crawler = self._make_crawler(job)
+            return job
+        job, stored = await self._find_job()
+        try:
+            await self._hold(job)
+            if stored is not None and self._fresh:
+                job = await self._start_over(job)
+                stored = None
+            if stored is not None:
+                self.resumed = True
+                await self._settle(job, stored)
+            if self._refetch is not None:
+                reopened = await store.reopen(job.id, which=self._refetch)
+                self.notes.append(f"job {job.name}: {reopened:,} finished URLs to fetch again")
+            if self.spec.kind == "crawl":
+                await self._admit_seeds(job)
+        except BaseException:
+            await store.unregister_worker(job.id, self.owner)
+            raise
+        self._job = job
+        self._crawler = self._make_crawler(job)
+        return job
+
+    async def run(self, admission: Admission | None = None) -> RunOutcome:
+        """Fetch until the job has no open rows (or ``stop()``). ``admission``, if given,
+        runs beside the fetching and admits rows (a long input read as it goes)."""
+        crawler = self.crawler
+        job, store = self.job, self.store
+        self._ran = True
+        wrapped = None
+        if admission is not None:
+
+            async def wrapped(running: Crawler) -> None:
+                context = AdmitContext(store, job, running.note_admitted, lambda: running.stopping)
+                await admission(context)
+
+        return await crawler.run(wrapped)
+
+    def _make_crawler(self, job: JobInfo) -> Crawler:
+        spec = self.spec
+        plan = _plan(spec)
+        return Crawler(
+            self.store,
+            job,
+            spec.config,
+            processor=plan.processor,
+            listeners=self._listeners,
+            robots=plan.robots,
+            autothrottle=AutoThrottle() if spec.autothrottle else None,
+            sitemaps_from_robots=spec.sitemaps,
+            strict_depth=spec.depth is not None,
+            lease_ttl=self._lease_ttl,
+            before_fetch=self._before_fetch,
+            owner=self.owner,
+        )
+
+    async def close(self) -> None:
+        """Let go of the job if ``run`` never ran (a run lets go of it itself)."""
+        if self._job is not None and not self._ran and not self._join:
+            await self.store.unregister_worker(self._job.id, self.owner)
+
+    def stop(self) -> None:
+        """End the run gracefully: in-flight fetches finish, the rest is released."""
+        self.crawler.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self.crawler.stopping
+
+    @property
+    def crawler(self) -> Crawler:
+        """The engine run of this job (made by ``open``)."""
+        if self._crawler is None:
+            raise ConfigError("open the runner first")
+        return self._crawler
+
+    def snapshot(self) -> StatsSnapshot:
+        return self.crawler.snapshot()
+
+    # -- opening --------------------------------------------------------------
+
+    async def _find_job(self) -> tuple[JobInfo, JobSpec | None]:
+        """The job this run is for, and the spec it stored (None: created now)."""
+        store, spec = self.store, self.spec
+        record = spec.as_record()
+        if self._name is not None:
+            names = [self._name]
+        else:
+            base = spec.default_name()
+            names = [base, *(f"{base}-{n}" for n in range(2, _MAX_NAME_TRIES))]
+        skipped: list[str] = []
+        for name in names:
+            existing = await store.get_job(name)
+            if existing is None:
+                job = await store.ensure_job(name, mode=spec.kind, config=record)
+                if skipped:
+                    self.notes.append(
+                        f"job {skipped[0]} holds other settings; this is job {job.name}"
+                    )
+                return job, None
+            stored, comparison = self._compared(existing)
+            if self._fresh and self._name is not None:
+                return existing, stored or spec
+            if stored is not None and not comparison.conflicts:
+                return existing, stored
+            if self._name is not None and existing.mode != spec.kind and not self._fresh:
+                raise JobConflict(
+                    f"job {name!r} is a {existing.mode} job in {store.location}; choose "
+                    "another job name (--job NEW), or start it over (--fresh)"
+                )
+            if self._name is not None:
+                raise JobConflict(
+                    f"job {name!r} in {store.location} was created with other settings "
+                    f"({', '.join(comparison.conflicts)}): choose another job name "
+                    "(--job NEW), or start it over (--fresh)"
+                )
+            skipped.append(name)
+        raise JobConflict(f"too many jobs named {names[0]}-N in {store.location}; give a name")
+
+    def _compared(self, existing: JobInfo) -> tuple[JobSpec | None, SpecComparison]:
+        if existing.mode != self.spec.kind:
+            return None, SpecComparison(conflicts=(f"kind ({existing.mode} job)",))
+        try:
+            stored = JobSpec.from_record(existing.mode, existing.config)
+        except ConfigError as exc:
+            return None, SpecComparison(conflicts=(f"settings unreadable: {exc}",))
+        comparison = self.spec.compare(stored)
+        if self._name is not None and "input" in comparison.conflicts:
+            # A fetch job named on purpose takes more input: its URLs join the job (the
+            # ones it has already are not fetched again). Only a default name must not
+            # resume a job made from another list.
+            comparison = replace(
+                comparison, conflicts=tuple(c for c in comparison.conflicts if c != "input")
+            )
+            self.notes.append(f"job {existing.name}: adding this input's URLs to the job")
+        return stored, comparison
+
+    async def _hold(self, job: JobInfo) -> None:
+        """Register this command on the job, unless another live command runs it."""
+        store = self.store
+        await store.register_worker(
+            job.id, self.owner, pid=os.getpid(), hostname=socket.gethostname(), now=time.time()
+        )
+        others = [
+            w
+            for w in live_commands(
+                await store.list_workers(job.id), now=time.time(), lease_ttl=self._lease_ttl
+            )
+            if w.owner != self.owner
+        ]
+        if others:
+            await store.unregister_worker(job.id, self.owner)
+            holder = others[0]
+            raise JobConflict(
+                f"job {job.name!r} is being run by another command (pid {holder.pid} on "
+                f"{holder.hostname}); wait for it to finish, or join it with "
+                f"shoal worker --store {store.location} --job {job.name}"
+            )
+
+    async def _start_over(self, job: JobInfo) -> JobInfo:
+        store = self.store
+        await store.delete_job(job.id)
+        fresh = await store.ensure_job(job.name, mode=self.spec.kind, config=self.spec.as_record())
+        await store.register_worker(
+            fresh.id, self.owner, pid=os.getpid(), hostname=socket.gethostname(), now=time.time()
+        )
+        self.notes.append(f"job {job.name}: started over (--fresh)")
+        return fresh
+
+    async def _settle(self, job: JobInfo, stored: JobSpec) -> None:
+        """Apply what changed since the job stored its spec, and say what."""
+        store, spec = self.store, self.spec
+        comparison = spec.compare(stored)
+        if not comparison.changes:
+            return
+        await store.update_job(job.id, config=spec.as_record())
+        notes = [f"job {job.name}: applying changed settings: {'; '.join(comparison.changes)}"]
+        if "depth" in comparison.raised and stored.depth is not None:
+            # Pages at the old depth limit had their links cut off: read them again.
+            again = await store.reopen(job.id, which="pages", depth=stored.depth)
+            if again:
+                notes.append(f"{again:,} pages at depth {stored.depth} fetched again for links")
+        elif {"max_pages", "max_pages_per_host"} & set(comparison.raised):
+            counters = await store.counters(job.id)
+            if counters.get("max_pages") or counters.get("host_page_limit"):
+                # Links turned away over the old limit were not kept: find them again.
+                again = await store.reopen(job.id, which="pages")
+                notes.append(f"{again:,} pages fetched again for the links the limit cut off")
+        self.notes.append("; ".join(notes))
+
+    async def _admit_seeds(self, job: JobInfo) -> None:
+        spec, store = self.spec, self.store
+        await store.set_limits(
+            job.id, max_pages=spec.max_pages, max_pages_per_host=spec.max_pages_per_host
+        )
+        await store.add_requests(job.id, seed_requests(spec), now=time.time())
+
+
+def seed_requests(spec: JobSpec) -> list[NewRequest]:
+    """What a crawl admits from its spec: the seeds, and each seed origin's /sitemap.xml
+    when it reads sitemaps."""
+    requests = [NewRequest.for_url(url) for url in spec.seeds]
+    if spec.sitemaps:
+        origins = dict.fromkeys(origin_of(url) for url in spec.seeds)
+        requests += [NewRequest.for_url(origin + "/sitemap.xml") for origin in origins]
+    return requests
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    processor: LinkProcessor | None = None
+    robots: RobotsPolicy | None = None
+
+
+def _plan(spec: JobSpec) -> _Plan:
+    """The engine parts a spec asks for: a crawl's link processor and robots policy."""
+    if spec.kind != "crawl":
+        return _Plan()
+    config = spec.config
+    robots = (
+        RobotsPolicy(
+            user_agent_token=ua_token(config.user_agent),
+            max_crawl_delay=config.politeness.max_crawl_delay,
+        )
+        if spec.robots
+        else None
+    )
+    processor = LinkProcessor(
+        scope=Scope(
+            mode=spec.scope,
+            seeds=spec.seeds,
+            include=spec.include,
+            exclude=spec.exclude,
+            max_depth=spec.depth,
+        ),
+        traps=TrapLimits(),
+        strip_params=spec.strip_query_params,
+        sort_query=spec.sort_query,
+        robots_token=robots.user_agent_token if robots is not None else "shoal",
+    )
+    return _Plan(processor=processor, robots=robots)

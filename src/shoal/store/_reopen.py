@@ -1,0 +1,37 @@
+"""Which finished rows a rerun fetches again (``Store.reopen``), for both backends.
+
+A reopened row goes back to ``pending`` as if newly admitted (no attempts, no
+crash marks) and its result is deleted in the same transaction, so that a job
+never holds two results for one URL.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+from shoal.core.errors import ConfigError
+
+__all__ = ["REOPENABLE", "Reopen", "reopen_condition"]
+
+Reopen: TypeAlias = Literal["failed", "all", "pages"]
+REOPENABLE: tuple[str, ...] = ("failed", "all", "pages")
+
+# Conditions on the finished row ``r`` and its result ``s``. A robots.txt refusal is no
+# failure to try again: robots.txt decides it, and the job keeps obeying it.
+_CONDITIONS: dict[str, str] = {
+    "failed": "((s.error_kind IS NOT NULL AND s.error_kind <> 'robots_disallowed')"
+    " OR s.status >= 500)",
+    "all": "TRUE",
+    "pages": "(s.error_kind IS NULL AND s.status BETWEEN 200 AND 299)",
+}
+
+
+def reopen_condition(which: str, *, depth_placeholder: str | None) -> str:
+    """The SQL condition choosing the rows to reopen; with ``depth_placeholder`` only
+    rows at that depth."""
+    if which not in _CONDITIONS:
+        raise ConfigError(f"reopen takes one of {', '.join(REOPENABLE)}, got {which!r}")
+    condition = _CONDITIONS[which]
+    if depth_placeholder is not None:
+        condition += f" AND r.depth = {depth_placeholder}"
+    return condition
