@@ -345,6 +345,8 @@ class JobRunner:
                 # Links turned away over the old limit were not kept: find them again.
                 again = await store.reopen(job.id, which="pages")
                 notes.append(f"{again:,} pages fetched again for the links the limit cut off")
+        if spec.config.save_bodies and not stored.config.save_bodies and not self._refetch:
+            notes.append("pages fetched before keep no body (--refetch all fetches them again)")
         self.notes.append("; ".join(notes))
 
     async def _admit_seeds(self, job: JobInfo) -> None:
