@@ -235,3 +235,21 @@ def test_a_seed_without_a_scheme_is_crawled_as_http_and_said_so(
     assert ran.code == 0, ran.stderr
     assert "has no scheme; crawling http://" in ran.stderr
     assert [u for u, _, _ in result_rows(tmp_path / "shoal.db", "s")] == [web.url(0, "/")]
+
+
+def test_output_formats_json_array_and_unknown_suffixes(web: TestWeb, tmp_path: Path) -> None:
+    urls = [web.url(0, f"/page/{n}") for n in range(6)]
+    (tmp_path / "in.txt").write_text("\n".join(urls) + "\n")
+    ran = run_shoal("fetch", "in.txt", "-o", "out.json", "--quiet", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    array = json.loads((tmp_path / "out.json").read_text())
+    assert sorted(row["url"] for row in array) == sorted(urls)
+
+    unknown = run_shoal("fetch", "in.txt", "-o", "out.txt", cwd=tmp_path)
+    assert unknown.code == 2
+    assert ".jsonl" in unknown.stderr and "--format" in unknown.stderr
+    assert not (tmp_path / "out.txt").exists()
+    chosen = run_shoal("fetch", "in.txt", "-o", "out.txt", "--format", "jsonl", cwd=tmp_path)
+    assert chosen.code == 0, chosen.stderr
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert sorted(json.loads(line)["url"] for line in lines) == sorted(urls)

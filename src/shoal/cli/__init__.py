@@ -193,7 +193,7 @@ def _check_output(params: dict[str, Any]) -> None:
     if output:
         _check_output_path(output)
         try:
-            kind = format_for(output)
+            kind = format_for(output, params.get("output_format"))
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="-o/--output") from None
         if kind == "warc":
@@ -291,6 +291,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         name=params["job"],
         command="fetch",
         output=params["output"],
+        output_format=params["output_format"],
         quiet=params["quiet"],
         admit=admit,
         source=source,
@@ -336,7 +337,7 @@ def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
     "fmt",
     type=click.Choice(list(FORMATS)),
     default=None,
-    help="Output format; default from the file suffix (.jsonl .csv .parquet .warc.gz).",
+    help="Output format; default from the file suffix (.jsonl .json .csv .parquet .warc.gz).",
 )
 @click.option("-o", "--output", required=True, metavar="FILE", help="File to write, or - .")
 def export(store: str, job: str, fmt: str | None, output: str) -> None:

@@ -126,6 +126,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         name=params["job"],
         command="crawl",
         output=params["output"],
+        output_format=params["output_format"],
         quiet=params["quiet"],
         fresh=params["fresh"],
         refetch=params["refetch"],

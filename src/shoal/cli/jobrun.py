@@ -84,6 +84,7 @@ class JobRequest:
     name: str | None
     command: str
     output: str | None = None
+    output_format: str | None = None
     quiet: bool = False
     admit: Admit | None = None
     source: str = "input"
@@ -318,13 +319,13 @@ class _Output:
     written first, then each batch as it is committed; at the end, whatever other
     processes (workers) recorded meanwhile is added."""
 
-    def __init__(self, path: str, spec: JobSpec) -> None:
+    def __init__(self, path: str, fmt: str | None, spec: JobSpec) -> None:
         try:
-            self.writer = _ThreadedWriter(open_writer(path, extract=spec.config.extract))
+            self.writer = _ThreadedWriter(open_writer(path, fmt, extract=spec.config.extract))
+            self.bodies = format_for(path, fmt) == "warc"
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         self.path = path
-        self.bodies = format_for(path) == "warc"
         self.written = array("q")
         self.live = False
 
@@ -361,7 +362,9 @@ async def _run_job(
 ) -> int:
     from shoal.cli.progress import Progress, render_summary
 
-    output = _Output(request.output, request.spec) if request.output else None
+    output = (
+        _Output(request.output, request.output_format, request.spec) if request.output else None
+    )
     runner = JobRunner(
         store,
         request.spec,

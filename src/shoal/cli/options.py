@@ -144,6 +144,14 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 ".warc.gz (keeps bodies); - for standard output (JSONL).",
             ),
             _opt(
+                "--format",
+                "output_format",
+                env="FORMAT",
+                type=click.Choice(["jsonl", "json", "csv", "parquet", "warc"]),
+                default=None,
+                help="Format of -o when its suffix does not say (default: from the suffix).",
+            ),
+            _opt(
                 "--concurrency",
                 env="CONCURRENCY",
                 type=click.IntRange(1, 100_000),

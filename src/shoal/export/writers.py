@@ -23,11 +23,11 @@ from shoal.export.records import COLUMNS, field_columns, scalar_text, to_record
 
 __all__ = ["FORMATS", "ResultWriter", "format_for", "open_writer"]
 
-FORMATS = ("jsonl", "csv", "parquet", "warc")
+FORMATS = ("jsonl", "json", "csv", "parquet", "warc")
 _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
-    ".json": "jsonl",
+    ".json": "json",
     ".csv": "csv",
     ".parquet": "parquet",
     ".warc": "warc",
@@ -55,8 +55,9 @@ def format_for(path: str, explicit: str | None = None) -> str:
         if suffix in _SUFFIXES:
             return _SUFFIXES[suffix]
     raise ConfigError(
-        f"cannot tell the format of {path!r} from its suffix; use .jsonl, .csv, .parquet "
-        "or .warc.gz (or pass --format)"
+        f"cannot tell the format of {path!r} from its suffix: use .jsonl, .json, .csv, "
+        ".parquet or .warc.gz, or choose the format with --format "
+        f"({', '.join(FORMATS)})"
     )
 
 
@@ -99,6 +100,29 @@ class JsonlWriter(_FileWriter):
             )
         )
         self._file.flush()
+
+
+class JsonArrayWriter(_FileWriter):
+    """One JSON array of result objects (``.json``); the array is closed on ``close``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._separator = "[\n"
+
+    def write(self, results: Sequence[FetchResult]) -> None:
+        if not results:
+            return
+        dumps = json.dumps
+        records = ",\n".join(
+            dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) for r in results
+        )
+        self._file.write(self._separator + records)
+        self._separator = ",\n"
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.write("[]\n" if self._separator == "[\n" else "\n]\n")
+        super().close()
 
 
 class CsvWriter(_FileWriter):
@@ -147,4 +171,6 @@ def open_writer(
         from shoal.export.warc import WarcWriter
 
         return WarcWriter(path)
+    if kind == "json":
+        return JsonArrayWriter(path)
     return JsonlWriter(path)
