@@ -28,6 +28,7 @@ from shoal.cli.jobrun import (
     report_input,
     run_job,
 )
+from shoal.cli.observe import Observe, debugged
 from shoal.cli.options import (
     EXIT_CODES,
     build_config,
@@ -40,6 +41,7 @@ from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import JobInfo, NewRequest
 from shoal.engine.fetchpool import prefork
+from shoal.engine.profiling import profiled
 from shoal.engine.resources import run_loop
 from shoal.engine.run import AdmitContext
 from shoal.export.writers import FORMATS
@@ -157,17 +159,20 @@ def _internal_error(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (set SHOAL_DEBUG=1 for details)"
 
 
-def _run_job(request: JobRequest) -> None:
+def _run_job(request: JobRequest, observe: Observe) -> None:
     """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
     while this process has no thread or event loop yet (see ``engine.fetchpool``)."""
+    observe.export_profile()
     prefork(request.spec.config.limits.processes)
-    _run(run_job(request, Console(stderr=True)))
+    _run(run_job(request, Console(stderr=True)), observe)
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> None:
+def _run(coro: Coroutine[Any, Any, int], observe: Observe | None = None) -> None:
     _configure_logging()
+    observe = observe or Observe()
     try:
-        code = run_loop(coro)
+        with profiled(observe.profile):
+            code = run_loop(debugged(coro, observe) if observe.debug else coro)
     except CliFailure as exc:
         _say(str(exc))
         code = exc.code
@@ -177,7 +182,7 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
         _say(f"store error: {exc}")
         code = EXIT_STORE
     except Exception as exc:
-        if os.environ.get("SHOAL_DEBUG"):
+        if os.environ.get("SHOAL_DEBUG") or observe.debug:
             raise
         _say(_internal_error(exc))
         code = EXIT_INTERNAL
@@ -252,6 +257,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
     Running the same command again resumes the job: nothing finished is
     fetched again.
     """
+    observe = Observe.of(params)
     if input_path is None:
         if sys.stdin is None or sys.stdin.isatty():
             raise click.UsageError("give an INPUT file, or pipe URLs on standard input (-)")
@@ -298,7 +304,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         fresh=params["fresh"],
         refetch=params["refetch"],
     )
-    _run_job(request)
+    _run_job(request, observe)
 
 
 def _digest_of(path: str) -> str | None:

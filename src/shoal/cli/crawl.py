@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from shoal.cli.jobrun import JobRequest
+from shoal.cli.observe import Observe
 from shoal.cli.options import EXIT_CODES, build_config, run_options
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.jobspec import MAX_COUNT, MAX_DEPTH, JobSpec
@@ -98,6 +99,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
     """
     from shoal.cli import _check_output, _run_job
 
+    observe = Observe.of(params)
     _check_output(params)
     config = build_config(params, follow_links=True)
     try:
@@ -131,7 +133,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         fresh=params["fresh"],
         refetch=params["refetch"],
     )
-    _run_job(request)
+    _run_job(request, observe)
 
 
 def _with_scheme(seed: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from shoal.cli.observe import observe_options
 from shoal.core.config import (
     DEFAULT_USER_AGENT,
     CrawlConfig,
@@ -269,7 +270,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             func = option(func)
-        return func
+        return observe_options(func)
 
     return decorate
 

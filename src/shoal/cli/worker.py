@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from typing import Any
 
 import click
 from rich.console import Console
 
 from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, open_ready_store, run_job
+from shoal.cli.observe import Observe, observe_options
 from shoal.cli.options import EXIT_CODES
 from shoal.core.config import CrawlConfig, Limits
 from shoal.core.errors import ConfigError
@@ -87,8 +89,14 @@ async def _work(location: str, name: str, limits: dict[str, int | None], quiet: 
     help="Fetch processes of this worker (default: the job's setting; 0 = none).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress display or summary.")
+@observe_options
 def worker(
-    store: str, job: str, concurrency: int | None, processes: int | None, quiet: bool
+    store: str,
+    job: str,
+    concurrency: int | None,
+    processes: int | None,
+    quiet: bool,
+    **observing: Any,
 ) -> None:
     """Join an existing JOB and fetch with it until it is finished.
 
@@ -105,5 +113,8 @@ def worker(
 
     # Forked now, before the event loop; how many the job wants is known only inside it
     # (a pool takes what it needs and starts more, or leaves the rest idle).
+    observe = Observe.of(observing)
+    observe.export_profile()
     prefork(processes)
-    _run(_work(store, job, {"concurrency": concurrency, "processes": processes}, quiet))
+    limits = {"concurrency": concurrency, "processes": processes}
+    _run(_work(store, job, limits, quiet), observe)

@@ -164,8 +164,11 @@ def serve_forever(read_fd: int, write_fd: int) -> None:
 
 
 def main() -> None:
+    from shoal.engine.profiling import child_profile_path, profiled
+
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
-    serve_forever(read_fd, write_fd)
+    with profiled(child_profile_path(os.getpid())):
+        serve_forever(read_fd, write_fd)
     sys.exit(0)
 
 

@@ -150,8 +150,10 @@ def prefork(processes: int | None) -> None:
             try:
                 _close_all_but(from_parent, to_parent)
                 from shoal.engine._fetch_child import serve_forever
+                from shoal.engine.profiling import child_profile_path, profiled
 
-                serve_forever(from_parent, to_parent)
+                with profiled(child_profile_path(os.getpid())):
+                    serve_forever(from_parent, to_parent)
             finally:
                 os._exit(0)
         _preforked.append(_Process(pid, to_child, from_child))
