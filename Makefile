@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck install bench clean pg-binaries
+.PHONY: demo test lint typecheck install bench clean pg-binaries browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -37,7 +37,15 @@ pg-binaries:
 	  apt-get install -y -q postgresql >/dev/null || { apt-get update -q && apt-get install -y -q postgresql; }; \
 	fi
 
-test: lint typecheck pg-binaries
+# The dashboard's tests drive Debian's Chromium through Playwright (browser downloads are
+# impossible here, so Playwright launches the system binary by its path).
+browser:
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+	  echo "installing Chromium for the dashboard tests"; \
+	  apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; \
+	fi
+
+test: lint typecheck pg-binaries browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
