@@ -91,7 +91,7 @@ class CrashGuard:
             self._deferred.add(request.id)
             dispatch.release(request)
             if dispatch.closed:
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
             else:
                 dispatch.add([request])
             return
@@ -103,10 +103,10 @@ class CrashGuard:
                 async with self._blame_lock:
                     pass
             except asyncio.CancelledError:
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
                 raise
             if dispatch.closed:
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
             else:
                 dispatch.requeue(request)
             return
@@ -118,12 +118,12 @@ class CrashGuard:
                 )
             except asyncio.CancelledError:
                 dispatch.release(request)
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
                 raise
             if not marked:
                 # The lease expired meanwhile: the row may be another worker's already.
                 dispatch.release(request)
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
                 return
             await self._fetch_now(request)
 

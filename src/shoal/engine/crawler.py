@@ -274,7 +274,8 @@ class Crawler:
             completed = await self._feed()
         finally:
             released = self._dispatch.close()
-            self._recorder.buffer.released.extend(r.id for r in released)
+            for request in released:
+                self._recorder.release(request)
             if workers:
                 _, unfinished = await asyncio.wait(
                     workers, timeout=self._grace if self._stopping else None
@@ -324,6 +325,7 @@ class Crawler:
                     )
                 )
                 if requests:
+                    self._recorder.leased(requests)
                     dispatch.add(requests)
                     continue
                 if dispatch.queued == 0 and dispatch.in_flight == 0:
@@ -383,7 +385,7 @@ class Crawler:
             try:
                 attempt = await fetch(request if before_fetch is None else before_fetch(request))
             except asyncio.CancelledError:
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
                 raise
             finally:
                 stats.in_flight -= 1
@@ -392,7 +394,7 @@ class Crawler:
                 try:
                     await extract(attempt.result, attempt.body)
                 except asyncio.CancelledError:
-                    recorder.buffer.released.append(request.id)
+                    recorder.release(request)
                     raise
             record(request, attempt)
             if len(recorder.buffer.results) >= self._batch_size:
@@ -416,7 +418,7 @@ class Crawler:
             try:
                 await self._extract(attempt.result, attempt.body)
             except asyncio.CancelledError:
-                recorder.buffer.released.append(request.id)
+                recorder.release(request)
                 raise
         # Recorded into a batch of its own, written now rather than by the flusher: the
         # row must be finished in the store before another is marked.
@@ -444,7 +446,7 @@ class Crawler:
         try:
             yield
         except asyncio.CancelledError:
-            self._recorder.buffer.released.append(request.id)
+            self._recorder.release(request)
             raise
         finally:
             self.stats.in_flight -= 1
@@ -458,7 +460,7 @@ class Crawler:
         with self._in_flight(request):
             await gate.load(request)
         if dispatch.closed:
-            self._recorder.buffer.released.append(request.id)
+            self._recorder.release(request)
         else:
             dispatch.requeue(request)
 

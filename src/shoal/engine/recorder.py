@@ -4,6 +4,11 @@ A fetched page becomes a result, or a retry; its links become requests to admit;
 unreachable host is paused, then abandoned; autothrottle moves the host's delay. All of
 it is recorded into the batch the crawler's flusher writes to the store next. Nothing
 here awaits: ``Recorder.record`` runs once per page, on the workers' hot path.
+
+The recorder also keeps the lifecycle of the rows this run holds: each row leased to
+it (``leased``) is settled exactly once, by a result, a retry or a release, each a
+step of ``core.lifecycle``; settling a row twice, or one it does not hold, raises
+``IllegalTransition``.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from collections import Counter
 from typing import Protocol
 
 from shoal.core.config import CrawlConfig
+from shoal.core.errors import IllegalTransition
 from shoal.core.hosts import AutoThrottle, HostHealth, HostVerdict
 from shoal.core.kinds import RETRYABLE_KINDS, ErrorKind
+from shoal.core.lifecycle import State, Step, transition
 from shoal.core.links import PageLinks
 from shoal.core.model import Completion, FetchResult, NewRequest, Request, RetryUpdate
 from shoal.core.retry import decide_retry
@@ -52,6 +59,7 @@ class Recorder:
 
     __slots__ = (
         "_autothrottle",
+        "_held",
         "_host_pause",
         "_processor",
         "_rng",
@@ -86,6 +94,37 @@ class Recorder:
         self.rejected: Counter[str] = Counter()  # the processor's rejections, by reason
         self.buffer = Completion()
         self.dispatch: Dispatcher | None = None
+        self._held: dict[int, State] = {}  # rows leased to this run, not settled yet
+
+    @property
+    def held(self) -> int:
+        """Rows leased to this run and not settled yet."""
+        return len(self._held)
+
+    def leased(self, requests: list[Request]) -> None:
+        """``requests`` were leased to this run: each is settled once, later. A row this
+        run holds already had its lease expire and taken over again."""
+        held = self._held
+        for request in requests:
+            current = held.get(request.id)
+            if current is None:
+                held[request.id] = transition(State.PENDING, Step.LEASE)
+            else:
+                held[request.id] = transition(current, Step.TAKE_OVER)
+
+    def _settle(self, request: Request, step: Step) -> None:
+        current = self._held.pop(request.id, None)
+        if current is None:
+            raise IllegalTransition(
+                f"{step.value} of request {request.id}, which this run does not hold"
+            )
+        transition(current, step, attempts=request.attempts)
+
+    def release(self, request: Request) -> None:
+        """Give ``request``'s row back unfinished (shutdown, cancellation, a lease that
+        lapsed): it is fetched again later, by this run or another."""
+        self._settle(request, Step.RELEASE)
+        self.buffer.released.append(request.id)
 
     def pending(self) -> bool:
         """Whether anything recorded is still to be written."""
@@ -139,6 +178,7 @@ class Recorder:
                 rng=self._rng,
             )
             if delay is not None:
+                self._settle(request, Step.RETRY)
                 self.buffer.retries.append(
                     RetryUpdate(
                         request_id=request.id,
@@ -154,6 +194,7 @@ class Recorder:
                         request.host, asyncio.get_running_loop().time() + delay
                     )
                 return
+        self._settle(request, Step.FAIL if status is None else Step.COMPLETE)
         body, page, processor = attempt.body, attempt.links, self._processor
         if processor is not None and status is not None and (body is not None or page is not None):
             discovered = processor(request, result, body, self.rejected, page)
@@ -174,6 +215,7 @@ class Recorder:
 
     def record_failure(self, request: Request, kind: ErrorKind, message: str) -> None:
         """A final outcome reached without fetching (robots, abandoned host)."""
+        self._settle(request, Step.FAIL)
         self.buffer.results.append(
             FetchResult(
                 request_id=request.id,
@@ -195,6 +237,7 @@ class Recorder:
         for the next try at robots.txt, a bounded number of times."""
         if rules.source == "disallow_all" and (rules.status is None or rules.status >= 500):
             if request.attempts < self.config.retry.retries:
+                self._settle(request, Step.RETRY)
                 self.buffer.retries.append(
                     RetryUpdate(
                         request_id=request.id,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shoal.core.lifecycle import State
+from shoal.core.lifecycle import State, Step, Suspicion, sql_from
 from shoal.core.model import Completion, NewRequest, Request
 from shoal.store._admission import FINGERPRINT_COLUMN, HOST_COLUMN, request_rows, sequence_rows
 from shoal.store._codec import encode_fields, encode_json, request_from_row
@@ -43,8 +43,6 @@ __all__ = [
 
 Conn = Any  # an asyncpg.Connection (asyncpg ships no type information)
 
-_OPEN = f"({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
-_WAITING = f"({State.PENDING}, {State.RETRY_WAIT})"
 
 # -- admission ----------------------------------------------------------------
 
@@ -176,11 +174,12 @@ _ELIGIBLE = """(
 _CANDIDATES = f"""
 WITH waiting AS (
     SELECT id, host, depth, host_seq FROM shoal_requests
-    WHERE job_id = $1 AND state IN {_WAITING} AND next_at <= $2 AND depth <= $6
+    WHERE job_id = $1 AND state {sql_from(Step.LEASE)} AND next_at <= $2 AND depth <= $6
     ORDER BY depth, host_seq, id LIMIT $7
 ), expired AS (
     SELECT id, host, depth, host_seq FROM shoal_requests
-    WHERE job_id = $1 AND state = {State.LEASED} AND lease_expires < $2 AND depth <= $6
+    WHERE job_id = $1 AND state {sql_from(Step.TAKE_OVER)} AND lease_expires < $2
+        AND depth <= $6
     ORDER BY depth, host_seq, id LIMIT $7
 )
 SELECT c.id, c.host FROM (SELECT * FROM waiting UNION ALL SELECT * FROM expired) c
@@ -202,15 +201,18 @@ RETURNING h.host
 """
 # A row taken over from an expired lease lost its worker: as in release_leases(crashed=True),
 # it becomes a suspect and counts a crash if it was marked started (SET reads the old row).
+# Steps: LEASE (waiting rows), TAKE_OVER (expired leases).
 _TAKE = f"""
 UPDATE shoal_requests r SET state = {State.LEASED},
-    crashes = r.crashes + (r.state = {State.LEASED} AND r.suspect = 2)::int,
-    suspect = CASE WHEN r.state = {State.LEASED} THEN 1 ELSE r.suspect END,
+    crashes = r.crashes
+        + (r.state {sql_from(Step.TAKE_OVER)} AND r.suspect = {Suspicion.STARTED})::int,
+    suspect = CASE WHEN r.state {sql_from(Step.TAKE_OVER)} THEN {Suspicion.SUSPECT}
+        ELSE r.suspect END,
     lease_owner = $2, lease_expires = $3
 WHERE r.job_id = $1 AND r.id IN (
     SELECT id FROM shoal_requests WHERE id = ANY($5::bigint[])
-        AND ((state IN {_WAITING} AND next_at <= $4)
-            OR (state = {State.LEASED} AND lease_expires < $4))
+        AND ((state {sql_from(Step.LEASE)} AND next_at <= $4)
+            OR (state {sql_from(Step.TAKE_OVER)} AND lease_expires < $4))
     ORDER BY id FOR UPDATE SKIP LOCKED
 )
 RETURNING r.id, r.url, r.host, r.method, r.headers, r.body, r.depth, r.parent_url,
@@ -291,27 +293,33 @@ JOIN shoal_requests r ON r.id = t.request_id AND r.job_id = $1
 ORDER BY t.request_id
 ON CONFLICT (request_id) DO NOTHING
 """
+# Steps: COMPLETE and FAIL (a leased row, whoever holds it), LATE_COMPLETE and LATE_FAIL
+# (a row given back meanwhile). t.state is DONE or FAILED.
 _FINISH = f"""
 UPDATE shoal_requests r SET state = t.state, attempts = t.attempts,
     lease_owner = NULL, lease_expires = NULL
 FROM unnest($2::bigint[], $3::smallint[], $4::int[]) AS t(id, state, attempts)
-WHERE r.id = t.id AND r.job_id = $1 AND r.state IN {_OPEN}
+WHERE r.id = t.id AND r.job_id = $1
+    AND r.state {sql_from(Step.COMPLETE, Step.LATE_COMPLETE)}
 """
 # Retries and releases only apply to rows the owner still holds. A retry clears the
 # suspicion (the process survived the fetch); a release takes back a mark (suspect 2 → 1).
+# Steps: RETRY, RELEASE.
 _RETRY = f"""
 UPDATE shoal_requests r SET state = {State.RETRY_WAIT}, attempts = t.attempts,
     next_at = t.next_at, last_error_kind = t.kind, last_error = t.error,
-    lease_owner = NULL, lease_expires = NULL, suspect = 0
+    lease_owner = NULL, lease_expires = NULL, suspect = {Suspicion.CLEAR}
 FROM unnest($3::bigint[], $4::int[], $5::float8[], $6::text[], $7::text[])
     AS t(id, attempts, next_at, kind, error)
-WHERE r.id = t.id AND r.job_id = $1 AND r.state = {State.LEASED} AND r.lease_owner = $2
+WHERE r.id = t.id AND r.job_id = $1 AND r.state {sql_from(Step.RETRY)}
+    AND r.lease_owner = $2
 """
 _RELEASE_STATE = f"CASE WHEN attempts > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END"
 _RELEASE = f"""
 UPDATE shoal_requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
-    suspect = LEAST(suspect, 1)
-WHERE id = ANY($3::bigint[]) AND job_id = $1 AND state = {State.LEASED} AND lease_owner = $2
+    suspect = LEAST(suspect, {Suspicion.SUSPECT})
+WHERE id = ANY($3::bigint[]) AND job_id = $1 AND state {sql_from(Step.RELEASE)}
+    AND lease_owner = $2
 """
 _INSERT_BODIES = """
 INSERT INTO shoal_bodies (hash, data) SELECT * FROM unnest($1::text[], $2::bytea[])
@@ -404,14 +412,17 @@ WHERE job_id = $1 AND owner = $2 AND owner_expires >= $4
 """
 # $3 crashed: the owner died, so every row it held is a suspect and each it had marked
 # started counts a crash; or it let go of them gracefully, as _RELEASE does.
+# Steps: RECLAIM or RELEASE.
 _RELEASE_ALL = f"""
 UPDATE shoal_requests
 SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
-    crashes = crashes + ($3::boolean AND suspect = 2)::int,
-    suspect = CASE WHEN $3::boolean THEN 1 ELSE LEAST(suspect, 1) END
+    crashes = crashes + ($3::boolean AND suspect = {Suspicion.STARTED})::int,
+    suspect = CASE WHEN $3::boolean THEN {Suspicion.SUSPECT}
+        ELSE LEAST(suspect, {Suspicion.SUSPECT}) END
 WHERE id IN (
     SELECT id FROM shoal_requests
-    WHERE job_id = $1 AND lease_owner = $2 AND state = {State.LEASED}
+    WHERE job_id = $1 AND lease_owner = $2
+        AND state {sql_from(Step.RECLAIM, Step.RELEASE)}
     ORDER BY id FOR UPDATE
 )
 """
@@ -423,9 +434,11 @@ WHERE job_id = $1 AND owner = $2 AND owner_expires >= $3::float8 - $4::float8
 """
 
 
+# Step: MARK_STARTED.
 _MARK_STARTED = f"""
-UPDATE shoal_requests SET suspect = 2
-WHERE job_id = $1 AND id = ANY($3::bigint[]) AND state = {State.LEASED} AND lease_owner = $2
+UPDATE shoal_requests SET suspect = {Suspicion.STARTED}
+WHERE job_id = $1 AND id = ANY($3::bigint[]) AND state {sql_from(Step.MARK_STARTED)}
+    AND lease_owner = $2
     AND lease_expires >= $4
 """
 

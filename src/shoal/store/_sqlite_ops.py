@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from shoal.core.lifecycle import State
+from shoal.core.lifecycle import State, Step, Suspicion, sql_from
 from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request
 from shoal.store._admission import Row, first_of_each, request_rows
 from shoal.store._admitted import AdmittedFingerprints
@@ -215,24 +215,26 @@ def set_limits(
 # other workers cost a bounded scan, not one through the whole frontier. An expired lease
 # means its worker vanished: as in release_leases(crashed=True), the row becomes a suspect
 # and counts a crash if it was marked started (SET reads the old state and suspect).
+# Steps: LEASE (waiting rows), TAKE_OVER (expired leases).
 _LEASE = f"""
 UPDATE requests SET state = {State.LEASED},
-    crashes = crashes + (state = {State.LEASED} AND suspect = 2),
-    suspect = CASE WHEN state = {State.LEASED} THEN 1 ELSE suspect END,
+    crashes = crashes + (state {sql_from(Step.TAKE_OVER)} AND suspect = {Suspicion.STARTED}),
+    suspect = CASE WHEN state {sql_from(Step.TAKE_OVER)} THEN {Suspicion.SUSPECT}
+        ELSE suspect END,
     lease_owner = :owner, lease_expires = :expires
 WHERE id IN (
     SELECT c.id FROM (
         SELECT id, host, depth, host_seq FROM (
             SELECT id, host, depth, host_seq FROM requests INDEXED BY requests_waiting
-            WHERE job_id = :job_id AND state IN ({State.PENDING}, {State.RETRY_WAIT})
+            WHERE job_id = :job_id AND state {sql_from(Step.LEASE)}
                 AND next_at <= :now AND depth <= :max_depth
             ORDER BY depth, host_seq, id LIMIT :scan
         )
         UNION ALL
         SELECT id, host, depth, host_seq FROM (
             SELECT id, host, depth, host_seq FROM requests INDEXED BY requests_leased
-            WHERE job_id = :job_id AND state = {State.LEASED} AND lease_expires < :now
-                AND depth <= :max_depth
+            WHERE job_id = :job_id AND state {sql_from(Step.TAKE_OVER)}
+                AND lease_expires < :now AND depth <= :max_depth
             ORDER BY depth, host_seq, id LIMIT :scan
         )
     ) c LEFT JOIN hosts h ON h.job_id = :job_id AND h.host = c.host
@@ -322,38 +324,45 @@ INSERT OR IGNORE INTO results (
 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
 WHERE id = ? AND job_id = ?
 """
-_OPEN = f"({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})"
+# Steps: COMPLETE and FAIL (a leased row, whoever holds it), LATE_COMPLETE and LATE_FAIL
+# (a row given back meanwhile). ``?`` state is DONE or FAILED.
 _FINISH = f"""
 UPDATE requests SET state = ?, attempts = ?, lease_owner = NULL, lease_expires = NULL
-WHERE id = ? AND job_id = ? AND state IN {_OPEN}
+WHERE id = ? AND job_id = ? AND state {sql_from(Step.COMPLETE, Step.LATE_COMPLETE)}
 """
 # Retries and releases only apply to rows the owner still holds: once its lease expired
 # and another worker took the row, the late owner's word no longer counts. A retry means the
 # process survived the fetch: the row is no longer suspect. A release takes back a mark
-# (suspect 2 → 1): the row was not finished, but nothing died.
+# (suspect 2 → 1): the row was not finished, but nothing died. Steps: RETRY, RELEASE.
 _RETRY = f"""
 UPDATE requests SET state = {State.RETRY_WAIT}, attempts = ?, next_at = ?,
-    last_error_kind = ?, last_error = ?, lease_owner = NULL, lease_expires = NULL, suspect = 0
-WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+    last_error_kind = ?, last_error = ?, lease_owner = NULL, lease_expires = NULL,
+    suspect = {Suspicion.CLEAR}
+WHERE id = ? AND job_id = ? AND state {sql_from(Step.RETRY)} AND lease_owner = ?
 """
 _RELEASE_STATE = f"CASE WHEN attempts > 0 THEN {State.RETRY_WAIT} ELSE {State.PENDING} END"
 _RELEASE = f"""
 UPDATE requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
-    suspect = min(suspect, 1)
-WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ?
+    suspect = min(suspect, {Suspicion.SUSPECT})
+WHERE id = ? AND job_id = ? AND state {sql_from(Step.RELEASE)} AND lease_owner = ?
 """
 # :crashed (1 or 0): the owner died, so every row it held is a suspect and each it had
 # marked started counts a crash; or it let go of them gracefully, as _RELEASE does.
+# Steps: RECLAIM or RELEASE.
 _RELEASE_ALL = f"""
 UPDATE requests INDEXED BY requests_leased
 SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_expires = NULL,
-    crashes = crashes + (:crashed AND suspect = 2),
-    suspect = CASE WHEN :crashed THEN 1 ELSE min(suspect, 1) END
-WHERE job_id = :job_id AND state = {State.LEASED} AND lease_owner = :owner
+    crashes = crashes + (:crashed AND suspect = {Suspicion.STARTED}),
+    suspect = CASE WHEN :crashed THEN {Suspicion.SUSPECT}
+        ELSE min(suspect, {Suspicion.SUSPECT}) END
+WHERE job_id = :job_id AND state {sql_from(Step.RECLAIM, Step.RELEASE)}
+    AND lease_owner = :owner
 """
+# Step: MARK_STARTED.
 _MARK_STARTED = f"""
-UPDATE requests SET suspect = 2
-WHERE id = ? AND job_id = ? AND state = {State.LEASED} AND lease_owner = ? AND lease_expires >= ?
+UPDATE requests SET suspect = {Suspicion.STARTED}
+WHERE id = ? AND job_id = ? AND state {sql_from(Step.MARK_STARTED)} AND lease_owner = ?
+    AND lease_expires >= ?
 """
 _RENEW = f"""
 UPDATE requests INDEXED BY requests_leased SET lease_expires = ?
