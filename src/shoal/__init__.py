@@ -1,51 +1,41 @@
 """shoal: fast, polite, crash-safe web fetching and crawling with asyncio.
 
-The command line is ``shoal`` (see ``shoal --help``). From Python, build the
-same frozen config objects the CLI builds and run a ``Crawler`` on a store::
+The command line is ``shoal`` (see ``shoal --help``). From Python, stream
+results (see ``docs/api.md``)::
 
-    from shoal import CrawlConfig, Limits, Politeness
-    config = CrawlConfig(limits=Limits(concurrency=500), politeness=Politeness(per_host=4))
-
-or use the streaming API (see ``shoal.api``)::
-
-    async for result in shoal.fetch(urls, config=config, extract={"title": "css:title::text"}):
+    async for result in shoal.fetch(urls, per_host=4, extract={"title": "css:title::text"}):
         print(result.status, result.url, result.fields)
 
     async with shoal.Crawler(store="crawl.db", on_page=save) as crawler:
         await crawler.crawl(["https://example.com/"], depth=2)
+
+or build the same frozen config objects the command builds::
+
+    config = shoal.CrawlConfig(limits=shoal.Limits(concurrency=500))
+
+The names below are the whole public API; everything else is internal.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.errors import (
     ConfigError,
-    ConnectError,
-    DNSError,
-    FetchError,
-    FetchTimeout,
     IllegalTransition,
     InputError,
     JobConflict,
-    OutOfScope,
-    PolicyError,
-    ProtocolError,
-    RetriesExhausted,
-    RobotsDisallowed,
     SchemaError,
     ShoalError,
     StoreError,
     StoreUnavailable,
-    TLSError,
-    TooLarge,
-    TooManyRedirects,
 )
 from shoal.core.extract import ExtractRules, FieldRule
 from shoal.core.jobspec import JobSpec
 from shoal.core.kinds import ErrorKind
-from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, NewRequest, Request
+from shoal.core.model import FetchResult, JobCounts, JobSummary
+from shoal.store.base import Store
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from shoal.api import Crawler, crawl, fetch, fetch_all
 
     __version__: str
@@ -53,7 +43,7 @@ if TYPE_CHECKING:
 _LAZY = frozenset({"Crawler", "crawl", "fetch", "fetch_all"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # The engine and the version lookup load on first use: a command, or a fetch
     # process of a crawl, that does not need them starts without paying for them.
     if name in _LAZY:
@@ -75,41 +65,27 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ConfigError",
-    "ConnectError",
     "CrawlConfig",
     "Crawler",
-    "DNSError",
     "ErrorKind",
     "ExtractRules",
-    "FetchError",
     "FetchResult",
-    "FetchTimeout",
     "FieldRule",
     "IllegalTransition",
     "InputError",
     "JobConflict",
     "JobCounts",
-    "JobInfo",
     "JobSpec",
     "JobSummary",
     "Limits",
-    "NewRequest",
-    "OutOfScope",
-    "PolicyError",
     "Politeness",
-    "ProtocolError",
-    "Request",
-    "RetriesExhausted",
     "RetryPolicy",
-    "RobotsDisallowed",
     "SchemaError",
     "ShoalError",
+    "Store",
     "StoreError",
     "StoreUnavailable",
-    "TLSError",
     "Timeouts",
-    "TooLarge",
-    "TooManyRedirects",
     "__version__",
     "crawl",
     "fetch",

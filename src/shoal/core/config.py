@@ -77,7 +77,6 @@ class Politeness:
     per_host: int = 8
     delay: float = 0.0
     max_crawl_delay: float = 30.0
-    obey_robots: bool = True
 
     def __post_init__(self) -> None:
         _positive("per_host", self.per_host)

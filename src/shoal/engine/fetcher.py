@@ -7,29 +7,26 @@ result object, and never formats a log line for an ordinary outcome.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
-import ssl
 import time
 from dataclasses import dataclass
 
 import aiohttp
 import xxhash
 from aiohttp.abc import ResolveResult
-from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, TransferEncodingError
 from yarl import URL
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
+from shoal.engine.failures import map_exception
 
 __all__ = [
     "Attempt",
     "Fetcher",
     "SpecialUseResolver",
-    "classify_exception",
     "make_session",
     "wants_body",
 ]
@@ -179,7 +176,7 @@ class Fetcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
-            kind, message = classify_exception(exc)
+            kind, message = map_exception(exc)
             if kind is ErrorKind.INTERNAL_ERROR:
                 log.exception("unexpected error fetching %s", request.url)
             return Attempt(
@@ -231,65 +228,3 @@ async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, 
     if size > cap:
         return b"", size
     return b"".join(chunks), size
-
-
-def classify_exception(exc: BaseException) -> tuple[ErrorKind, str]:
-    """Map a failure of one attempt to its stable ``ErrorKind`` and a one-line message."""
-    message = _one_line(exc)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return ErrorKind.DNS_ERROR, message
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
-        return ErrorKind.CERTIFICATE_ERROR, message
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        return ErrorKind.TLS_ERROR, message
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return ErrorKind.CONNECT_TIMEOUT, message or "connect timed out"
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return ErrorKind.READ_TIMEOUT, message or "read timed out"
-    if isinstance(exc, TimeoutError):
-        return ErrorKind.TIMEOUT, message or "total timeout exceeded"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return ErrorKind.TOO_MANY_REDIRECTS, message or "too many redirects"
-    if isinstance(exc, aiohttp.RedirectClientError):
-        return ErrorKind.INVALID_REDIRECT, message
-    if isinstance(exc, aiohttp.NonHttpUrlClientError):
-        return ErrorKind.UNSUPPORTED_SCHEME, message
-    if isinstance(exc, aiohttp.InvalidUrlClientError):
-        return ErrorKind.INVALID_URL, message
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ErrorKind.CONNECT_ERROR, message
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
-        return ErrorKind.CONNECTION_RESET, message or "server disconnected"
-    if isinstance(exc, aiohttp.ClientOSError):
-        if exc.errno in (errno.ECONNRESET, errno.EPIPE):
-            return ErrorKind.CONNECTION_RESET, message
-        return ErrorKind.CONNECT_ERROR, message
-    if isinstance(exc, aiohttp.ClientPayloadError) and _ended_early(exc.__cause__):
-        return ErrorKind.CONNECTION_RESET, message
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return ErrorKind.PROTOCOL_ERROR, message
-    if isinstance(exc, HttpProcessingError):
-        return ErrorKind.PROTOCOL_ERROR, message
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return ErrorKind.CONNECT_ERROR, message
-    if isinstance(exc, UnicodeError | ValueError):
-        return ErrorKind.PROTOCOL_ERROR, message
-    return ErrorKind.INTERNAL_ERROR, f"{type(exc).__name__}: {message}"
-
-
-def _ended_early(cause: BaseException | None) -> bool:
-    """Whether a payload error means the connection ended (FIN or RST) before the body that
-    Content-Length or chunked framing promised was complete, rather than bad framing.
-
-    aiohttp raises ContentLengthError only at end of stream; its TransferEncodingError
-    at end of stream says "Not enough data" (a bad chunk line says what was wrong).
-    """
-    if isinstance(cause, ContentLengthError):
-        return True
-    return isinstance(cause, TransferEncodingError) and cause.message.startswith("Not enough data")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    text = " ".join(text.split())
-    return text[:500]
