@@ -20,8 +20,8 @@ from shoal.core.model import JobInfo
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonicalize
+from shoal.engine._wire import FrameReader, frame
 from shoal.engine.crawler import Crawler
-from shoal.engine.fetchpool import FrameReader, frame
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 from shoal.store.sqlite import SQLiteStore

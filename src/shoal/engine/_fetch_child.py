@@ -1,8 +1,8 @@
 """A fetch process of a ``FetchPool``: HTTP for the crawler that started it.
 
-Reads frames on its input pipe: first ``(config, keep_body)``, then lists of
-requests; writes ``"ready"`` once its session is up, then lists of
-``(seq, Attempt)``. EOF on its input (the crawler closed it, or died) ends it:
+Speaks the messages of ``engine._wire``: reads ``ChildSettings``, then lists
+of ``FetchOrder``; writes ``Ready`` once its session is up, then lists of
+``Answer``. EOF on its input (the crawler closed it, or died) ends it:
 fetches still running are dropped, as the crawler no longer waits for them.
 Ctrl-C and SIGTERM are the crawler's to handle, so this process ignores them.
 
@@ -20,11 +20,18 @@ import signal
 import sys
 from typing import Any
 
-from shoal.core.config import CrawlConfig
 from shoal.core.extract import ExtractRules, extract_fields
 from shoal.core.model import Request
+from shoal.engine._wire import (
+    WIRE_VERSION,
+    Answer,
+    ChildSettings,
+    FetchOrder,
+    FrameReader,
+    Ready,
+    frame,
+)
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
-from shoal.engine.fetchpool import FrameReader, frame
 from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 
@@ -56,14 +63,15 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     sink, _ = await loop.connect_write_pipe(
         asyncio.Protocol, os.fdopen(write_fd, "wb", buffering=0)
     )
-    first = await source.messages.get()
-    if first is None:
+    settings = await source.messages.get()
+    if not isinstance(settings, ChildSettings) or settings.version != WIRE_VERSION:
+        log.warning("not a crawl of this version on the other end; exiting")
         return
-    config, keep_body, links, rule_texts, body_wanted = first
-    assert isinstance(config, CrawlConfig)
-    rules = ExtractRules.of(rule_texts) if rule_texts else None
+    config, keep_body, links = settings.config, settings.keep_body, settings.links
+    body_wanted = settings.save_bodies
+    rules = ExtractRules.of(settings.extract_rules) if settings.extract_rules else None
     raise_nofile_limit(config.limits.concurrency + 256)
-    answers: list[tuple[int, Any]] = []
+    answers: list[Answer] = []
     sending = False
 
     def send_answers() -> None:
@@ -87,26 +95,16 @@ async def _serve(read_fd: int, write_fd: int) -> None:
             elif rules is not None and not body_wanted and not config.follow_links:
                 attempt.body = None  # its fields are out: nothing in the crawler reads it
             # Not answers.append(await ...): that would bind the list sent meanwhile.
-            answers.append((seq, attempt))
+            answers.append(Answer(seq, attempt))
             if not sending:
                 sending = True
                 loop.call_soon(send_answers)
 
-        sink.write(frame("ready"))
-        while (batch := await source.messages.get()) is not None:
-            for seq, rid, url, host, method, headers, body, depth, parent, attempts in batch:
-                request = Request(
-                    id=rid,
-                    url=url,
-                    host=host,
-                    method=method,
-                    headers=headers,
-                    body=body,
-                    depth=depth,
-                    parent_url=parent,
-                    attempts=attempts,
-                )
-                task = loop.create_task(one(seq, request))
+        sink.write(frame(Ready()))
+        orders: list[FetchOrder]
+        while (orders := await source.messages.get()) is not None:
+            for order in orders:
+                task = loop.create_task(one(order.seq, order.request))
                 running.add(task)
                 task.add_done_callback(running.discard)
         for task in list(running):

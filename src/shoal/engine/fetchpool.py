@@ -14,9 +14,8 @@ Python API, or more than were forked) a child is started as
 ``python -m shoal.engine._fetch_child`` and is ready after its imports, about a
 quarter second.
 
-Messages are pickled lists, each framed by a 4-byte length, on two pipes per
-child; everything queued in one turn of the event loop travels in one frame.
-Until a child is ready, and after the last one is gone, requests are fetched in
+The messages, on two pipes per child, are those of ``engine._wire``. Until a
+child is ready, and after the last one is gone, requests are fetched in
 this process: ``FetchPool.fetch`` always returns an attempt. A child that dies
 takes nothing with it: its requests are fetched again.
 """
@@ -30,22 +29,27 @@ import logging
 import os
 import pickle
 import signal
-import struct
 import subprocess
 import sys
-from typing import Any
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
+from shoal.engine._wire import (
+    WIRE_VERSION,
+    Answer,
+    ChildSettings,
+    FetchOrder,
+    FrameReader,
+    Ready,
+    frame,
+)
 from shoal.engine.fetcher import Attempt, Fetcher, wants_body
 from shoal.engine.processor import LinkSettings
 
 __all__ = [
     "AUTO_START_ROWS",
     "FetchPool",
-    "FrameReader",
     "auto_processes",
-    "frame",
     "prefork",
 ]
 
@@ -55,7 +59,6 @@ log = logging.getLogger("shoal.engine.fetchpool")
 # shorter job is over about when a child would have finished starting.
 AUTO_START_ROWS = 1_000
 _MAX_AUTO = 4  # children, at most, when left to auto
-_LENGTH = struct.Struct("!I")
 _CLOSE_GRACE = 5.0  # seconds a child gets to exit after its input closes
 _START_TIMEOUT = 30.0  # seconds ``start`` waits for the children to be ready
 
@@ -76,34 +79,6 @@ def _picklable(value: object) -> bool:
     except (pickle.PicklingError, TypeError, AttributeError):
         return False
     return True
-
-
-def frame(message: Any) -> bytes:
-    """One message as it travels on a pipe: length, then pickle."""
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
-
-
-class FrameReader:
-    """Splits a byte stream back into the messages ``frame`` wrote."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[Any]:
-        buffer = self._buffer
-        buffer += data
-        messages = []
-        start, end = 0, len(buffer)
-        while end - start >= 4:
-            (size,) = _LENGTH.unpack_from(buffer, start)
-            if end - start - 4 < size:
-                break
-            messages.append(pickle.loads(memoryview(buffer)[start + 4 : start + 4 + size]))
-            start += 4 + size
-        if start:
-            del buffer[:start]
-        return messages
 
 
 # -- processes -------------------------------------------------------------------
@@ -233,7 +208,7 @@ class _Child:
     def __init__(self, pool: FetchPool, process: _Process) -> None:
         self._pool = pool
         self.process = process
-        self._outbox: list[tuple[Any, ...]] = []
+        self._outbox: list[FetchOrder] = []
         self._sending = False
         self._input: asyncio.WriteTransport | None = None
         self._output: asyncio.ReadTransport | None = None
@@ -242,7 +217,7 @@ class _Child:
         self.ready_event = asyncio.Event()
         self.exited = asyncio.get_running_loop().create_future()
 
-    async def connect(self, first: Any) -> None:
+    async def connect(self, first: ChildSettings) -> None:
         """Attach the pipes to the loop and send the child its settings."""
         loop = asyncio.get_running_loop()
         process = self.process
@@ -254,18 +229,27 @@ class _Child:
         )
         self.send(first)
 
-    def received(self, messages: list[Any]) -> None:
+    def received(self, messages: list[Ready | list[Answer]]) -> None:
         pending = self.pending
         for message in messages:
-            if message == "ready":
+            if isinstance(message, Ready):
+                if message.version != WIRE_VERSION:
+                    log.warning(
+                        "a fetch process speaks wire version %d, not %d; not using it",
+                        message.version,
+                        WIRE_VERSION,
+                    )
+                    self.ready_event.set()
+                    self.process.kill()
+                    continue
                 self.ready = True
                 self.ready_event.set()
                 self._pool._child_ready(self)
                 continue
-            for seq, attempt in message:
-                future = pending.pop(seq, None)
+            for answer in message:
+                future = pending.pop(answer.seq, None)
                 if future is not None and not future.done():
-                    future.set_result(attempt)
+                    future.set_result(answer.attempt)
 
     def gone(self) -> None:
         """Its output ended: the child exited (or will, having closed it)."""
@@ -279,27 +263,14 @@ class _Child:
         if not self.exited.done():
             self.exited.set_result(None)
 
-    def send(self, message: Any) -> None:
+    def send(self, message: ChildSettings | list[FetchOrder]) -> None:
         if self._input is not None and not self._input.is_closing():
             self._input.write(frame(message))
 
     def submit(self, seq: int, request: Request) -> asyncio.Future[Attempt]:
         future: asyncio.Future[Attempt] = asyncio.get_running_loop().create_future()
         self.pending[seq] = future
-        self._outbox.append(
-            (
-                seq,
-                request.id,
-                request.url,
-                request.host,
-                request.method,
-                request.headers,
-                request.body,
-                request.depth,
-                request.parent_url,
-                request.attempts,
-            )
-        )
+        self._outbox.append(FetchOrder(seq, request))
         if not self._sending:
             self._sending = True
             asyncio.get_running_loop().call_soon(self._send_outbox)
@@ -360,12 +331,12 @@ class FetchPool:
         # fields are extracted where it was fetched, before its links are read (extraction
         # settles the page's encoding, with detection, which link reading then uses).
         rules = config.extract.as_record() if config.extract is not None else None
-        self._child_config = (
-            dataclasses.replace(config, extract=None),
-            wants_body(config),
-            links,
-            rules,
-            config.save_bodies,
+        self._child_settings = ChildSettings(
+            config=dataclasses.replace(config, extract=None),
+            keep_body=wants_body(config),
+            links=links,
+            extract_rules=rules,
+            save_bodies=config.save_bodies,
         )
         self._processes = processes
         self._forked = _take_preforked(processes)
@@ -425,7 +396,7 @@ class FetchPool:
                     return
             child = _Child(self, process)
             self._children.append(child)
-            await child.connect(self._child_config)
+            await child.connect(self._child_settings)
 
     def _child_ready(self, child: _Child) -> None:
         self._ready.append(child)
