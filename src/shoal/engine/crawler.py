@@ -284,6 +284,9 @@ class Crawler:
                     task.cancel()
                 if unfinished:
                     await asyncio.wait(unfinished)
+            # A request handed to a worker cancelled before it started came back queued.
+            for request in self._dispatch.close():
+                self._recorder.release(request)
             self._done_feeding = True
             self._flush_wanted.set()
             await flusher

@@ -4,6 +4,10 @@ A request that may start is handed straight to the longest-waiting worker
 by resolving its future (FIFO, no thundering herd); a host held back by its
 delay arms one loop timer for the earliest due time. The fast path, a
 request ready when a worker asks, does not suspend at all.
+
+The hand-off is cancellation-safe: a worker cancelled after its future was
+resolved, before it ran again, gives the request back (first in its host's
+line, its slot freed) and passes the wake-up on, so nothing handed out is lost.
 """
 
 from __future__ import annotations
@@ -69,7 +73,22 @@ class Dispatcher:
         self._arm_timer()
         if len(self.scheduler) < self._low_water:
             self.low.set()
-        return await waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                handed = waiter.result()
+                if handed is not None:
+                    self._give_back(handed)
+            raise
+
+    def _give_back(self, request: Request) -> None:
+        """``request`` was handed to a worker that was cancelled before it could start it:
+        first in its host's line again, its slot free for the next waiter."""
+        now = self._loop.time()
+        self.scheduler.push_front(request, now)
+        self.scheduler.finish(request.host, now)
+        self._wake(now)
 
     def release(self, request: Request) -> None:
         """``request`` (from ``acquire``) has finished; its host may start another."""
