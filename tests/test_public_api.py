@@ -133,3 +133,12 @@ def test_core_imports_nothing_impure() -> None:
                 assert top not in forbidden, f"{path.name} imports {module}"
                 if top == "shoal":
                     assert module.startswith("shoal.core"), f"{path.name} imports {module}"
+
+
+def test_no_two_classes_share_a_name() -> None:
+    where: dict[str, list[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(str(path.relative_to(SRC)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

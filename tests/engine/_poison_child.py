@@ -17,7 +17,7 @@ import time
 from shoal.core.config import CrawlConfig, Limits, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import Request
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.store import SQLiteStore
 
 
@@ -40,7 +40,7 @@ async def main(path: str, poison: str, urls: list[str]) -> None:
         parsed = [parse_line(url, n) for n, url in enumerate(urls, 1)]
         requests = [p for p in parsed if p is not None]
         await store.add_requests(job.id, requests, now=time.time())
-        outcome = await Crawler(store, job, config, before_fetch=fetch_or_die).run()
+        outcome = await JobRun(store, job, config, before_fetch=fetch_or_die).run()
     if not outcome.completed:
         sys.exit(1)
 

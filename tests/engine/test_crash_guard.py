@@ -19,7 +19,7 @@ import pytest
 from shoal.core.config import CrawlConfig, Limits, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import Completion, JobInfo, NewRequest
-from shoal.engine.crawler import CRASH_LIMIT, Crawler
+from shoal.engine.crawler import CRASH_LIMIT, JobRun
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import TestWeb
 
@@ -69,7 +69,7 @@ async def test_a_url_in_flight_at_too_many_deaths_is_given_up_unfetched(
         await die_holding(sqlite_store, fetch_job, f"dead-{death}", started=started)
     await sqlite_store.add_requests(fetch_job.id, requests_for([plain]), now=time.time())
 
-    outcome = await Crawler(sqlite_store, fetch_job, quick()).run()
+    outcome = await JobRun(sqlite_store, fetch_job, quick()).run()
 
     assert outcome.completed
     found = await results_by_url(sqlite_store, fetch_job)
@@ -120,7 +120,7 @@ async def test_suspects_are_marked_and_written_before_blamed_ones_go_alone(
 
     monkeypatch.setattr(sqlite_store, "mark_started", spy_mark)
     monkeypatch.setattr(sqlite_store, "complete", spy_complete)
-    outcome = await Crawler(sqlite_store, fetch_job, quick()).run()
+    outcome = await JobRun(sqlite_store, fetch_job, quick()).run()
 
     assert outcome.completed
     found = await results_by_url(sqlite_store, fetch_job)

@@ -11,7 +11,7 @@ from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 from shoal.testweb import SiteSpec, TestWeb
@@ -53,7 +53,7 @@ async def crawl(
         scope=Scope(mode=mode, seeds=tuple(canonical), max_depth=depth),  # type: ignore[arg-type]
         traps=TrapLimits(),
     )
-    outcome = await Crawler(
+    outcome = await JobRun(
         store,
         job,
         config or crawl_config(),
@@ -186,7 +186,7 @@ async def test_unreachable_host_is_abandoned(sqlite_store: Store) -> None:
     config = crawl_config(
         follow_links=False, retry=RetryPolicy(retries=0), politeness=Politeness(per_host=1)
     )
-    outcome = await Crawler(sqlite_store, job, config, host_pause=0.1).run()
+    outcome = await JobRun(sqlite_store, job, config, host_pause=0.1).run()
     assert outcome.completed
     kinds: Counter[str] = Counter()
     async for batch in sqlite_store.iter_results(job.id):
@@ -226,7 +226,7 @@ async def test_live_stats_count_links_not_followed(sqlite_store: Store) -> None:
             ],
             now=time.time(),
         )
-        crawler = Crawler(
+        crawler = JobRun(
             sqlite_store,
             job,
             crawl_config(),

@@ -8,7 +8,7 @@ import time
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.store import Store
 from shoal.testweb import TestWeb
 
@@ -44,7 +44,7 @@ async def test_fetches_every_url_once(
 ) -> None:
     urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(50)]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
-    outcome = await Crawler(sqlite_store, fetch_job, quick()).run()
+    outcome = await JobRun(sqlite_store, fetch_job, quick()).run()
     assert outcome.completed and not outcome.interrupted
     found = await results_by_url(sqlite_store, fetch_job)
     assert set(found) == set(urls)
@@ -61,7 +61,7 @@ async def test_per_host_limit_and_delay_hold_server_side(
     urls = [web.url(h, f"/delay/{30 + n}") for h in range(4) for n in range(12)]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
     config = quick(politeness=Politeness(per_host=2, delay=0.0), limits=Limits(concurrency=100))
-    await Crawler(sqlite_store, fetch_job, config).run()
+    await JobRun(sqlite_store, fetch_job, config).run()
     for host in web.stats().hosts:
         assert host.requests == 12
         assert 1 <= host.max_in_flight <= 2
@@ -71,7 +71,7 @@ async def test_per_host_limit_and_delay_hold_server_side(
     spaced = [web.url(h, f"/page/{n}") for h in range(2) for n in range(5)]
     await sqlite_store.add_requests(job2.id, requests_for(spaced), now=time.time())
     config = quick(politeness=Politeness(per_host=4, delay=0.3))
-    await Crawler(sqlite_store, job2, config).run()
+    await JobRun(sqlite_store, job2, config).run()
     for host in web.stats().hosts[:2]:
         assert host.requests == 5
         assert host.max_in_flight == 1
@@ -84,7 +84,7 @@ async def test_global_concurrency_limit(
     urls = [web.url(h, f"/delay/{100 + n}") for h in range(4) for n in range(10)]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
     config = quick(limits=Limits(concurrency=3), politeness=Politeness(per_host=8))
-    await Crawler(sqlite_store, fetch_job, config).run()
+    await JobRun(sqlite_store, fetch_job, config).run()
     assert 1 <= web.stats().max_in_flight <= 3
 
 
@@ -98,7 +98,7 @@ async def test_retries_with_backoff_and_retry_after(
     await sqlite_store.add_requests(
         fetch_job.id, requests_for([flaky, limited, dated, hopeless]), now=time.time()
     )
-    outcome = await Crawler(sqlite_store, fetch_job, quick()).run()
+    outcome = await JobRun(sqlite_store, fetch_job, quick()).run()
     assert outcome.completed
     found = await results_by_url(sqlite_store, fetch_job)
     assert (found[flaky].status, found[flaky].attempts) == (200, 3)
@@ -137,7 +137,7 @@ async def test_failures_are_classified(
         limits=Limits(concurrency=16, max_bytes=100_000),
         retry=RetryPolicy(retries=0),
     )
-    await Crawler(sqlite_store, fetch_job, config).run()
+    await JobRun(sqlite_store, fetch_job, config).run()
     found = await results_by_url(sqlite_store, fetch_job)
     assert found[refused].error_kind == "connect_error" and found[refused].status is None
     assert found[stall_headers].error_kind == "read_timeout"
@@ -158,7 +158,7 @@ async def test_graceful_stop_releases_and_resume_finishes(
     urls = [web.url(h, f"/delay/{150 + n}") for h in range(4) for n in range(40)]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
     config = quick(limits=Limits(concurrency=8), politeness=Politeness(per_host=2))
-    crawler = Crawler(sqlite_store, fetch_job, config, shutdown_grace=5.0)
+    crawler = JobRun(sqlite_store, fetch_job, config, shutdown_grace=5.0)
     task = asyncio.create_task(crawler.run())
     await wait_for(lambda: crawler.stats.done >= 10, 30.0)
     crawler.stop()
@@ -169,7 +169,7 @@ async def test_graceful_stop_releases_and_resume_finishes(
     assert 10 <= counts.done < 160
     assert counts.done + counts.pending + counts.retry_wait == 160
 
-    outcome = await Crawler(sqlite_store, fetch_job, config).run()
+    outcome = await JobRun(sqlite_store, fetch_job, config).run()
     assert outcome.completed
     found = await results_by_url(sqlite_store, fetch_job)
     assert set(found) == set(urls)
@@ -180,7 +180,7 @@ async def test_body_saved_only_when_asked(
 ) -> None:
     urls = [web.url(0, "/page/1"), web.url(0, "/page/2")]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
-    await Crawler(sqlite_store, fetch_job, quick(save_bodies=True)).run()
+    await JobRun(sqlite_store, fetch_job, quick(save_bodies=True)).run()
     found = await results_by_url(sqlite_store, fetch_job)
     body_hash = found[urls[0]].body_hash
     assert body_hash is not None
@@ -189,7 +189,7 @@ async def test_body_saved_only_when_asked(
 
     job2 = await sqlite_store.ensure_job("nobody", mode="fetch", config={})
     await sqlite_store.add_requests(job2.id, requests_for([web.url(1, "/page/3")]), now=time.time())
-    await Crawler(sqlite_store, job2, quick()).run()
+    await JobRun(sqlite_store, job2, quick()).run()
     (only,) = (await results_by_url(sqlite_store, job2)).values()
     assert only.body_hash is not None and await sqlite_store.get_body(only.body_hash) is None
 
@@ -201,7 +201,7 @@ async def test_ten_thousand_urls(sqlite_store: Store, fetch_job: JobInfo) -> Non
         urls = [site.url(n % 2, f"/static/{n}") for n in range(10_000)]
         await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
         config = quick(limits=Limits(concurrency=100), politeness=Politeness(per_host=50))
-        outcome = await Crawler(sqlite_store, fetch_job, config).run()
+        outcome = await JobRun(sqlite_store, fetch_job, config).run()
     assert outcome.completed
     summary = await sqlite_store.summary(fetch_job.id)
     assert summary.counts.done == 10_000
@@ -219,7 +219,7 @@ async def test_a_url_that_keeps_killing_workers_is_given_up(
         )
         await sqlite_store.mark_started(fetch_job.id, "dead", [request.id], now=time.time())
         await sqlite_store.release_leases(fetch_job.id, "dead", crashed=True, now=time.time())
-    outcome = await Crawler(sqlite_store, fetch_job, quick(retry=RetryPolicy(retries=2))).run()
+    outcome = await JobRun(sqlite_store, fetch_job, quick(retry=RetryPolicy(retries=2))).run()
     assert outcome.completed
     found = await results_by_url(sqlite_store, fetch_job)
     assert found[url].error_kind == "internal_error"
@@ -232,6 +232,6 @@ async def test_total_timeout_is_its_own_kind(
     slow = web.url(0, "/delay/3000")
     await sqlite_store.add_requests(fetch_job.id, requests_for([slow]), now=time.time())
     config = quick(timeouts=Timeouts(total=0.5, connect=2, read=10), retry=RetryPolicy(retries=0))
-    await Crawler(sqlite_store, fetch_job, config).run()
+    await JobRun(sqlite_store, fetch_job, config).run()
     found = await results_by_url(sqlite_store, fetch_job)
     assert found[slow].error_kind == "timeout" and found[slow].status is None

@@ -102,3 +102,20 @@ async def test_cancelling_a_worker_at_any_point_loses_no_request(turns: int) -> 
     queued = [request.id for request in dispatch.close()]
     assert dispatch.in_flight == 0
     assert sorted(finished + released + queued) == [0, 0, 0, 1, 1, 1]
+
+
+async def test_a_delayed_host_is_handed_out_on_the_clocks_time() -> None:
+    """On a fake clock: a worker waiting for a host held back by its delay gets the request
+    when the clock reaches the due time, not before (time jumps; the test takes no time)."""
+    from shoal.engine.clock import FakeClock
+
+    clock = FakeClock(start=10.0)
+    dispatch = Dispatcher(HostScheduler(per_host=1, delay=5.0), low_water=1, clock=clock)
+    dispatch.add(_requests(3))
+    starts = []
+    for _ in range(3):
+        request = await dispatch.acquire()
+        assert request is not None
+        starts.append(clock.monotonic())
+        dispatch.release(request)
+    assert starts == [10.0, 15.0, 20.0]

@@ -17,7 +17,7 @@ from shoal.core.extract import Extraction, ExtractRules
 from shoal.core.model import FetchResult, NewRequest
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.engine.processor import FieldExtractor, LinkProcessor
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import SiteSpec, TestWeb
@@ -105,7 +105,7 @@ async def run_job(
 ) -> None:
     job = await store.ensure_job("t", mode="crawl" if config.follow_links else "fetch", config={})
     await store.add_requests(job.id, requests, now=time.time())
-    outcome = await Crawler(store, job, config, **kw).run()  # type: ignore[arg-type]
+    outcome = await JobRun(store, job, config, **kw).run()  # type: ignore[arg-type]
     assert outcome.completed
 
 

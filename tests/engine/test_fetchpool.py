@@ -21,7 +21,7 @@ from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonicalize
 from shoal.engine._wire import FrameReader, frame
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 from shoal.store.sqlite import SQLiteStore
@@ -65,8 +65,8 @@ async def _job_of(path: Path, urls: list[str]) -> AsyncIterator[tuple[Store, Job
         await store.close()
 
 
-async def _run(store: Store, job: JobInfo, processes: int) -> Crawler:
-    crawler = Crawler(store, job, quick(limits=Limits(concurrency=32, processes=processes)))
+async def _run(store: Store, job: JobInfo, processes: int) -> JobRun:
+    crawler = JobRun(store, job, quick(limits=Limits(concurrency=32, processes=processes)))
     outcome = await crawler.run()
     assert outcome.completed
     return crawler
@@ -101,7 +101,7 @@ async def test_children_do_the_fetching_and_keep_per_host_limits(tmp_path: Path)
                 limits=Limits(concurrency=32, processes=2),
                 politeness=Politeness(per_host=3, delay=0.0),
             )
-            crawler = Crawler(store, job, config)
+            crawler = JobRun(store, job, config)
             assert (await crawler.run()).completed
             assert set(await results_by_url(store, job)) == set(urls)
             assert crawler.fetch_pool is not None
@@ -115,7 +115,7 @@ async def test_a_killed_child_loses_nothing(tmp_path: Path, wait_for: WaitFor) -
     async with TestWeb(spec) as web:
         urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(150)]
         async with _job_of(tmp_path / "k.db", urls) as (store, job):
-            crawler = Crawler(store, job, quick(limits=Limits(concurrency=16, processes=2)))
+            crawler = JobRun(store, job, quick(limits=Limits(concurrency=16, processes=2)))
             task = asyncio.create_task(crawler.run())
 
             def two_children_working() -> bool:
@@ -160,7 +160,7 @@ async def test_a_crawl_reads_links_in_the_children_and_finds_the_same_pages(
                 config = quick(
                     limits=Limits(concurrency=16, processes=processes), follow_links=True
                 )
-                crawler = Crawler(store, job, config, processor=processor)
+                crawler = JobRun(store, job, config, processor=processor)
                 assert (await crawler.run()).completed
                 pool = crawler.fetch_pool
                 assert pool is not None
@@ -195,7 +195,7 @@ async def test_children_extract_fields_as_this_process_would(
                 extract=ExtractRules.of(shop.RULES),
                 follow_links=follow_links,
             )
-            crawler = Crawler(store, job, config, processor=processor)
+            crawler = JobRun(store, job, config, processor=processor)
             assert (await crawler.run()).completed
             pool = crawler.fetch_pool
             assert pool is not None and pool.kept == 0

@@ -13,7 +13,7 @@ from shoal.core.model import FetchResult, NewRequest
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonicalize
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 
@@ -46,7 +46,7 @@ async def crawl(store: Store, seed: str) -> tuple[dict[str, FetchResult], dict[s
     await store.add_requests(job.id, [NewRequest.for_url(seed)], now=time.time())
     processor = LinkProcessor(scope=Scope(mode="any", seeds=(seed,)), traps=TrapLimits())
     async with asyncio.timeout(_crawl_deadline()):
-        outcome = await Crawler(store, job, CONFIG, processor=processor).run()
+        outcome = await JobRun(store, job, CONFIG, processor=processor).run()
     assert outcome.completed
     return await results_by_url(store, job), (await store.summary(job.id)).rejected
 

@@ -12,7 +12,7 @@ import pytest
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, NewRequest
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.engine.fetcher import SpecialUseResolver
 from shoal.store import Store
 
@@ -104,7 +104,7 @@ async def fetch_all(store: Store, urls: list[str], config: CrawlConfig) -> dict[
         job.id, [r for r in requests if isinstance(r, NewRequest)], now=time.time()
     )
     async with asyncio.timeout(deadline(config)):
-        outcome = await Crawler(store, job, config).run()
+        outcome = await JobRun(store, job, config).run()
     assert outcome.completed
     return await results_by_url(store, job)
 

@@ -202,13 +202,16 @@ async def admit_lines(
     reader = _LineReader(stream)
     # A small first batch, so that fetching starts at once; each next batch is read while
     # the one before is being admitted.
-    reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, FIRST_ADMIT_BATCH))
+    # A read runs in a thread, as a future of the loop's executor (not a task): a thread
+    # cannot be cancelled, so a cancelled admission still waits for it (below).
+    loop = asyncio.get_running_loop()
+    reading = loop.run_in_executor(None, reader.next_batch, FIRST_ADMIT_BATCH)
     try:
         while not context.should_stop():
-            batch = await reading
+            batch = await asyncio.shield(reading)
             if batch is None:
                 break
-            reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batch, ADMIT_BATCH))
+            reading = loop.run_in_executor(None, reader.next_batch, ADMIT_BATCH)
             requests: list[NewRequest] = []
             for item in batch:
                 if isinstance(item, InputError):
@@ -223,8 +226,11 @@ async def admit_lines(
                 report.admitted += added
                 context.on_admitted(added)
     finally:
-        with contextlib.suppress(BaseException):
-            await reading  # its thread ends with its batch; then the input may be closed
+        # Its thread ends with its batch; only then may the input be closed. A failed read
+        # after an earlier failure is not news: its error is retrieved and dropped.
+        await asyncio.wait([reading])
+        if not reading.cancelled():
+            reading.exception()
     return report
 
 

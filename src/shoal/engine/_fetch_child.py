@@ -34,6 +34,7 @@ from shoal.engine._wire import (
 from shoal.engine.fetcher import Attempt, Fetcher, make_session
 from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
+from shoal.engine.spacing import SendSpacing
 
 PROCESS_NAME = "shoal-fetch"
 
@@ -81,12 +82,15 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         if batch and not sink.is_closing():
             sink.write(frame(batch))
 
-    async with make_session(config) as session:
+    async with make_session(config) as session, asyncio.TaskGroup() as tasks:
         fetch = Fetcher(session, config, keep_body=keep_body).fetch
         running: set[asyncio.Task[None]] = set()
 
-        async def one(seq: int, request: Request) -> None:
+        spacing = SendSpacing()
+
+        async def one(seq: int, request: Request, gap: float) -> None:
             nonlocal sending
+            await spacing.wait_turn(request.host, gap)
             attempt = await fetch(request)
             if rules is not None:
                 _extract_fields(attempt, rules)
@@ -104,13 +108,12 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         orders: list[FetchOrder]
         while (orders := await source.messages.get()) is not None:
             for order in orders:
-                task = loop.create_task(one(order.seq, order.request))
+                task = tasks.create_task(one(order.seq, order.request, order.gap))
                 running.add(task)
                 task.add_done_callback(running.discard)
+        # The crawl is gone or no longer waits for these: the task group ends with them.
         for task in list(running):
             task.cancel()
-        if running:
-            await asyncio.wait(running)
 
 
 def _extract_fields(attempt: Attempt, rules: ExtractRules) -> None:

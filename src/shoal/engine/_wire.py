@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 _LENGTH = struct.Struct("!I")
 
@@ -64,10 +64,12 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class FetchOrder:
-    """Fetch ``request``; answer with the same ``seq``."""
+    """Fetch ``request``, ``gap`` seconds at least after the one before to its host (see
+    ``engine.spacing``); answer with the same ``seq``."""
 
     seq: int
     request: Request
+    gap: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

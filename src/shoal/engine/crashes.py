@@ -35,8 +35,8 @@ which the URL is taken to be what kills it, and recorded as ``internal_error``."
 
 
 class CrashGuard:
-    """Fetches the suspect rows of one run. ``fetch_now`` fetches a row in the host slot
-    it holds and writes its outcome to the store before it returns."""
+    """Fetches the suspect rows of one run. ``fetch_and_write`` fetches a row in the host
+    slot it holds and writes its outcome to the store before it returns."""
 
     def __init__(
         self,
@@ -46,14 +46,14 @@ class CrashGuard:
         dispatch: Dispatcher,
         recorder: Recorder,
         *,
-        fetch_now: Callable[[Request], Awaitable[None]],
+        fetch_and_write: Callable[[Request], Awaitable[None]],
     ) -> None:
         self._store = store
         self._job_id = job_id
         self._owner = owner
         self._dispatch = dispatch
         self._recorder = recorder
-        self._fetch_now = fetch_now
+        self._fetch_and_write = fetch_and_write
         # Held from marking a row that was in flight when a process died until its outcome
         # is written, so that if this process dies too, that row alone is blamed.
         self._blame_lock = asyncio.Lock()
@@ -125,7 +125,7 @@ class CrashGuard:
                 dispatch.release(request)
                 recorder.release(request)
                 return
-            await self._fetch_now(request)
+            await self._fetch_and_write(request)
 
 
 async def heartbeat(store: Store, job_id: int, owner: str, *, lease_ttl: float) -> None:

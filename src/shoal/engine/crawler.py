@@ -1,4 +1,4 @@
-"""The Crawler: one job run — lease from the store, fetch politely, record in batches.
+"""The JobRun: one job run — lease from the store, fetch politely, record in batches.
 
 ::
 
@@ -38,6 +38,7 @@ from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, JobInfo, Request
 from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
+from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Fetcher, make_session
@@ -54,14 +55,21 @@ __all__ = [
     "CRASH_LIMIT",
     "STORE_PATIENCE",
     "Admission",
-    "Crawler",
+    "JobRun",
     "Processor",
     "ResultListener",
     "RunOutcome",
 ]
 
+# Seconds between looks at the store for what only other workers change (their rows,
+# their hosts); how soon a host another worker hands over is looked at again; the
+# shortest wait for a row coming due.
+_FLEET_POLL = 1.0
+_HANDOVER_POLL = 0.2
+_MIN_WAIT = 0.02
+
 ResultListener = Callable[[Sequence[FetchResult]], None]
-Admission = Callable[["Crawler"], Awaitable[object]]
+Admission = Callable[["JobRun"], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,7 @@ class RunOutcome:
     stats: StatsSnapshot
 
 
-class Crawler:
+class JobRun:
     """Runs one job on one store until it has no open rows, or until ``stop()``."""
 
     def __init__(
@@ -94,20 +102,30 @@ class Crawler:
         seed: int | None = None,
         before_fetch: Callable[[Request], Request] | None = None,
         owner: str | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.store = store
         self.job = job
         self.config = config
         self.owner = owner or uuid.uuid4().hex
         self.stats = LiveStats()
+        self._clock = clock
+        scheduler: HostScheduler[Request] = HostScheduler(
+            per_host=config.politeness.per_host, delay=config.politeness.delay
+        )
+        self._dispatch = Dispatcher(
+            scheduler, low_water=max(config.limits.concurrency, 256), clock=clock
+        )
         self._recorder = Recorder(
             config,
             self.stats,
+            self._dispatch,
             processor=processor,
             autothrottle=autothrottle,
             sitemaps_from_robots=sitemaps_from_robots,
             host_pause=host_pause,
             seed=seed,
+            clock=clock,
         )
         self._listeners = list(listeners)
         self._robots_policy = robots
@@ -132,7 +150,6 @@ class Crawler:
         self._done_feeding = False
         self._flush_wanted = asyncio.Event()
         self._flushed = asyncio.Event()
-        self._dispatch: Dispatcher | None = None
         self._crash_guard: CrashGuard | None = None
 
     # -- public -----------------------------------------------------------
@@ -193,15 +210,14 @@ class Crawler:
             counts = await store.counts(job.id)
             self.stats.total = counts.total
             self.stats.finished_before = counts.finished
-            scheduler: HostScheduler[Request] = HostScheduler(
-                per_host=config.politeness.per_host, delay=config.politeness.delay
-            )
-            dispatch = Dispatcher(scheduler, low_water=max(config.limits.concurrency, 256))
-            self._dispatch = self._recorder.dispatch = dispatch
-            if self._stopping:
-                dispatch.low.set()
+            dispatch = self._dispatch
             self._crash_guard = CrashGuard(
-                store, job.id, self.owner, dispatch, self._recorder, fetch_now=self._fetch_now
+                store,
+                job.id,
+                self.owner,
+                dispatch,
+                self._recorder,
+                fetch_and_write=self.fetch_and_write,
             )
             async with make_session(config) as session, self._fetch_pool(session):
                 if self._robots_policy is not None:
@@ -254,14 +270,12 @@ class Crawler:
             links=self._link_settings,
         )
         self._pool = pool
-        try:
+        async with pool.opened():
             if wanted:
                 await pool.start()
             else:
                 self._job_grew()
             yield pool
-        finally:
-            await pool.close()
 
     # -- tasks ------------------------------------------------------------
 
@@ -332,30 +346,40 @@ class Crawler:
                     dispatch.add(requests)
                     continue
                 if dispatch.queued == 0 and dispatch.in_flight == 0:
-                    if len(self._recorder.buffer) or self._admitting:
+                    if len(self._recorder.buffer):
                         self._flush_wanted.set()
-                        await self._wait(wake, 1.0)
+                        await wake.wait()  # the flusher's write wakes this
                         continue
-                    counts = await patiently(lambda: store.counts(job_id))
-                    if counts.open == 0:
-                        return True
-                    due = await patiently(lambda: store.next_due(job_id))
-                    # Rows due but not leased belong to hosts other workers own: their
-                    # handover takes a while, so ask again less eagerly.
-                    wait = None if due is None else due - time.time()
-                    pause = 1.0 if wait is None else 0.2 if wait <= 0 else min(1.0, max(0.02, wait))
-                    await self._wait(wake, pause)
-                    continue
-                await self._wait(wake, 0.25)
+                    if not self._admitting:
+                        counts = await patiently(lambda: store.counts(job_id))
+                        if counts.open == 0:
+                            return True
+                await self._wait(wake, await self._until_due())
             else:
-                await self._wait(wake, 1.0)
+                # Stocked: the dispatcher wakes this when its queue runs low.
+                await wake.wait()
         return False
+
+    async def _until_due(self) -> float:
+        """Seconds until the store may have rows to lease that it had none of just now.
+
+        What this run does (a batch written, rows admitted, requests let go) sets the
+        dispatcher's ``low`` event; this bounds the wait for what no event tells of: a
+        waiting row coming due, and, in a fleet, the other workers' rows and hosts."""
+        due = await patiently(lambda: self.store.next_due(self.job.id))
+        if due is None:
+            return _FLEET_POLL
+        wait = due - time.time()
+        if wait <= 0:
+            # Due but not leased: its host is another worker's, and is handed over soon.
+            return _HANDOVER_POLL
+        return min(_FLEET_POLL, max(_MIN_WAIT, wait))
 
     async def _worker(self) -> None:
         dispatch, guard, pool = self._dispatch, self._crash_guard, self._pool
         assert dispatch is not None and guard is not None and pool is not None
         acquire, release, fetch = dispatch.acquire, dispatch.release, pool.fetch
-        acquire_nowait = dispatch.acquire_nowait
+        acquire_nowait, host_delay = dispatch.acquire_nowait, dispatch.host_delay
         recorder = self._recorder
         stats, record = self.stats, recorder.record
         gate, health = self._robots, recorder.health
@@ -386,7 +410,10 @@ class Crawler:
                 continue
             stats.in_flight += 1
             try:
-                attempt = await fetch(request if before_fetch is None else before_fetch(request))
+                attempt = await fetch(
+                    request if before_fetch is None else before_fetch(request),
+                    gap=host_delay(request.host),
+                )
             except asyncio.CancelledError:
                 recorder.release(request)
                 raise
@@ -406,17 +433,21 @@ class Crawler:
                     self._flushed.clear()
                     await self._flushed.wait()
 
-    async def _fetch_now(self, request: Request) -> None:
-        """Fetch ``request`` in the host slot it holds and write its outcome before this
-        returns: the careful fetch of a suspect row (``CrashGuard``), once it is marked."""
+    async def fetch_and_write(self, request: Request) -> None:
+        """Fetch ``request`` in the host slot it holds and write its outcome to the store
+        before this returns: how ``CrashGuard`` fetches a suspect row, once it is marked."""
         dispatch, recorder, pool = self._dispatch, self._recorder, self._pool
         assert dispatch is not None and pool is not None
         # The host's spacing counts from this start, not from when the slot was taken.
-        loop = asyncio.get_running_loop()
-        dispatch.pause_host(request.host, loop.time() + dispatch.host_delay(request.host))
+        dispatch.pause_host(
+            request.host, self._clock.monotonic() + dispatch.host_delay(request.host)
+        )
         with self._in_flight(request):
             before_fetch = self._before_fetch
-            attempt = await pool.fetch(request if before_fetch is None else before_fetch(request))
+            attempt = await pool.fetch(
+                request if before_fetch is None else before_fetch(request),
+                gap=dispatch.host_delay(request.host),
+            )
         if self._extract is not None and attempt.body is not None and not attempt.fields_done:
             try:
                 await self._extract(attempt.result, attempt.body)

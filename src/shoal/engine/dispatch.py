@@ -2,7 +2,7 @@
 
 A request that may start is handed straight to the longest-waiting worker
 by resolving its future (FIFO, no thundering herd); a host held back by its
-delay arms one loop timer for the earliest due time. The fast path, a
+delay arms one timer (on the engine's clock) for the earliest due time. The fast path, a
 request ready when a worker asks, does not suspend at all.
 
 The hand-off is cancellation-safe: a worker cancelled after its future was
@@ -17,16 +17,19 @@ from collections import deque
 
 from shoal.core.model import Request
 from shoal.core.schedule import HostScheduler
+from shoal.engine.clock import REAL_CLOCK, Clock, Timer
 
 __all__ = ["Dispatcher"]
 
 
 class Dispatcher:
-    def __init__(self, scheduler: HostScheduler[Request], *, low_water: int) -> None:
+    def __init__(
+        self, scheduler: HostScheduler[Request], *, low_water: int, clock: Clock = REAL_CLOCK
+    ) -> None:
         self.scheduler = scheduler
-        self._loop = asyncio.get_running_loop()
+        self._clock = clock
         self._waiters: deque[asyncio.Future[Request | None]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._timer_at = 0.0
         self._closed = False
         self._low_water = low_water
@@ -46,7 +49,7 @@ class Dispatcher:
         return self._closed
 
     def add(self, requests: list[Request]) -> None:
-        now = self._loop.time()
+        now = self._clock.monotonic()
         push = self.scheduler.push
         for request in requests:
             push(request, now)
@@ -58,7 +61,7 @@ class Dispatcher:
         """A request that may start now, or None (then ``await acquire()``)."""
         if self._closed:
             return None
-        request = self.scheduler.pop(self._loop.time())
+        request = self.scheduler.pop(self._clock.monotonic())
         if request is not None and len(self.scheduler) < self._low_water:
             self.low.set()
         return request
@@ -68,7 +71,7 @@ class Dispatcher:
         request = self.acquire_nowait()
         if request is not None or self._closed:
             return request
-        waiter: asyncio.Future[Request | None] = self._loop.create_future()
+        waiter: asyncio.Future[Request | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._arm_timer()
         if len(self.scheduler) < self._low_water:
@@ -85,14 +88,14 @@ class Dispatcher:
     def _give_back(self, request: Request) -> None:
         """``request`` was handed to a worker that was cancelled before it could start it:
         first in its host's line again, its slot free for the next waiter."""
-        now = self._loop.time()
+        now = self._clock.monotonic()
         self.scheduler.push_front(request, now)
         self.scheduler.finish(request.host, now)
         self._wake(now)
 
     def release(self, request: Request) -> None:
         """``request`` (from ``acquire``) has finished; its host may start another."""
-        now = self._loop.time()
+        now = self._clock.monotonic()
         self.scheduler.finish(request.host, now)
         if self._waiters:
             self._wake(now)
@@ -100,7 +103,7 @@ class Dispatcher:
     def requeue(self, request: Request) -> None:
         """Hand ``request`` (from ``acquire``, already released) out again later, first in line
         for its host; the host's spacing counts from the start it just used."""
-        now = self._loop.time()
+        now = self._clock.monotonic()
         self.scheduler.push_front(request, now)
         if self._waiters:
             self._wake(now)
@@ -112,7 +115,7 @@ class Dispatcher:
         return self.scheduler.host_delay(host)
 
     def pause_host(self, host: str, until_monotonic: float) -> None:
-        self.scheduler.pause_host(host, until_monotonic, self._loop.time())
+        self.scheduler.pause_host(host, until_monotonic, self._clock.monotonic())
 
     def close(self) -> list[Request]:
         """Stop handing out work: waiting workers get None; returns what was still queued."""
@@ -153,9 +156,9 @@ class Dispatcher:
                 return
             self._timer.cancel()
         self._timer_at = due
-        self._timer = self._loop.call_at(due, self._on_timer)
+        self._timer = self._clock.call_at(due, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         if not self._closed:
-            self._wake(self._loop.time())
+            self._wake(self._clock.monotonic())

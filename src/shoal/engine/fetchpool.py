@@ -31,6 +31,7 @@ import pickle
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
@@ -45,6 +46,7 @@ from shoal.engine._wire import (
 )
 from shoal.engine.fetcher import Attempt, Fetcher, wants_body
 from shoal.engine.processor import LinkSettings
+from shoal.engine.spacing import SendSpacing
 
 __all__ = [
     "AUTO_START_ROWS",
@@ -106,6 +108,45 @@ class _Process:
         except ChildProcessError:
             return True
         return pid != 0
+
+    async def wait_reaped(self) -> None:
+        """Wait until the child has exited, and collect its exit status.
+
+        Woken by the child's pidfd, which becomes readable when it exits (Linux); where
+        there is none, a thread waits for it instead."""
+        if self.reaped():
+            return
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:  # gone and collected already
+            return
+        except (AttributeError, OSError):
+            await asyncio.to_thread(self._wait_blocking)
+            return
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        try:
+            loop.add_reader(pidfd, readable)
+            try:
+                if not self.reaped():
+                    await exited
+                    self.reaped()
+            finally:
+                loop.remove_reader(pidfd)
+        finally:
+            os.close(pidfd)
+
+    def _wait_blocking(self) -> None:
+        if self.popen is not None:
+            self.popen.wait()
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
 
 _preforked: list[_Process] = []
@@ -267,10 +308,10 @@ class _Child:
         if self._input is not None and not self._input.is_closing():
             self._input.write(frame(message))
 
-    def submit(self, seq: int, request: Request) -> asyncio.Future[Attempt]:
+    def submit(self, seq: int, request: Request, gap: float) -> asyncio.Future[Attempt]:
         future: asyncio.Future[Attempt] = asyncio.get_running_loop().create_future()
         self.pending[seq] = future
-        self._outbox.append(FetchOrder(seq, request))
+        self._outbox.append(FetchOrder(seq, request, gap))
         if not self._sending:
             self._sending = True
             asyncio.get_running_loop().call_soon(self._send_outbox)
@@ -297,11 +338,11 @@ class _Child:
             except TimeoutError:
                 self.process.kill()
             self._output.close()
-        for _ in range(200):  # exited or killed: its status comes within moments
-            if self.process.reaped():
-                return
-            await asyncio.sleep(0.01)
-        self.process.kill()
+        try:
+            async with asyncio.timeout(_CLOSE_GRACE):
+                await self.process.wait_reaped()
+        except TimeoutError:
+            self.process.kill()
 
 
 class FetchPool:
@@ -348,6 +389,8 @@ class FetchPool:
         self.peak = 0  # the most children ready at once
         self.pages_read = 0  # attempts whose page a child read (links, fields)
         self._closing = False
+        self._tasks: asyncio.TaskGroup | None = None
+        self._spacing = SendSpacing()  # for the requests fetched in this process
         self._start_task: asyncio.Task[None] | None = None
 
     @property
@@ -360,13 +403,25 @@ class FetchPool:
         """Process ids of the children ready now."""
         return [child.process.pid for child in self._ready]
 
+    @contextlib.asynccontextmanager
+    async def opened(self) -> AsyncIterator[FetchPool]:
+        """The pool, open for fetching; its background start runs in this block's task
+        group, and its children are stopped when the block ends."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                yield self
+            finally:
+                await self.close()
+                self._tasks = None
+
     def start_soon(self) -> None:
         """Bring the children up in the background (once); fetching goes on meanwhile."""
         if self._start_task is not None or self._processes <= 0:
             return
-        self._start_task = asyncio.get_running_loop().create_task(
-            self._start(), name="shoal-fetch-pool"
-        )
+        if self._tasks is None:
+            raise RuntimeError("FetchPool.start_soon outside FetchPool.opened()")
+        self._start_task = self._tasks.create_task(self._start(), name="shoal-fetch-pool")
 
     async def start(self) -> None:
         """Bring the children up and wait until they are ready (for 30 s at most: then the
@@ -377,9 +432,8 @@ class FetchPool:
         try:
             async with asyncio.timeout(_START_TIMEOUT):
                 await asyncio.shield(self._start_task)
-                waiting = [c.ready_event.wait() for c in self._children if not c.ready]
-                if waiting:
-                    await asyncio.gather(*waiting)
+                for child in list(self._children):
+                    await child.ready_event.wait()
         except TimeoutError:
             log.warning("fetch processes slow to start; fetching in this one meanwhile")
 
@@ -408,24 +462,30 @@ class FetchPool:
             if not self._closing:
                 log.warning("a fetch process exited; its requests are fetched again")
 
-    async def fetch(self, request: Request) -> Attempt:
+    async def fetch(self, request: Request, *, gap: float = 0.0) -> Attempt:
+        """One attempt at ``request``, sent ``gap`` seconds at least after the one before to
+        its host (its delay, kept where requests are sent: see ``engine.spacing``)."""
         ready = self._ready
         if not ready:
             self.kept += 1
+            await self._spacing.wait_turn(request.host, gap)
             return await self._local.fetch(request)
-        child = ready[0]
-        if len(ready) > 1:
-            fewest = len(child.pending)
-            for other in ready:
-                if len(other.pending) < fewest:
-                    child, fewest = other, len(other.pending)
+        if gap > 0:
+            child = self._child_for(request.host)
+        else:
+            child = ready[0]
+            if len(ready) > 1:
+                fewest = len(child.pending)
+                for other in ready:
+                    if len(other.pending) < fewest:
+                        child, fewest = other, len(other.pending)
         self._seq += 1
         seq = self._seq
-        future = child.submit(seq, request)
+        future = child.submit(seq, request, gap)
         try:
             attempt = await future
         except ChildGone:
-            return await self.fetch(request)
+            return await self.fetch(request, gap=gap)
         except asyncio.CancelledError:
             child.pending.pop(seq, None)
             raise
@@ -434,15 +494,29 @@ class FetchPool:
             self.pages_read += 1
         return attempt
 
+    def _child_for(self, host: str) -> _Child:
+        """The ready child that sends every delayed request to ``host`` (the next ready one
+        in start order if its own is not ready), so that one ``SendSpacing`` sees them all."""
+        children = self._children
+        first = hash(host) % len(children)
+        for step in range(len(children)):
+            child = children[(first + step) % len(children)]
+            if child.ready:
+                return child
+        return self._ready[0]
+
     async def close(self) -> None:
         """Stop the children (and release forked ones never used)."""
         self._closing = True
         if self._start_task is not None:
             self._start_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._start_task
+            # Waits for it to end without raising its cancellation (this task's own
+            # cancellation still raises here).
+            await asyncio.wait([self._start_task])
         unused = [_Child(self, process) for process in self._forked]
         self._forked = []
-        await asyncio.gather(*(child.close() for child in self._children + unused))
+        async with asyncio.TaskGroup() as closing:
+            for child in self._children + unused:
+                closing.create_task(child.close())
         self._children.clear()
         self._ready.clear()

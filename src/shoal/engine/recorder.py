@@ -13,10 +13,8 @@ step of ``core.lifecycle``; settling a row twice, or one it does not hold, raise
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import time
 from collections import Counter
 from typing import Protocol
 
@@ -29,6 +27,7 @@ from shoal.core.links import PageLinks
 from shoal.core.model import Completion, FetchResult, NewRequest, Request, RetryUpdate
 from shoal.core.retry import decide_retry
 from shoal.core.robots import RobotsRules
+from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Attempt
 from shoal.engine.stats import LiveStats
@@ -54,11 +53,11 @@ class Processor(Protocol):
 
 class Recorder:
     """Records outcomes into ``buffer``, the batch not yet written, and counts them in
-    ``stats``. ``dispatch`` is the run's dispatcher once it has one: retries and host
-    health act on it."""
+    ``stats``. Retries, robots.txt and host health act on the run's ``dispatch``."""
 
     __slots__ = (
         "_autothrottle",
+        "_clock",
         "_held",
         "_host_pause",
         "_processor",
@@ -76,14 +75,17 @@ class Recorder:
         self,
         config: CrawlConfig,
         stats: LiveStats,
+        dispatch: Dispatcher,
         *,
         processor: Processor | None,
         autothrottle: AutoThrottle | None,
         sitemaps_from_robots: bool,
         host_pause: float,
         seed: int | None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.config = config
+        self._clock = clock
         self.stats = stats
         self._processor = processor
         self._autothrottle = autothrottle
@@ -93,7 +95,7 @@ class Recorder:
         self.health = HostHealth()
         self.rejected: Counter[str] = Counter()  # the processor's rejections, by reason
         self.buffer = Completion()
-        self.dispatch: Dispatcher | None = None
+        self.dispatch = dispatch
         self._held: dict[int, State] = {}  # rows leased to this run, not settled yet
 
     @property
@@ -167,7 +169,7 @@ class Recorder:
         if (status is None and result.error_kind in RETRYABLE_KINDS) or (
             status is not None and status in policy.retry_statuses
         ):
-            now = time.time()
+            now = self._clock.time()
             delay = decide_retry(
                 policy,
                 attempts=result.attempts,
@@ -189,10 +191,8 @@ class Recorder:
                     )
                 )
                 stats.retries += 1
-                if attempt.retry_after is not None and self.dispatch is not None:
-                    self.dispatch.pause_host(
-                        request.host, asyncio.get_running_loop().time() + delay
-                    )
+                if attempt.retry_after is not None:
+                    self.dispatch.pause_host(request.host, self._clock.monotonic() + delay)
                 return
         self._settle(request, Step.FAIL if status is None else Step.COMPLETE)
         body, page, processor = attempt.body, attempt.links, self._processor
@@ -223,7 +223,7 @@ class Recorder:
                 error_kind=kind,
                 error=message,
                 attempts=request.attempts,
-                fetched_at=time.time(),
+                fetched_at=self._clock.time(),
                 depth=request.depth,
                 parent_url=request.parent_url,
                 method=request.method,
@@ -242,7 +242,7 @@ class Recorder:
                     RetryUpdate(
                         request_id=request.id,
                         attempts=request.attempts + 1,
-                        next_at=max(rules.expires_at, time.time() + 1.0),
+                        next_at=max(rules.expires_at, self._clock.time() + 1.0),
                         error_kind=ErrorKind.ROBOTS_DISALLOWED,
                         error="robots.txt unavailable; waiting to ask again",
                     )
@@ -260,7 +260,7 @@ class Recorder:
         followed when asked."""
         dispatch = self.dispatch
         crawl_delay = rules.crawl_delay()
-        if dispatch is not None and crawl_delay is not None:
+        if crawl_delay is not None:
             wanted = max(self.config.politeness.delay, crawl_delay)
             if wanted > dispatch.host_delay(host):
                 dispatch.set_host_delay(host, wanted)
@@ -270,8 +270,6 @@ class Recorder:
 
     def _adapt_host(self, host: str, result: FetchResult) -> None:
         dispatch = self.dispatch
-        if dispatch is None:
-            return
         verdict = self.health.record(host, result.error_kind)
         if verdict is HostVerdict.PAUSE:
             pause = self._host_pause
@@ -281,7 +279,7 @@ class Recorder:
                 self.health.pause_after,
                 pause,
             )
-            dispatch.pause_host(host, asyncio.get_running_loop().time() + pause)
+            dispatch.pause_host(host, self._clock.monotonic() + pause)
         elif verdict is HostVerdict.ABANDON:
             log.warning("%s unreachable too many times in a row: giving up on it", host)
         throttle = self._autothrottle

@@ -15,7 +15,7 @@ Every way of running a job goes through ``JobRunner``: ``shoal fetch``,
    ``join=True`` do not count, and a dead holder never blocks: the same
    rules as for taking back a dead worker's leases);
 4. reopens what a raised limit or ``refetch`` asks to fetch again, admits a
-   crawl's seeds, and then runs the engine's ``Crawler`` on it (``run``).
+   crawl's seeds, and then runs the engine's ``JobRun`` on it (``run``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
-from shoal.engine.crawler import Crawler, ResultListener, RunOutcome
+from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
 from shoal.engine.processor import LinkProcessor
 from shoal.engine.resources import pid_alive
 from shoal.engine.robots import origin_of
@@ -135,7 +135,7 @@ class JobRunner:
         self._lease_ttl = lease_ttl
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
-        self._crawler: Crawler | None = None
+        self._crawler: JobRun | None = None
         self._ran = False
 
     # -- public -------------------------------------------------------------
@@ -189,16 +189,16 @@ class JobRunner:
         wrapped = None
         if admission is not None:
 
-            async def wrapped(running: Crawler) -> None:
+            async def wrapped(running: JobRun) -> None:
                 context = AdmitContext(store, job, running.note_admitted, lambda: running.stopping)
                 await admission(context)
 
         return await crawler.run(wrapped)
 
-    def _make_crawler(self, job: JobInfo) -> Crawler:
+    def _make_crawler(self, job: JobInfo) -> JobRun:
         spec = self.spec
         plan = _plan(spec)
-        return Crawler(
+        return JobRun(
             self.store,
             job,
             spec.config,
@@ -227,7 +227,7 @@ class JobRunner:
         return self.crawler.stopping
 
     @property
-    def crawler(self) -> Crawler:
+    def crawler(self) -> JobRun:
         """The engine run of this job (made by ``open``)."""
         if self._crawler is None:
             raise ConfigError("open the runner first")

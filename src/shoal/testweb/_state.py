@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from shoal.testweb import _render
-from shoal.testweb._stats import Recorder
+from shoal.testweb._stats import TrafficRecorder
 from shoal.testweb.site import PageRef, SiteSpec, is_error_page
 
 __all__ = ["MAX_WAIT", "STATE", "ServerState"]
@@ -38,7 +38,7 @@ class ServerState:
         self.spec = spec
         self.addresses = list(addresses)
         self.base_urls = list(base_urls)
-        self.recorder = Recorder(self.addresses, keep_log=keep_log)
+        self.recorder = TrafficRecorder(self.addresses, keep_log=keep_log)
         #: Requests seen per (host, key) by stateful endpoints such as /flaky.
         self.counters: dict[tuple[int, str], int] = {}
         self._host_by_address = {address: index for index, address in enumerate(addresses)}

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["HostStats", "Recorder", "RequestRecord", "TestWebStats"]
+__all__ = ["HostStats", "TrafficRecorder", "RequestRecord", "TestWebStats"]
 
 
 class RequestRecord(NamedTuple):
@@ -124,7 +124,7 @@ class _HostLog:
         self.statuses: list[int] = []
 
 
-class Recorder:
+class TrafficRecorder:
     """Per-host request log; ``begin`` and ``end`` are the only per-request costs.
 
     With ``keep_log`` False only counts and in-flight maxima are kept, for

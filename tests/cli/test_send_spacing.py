@@ -1,0 +1,55 @@
+"""``--delay`` as the server sees it, with fetch processes on and the command busy.
+
+The server times each request's start. On a machine shared with other work, either side
+may be kept off the CPU for milliseconds now and then, so a few gaps the server sees
+come out short whoever sends; requests bunched by the hand-off to the fetch processes
+(what this guards against) made many come out at a fraction of the delay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shoal.testweb import SiteSpec, TestWeb
+
+from .conftest import result_rows, run_shoal
+from .test_fetch_command import write_urls
+
+HOSTS = 6
+SHORT_SHARE = 0.03  # of the gaps, at most, under half the delay
+
+
+@pytest.fixture(scope="module")
+def spaced_site() -> Iterator[TestWeb]:
+    with TestWeb.run_in_thread(SiteSpec(hosts=HOSTS, pages=400, latency_ms=2)) as web:
+        yield web
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.01])
+def test_the_delay_holds_where_requests_are_sent(
+    spaced_site: TestWeb, tmp_path: Path, delay: float
+) -> None:
+    # Enough hosts and pages that the command is busy (and the two fetch processes with
+    # it) while each host's requests go out one delay apart.
+    per_host = round(1.0 / delay)
+    urls = [spaced_site.url(h, f"/page/{n}") for h in range(HOSTS) for n in range(per_host)]
+    write_urls(tmp_path / "urls.txt", urls)
+    spaced_site.reset_stats()
+    ran = run_shoal(
+        "fetch", "urls.txt", "--per-host", "2", "--delay", str(delay), "--processes", "2",
+        "--concurrency", "64", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.code == 0, ran.stderr
+    assert len(result_rows(tmp_path / "shoal.db", "urls")) == len(urls)
+    gaps: list[float] = []
+    for host in spaced_site.stats().hosts:
+        assert host.requests == per_host
+        starts = sorted(record.start for record in host.log)
+        gaps += [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps.sort()
+    short = [gap for gap in gaps if gap < delay / 2]
+    assert len(short) <= SHORT_SHARE * len(gaps), (len(short), len(gaps), gaps[:10])
+    assert gaps[len(gaps) // 2] >= delay * 0.98, gaps[len(gaps) // 2]
