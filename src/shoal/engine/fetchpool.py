@@ -28,13 +28,11 @@ import dataclasses
 import logging
 import os
 import pickle
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
+from shoal.engine._processes import ChildProcess, fork_children, spawn, take_preforked
 from shoal.engine._wire import (
     WIRE_VERSION,
     Answer,
@@ -75,154 +73,20 @@ def auto_processes() -> int:
     return 0 if (cores or 1) < 2 else min(_MAX_AUTO, cores or 1)
 
 
+def prefork(processes: int | None) -> None:
+    """Fork the fetch processes a run may use (``processes``, or ``auto_processes()``
+    when None), now: call it before any thread or event loop exists. The next run's
+    ``FetchPool`` takes them; if the job stays small they are never sent work and
+    exit when the run closes their input."""
+    fork_children(auto_processes() if processes is None else processes)
+
+
 def _picklable(value: object) -> bool:
     try:
         pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return False
     return True
-
-
-# -- processes -------------------------------------------------------------------
-
-
-@dataclasses.dataclass(slots=True)
-class _Process:
-    """A child as this process holds it: its pid and this end of its two pipes."""
-
-    pid: int
-    to_child: int
-    from_child: int
-    popen: subprocess.Popen[bytes] | None = None  # set when started by exec
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-
-    def reaped(self) -> bool:
-        """Collect the exit status if the child has exited; True once it has."""
-        if self.popen is not None:
-            return self.popen.poll() is not None
-        try:
-            pid, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            return True
-        return pid != 0
-
-    async def wait_reaped(self) -> None:
-        """Wait until the child has exited, and collect its exit status.
-
-        Woken by the child's pidfd, which becomes readable when it exits (Linux); where
-        there is none, a thread waits for it instead."""
-        if self.reaped():
-            return
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:  # gone and collected already
-            return
-        except (AttributeError, OSError):
-            await asyncio.to_thread(self._wait_blocking)
-            return
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        try:
-            loop.add_reader(pidfd, readable)
-            try:
-                if not self.reaped():
-                    await exited
-                    self.reaped()
-            finally:
-                loop.remove_reader(pidfd)
-        finally:
-            os.close(pidfd)
-
-    def _wait_blocking(self) -> None:
-        if self.popen is not None:
-            self.popen.wait()
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-
-
-_preforked: list[_Process] = []
-
-
-def prefork(processes: int | None) -> None:
-    """Fork the fetch processes a run may use (``processes``, or ``auto_processes()``
-    when None), now: call it before any thread or event loop exists. The next run's
-    ``FetchPool`` takes them; if the job stays small they are never sent work and
-    exit when the run closes their input."""
-    count = auto_processes() if processes is None else processes
-    pipes = [(*os.pipe(), *os.pipe()) for _ in range(count)]
-    for mine in pipes:
-        from_parent, to_child, from_child, to_parent = mine
-        pid = os.fork()
-        if pid == 0:  # the child: keep its own two ends, close every other descriptor
-            try:
-                _close_all_but(from_parent, to_parent)
-                from shoal.engine._fetch_child import serve_forever
-                from shoal.engine.profiling import child_profile_path, profiled
-
-                with profiled(child_profile_path(os.getpid())):
-                    serve_forever(from_parent, to_parent)
-            finally:
-                os._exit(0)
-        _preforked.append(_Process(pid, to_child, from_child))
-    for from_parent, _, _, to_parent in pipes:
-        os.close(from_parent)
-        os.close(to_parent)
-
-
-def _close_all_but(*keep: int) -> None:
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, _max_fd())
-
-
-def _max_fd() -> int:
-    try:
-        return max(int(name) for name in os.listdir("/proc/self/fd")) + 1
-    except (OSError, ValueError):
-        return os.sysconf("SC_OPEN_MAX")
-
-
-def _take_preforked(count: int) -> list[_Process]:
-    taken = _preforked[:count]
-    del _preforked[:count]
-    return taken
-
-
-def _spawn() -> _Process:
-    """Start a child by exec; its pipes are handed down as two descriptor numbers."""
-    from_parent, to_child = os.pipe()
-    from_child, to_parent = os.pipe()
-    try:
-        popen = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shoal.engine._fetch_child",
-                str(from_parent),
-                str(to_parent),
-            ],
-            pass_fds=(from_parent, to_parent),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-    except BaseException:
-        for fd in (from_parent, to_child, from_child, to_parent):
-            os.close(fd)
-        raise
-    os.close(from_parent)
-    os.close(to_parent)
-    return _Process(popen.pid, to_child, from_child, popen)
 
 
 class _Output(asyncio.Protocol):
@@ -246,7 +110,7 @@ class ChildGone(Exception):
 class _Child:
     """One fetch process: sends it requests, resolves their futures from its answers."""
 
-    def __init__(self, pool: FetchPool, process: _Process) -> None:
+    def __init__(self, pool: FetchPool, process: ChildProcess) -> None:
         self._pool = pool
         self.process = process
         self._outbox: list[FetchOrder] = []
@@ -380,7 +244,7 @@ class FetchPool:
             save_bodies=config.save_bodies,
         )
         self._processes = processes
-        self._forked = _take_preforked(processes)
+        self._forked = take_preforked(processes)
         self._ready: list[_Child] = []
         self._children: list[_Child] = []
         self._seq = 0
@@ -444,7 +308,7 @@ class FetchPool:
                 process = forked[index]
             else:
                 try:
-                    process = _spawn()
+                    process = spawn()
                 except OSError as exc:
                     log.warning("could not start a fetch process (%s); fetching here", exc)
                     return
