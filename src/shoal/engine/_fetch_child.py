@@ -65,6 +65,8 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         asyncio.Protocol, os.fdopen(write_fd, "wb", buffering=0)
     )
     settings = await source.messages.get()
+    if settings is None:
+        return  # forked for a run that never needed it
     if not isinstance(settings, ChildSettings) or settings.version != WIRE_VERSION:
         log.warning("not a crawl of this version on the other end; exiting")
         return
