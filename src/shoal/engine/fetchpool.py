@@ -89,7 +89,7 @@ def _picklable(value: object) -> bool:
     return True
 
 
-class _Output(asyncio.Protocol):
+class _ChildOutput(asyncio.Protocol):
     """What a child writes back, handed to its ``_Child``."""
 
     def __init__(self, child: _Child) -> None:
@@ -130,7 +130,7 @@ class _Child:
             asyncio.Protocol, os.fdopen(process.to_child, "wb", buffering=0)
         )
         self._output, _ = await loop.connect_read_pipe(
-            lambda: _Output(self), os.fdopen(process.from_child, "rb", buffering=0)
+            lambda: _ChildOutput(self), os.fdopen(process.from_child, "rb", buffering=0)
         )
         self.send(first)
 
