@@ -20,7 +20,11 @@ from .conftest import result_rows, run_shoal
 from .test_fetch_command import write_urls
 
 HOSTS = 6
-SHORT_SHARE = 0.10  # of the gaps, at most, under half the delay
+SHORT_SHARE = 0.10  # of the gaps, at most, under half the delay ...
+# ... for a delay this long at least: a machine under heavy load keeps the server off
+# the CPU for longer than 10 ms at times, and it then starts the requests that queued
+# meanwhile back to back, however they were sent.
+SHARP_FROM = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +53,11 @@ def test_the_delay_holds_where_requests_are_sent(
     for host in spaced_site.stats().hosts:
         assert host.requests == per_host
         starts = sorted(record.start for record in host.log)
+        # Never more requests over the run than the delay allows.
+        assert starts[-1] - starts[0] >= (per_host - 1) * delay * 0.95, host.address
         gaps += [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     gaps.sort()
-    short = [gap for gap in gaps if gap < delay / 2]
-    assert len(short) <= SHORT_SHARE * len(gaps), (len(short), len(gaps), gaps[:10])
     assert gaps[len(gaps) // 2] >= delay * 0.98, gaps[len(gaps) // 2]
+    if delay >= SHARP_FROM:
+        short = [gap for gap in gaps if gap < delay / 2]
+        assert len(short) <= SHORT_SHARE * len(gaps), (len(short), len(gaps), gaps[:10])
