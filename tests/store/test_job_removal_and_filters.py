@@ -88,6 +88,8 @@ async def test_size_bytes_counts_the_whole_store(store: Store, job: JobInfo) -> 
     body = bytes(range(256)) * 4000
     await _finish(store, job, 50, body_hash="big", body=body, bytes=len(body))
     assert await store.size_bytes() >= before
+    summary = await store.summary(job.id)
+    assert type(summary.bytes) is int and summary.bytes == 50 * len(body)  # JSON-ready
 
 
 _STATUSES = [200, 204, 301, 404, 410, 500, 503, None, None]

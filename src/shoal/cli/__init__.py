@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -23,7 +22,6 @@ from shoal.cli.jobrun import (
     JobRequest,
     admit_held,
     admit_lines,
-    open_ready_store,
     read_all_lines,
     report_input,
     run_job,
@@ -39,12 +37,12 @@ from shoal.cli.options import (
 from shoal.core.errors import StoreError
 from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec
-from shoal.core.model import JobInfo, NewRequest
+from shoal.core.model import NewRequest
 from shoal.engine.fetchpool import prefork
 from shoal.engine.profiling import profiled
 from shoal.engine.resources import run_loop
 from shoal.engine.run import AdmitContext
-from shoal.export.writers import FORMATS
+from shoal.export.writers import EXPORT_FORMATS
 
 __all__ = ["cli", "main"]
 
@@ -81,6 +79,7 @@ class _LazyGroup(click.Group):
     lazy = {
         "crawl": "shoal.cli.crawl:crawl",
         "demo": "shoal.cli.demo:demo",
+        "jobs": "shoal.cli.jobs:jobs",
         "testweb": "shoal.testweb.cli:testweb",
         "worker": "shoal.cli.worker:worker",
     }
@@ -335,63 +334,74 @@ def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
     return report.requests
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES)
 @read_store_option
 @click.option("--job", envvar="SHOAL_JOB", required=True, metavar="NAME", help="Job to export.")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(list(FORMATS)),
+    type=click.Choice(list(EXPORT_FORMATS)),
     default=None,
-    help="Output format; default from the file suffix (.jsonl .json .csv .parquet .warc.gz).",
+    help="Output format; default from the file suffix (.jsonl .json .ndjson .csv .parquet "
+    ".warc .warc.gz). files: each saved body as a file in the directory -o names.",
 )
-@click.option("-o", "--output", required=True, metavar="FILE", help="File to write, or - .")
-def export(store: str, job: str, fmt: str | None, output: str) -> None:
-    """Write a job's results to JSONL, CSV, Parquet or WARC (a consistent snapshot).
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="FILE|DIR",
+    help="File to write (- for standard output), or the directory for --format files.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="2xx|404,...",
+    help="Only results with these HTTP statuses: classes (2xx, 4xx) or codes (404); repeat "
+    "or separate with commas.",
+)
+@click.option(
+    "--error-kind",
+    "error_kinds",
+    multiple=True,
+    metavar="KIND",
+    help="Only results with this error kind (see docs/errors.md); repeat for several.",
+)
+@click.option(
+    "--failed", is_flag=True, help="Only failures: an error kind, or an HTTP status ≥ 400."
+)
+@click.option(
+    "--with-text",
+    is_flag=True,
+    help="JSONL: add text, each saved body decoded with its recorded encoding.",
+)
+def export(
+    store: str,
+    job: str,
+    fmt: str | None,
+    output: str,
+    statuses: tuple[str, ...],
+    error_kinds: tuple[str, ...],
+    failed: bool,
+    with_text: bool,
+) -> None:
+    """Write a job's results (a consistent snapshot) as JSONL, CSV, Parquet, WARC, or files.
 
-    WARC needs the bodies: run the job with --save-bodies (or with -o x.warc.gz).
+    WARC, files and --with-text need the bodies: run the job with --save-bodies
+    (or with -o x.warc.gz). Filters are combined: --status 4xx --error-kind too_large
+    selects the 4xx responses cut at the size limit.
     """
-    _check_output_path(output)
+    from shoal.cli.results import export_results, result_filter
+
+    if fmt != "files":
+        _check_output_path(output)
     _require_store_file(store)
-    _run(_export(store, job, fmt, output))
+    where = result_filter(statuses, error_kinds, failed=failed)
+    coro = export_results(store, job, fmt=fmt, output=output, where=where, with_text=with_text)
+    _run(coro)
 
 
-async def _export(location: str, job_name: str, fmt: str | None, output: str) -> int:
-    from shoal.core.errors import ConfigError
-    from shoal.export.records import rules_of_job
-    from shoal.export.writers import format_for, open_writer
-
-    store = await open_ready_store(location)
-    try:
-        job = await store.get_job(job_name)
-        if job is None:
-            raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
-        try:
-            kind = format_for(output, fmt)
-            writer = open_writer(output, kind, extract=rules_of_job(job.config))
-        except ConfigError as exc:
-            raise CliFailure(str(exc), EXIT_USAGE) from None
-        rows = 0
-        async for batch in store.iter_results(job.id, with_bodies=kind == "warc"):
-            await asyncio.to_thread(writer.write, batch)
-            rows += len(batch)
-        try:
-            await asyncio.to_thread(writer.close)
-        except ConfigError as exc:
-            raise CliFailure(str(exc), EXIT_USAGE) from None
-        if output != "-":
-            Console(stderr=True).print(f"exported {rows:,} results of job {job.name} to {output}")
-        return 0
-    finally:
-        await store.close()
-
-
-def _no_such_job(name: str, jobs: list[JobInfo]) -> str:
-    known = ", ".join(j.name for j in jobs[:10]) or "none"
-    return f"no job named {name!r} in the store (jobs: {known})"
-
-
-@cli.command()
+@cli.command(epilog=EXIT_CODES)
 @read_store_option
 @click.option(
     "--job",
@@ -400,47 +410,24 @@ def _no_such_job(name: str, jobs: list[JobInfo]) -> str:
     metavar="NAME",
     help="One job's summary; default: every job, one line each.",
 )
-def stats(store: str, job: str | None) -> None:
-    """Summarize the jobs in a store: progress, outcomes, latency."""
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="List every URL of the job (--job) with an error kind or an HTTP status ≥ 400: "
+    "status, error kind, URL, error.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+def stats(store: str, job: str | None, failed: bool, as_json: bool) -> None:
+    """Summarize the jobs in a store: progress, outcomes, latency; or list a job's failures."""
+    from shoal.cli.results import show_failed, show_stats
+
+    if failed and job is None:
+        raise click.UsageError("--failed lists one job's failures: give --job NAME")
     _require_store_file(store)
-    _run(_stats(store, job))
-
-
-async def _stats(location: str, job_name: str | None) -> int:
-    from rich.table import Table
-
-    from shoal.cli.progress import render_summary
-
-    console = Console()
-    store = await open_ready_store(location)
-    try:
-        if job_name is not None:
-            job = await store.get_job(job_name)
-            if job is None:
-                raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
-            console.print(render_summary(await store.summary(job.id), job=job.name, this_run=None))
-            return 0
-        jobs = await store.list_jobs()
-        if not jobs:
-            console.print(f"no jobs in {store.location}")
-            return 0
-        table = Table(title=f"jobs in {store.location}", title_justify="left")
-        for column in ("job", "mode", "total", "done", "failed", "open"):
-            table.add_column(column, justify="right" if column not in ("job", "mode") else "left")
-        for info in jobs:
-            counts = await store.counts(info.id)
-            table.add_row(
-                info.name,
-                info.mode,
-                f"{counts.total:,}",
-                f"{counts.done:,}",
-                f"{counts.failed:,}",
-                f"{counts.open:,}",
-            )
-        console.print(table)
-        return 0
-    finally:
-        await store.close()
+    if failed and job is not None:
+        _run(show_failed(store, job, as_json=as_json))
+    else:
+        _run(show_stats(store, job, as_json=as_json))
 
 
 # click ≥ 8.2 raises this for a bare "shoal" (older versions print the help and exit).

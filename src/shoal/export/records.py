@@ -12,10 +12,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from shoal.core.charset import codec_for, decode, media_type
 from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
 
-__all__ = ["COLUMNS", "field_columns", "rules_of_job", "scalar_text", "to_record"]
+__all__ = ["COLUMNS", "body_text", "field_columns", "rules_of_job", "scalar_text", "to_record"]
 
 # Stable column order; append new columns at the end, never reorder.
 COLUMNS: tuple[str, ...] = (
@@ -68,6 +69,25 @@ def to_record(result: FetchResult) -> dict[str, Any]:
         "fields": result.fields,
         "encoding": result.encoding,
     }
+
+
+_TEXT_TYPES = ("text/", "+xml", "/xml", "+json", "/json", "javascript", "ecmascript")
+
+
+def body_text(result: FetchResult) -> str | None:
+    """The saved body as text, decoded with the encoding recorded when the page was
+    decoded (else one chosen now, as the crawler chooses it); None without a body or
+    for a body that is not text (images, archives...)."""
+    body = result.body
+    if body is None:
+        return None
+    kind = media_type(result.content_type)[0] if result.content_type else ""
+    if kind and not any(marker in kind for marker in _TEXT_TYPES):
+        return None
+    codec = codec_for(result.encoding) if result.encoding else None
+    if codec is None:
+        return decode(body, result.content_type).text
+    return body.decode(codec, "replace")
 
 
 def field_columns(rules: ExtractRules | None) -> tuple[str, ...]:

@@ -19,11 +19,13 @@ from typing import IO, Protocol
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
-from shoal.export.records import COLUMNS, field_columns, scalar_text, to_record
+from shoal.export.records import COLUMNS, body_text, field_columns, scalar_text, to_record
 
-__all__ = ["FORMATS", "ResultWriter", "format_for", "open_writer"]
+__all__ = ["EXPORT_FORMATS", "FORMATS", "ResultWriter", "format_for", "open_writer"]
 
 FORMATS = ("jsonl", "json", "csv", "parquet", "warc")
+EXPORT_FORMATS = (*FORMATS, "files")
+"""``shoal export`` also writes ``files``: a directory of bodies, never chosen by suffix."""
 _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -44,8 +46,9 @@ class ResultWriter(Protocol):
 def format_for(path: str, explicit: str | None = None) -> str:
     """The export format: ``explicit`` if given, else from the file suffix."""
     if explicit:
-        if explicit not in FORMATS:
-            raise ConfigError(f"unknown format {explicit!r}; choose one of {', '.join(FORMATS)}")
+        if explicit not in EXPORT_FORMATS:
+            choices = ", ".join(EXPORT_FORMATS)
+            raise ConfigError(f"unknown format {explicit!r}; choose one of {choices}")
         return explicit
     if path == "-":
         return "jsonl"
@@ -91,13 +94,21 @@ class _FileWriter:
 
 
 class JsonlWriter(_FileWriter):
+    """One JSON object a line; ``with_text`` adds ``text``, the decoded body (``body_text``;
+    the results must be read with their bodies)."""
+
+    def __init__(self, path: str, *, with_text: bool = False) -> None:
+        super().__init__(path)
+        self._with_text = with_text
+
     def write(self, results: Sequence[FetchResult]) -> None:
         dumps = json.dumps
+        records = [to_record(r) for r in results]
+        if self._with_text:
+            for record, result in zip(records, results, strict=True):
+                record["text"] = body_text(result)
         self._file.write(
-            "".join(
-                dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) + "\n"
-                for r in results
-            )
+            "".join(dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
         )
         self._file.flush()
 
@@ -156,11 +167,17 @@ def _cell(value: object) -> object:
 
 
 def open_writer(
-    path: str, fmt: str | None = None, *, extract: ExtractRules | None = None
+    path: str,
+    fmt: str | None = None,
+    *,
+    extract: ExtractRules | None = None,
+    with_text: bool = False,
 ) -> ResultWriter:
     """A writer for ``path``; ``extract`` (the job's rules) adds CSV columns and types
-    Parquet's ``fields``."""
+    Parquet's ``fields``; ``with_text`` adds the decoded body to JSONL."""
     kind = format_for(path, fmt)
+    if with_text and kind != "jsonl":
+        raise ConfigError(f"--with-text is for JSONL exports, not {kind}")
     if kind == "csv":
         return CsvWriter(path, extract=extract)
     if kind == "parquet":
@@ -173,4 +190,8 @@ def open_writer(
         return WarcWriter(path)
     if kind == "json":
         return JsonArrayWriter(path)
-    return JsonlWriter(path)
+    if kind == "files":
+        from shoal.export.files import FilesWriter
+
+        return FilesWriter(path)
+    return JsonlWriter(path, with_text=with_text)

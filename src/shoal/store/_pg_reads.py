@@ -215,7 +215,7 @@ async def summary(conn: Conn, job_id: int) -> JobSummary:
             by_status_class[key] = by_status_class.get(key, 0) + n
         if kind is not None:
             by_error_kind[kind] = by_error_kind.get(kind, 0) + n
-        total_bytes += size or 0
+        total_bytes += int(size or 0)  # sum() of bigint is numeric: a Decimal
         first = lo if first is None or lo < first else first
         last = hi if last is None or hi > last else last
     p50, p95 = await conn.fetchrow(_PERCENTILES, job_id)
