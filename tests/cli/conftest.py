@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from shoal.testweb import SiteSpec, TestWeb
+
+from ..conftest import fresh_schema
 
 
 @dataclass
@@ -55,3 +58,20 @@ def result_rows(db: Path, job: str) -> list[tuple[str, int | None, str | None]]:
 def site() -> Iterator[TestWeb]:
     with TestWeb.run_in_thread(SiteSpec(hosts=3, pages=40)) as web:
         yield web
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store for the command to use, once per backend: an SQLite path or a DSN."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "jobs.db")
+        return
+    server: str = request.getfixturevalue("pg_server")
+    context = fresh_schema(server)
+    loop = asyncio.new_event_loop()
+    try:
+        dsn = loop.run_until_complete(context.__aenter__())
+        yield dsn
+        loop.run_until_complete(context.__aexit__(None, None, None))
+    finally:
+        loop.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,27 +13,10 @@ import pytest
 from shoal.store import open_store
 from shoal.testweb import TestWeb
 
-from ..conftest import fresh_schema
 from .conftest import run_shoal
 
 _PAGES = [f"/page/{n}" for n in range(4)]
 _FAILING = ["/status/404", "/status/410", "/status/503"]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "jobs.db")
-        return
-    server: str = request.getfixturevalue("pg_server")
-    context = fresh_schema(server)
-    loop = asyncio.new_event_loop()
-    try:
-        dsn = loop.run_until_complete(context.__aenter__())
-        yield dsn
-        loop.run_until_complete(context.__aexit__(None, None, None))
-    finally:
-        loop.close()
 
 
 def _fetch(site: TestWeb, tmp_path: Path, store: str, job: str, *extra: str) -> list[str]:
