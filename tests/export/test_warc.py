@@ -73,6 +73,8 @@ def test_records_pass_warcio_check_index_and_read_back(tmp_path: Path, name: str
     indexed = warcio("index", "-f", "warc-type,warc-target-uri,warc-date", str(path))
     assert indexed.returncode == 0, indexed.stderr
     entries = [json.loads(line) for line in indexed.stdout.splitlines()]
+    assert entries[0]["warc-type"] == "warcinfo"
+    entries = entries[1:]
     expected = []
     for r in results:
         date = datetime.fromtimestamp(r.fetched_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -84,7 +86,13 @@ def test_records_pass_warcio_check_index_and_read_back(tmp_path: Path, name: str
     # A record's payload can only be read while the iterator stands on it.
     with path.open("rb") as stream:
         records = [(rec, rec.content_stream().read()) for rec in ArchiveIterator(stream)]
+    info, info_payload = records.pop(0)
+    assert info.rec_type == "warcinfo"
+    assert info.rec_headers.protocol == "WARC/1.1"
+    assert info.rec_headers.get_header("WARC-Filename") == name
+    assert b"software: shoal/" in info_payload and b"WARC File Format 1.1" in info_payload
     assert len(records) == 40
+    assert {rec.rec_headers.protocol for rec, _ in records} == {"WARC/1.1"}
     for n, r in enumerate(results):
         (response, payload), (request, _) = records[2 * n], records[2 * n + 1]
         assert request.rec_type == "request"
@@ -151,4 +159,4 @@ def test_format_and_refusals(tmp_path: Path) -> None:
     gzipped.close()
     assert (tmp_path / "explicit.bin").read_bytes()[:2] == b"\x1f\x8b"
     with gzip.open(tmp_path / "explicit.bin") as stream:
-        assert stream.read(9) == b"WARC/1.0\r"
+        assert stream.read(9) == b"WARC/1.1\r"

@@ -1,4 +1,5 @@
-"""WARC export: a request and a response record for every result that kept its body.
+"""WARC export (WARC 1.1): a ``warcinfo`` record naming the file and the software, then a
+request and a response record for every result that kept its body.
 
 Bodies are stored decoded, so the response headers are rewritten to match what
 the record holds: ``Content-Encoding`` and ``Transfer-Encoding`` are dropped and
@@ -25,6 +26,7 @@ from shoal.core.model import FetchResult, Header
 
 __all__ = ["WarcWriter"]
 
+WARC_VERSION = "1.1"
 NO_BODIES = "no bodies in this job: run with --save-bodies to write WARC"
 
 # Headers describing the bytes on the wire, not the decoded body the record holds.
@@ -52,7 +54,18 @@ class WarcWriter:
             self._file: BinaryIO = open(self._tmp, "wb")  # noqa: SIM115
         except OSError as exc:
             raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-        self._warc = WARCWriter(self._file, gzip=gzip)
+        self._warc = WARCWriter(self._file, gzip=gzip, warc_version=WARC_VERSION)
+        self._warc.write_record(
+            self._warc.create_warcinfo_record(
+                os.path.basename(path),
+                {
+                    "software": f"shoal/{_version()}",
+                    "format": "WARC File Format 1.1",
+                    "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
+                    "warc-format/warc-1.1/",
+                },
+            )
+        )
         self.written = 0
         self.skipped = 0
 
@@ -99,6 +112,15 @@ class WarcWriter:
                 os.remove(self._tmp)
             raise ConfigError(NO_BODIES)
         os.replace(self._tmp, self._path)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shoal")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _status_line(status: int) -> str:
