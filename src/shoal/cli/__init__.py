@@ -166,6 +166,25 @@ def _run_job(request: JobRequest, observe: Observe) -> None:
     _run(run_job(request, Console(stderr=True)), observe)
 
 
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by one
+
+
+def _closed_pipe(exc: BaseException) -> bool:
+    """True when ``exc`` (or the first exception a TaskGroup carried) is a closed pipe."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return isinstance(exc, BrokenPipeError)
+
+
+def _exit_closed_pipe() -> None:
+    """The reader of standard output went away (``| head``): stop without a word. Standard
+    output points at /dev/null first, so that flushing it at exit fails no more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_CLOSED_PIPE)
+
+
 def _run(coro: Coroutine[Any, Any, int], observe: Observe | None = None) -> None:
     _configure_logging()
     observe = observe or Observe()
@@ -181,6 +200,8 @@ def _run(coro: Coroutine[Any, Any, int], observe: Observe | None = None) -> None
         _say(f"store error: {exc}")
         code = EXIT_STORE
     except Exception as exc:
+        if _closed_pipe(exc):
+            _exit_closed_pipe()
         if os.environ.get("SHOAL_DEBUG") or observe.debug:
             raise
         _say(_internal_error(exc))
@@ -458,6 +479,8 @@ def main() -> None:
     except (click.Abort, KeyboardInterrupt, EOFError):
         sys.exit(130)
     except Exception as exc:
+        if _closed_pipe(exc):
+            _exit_closed_pipe()
         if os.environ.get("SHOAL_DEBUG"):
             raise
         _say(_internal_error(exc))

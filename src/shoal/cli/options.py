@@ -47,7 +47,8 @@ Exit codes:
        settings or that another command is running
   3    store error: cannot open, read or write the store
   4    invalid input lines with --strict (nothing was fetched)
-  130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume"""
+  130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume
+  141  standard output was closed (piped into head, say): stopped quietly"""
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5

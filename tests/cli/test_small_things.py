@@ -1,0 +1,52 @@
+"""What a newcomer meets first: a closed pipe, a seed without a scheme, --config after the
+subcommand, a misspelled command, the -o help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from shoal.testweb import TestWeb
+
+from .conftest import result_rows, run_shoal, shoal_argv
+
+
+def _head_one_line(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """Run shoal with standard output into a reader that takes one line and goes away."""
+    env = {**os.environ}
+    env.pop("SHOAL_STORE", None)
+    with subprocess.Popen(
+        shoal_argv(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline().decode()
+        proc.stdout.close()
+        try:
+            stderr = proc.stderr.read().decode()
+            code = proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    return code, line, stderr
+
+
+def test_output_into_a_closed_pipe_stops_quietly(site: TestWeb, tmp_path: Path) -> None:
+    urls = [site.url(h, f"/page/{n}") for h in range(3) for n in range(40)]
+    (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+    code, line, stderr = _head_one_line("fetch", "urls.txt", "-o", "-", "--quiet", cwd=tmp_path)
+    assert line.startswith('{"url":')
+    assert code in (0, 141), stderr  # 0 if everything fitted in the pipe before it closed
+    assert "internal error" not in stderr and "Traceback" not in stderr
+
+    again = run_shoal("fetch", "urls.txt", "--quiet", cwd=tmp_path)  # the store is intact
+    assert again.code == 0, again.stderr
+    assert len(result_rows(tmp_path / "shoal.db", "urls")) == len(urls)
+
+    for args in (
+        ("export", "--job", "urls", "-o", "-"),
+        ("stats", "--job", "urls", "--failed"),
+        ("jobs", "--json"),
+    ):
+        code, _, stderr = _head_one_line(*args, cwd=tmp_path)
+        assert code in (0, 141), stderr
+        assert stderr == "" or "internal error" not in stderr
