@@ -42,7 +42,7 @@ from shoal.engine.fetchpool import prefork
 from shoal.engine.profiling import profiled
 from shoal.engine.resources import run_loop
 from shoal.engine.run import AdmitContext
-from shoal.export.writers import EXPORT_FORMATS
+from shoal.export.writers import EXPORT_FORMATS, SUFFIXES_TEXT
 
 __all__ = ["cli", "main"]
 
@@ -60,11 +60,37 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     return value
 
 
+def _load_command_config(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """``--config`` given after the subcommand: its defaults for this command."""
+    if value and ctx.parent is not None and ctx.info_name is not None:
+        _load_config(ctx.parent, param, value)
+        ctx.default_map = (ctx.parent.default_map or {}).get(ctx.info_name)
+    return value
+
+
+def _with_config_option(command: click.Command) -> click.Command:
+    """Let ``--config`` come after the subcommand too (``shoal fetch --config f.toml``)."""
+    if not any(p.name == "config" for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--config"],
+                metavar="FILE",
+                is_eager=True,
+                expose_value=False,
+                callback=_load_command_config,
+                help="TOML file of option defaults (as 'shoal --config').",
+            )
+        )
+    return command
+
+
 def _config_keys(command: click.Command) -> dict[str, str]:
     """TOML keys a command takes: parameter names and long option names, ``-`` as ``_``."""
     keys: dict[str, str] = {}
     for param in command.params:
-        if param.name is None:
+        if param.name is None or param.name == "config":
             continue
         keys[param.name] = param.name
         for flag in param.opts:
@@ -87,15 +113,31 @@ class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command gets a did-you-mean among every command, lazy ones too."""
+        name = args[0] if args else ""
+        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = self.lazy.get(cmd_name)
         if target is None:
-            return super().get_command(ctx, cmd_name)
-        import importlib
+            command = super().get_command(ctx, cmd_name)
+        else:
+            import importlib
 
-        module, _, attr = target.partition(":")
-        command = getattr(importlib.import_module(module), attr)
-        assert isinstance(command, click.Command)
+            module, _, attr = target.partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+        if command is not None and cmd_name in _COMMANDS_WITH_CONFIG:
+            _with_config_option(command)
         return command
 
 
@@ -363,15 +405,16 @@ def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
     "fmt",
     type=click.Choice(list(EXPORT_FORMATS)),
     default=None,
-    help="Output format; default from the file suffix (.jsonl .json .ndjson .csv .parquet "
-    ".warc .warc.gz). files: each saved body as a file in the directory -o names.",
+    help=f"Output format; default from the file suffix ({SUFFIXES_TEXT}). files: each saved "
+    "body as a file in the directory -o names, with an index.jsonl.",
 )
 @click.option(
     "-o",
     "--output",
     required=True,
     metavar="FILE|DIR",
-    help="File to write (- for standard output), or the directory for --format files.",
+    help=f"File to write, its suffix choosing the format ({SUFFIXES_TEXT}), - for JSONL on "
+    "standard output, or the directory for --format files.",
 )
 @click.option(
     "--status",

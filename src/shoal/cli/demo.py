@@ -24,6 +24,7 @@ from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Time
 from shoal.core.inputs import parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.engine.run import AdmitContext
+from shoal.export.writers import SUFFIXES_TEXT
 
 __all__ = ["demo"]
 
@@ -90,7 +91,7 @@ def demo_urls(base_urls: list[str], pages: int) -> list[str]:
     "--output",
     default="shoal-demo.jsonl",
     show_default=True,
-    help="Results file written as results land.",
+    help=f"Results file written as results land; the suffix chooses the format: {SUFFIXES_TEXT}.",
 )
 def demo(hosts: int, pages: int, store: str, output: str) -> None:
     """Fetch the bundled offline test site with live progress, then print the summary."""

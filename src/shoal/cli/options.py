@@ -26,6 +26,7 @@ from shoal.core.config import (
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
 from shoal.engine.fetchpool import AUTO_START_ROWS
+from shoal.export.writers import SUFFIXES_TEXT
 
 __all__ = [
     "ByteSize",
@@ -142,8 +143,8 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 env="OUTPUT",
                 metavar="FILE",
                 help="Write the job's whole result set to FILE (earlier runs of the job "
-                "included, each URL once), as results land: .jsonl, .csv, .parquet or "
-                ".warc.gz (keeps bodies); - for standard output (JSONL).",
+                "included, each URL once), as results land; the suffix chooses the format: "
+                f"{SUFFIXES_TEXT} (WARC keeps bodies); - for standard output (JSONL).",
             ),
             _opt(
                 "--format",

@@ -21,7 +21,14 @@ from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
 from shoal.export.records import COLUMNS, body_text, field_columns, scalar_text, to_record
 
-__all__ = ["EXPORT_FORMATS", "FORMATS", "ResultWriter", "format_for", "open_writer"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "FORMATS",
+    "SUFFIXES_TEXT",
+    "ResultWriter",
+    "format_for",
+    "open_writer",
+]
 
 FORMATS = ("jsonl", "json", "csv", "parquet", "warc")
 EXPORT_FORMATS = (*FORMATS, "files")
@@ -35,6 +42,9 @@ _SUFFIXES = {
     ".warc": "warc",
     ".warc.gz": "warc",
 }
+
+SUFFIXES_TEXT = " ".join(_SUFFIXES)
+"""Every file suffix that chooses a format, for help texts."""
 
 
 class ResultWriter(Protocol):
@@ -58,9 +68,8 @@ def format_for(path: str, explicit: str | None = None) -> str:
         if suffix in _SUFFIXES:
             return _SUFFIXES[suffix]
     raise ConfigError(
-        f"cannot tell the format of {path!r} from its suffix: use .jsonl, .json, .csv, "
-        ".parquet or .warc.gz, or choose the format with --format "
-        f"({', '.join(FORMATS)})"
+        f"cannot tell the format of {path!r} from its suffix: use one of {SUFFIXES_TEXT}, "
+        f"or choose the format with --format ({', '.join(FORMATS)})"
     )
 
 
