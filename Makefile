@@ -3,23 +3,31 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# shoal and what it needs to run, without the test and lint tools: all the demo needs.
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: demo test lint typecheck install bench clean pg-binaries browser
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
 	@# Bytecode now: with PYTHONDONTWRITEBYTECODE set, every start would compile shoal again.
 	$(BIN)/python -m compileall -q src
+	@touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 # Start the bundled testweb site on loopback, fetch it with the live progress
 # display into an SQLite file, print the summary, stop the site. Offline.
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/shoal demo
 
 lint: $(STAMP)
