@@ -83,6 +83,7 @@ async def _list(location: str, *, as_json: bool) -> int:
         now = time.time()
         rows = [await job_row(store, job, now=now, ttl=ttl) for job in await store.list_jobs()]
         size = await store.size_bytes()
+        location = store.location  # a DSN without its password
     finally:
         await store.close()
     if as_json:
