@@ -256,3 +256,29 @@ def test_seed_children_are_in_scope(mode: str, seed: str, tail: str) -> None:
     url = canonicalize(directory + tail.lstrip("/."))
     if url.startswith(directory):
         assert scope.decide(url, 1) is None
+
+
+def test_a_seeds_redirect_to_another_host_joins_the_scope() -> None:
+    seeds = tuple(f"https://h{n}.example/" for n in range(1000))
+    scope = Scope(mode="host", seeds=seeds)
+    assert scope.decide("https://www.h3.example/x", 1) == ScopeDecision.OUT_OF_SCOPE
+    assert scope.adopt("https://h3.example/", "https://www.h3.example/")
+    assert scope.decide("https://www.h3.example/x", 1) is None
+    # Same host: nothing to adopt; a URL that is not a seed adopts nothing.
+    assert not scope.adopt("https://h4.example/", "https://h4.example/home")
+    assert not scope.adopt("https://elsewhere.example/", "https://other.example/")
+    assert scope.decide("https://other.example/", 1) == ScopeDecision.OUT_OF_SCOPE
+    assert scope.seeds == seeds  # adopting does not rebuild the seed list
+    assert scope.adopted == (("https://h3.example/", "https://www.h3.example/"),)
+    again = pickle.loads(pickle.dumps(scope))
+    assert again.decide("https://www.h3.example/x", 1) is None
+
+
+def test_a_prefix_seeds_redirect_replaces_its_directory() -> None:
+    scope = Scope(mode="prefix", seeds=("https://h.example/library",))
+    assert scope.decide("https://h.example/other/", 1) is None  # "/" before the redirect
+    assert scope.adopt("https://h.example/library", "https://h.example/library/")
+    assert scope.decide("https://h.example/library/a", 1) is None
+    assert scope.decide("https://h.example/other/", 1) == ScopeDecision.OUT_OF_SCOPE
+    # A redirect within the same directory changes nothing.
+    assert not scope.adopt("https://h.example/library/", "https://h.example/library/index")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
+import pytest
+
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
-from shoal.core.model import JobInfo, NewRequest
+from shoal.core.model import FetchResult, JobInfo, NewRequest
 from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
@@ -15,6 +18,8 @@ from shoal.engine.crawler import JobRun
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
 from shoal.testweb import SiteSpec, TestWeb
+
+from .test_crawler import results_by_url
 
 
 def crawl_config(**overrides: object) -> CrawlConfig:
@@ -235,3 +240,71 @@ async def test_live_stats_count_links_not_followed(sqlite_store: Store) -> None:
         outcome = await crawler.run()
     assert outcome.stats.rejected.get("out_of_scope", 0) > 0
     assert (await sqlite_store.counters(job.id)) == outcome.stats.rejected
+
+
+async def crawl_results(
+    store: Store, name: str, seeds: list[str], processor: LinkProcessor, config: CrawlConfig
+) -> dict[str, FetchResult]:
+    job = await store.ensure_job(name, mode="crawl", config={})
+    await store.add_requests(job.id, [NewRequest.for_url(u) for u in seeds], now=time.time())
+    outcome = await Crawler(store, job, config, processor=processor).run()
+    assert outcome.completed
+    return await results_by_url(store, job)
+
+
+async def test_an_endless_redirect_chain_ends_at_max_redirects(sqlite_store: Store) -> None:
+    """Each hop is its own row, and the hops are counted along the chain: the one past
+    --max-redirects is recorded as too_many_redirects, and nothing after it is fetched."""
+    async with TestWeb(SiteSpec(hosts=1, pages=3)) as web:
+        seed = web.url(0, "/redirect-endless/0")
+        processor = LinkProcessor(
+            scope=Scope(mode="host", seeds=(seed,)), traps=TrapLimits(), max_redirects=4
+        )
+        config = crawl_config(limits=Limits(concurrency=8, max_redirects=4))
+        found = await crawl_results(sqlite_store, "endless", [seed], processor, config)
+    hops = [web.url(0, f"/redirect-endless/{n}") for n in range(5)]
+    assert set(found) == set(hops)
+    for n, url in enumerate(hops):
+        row = found[url]
+        assert row.status == 302 and row.depth == 0
+        # The row says where it went and how it was reached, as a fetch would.
+        assert row.final_url == web.url(0, f"/redirect-endless/{n + 1}")
+        assert row.redirects == tuple(hops[: n + 1])
+        assert row.error_kind == (None if n < 4 else "too_many_redirects"), n
+    assert processor.scope.adopted == ()  # same host: the scope did not change
+
+
+async def test_a_redirect_target_keeps_the_depth_of_its_redirect(sqlite_store: Store) -> None:
+    """A hop is not a level of the site: a redirect seed's target is fetched at depth 0
+    even with --depth 0, and it records the chain that led to it."""
+    async with TestWeb(SiteSpec(hosts=1, pages=5, links_per_page=2)) as web:
+        seed = web.url(0, "/redirect/2")
+        processor = LinkProcessor(
+            scope=Scope(mode="host", seeds=(seed,), max_depth=0), traps=TrapLimits()
+        )
+        found = await crawl_results(sqlite_store, "redir-depth", [seed], processor, crawl_config())
+    target = web.url(0, "/page/0")
+    assert set(found) == {seed, web.url(0, "/redirect/1"), web.url(0, "/redirect/0"), target}
+    assert (found[target].status, found[target].depth) == (200, 0)
+    assert found[target].redirects == (seed, web.url(0, "/redirect/1"), web.url(0, "/redirect/0"))
+
+
+async def test_a_prefix_seed_that_redirects_takes_its_targets_directory(
+    sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A seed whose own directory is "/" redirecting into /page/ scopes the crawl to /page/,
+    not the whole host, and says so in one line."""
+    async with TestWeb(SiteSpec(hosts=1, pages=20, links_per_page=3)) as web:
+        seed = web.url(0, "/redirect-to?url=/page/0")
+        processor = LinkProcessor(scope=Scope(mode="prefix", seeds=(seed,)), traps=TrapLimits())
+        with caplog.at_level(logging.WARNING, logger="shoal.engine.processor"):
+            found = await crawl_results(
+                sqlite_store, "prefix-redir", [seed], processor, crawl_config()
+            )
+    others = {u for u in found if u != seed}
+    assert others and all(u.startswith(web.url(0, "/page/")) for u in others), sorted(others)
+    lines = [r.getMessage() for r in caplog.records if "redirects to" in r.getMessage()]
+    assert lines == [
+        f"seed {seed} redirects to {web.url(0, '/page/0')}: the crawl is limited to "
+        f"{web.url(0, '/page/')}"
+    ]

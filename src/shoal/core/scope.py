@@ -77,8 +77,9 @@ class Scope:
     exclude: tuple[str, ...] = ()
     max_depth: int | None = None
 
-    _seed_set: frozenset[str] = field(init=False, repr=False, compare=False)
-    _in_mode: Callable[[str], bool] = field(init=False, repr=False, compare=False)
+    _seed_set: set[str] = field(init=False, repr=False, compare=False)
+    _members: _Members = field(init=False, repr=False, compare=False)
+    _adopted: list[tuple[str, str]] = field(init=False, repr=False, compare=False)
     _includes: tuple[Callable[[str], object], ...] = field(init=False, repr=False, compare=False)
     _excludes: tuple[Callable[[str], object], ...] = field(init=False, repr=False, compare=False)
 
@@ -98,20 +99,65 @@ class Scope:
         set_field(self, "seeds", seeds)
         set_field(self, "include", tuple(self.include))
         set_field(self, "exclude", tuple(self.exclude))
-        set_field(self, "_seed_set", frozenset(seeds))
-        set_field(self, "_in_mode", _mode_test(self.mode, seeds))
+        set_field(self, "_seed_set", set(seeds))
+        set_field(self, "_members", _Members(self.mode, seeds))
+        set_field(self, "_adopted", [])
         set_field(self, "_includes", _compile("include", self.include))
         set_field(self, "_excludes", _compile("exclude", self.exclude))
 
     def __reduce__(self) -> tuple[Callable[..., Scope], tuple[object, ...]]:
-        # The compiled tests are closures, which do not pickle: rebuild them.
-        return _restore, (self.mode, self.seeds, self.include, self.exclude, self.max_depth)
+        # The compiled patterns do not pickle: rebuild them (and replay the adoptions).
+        return _restore, (
+            self.mode,
+            self.seeds,
+            self.include,
+            self.exclude,
+            self.max_depth,
+            tuple(self._adopted),
+        )
+
+    @property
+    def adopted(self) -> tuple[tuple[str, str], ...]:
+        """The redirect targets taken into the scope so far, as (seed, target) pairs."""
+        return tuple(self._adopted)
+
+    def adopt(self, seed: str, target: str) -> bool:
+        """A seed (or a redirect target adopted earlier) redirects to the canonical
+        ``target``: take the target in as a seed, at a constant cost. Return whether the
+        scope changed; a ``seed`` that is not one changes nothing.
+
+        In ``host`` and ``domain`` mode the target's host joins the seeds' hosts (http →
+        https and example.com → www.example.com keep a crawl going). In ``prefix`` mode
+        the target's directory *replaces* the seed's: ``/library`` redirecting to
+        ``/library/`` scopes the crawl to ``/library/``, not to the whole host.
+        The one mutation a scope knows; everything else about it is fixed.
+        """
+        if self.mode == "any" or seed not in self._seed_set or target in self._seed_set:
+            return False
+        if self.mode == "prefix":
+            if _directory(seed) == _directory(target):
+                self._seed_set.add(target)
+                return False
+            self._members.drop_prefix(seed)
+            self._members.add(target)
+        else:
+            if target in self._members:
+                self._seed_set.add(target)
+                return False
+            self._members.add(target)
+        self._seed_set.add(target)
+        self._adopted.append((seed, target))
+        return True
+
+    def prefix_of(self, url: str) -> str:
+        """The directory ``url`` gives a prefix scope (up to the last ``/`` of its path)."""
+        return _directory(url)
 
     def decide(self, url: str, depth: int) -> ScopeDecision | None:
         """``None`` when the canonical ``url`` at ``depth`` is to be followed, else why not."""
         if depth == 0 and url in self._seed_set:
             return None
-        if not self._in_mode(url):
+        if url not in self._members:
             return ScopeDecision.OUT_OF_SCOPE
         if self._excludes and any(search(url) for search in self._excludes):
             return ScopeDecision.EXCLUDED
@@ -128,8 +174,12 @@ def _restore(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     max_depth: int | None,
+    adopted: tuple[tuple[str, str], ...] = (),
 ) -> Scope:
-    return Scope(mode=mode, seeds=seeds, include=include, exclude=exclude, max_depth=max_depth)
+    scope = Scope(mode=mode, seeds=seeds, include=include, exclude=exclude, max_depth=max_depth)
+    for seed, target in adopted:
+        scope.adopt(seed, target)
+    return scope
 
 
 def _canonical_seed(seed: object) -> str:
@@ -174,23 +224,63 @@ def _directory(seed: str) -> str:
     return without_query[: without_query.rindex("/") + 1]
 
 
-def _mode_test(mode: str, seeds: tuple[str, ...]) -> Callable[[str], bool]:
-    """The membership test of ``mode``, with the seeds' parts computed once."""
-    if mode == "any":
-        return lambda url: True
-    if mode == "prefix":
-        prefixes = tuple(sorted({_directory(seed) for seed in seeds}))
-        return lambda url: url.startswith(prefixes)
-    hosts = frozenset(canonical_host(seed) for seed in seeds)
-    if mode == "host":
-        return lambda url: _host(url) in hosts
-    sites = frozenset(_site(host) for host in hosts)
-    # An IP address has no subdomains (a canonical host ending in a number is
-    # an IPv4 address).
-    dotted = tuple("." + site for site in sites if not (site.startswith("[") or site[-1].isdigit()))
+class _Members:
+    """The seeds' part that a mode tests a URL against (hosts, sites or directories).
 
-    def in_domain(url: str) -> bool:
+    A seed's redirect can extend it (``Scope.adopt``) at the cost of one set or dict
+    update, whatever the number of seeds.
+    """
+
+    __slots__ = ("_dotted", "_hosts", "_mode", "_prefixes", "_sites", "_starts")
+
+    def __init__(self, mode: str, seeds: tuple[str, ...]) -> None:
+        self._mode = mode
+        self._hosts: set[str] = set()
+        self._sites: set[str] = set()
+        self._dotted: tuple[str, ...] = ()
+        self._prefixes: dict[str, int] = {}  # directory → how many seeds have it
+        self._starts: tuple[str, ...] = ()
+        for seed in seeds:
+            self.add(seed)
+
+    def add(self, seed: str) -> None:
+        mode = self._mode
+        if mode == "any":
+            return
+        if mode == "prefix":
+            directory = _directory(seed)
+            self._prefixes[directory] = self._prefixes.get(directory, 0) + 1
+            self._starts = tuple(sorted(self._prefixes))
+            return
+        host = canonical_host(seed)
+        self._hosts.add(host)
+        site = _site(host)
+        if site not in self._sites:
+            self._sites.add(site)
+            # An IP address has no subdomains (a canonical host ending in a number is
+            # an IPv4 address).
+            if not (site.startswith("[") or site[-1].isdigit()):
+                self._dotted = (*self._dotted, "." + site)
+
+    def drop_prefix(self, seed: str) -> None:
+        """The seed's directory stops counting for it (prefix mode)."""
+        directory = _directory(seed)
+        left = self._prefixes.get(directory, 0) - 1
+        if left > 0:
+            self._prefixes[directory] = left
+        else:
+            self._prefixes.pop(directory, None)
+        self._starts = tuple(sorted(self._prefixes))
+
+    def __contains__(self, url: str) -> bool:
+        mode = self._mode
+        if mode == "any":
+            return True
+        if mode == "prefix":
+            return url.startswith(self._starts)
         host = _host(url)
-        return host is not None and (host in sites or host.endswith(dotted))
-
-    return in_domain
+        if host is None:
+            return False
+        if mode == "host":
+            return host in self._hosts
+        return host in self._sites or host.endswith(self._dotted)

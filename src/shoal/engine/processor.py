@@ -11,7 +11,6 @@ event loop; link extraction is cheap enough to stay on it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import queue
 import threading
@@ -22,6 +21,7 @@ from typing import TypeAlias
 from shoal.core.charset import sniff_encoding
 from shoal.core.errors import InputError
 from shoal.core.extract import Extraction, ExtractRules, extract_fields
+from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks, extract_links, is_html
 from shoal.core.model import FetchResult, NewRequest, Request
 from shoal.core.scope import Scope
@@ -168,6 +168,33 @@ def _settle(done: list[_Done]) -> None:
             future.set_result(outcome)
 
 
+class _RedirectChains:
+    """The redirect chain that led to each redirect target admitted lately: a crawl
+    follows redirects as links, one row per hop, and this carries the hops along the
+    chain so that ``--max-redirects`` bounds it. Two generations, like
+    ``_RecentlyAdmitted``: a target whose chain was forgotten (a long crawl, another
+    run) starts counting afresh, so a chain is still bounded, by a multiple of the limit.
+    """
+
+    def __init__(self, generation: int = 65_536) -> None:
+        self._generation = generation
+        self._young: dict[str, tuple[str, ...]] = {}
+        self._old: dict[str, tuple[str, ...]] = {}
+
+    def get(self, url: str) -> tuple[str, ...]:
+        chain = self._young.get(url)
+        if chain is None:
+            chain = self._old.get(url, ())
+        return chain
+
+    def put(self, url: str, chain: tuple[str, ...]) -> None:
+        young = self._young
+        if len(young) >= self._generation:
+            self._old, self._young = young, {}
+            young = self._young
+        young[url] = chain
+
+
 class _RecentlyAdmitted:
     """A bounded memory of URLs already handed to the store: navigation links repeat on
     every page, and each repeat skipped here costs no scope check, fingerprint or store
@@ -245,7 +272,9 @@ class LinkProcessor:
     sort_query: bool = False
     robots_token: str = "shoal"
     obey_nofollow: bool = True
+    max_redirects: int = 10
     recent: _RecentlyAdmitted = field(default_factory=_RecentlyAdmitted)
+    chains: _RedirectChains = field(default_factory=_RedirectChains)
 
     @property
     def settings(self) -> LinkSettings:
@@ -271,28 +300,22 @@ class LinkProcessor:
         status = result.status
         if status is None:
             return []
+        chain = self.chains.get(request.url)
+        if chain:
+            # The row says how it was reached, as a fetch that followed the chain would.
+            result.redirects = chain
         page_url = result.final_url or result.url
         if page is not None:
             return self._from_page(page, page_url, request, result, rejected)
         if status in _REDIRECTS:
-            # Redirects are followed as links, so that their targets are deduplicated,
-            # scoped and scheduled politely like any other URL; same depth: a hop is
-            # not a level of the site.
-            location = _header(result.headers, "location")
-            if location is None:
-                return []
-            if request.depth == 0:
-                self._adopt_seed(location, page_url)
-            return self._admit(
-                [location], page_url, request.depth, result, rejected, canonical=False
-            )
+            return self._follow_redirect(request, result, page_url, chain, rejected)
         if not 200 <= status < 300 or not body:
             return []
         if looks_like_sitemap(page_url, result.content_type, body):
             parsed = parse_sitemap(body)
             if parsed.kind == "sitemapindex":
-                return self._admit(list(parsed.urls), page_url, request.depth, result, rejected)
-            return self._admit(list(parsed.urls), page_url, request.depth + 1, result, rejected)
+                return self._admit(list(parsed.urls), request.depth, result, rejected)
+            return self._admit(list(parsed.urls), request.depth + 1, result, rejected)
         page = _read_links(result, body, page_url, self.settings)
         return self._from_page(page, page_url, request, result, rejected)
 
@@ -308,43 +331,71 @@ class LinkProcessor:
             result.fields = {**(result.fields or {}), "noindex": True}
         if page.nofollow:
             rejected["nofollow"] += page.nofollow
-        return self._admit(list(page.links), page_url, request.depth + 1, result, rejected)
+        return self._admit(list(page.links), request.depth + 1, result, rejected)
 
-    def _adopt_seed(self, location: str, base: str) -> None:
-        """A seed that redirects (http → https, example.com → www.example.com) brings its
-        target into the scope; otherwise a host-scoped crawl would stop at the redirect."""
+    def _follow_redirect(
+        self,
+        request: Request,
+        result: FetchResult,
+        page_url: str,
+        chain: tuple[str, ...],
+        rejected: Counter[str],
+    ) -> list[NewRequest]:
+        """A redirect is followed as a link, so that its target is deduplicated, scoped
+        and scheduled politely like any other URL, at the same depth (a hop is not a
+        level of the site). The row says where it went (``final_url``) and the chain so
+        far (``redirects``, ending with this URL); the hop past ``max_redirects`` is not
+        followed, and its row is ``too_many_redirects``."""
+        location = _header(result.headers, "location")
+        if location is None or self.max_redirects == 0:
+            return []
         try:
-            target = canonicalize(location, base=base)
+            target = canonicalize(
+                location, base=page_url, strip_params=self.strip_params, sort_query=self.sort_query
+            )
         except InputError:
-            return
-        if target not in self.scope.seeds:
-            self.scope = dataclasses.replace(self.scope, seeds=(*self.scope.seeds, target))
+            rejected["invalid_url"] += 1
+            return []
+        hops = (*chain, request.url)
+        result.final_url = target
+        result.redirects = hops
+        if len(hops) > self.max_redirects or target in hops:
+            result.error_kind = ErrorKind.TOO_MANY_REDIRECTS
+            result.error = (
+                "redirect loop"
+                if target in hops
+                else f"more than {self.max_redirects} redirects in a row (--max-redirects)"
+            )
+            return []
+        if request.depth == 0:
+            self._adopt_seed(request.url, target)
+        admitted = self._admit([target], request.depth, result, rejected)
+        if admitted:
+            self.chains.put(target, hops)
+        return admitted
+
+    def _adopt_seed(self, seed: str, target: str) -> None:
+        """A seed that redirects (http → https, example.com → www.example.com, /docs →
+        /docs/) brings its target into the scope; otherwise a host-scoped crawl would stop
+        at the redirect, and a prefix-scoped one would take the seed's parent directory."""
+        scope = self.scope
+        if scope.adopt(seed, target) and scope.mode == "prefix":
+            log.warning(
+                "seed %s redirects to %s: the crawl is limited to %s",
+                seed,
+                target,
+                scope.prefix_of(target),
+            )
 
     def _admit(
-        self,
-        links: list[str],
-        base: str,
-        depth: int,
-        result: FetchResult,
-        rejected: Counter[str],
-        *,
-        canonical: bool = True,
+        self, links: list[str], depth: int, result: FetchResult, rejected: Counter[str]
     ) -> list[NewRequest]:
+        """The canonical ``links`` of ``result``'s page to admit at ``depth``."""
         scope, traps, recent = self.scope, self.traps, self.recent
         admitted: list[NewRequest] = []
-        for link in links:
-            if canonical:
-                if link in recent:
-                    continue
-                url = link
-            else:
-                try:
-                    url = canonicalize(
-                        link, base=base, strip_params=self.strip_params, sort_query=self.sort_query
-                    )
-                except InputError:
-                    rejected["invalid_url"] += 1
-                    continue
+        for url in links:
+            if url in recent:
+                continue
             reason = scope.decide(url, depth) or check_url(url, traps)
             if reason is not None:
                 rejected[reason] += 1

@@ -398,5 +398,6 @@ def _plan(spec: JobSpec) -> _Plan:
         strip_params=spec.strip_query_params,
         sort_query=spec.sort_query,
         robots_token=robots.user_agent_token if robots is not None else "shoal",
+        max_redirects=config.limits.max_redirects,
     )
     return _Plan(processor=processor, robots=robots)

@@ -78,7 +78,11 @@ class WarcWriter:
         self._file.flush()
 
     def _write_pair(self, result: FetchResult, body: bytes, status: int) -> None:
-        uri = result.final_url or result.url
+        # A crawl's redirect row names where it went in final_url, and ends its redirects
+        # with its own URL: its response is its own URL's. A fetch's final_url is the URL
+        # of the response it kept.
+        own = result.redirects and result.redirects[-1] == result.url
+        uri = result.url if own else result.final_url or result.url
         date = _warc_date(result.fetched_at)
         response = self._warc.create_warc_record(
             uri,

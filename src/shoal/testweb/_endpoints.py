@@ -15,6 +15,7 @@ pass it to ``TestWeb(extra_routes=...)``.
 ``/stall``                 ``?phase=headers``: nothing; ``?phase=body&after=N``: N bytes
 ``/redirect/{n}``          302 chain of n hops ending at ``/page/0``
 ``/redirect-loop``         302 to itself
+``/redirect-endless/{n}``  302 to ``/redirect-endless/{n+1}``, forever
 ``/redirect-to``           ``?url=X&status=302``: redirect to X
 ``/bytes/{n}``             n bytes, streamed; ``?chunked=1`` without Content-Length
 ``/robots.txt``            ``spec.robots`` or 404
@@ -198,6 +199,11 @@ async def stall(request: web.Request) -> web.StreamResponse:
 async def redirect(request: web.Request) -> web.StreamResponse:
     n = int(request.match_info["n"])
     return _redirect(f"/redirect/{n - 1}" if n > 0 else "/page/0")
+
+
+@routes.get(r"/redirect-endless/{n:\d+}")
+async def redirect_endless(request: web.Request) -> web.StreamResponse:
+    return _redirect(f"/redirect-endless/{int(request.match_info['n']) + 1}")
 
 
 @routes.get("/redirect-loop")
