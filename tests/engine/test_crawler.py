@@ -137,9 +137,15 @@ async def test_failures_are_classified(
         limits=Limits(concurrency=16, max_bytes=100_000),
         retry=RetryPolicy(retries=0),
     )
-    await JobRun(sqlite_store, fetch_job, config).run()
+    outcome = await JobRun(sqlite_store, fetch_job, config).run()
     found = await results_by_url(sqlite_store, fetch_job)
     assert found[refused].error_kind == "connect_error" and found[refused].status is None
+    # bytes is what arrived: nothing of a body announced over the cap, up to the cap
+    # (and at most one read past it) of one that is not; the totals add up the rows.
+    assert found[big].bytes == 0 and "300000" in (found[big].error or "")
+    assert 100_000 < found[big_chunked].bytes <= 300_000
+    assert outcome.stats.bytes == sum(r.bytes for r in found.values())
+    assert (await sqlite_store.summary(fetch_job.id)).bytes == outcome.stats.bytes
     assert found[stall_headers].error_kind == "read_timeout"
     assert found[stall_body].error_kind == "read_timeout"
     assert (found[big].status, found[big].error_kind) == (200, "too_large")

@@ -137,8 +137,10 @@ class Fetcher:
                 declared = response.content_length
                 cap = self._max_bytes
                 if declared is not None and declared > cap:
+                    # Not a byte of it is read: ``bytes`` counts what arrived, the
+                    # message keeps what was announced.
                     body = b""
-                    size = declared
+                    size = 0
                     error_kind, error = ErrorKind.TOO_LARGE, f"Content-Length {declared} > {cap}"
                 elif declared is not None and "Content-Encoding" not in headers:
                     # The parser stops at Content-Length, so this read is bounded by the cap;
