@@ -63,3 +63,25 @@ def test_health_ignores_page_level_failures() -> None:
     assert not health.abandoned("h")
     with pytest.raises(ConfigError):
         HostHealth(pause_after=3, abandon_after=2)
+
+
+@pytest.mark.parametrize("kind", ["connect_error", "dns_error"])
+def test_a_host_that_never_answered_is_dead_after_a_few_failures(kind: str) -> None:
+    health = HostHealth(pause_after=5, abandon_after=15, dead_after=3)
+    assert [health.record("h", kind, "refused") for _ in range(3)] == [
+        HostVerdict.OK,
+        HostVerdict.OK,
+        HostVerdict.ABANDON,
+    ]
+    assert health.abandoned_kind("h") == (kind, "refused; the host never answered: gave up on it")
+
+
+def test_a_host_that_answered_once_keeps_the_patient_path() -> None:
+    health = HostHealth(pause_after=5, abandon_after=15, dead_after=3)
+    health.reached("h")
+    verdicts = [health.record("h", "connect_error") for _ in range(15)]
+    assert verdicts.count(HostVerdict.PAUSE) == 2 and verdicts[-1] is HostVerdict.ABANDON
+    assert health.abandoned_kind("h")[0] == "host_abandoned"
+    # A slow host (timeouts) is not a dead one, answered or not.
+    for _ in range(5):
+        assert health.record("slow", "connect_timeout") is not HostVerdict.ABANDON

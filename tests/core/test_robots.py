@@ -41,15 +41,15 @@ OUTCOMES = [
     (403, "allow_all", True, 86400.0),
     (404, "allow_all", True, 86400.0),
     (410, "allow_all", True, 86400.0),
-    (429, "disallow_all", False, 300.0),  # a plea to slow down, not "no robots.txt"
+    (429, "disallow_all", False, 30.0),  # a plea to slow down, not "no robots.txt"
     (499, "allow_all", True, 86400.0),
-    (500, "disallow_all", False, 300.0),
-    (503, "disallow_all", False, 300.0),
-    (599, "disallow_all", False, 300.0),
-    (None, "disallow_all", False, 300.0),  # no response: DNS, connect, TLS, timeout
-    (100, "disallow_all", False, 300.0),
-    (0, "disallow_all", False, 300.0),
-    (600, "disallow_all", False, 300.0),
+    (500, "disallow_all", False, 30.0),
+    (503, "disallow_all", False, 30.0),
+    (599, "disallow_all", False, 30.0),
+    (None, "disallow_all", False, 30.0),  # no response: DNS, connect, TLS, timeout
+    (100, "disallow_all", False, 30.0),
+    (0, "disallow_all", False, 30.0),
+    (600, "disallow_all", False, 30.0),
 ]
 
 
@@ -132,7 +132,7 @@ def test_policy_defaults() -> None:
         max_bytes=512_000,
         max_crawl_delay=30.0,
         ttl=86400.0,
-        unavailable_retry=300.0,
+        unavailable_retry=30.0,
     )
     assert RobotsPolicy(user_agent_token="shoal", max_crawl_delay=0.0).max_crawl_delay == 0.0
 

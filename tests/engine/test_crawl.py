@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import time
 from collections import Counter
 
@@ -175,30 +177,137 @@ async def test_sitemaps_reach_pages_links_do_not(sqlite_store: Store) -> None:
     assert pages <= set(found), sorted(pages - set(found))[:5]
 
 
-async def test_unreachable_host_is_abandoned(sqlite_store: Store) -> None:
-    import socket
-
+def refused_port(address: str = "127.0.0.1") -> int:
+    """A port with nothing listening on ``address``: connections to it are refused."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    job = await sqlite_store.ensure_job("dead", mode="fetch", config={})
-    urls = [f"http://127.0.0.1:{port}/{n}" for n in range(40)]
-    await sqlite_store.add_requests(
-        job.id,
-        [NewRequest(url=u, fingerprint=canonical_fingerprint(u), host="127.0.0.1") for u in urls],
-        now=time.time(),
-    )
-    config = crawl_config(
-        follow_links=False, retry=RetryPolicy(retries=0), politeness=Politeness(per_host=1)
-    )
-    outcome = await JobRun(sqlite_store, job, config, host_pause=0.1).run()
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_host_that_answered_then_failed_is_patient(sqlite_store: Store) -> None:
+    """A host that answered once is paused after failures in a row, and given up
+    (host_abandoned) only after many."""
+    async with TestWeb(SiteSpec(hosts=1, pages=3)) as web:
+        host = canonical_host(web.url(0, "/"))
+        port = refused_port("127.0.0.2")
+        job = await sqlite_store.ensure_job("patient", mode="fetch", config={})
+        urls = [web.url(0, "/page/0")] + [f"http://127.0.0.2:{port}/{n}" for n in range(40)]
+        await sqlite_store.add_requests(
+            job.id,
+            [NewRequest(url=u, fingerprint=canonical_fingerprint(u), host=host) for u in urls],
+            now=time.time(),
+        )
+        config = crawl_config(
+            follow_links=False, retry=RetryPolicy(retries=0), politeness=Politeness(per_host=1)
+        )
+        outcome = await JobRun(sqlite_store, job, config, host_pause=0.1).run()
     assert outcome.completed
     kinds: Counter[str] = Counter()
     async for batch in sqlite_store.iter_results(job.id):
         kinds.update(r.error_kind or "" for r in batch)
-    assert kinds["connect_error"] >= 5
-    assert kinds["host_abandoned"] > 0
-    assert kinds["connect_error"] + kinds["host_abandoned"] == 40
+    assert kinds[""] == 1
+    assert kinds["connect_error"] == 15  # paused after 5 and 10, given up after 15
+    assert kinds["host_abandoned"] == 25
+
+
+@pytest.mark.parametrize("robots", [False, True], ids=["no-robots", "robots"])
+async def test_a_host_refusing_every_connection_is_given_up_at_once(
+    sqlite_store: Store, robots: bool
+) -> None:
+    """A host that never answered and refuses connections is dead after a few failures in
+    a row: every URL is recorded with the host's own error (connect_error), robots.txt or
+    not, with no pause (the crawl would otherwise wait host_pause, 30 s here)."""
+    port = refused_port()
+    urls = [f"http://127.0.0.1:{port}/{n}" for n in range(300)]
+    job = await sqlite_store.ensure_job(f"refused-{robots}", mode="crawl", config={})
+    await sqlite_store.add_requests(job.id, [NewRequest.for_url(u) for u in urls], now=time.time())
+    processor = LinkProcessor(scope=Scope(mode="host", seeds=(urls[0],)), traps=TrapLimits())
+    config = crawl_config(retry=RetryPolicy(retries=3, backoff_base=0.05, backoff_cap=0.2))
+    async with asyncio.timeout(20):  # docs/errors.md: within seconds
+        outcome = await JobRun(
+            sqlite_store,
+            job,
+            config,
+            processor=processor,
+            robots=RobotsPolicy(user_agent_token="shoal") if robots else None,
+        ).run()
+    assert outcome.completed
+    found = await results_by_url(sqlite_store, job)
+    assert len(found) == 300
+    assert {r.error_kind for r in found.values()} == {"connect_error"}
+    # Few attempts in all: a dead host is not retried URL by URL.
+    assert sum(r.attempts for r in found.values()) < 300 + 10
+    assert sum("the host never answered" in (r.error or "") for r in found.values()) > 290
+
+
+async def test_a_robots_txt_that_never_answers_holds_its_host_a_bounded_time(
+    sqlite_store: Store,
+) -> None:
+    """robots.txt that stalls or drips is cut off by the robots deadline (--timeout here),
+    asked ROBOTS_ATTEMPTS times, and the host's URLs are recorded with that error; the
+    other hosts are crawled meanwhile, and the progress shows who is waiting."""
+    spec = SiteSpec(hosts=3, pages=10, links_per_page=2, robots_faults=((1, "stall"), (2, "drip")))
+    async with TestWeb(spec) as web:
+        seeds = [web.url(h, "/") for h in range(3)]
+        job = await sqlite_store.ensure_job("robots-stall", mode="crawl", config={})
+        await sqlite_store.add_requests(
+            job.id, [NewRequest.for_url(u) for u in seeds], now=time.time()
+        )
+        processor = LinkProcessor(scope=Scope(mode="host", seeds=tuple(seeds)), traps=TrapLimits())
+        config = crawl_config(timeouts=Timeouts(total=2.5, connect=1, read=1.8))
+        crawler = JobRun(
+            sqlite_store,
+            job,
+            config,
+            processor=processor,
+            robots=RobotsPolicy(user_agent_token="shoal"),
+        )
+        waiting: set[str] = set()
+
+        async def watch() -> None:
+            while True:
+                waiting.update(crawler.snapshot().robots_waiting)
+                await asyncio.sleep(0.05)
+
+        async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
+            watcher = tg.create_task(watch())
+            outcome = await crawler.run()
+            watcher.cancel()
+        found = await results_by_url(sqlite_store, job)
+    assert outcome.completed
+    assert web.url(1, "/").removesuffix("/") in waiting
+    assert web.url(2, "/").removesuffix("/") in waiting
+    assert found[seeds[1]].error_kind in ("read_timeout", "timeout")
+    assert found[seeds[2]].error_kind == "timeout"  # a byte a second: every read is alive
+    assert "robots.txt unreachable" in (found[seeds[2]].error or "")
+    assert found[seeds[0]].status == 200
+    assert len([u for u in found if u.startswith(web.url(0, "/"))]) > 1
+
+
+async def test_a_robots_txt_answering_5xx_disallows_for_a_bounded_wait(
+    sqlite_store: Store,
+) -> None:
+    """RFC 9309: a 5xx robots.txt means disallow all; the host's URLs wait for it to be
+    asked again (unavailable_retry) at most --retries times, then are robots_disallowed."""
+    spec = SiteSpec(hosts=1, pages=5, robots_faults=((0, "500"),))
+    async with TestWeb(spec) as web:
+        seed = web.url(0, "/")
+        job = await sqlite_store.ensure_job("robots-5xx", mode="crawl", config={})
+        await sqlite_store.add_requests(job.id, [NewRequest.for_url(seed)], now=time.time())
+        processor = LinkProcessor(scope=Scope(mode="host", seeds=(seed,)), traps=TrapLimits())
+        config = crawl_config(retry=RetryPolicy(retries=2, backoff_base=0.01, backoff_cap=0.05))
+        policy = RobotsPolicy(user_agent_token="shoal", unavailable_retry=0.3)
+        async with asyncio.timeout(20):
+            outcome = await JobRun(
+                sqlite_store, job, config, processor=processor, robots=policy
+            ).run()
+        found = await results_by_url(sqlite_store, job)
+        robots_requests = sum(
+            1 for r in web.stats().hosts[0].log if r.path.startswith("/robots.txt")
+        )
+    assert outcome.completed
+    assert (found[seed].error_kind, found[seed].attempts) == ("robots_disallowed", 2)
+    assert 2 <= robots_requests <= 3
 
 
 async def test_page_limits_and_rejections_are_counted(sqlite_store: Store) -> None:
@@ -247,7 +356,7 @@ async def crawl_results(
 ) -> dict[str, FetchResult]:
     job = await store.ensure_job(name, mode="crawl", config={})
     await store.add_requests(job.id, [NewRequest.for_url(u) for u in seeds], now=time.time())
-    outcome = await Crawler(store, job, config, processor=processor).run()
+    outcome = await JobRun(store, job, config, processor=processor).run()
     assert outcome.completed
     return await results_by_url(store, job)
 

@@ -65,6 +65,10 @@ def _errors_text(snap: StatsSnapshot) -> str:
     if snap.rejected:
         reasons = _by_count(snap.rejected)[:4]
         parts.append("not followed: " + ", ".join(f"{k} {v:,}" for k, v in reasons))
+    if snap.robots_waiting:
+        shown = ", ".join(snap.robots_waiting[:3])
+        more = len(snap.robots_waiting) - 3
+        parts.append(f"waiting for robots.txt: {shown}" + (f" (+{more:,})" if more > 0 else ""))
     return " · ".join(parts) if parts else "no results yet"
 
 

@@ -11,7 +11,7 @@ from enum import Enum
 from shoal.core.errors import ConfigError
 from shoal.core.kinds import ErrorKind
 
-__all__ = ["AutoThrottle", "HostHealth", "HostVerdict", "UNREACHABLE_KINDS"]
+__all__ = ["DEAD_KINDS", "UNREACHABLE_KINDS", "AutoThrottle", "HostHealth", "HostVerdict"]
 
 # Failures that say "this host cannot be reached", as opposed to a bad page.
 UNREACHABLE_KINDS: frozenset[str] = frozenset(
@@ -65,38 +65,74 @@ class HostVerdict(Enum):
     ABANDON = "abandon"
 
 
+# Failures that say "nobody is there": a host that has only ever answered with these is
+# dead, not struggling (connection refused, a name that does not resolve).
+DEAD_KINDS: frozenset[str] = frozenset({ErrorKind.DNS_ERROR, ErrorKind.CONNECT_ERROR})
+
+
 class HostHealth:
     """Counts consecutive 'unreachable' failures per host.
 
-    After ``pause_after`` in a row the host is paused for ``pause_seconds``;
-    after ``abandon_after`` in a row it is abandoned: its remaining URLs are
-    recorded as ``host_abandoned`` without another try. Any response resets
-    the count. Memory holds only hosts that are currently failing.
+    A host that has never answered (no response, no robots.txt) and fails with
+    ``DEAD_KINDS`` ``dead_after`` times in a row is dead: it is abandoned at once, and
+    its remaining URLs are recorded with that failure's kind (``abandoned_kind``).
+    A host that answered before is patient: after ``pause_after`` failures in a row
+    it is paused for ``pause_seconds``; after ``abandon_after`` in a row it is
+    abandoned, its remaining URLs recorded as ``host_abandoned`` without another try.
+    Any response resets the count. Memory holds the hosts that answered (one set
+    entry each) and those currently failing.
     """
 
-    def __init__(self, *, pause_after: int = 5, abandon_after: int = 15) -> None:
+    def __init__(
+        self, *, pause_after: int = 5, abandon_after: int = 15, dead_after: int = 3
+    ) -> None:
         if not 0 < pause_after <= abandon_after:
             raise ConfigError("need 0 < pause_after ≤ abandon_after")
+        if dead_after < 1:
+            raise ConfigError("need dead_after ≥ 1")
         self.pause_after = pause_after
         self.abandon_after = abandon_after
+        self.dead_after = dead_after
         self._failures: dict[str, int] = {}
-        self._abandoned: set[str] = set()
+        self._abandoned: dict[str, tuple[str, str]] = {}  # host → (error kind, message)
+        self._reached: set[str] = set()
 
     def abandoned(self, host: str) -> bool:
         return host in self._abandoned
+
+    def abandoned_kind(self, host: str) -> tuple[str, str]:
+        """The error kind and message the abandoned ``host``'s remaining URLs get."""
+        return self._abandoned[host]
 
     def failing(self, host: str) -> bool:
         """Whether ``host``'s last outcome was an 'unreachable' failure."""
         return host in self._failures
 
-    def record(self, host: str, error_kind: str | None) -> HostVerdict:
+    def reached(self, host: str) -> None:
+        """``host`` answered (a response, or its robots.txt did)."""
+        self._reached.add(host)
+        self._failures.pop(host, None)
+
+    def record(self, host: str, error_kind: str | None, error: str | None = None) -> HostVerdict:
         if error_kind not in UNREACHABLE_KINDS:
             self._failures.pop(host, None)
+            if error_kind is None:
+                self._reached.add(host)
             return HostVerdict.OK
         failures = self._failures.get(host, 0) + 1
         self._failures[host] = failures
+        if failures >= self.dead_after and error_kind in DEAD_KINDS and host not in self._reached:
+            self._abandoned[host] = (
+                error_kind,
+                f"{error or error_kind}; the host never answered: gave up on it",
+            )
+            self._failures.pop(host, None)
+            return HostVerdict.ABANDON
         if failures >= self.abandon_after:
-            self._abandoned.add(host)
+            self._abandoned[host] = (
+                ErrorKind.HOST_ABANDONED,
+                "host unreachable: gave up on it",
+            )
             self._failures.pop(host, None)
             return HostVerdict.ABANDON
         if failures % self.pause_after == 0:

@@ -155,7 +155,7 @@ class RobotsPolicy:
     max_bytes: int = 500 * KiB
     max_crawl_delay: float = 30.0
     ttl: float = 24 * 3600.0
-    unavailable_retry: float = 300.0
+    unavailable_retry: float = 30.0
 
     def __post_init__(self) -> None:
         if _PRODUCT_TOKEN.fullmatch(self.user_agent_token) is None:

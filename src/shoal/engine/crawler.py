@@ -34,7 +34,6 @@ import aiohttp
 
 from shoal.core.config import CrawlConfig
 from shoal.core.hosts import AutoThrottle
-from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, JobInfo, Request
 from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
@@ -47,7 +46,7 @@ from shoal.engine.patience import STORE_PATIENCE, complete_patiently, patiently
 from shoal.engine.processor import FieldExtractor, LinkProcessor
 from shoal.engine.recorder import Processor, Recorder
 from shoal.engine.resources import raise_nofile_limit
-from shoal.engine.robots import RobotsGate
+from shoal.engine.robots import RobotsFailure, RobotsGate
 from shoal.engine.stats import LiveStats, StatsSnapshot
 from shoal.store.base import Store
 
@@ -189,6 +188,8 @@ class JobRun:
             self.stats.queued = self._dispatch.queued
         if self._pool is not None:
             self.stats.fetch_processes = self._pool.peak
+        if self._robots is not None:
+            self.stats.robots_waiting = self._robots.waiting()
         return self.stats.snapshot(time.monotonic())
 
     async def run(self, admission: Admission | None = None) -> RunOutcome:
@@ -390,21 +391,24 @@ class JobRun:
                 request = await acquire()
                 if request is None:
                     return
+            if health.abandoned(request.host):
+                release(request)
+                recorder.record_abandoned(request)
+                continue
             if gate is not None:
                 rules = gate.cached(request)
                 if rules is None:
+                    failure = gate.failure(request)
+                    if failure is not None:
+                        release(request)
+                        recorder.robots_unreachable(request, failure)
+                        continue
                     await self._load_robots(gate, request)
                     continue
                 if not rules.allowed(request.url):
                     release(request)
                     recorder.refuse(request, rules)
                     continue
-            if health.abandoned(request.host):
-                release(request)
-                recorder.record_failure(
-                    request, ErrorKind.HOST_ABANDONED, "host unreachable: gave up on it"
-                )
-                continue
             if request.suspect:
                 await guard.fetch_carefully(request)
                 continue
@@ -492,8 +496,10 @@ class JobRun:
         dispatch = self._dispatch
         assert dispatch is not None
         with self._in_flight(request):
-            await gate.load(request)
-        if dispatch.closed:
+            rules = await gate.load(request)
+        if isinstance(rules, RobotsFailure):
+            self._recorder.robots_unreachable(request, rules)
+        elif dispatch.closed:
             self._recorder.release(request)
         else:
             dispatch.requeue(request)

@@ -30,6 +30,7 @@ from shoal.core.robots import RobotsRules
 from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.dispatch import Dispatcher
 from shoal.engine.fetcher import Attempt
+from shoal.engine.robots import RobotsFailure
 from shoal.engine.stats import LiveStats
 
 __all__ = ["Processor", "Recorder"]
@@ -164,11 +165,15 @@ class Recorder:
         status = result.status
         stats = self.stats
         policy = self.config.retry
-        if status is None or self._autothrottle is not None or self.health.failing(request.host):
+        health = self.health
+        if status is None or self._autothrottle is not None or health.failing(request.host):
             self._adapt_host(request.host, result)
-        if (status is None and result.error_kind in RETRYABLE_KINDS) or (
-            status is not None and status in policy.retry_statuses
-        ):
+        elif status is not None:
+            health.reached(request.host)
+        if (
+            (status is None and result.error_kind in RETRYABLE_KINDS)
+            or (status is not None and status in policy.retry_statuses)
+        ) and not (status is None and health.abandoned(request.host)):
             now = self._clock.time()
             delay = decide_retry(
                 policy,
@@ -232,6 +237,38 @@ class Recorder:
         self.stats.failed += 1
         self.stats.by_error_kind[kind] += 1
 
+    def record_abandoned(self, request: Request) -> None:
+        """``request``'s host was given up: recorded with the host's error kind."""
+        kind, message = self.health.abandoned_kind(request.host)
+        self.record_failure(request, ErrorKind(kind), message)
+
+    def robots_unreachable(self, request: Request, failure: RobotsFailure) -> None:
+        """The host's robots.txt got no response: a failed attempt of ``request`` with that
+        error, counted in the host's health. It waits for the next try at robots.txt
+        while its retries last, and the gate has not given up on the host."""
+        host = request.host
+        verdict = self.health.record(host, failure.error_kind, failure.error)
+        if verdict is HostVerdict.ABANDON:
+            log.warning("%s: %s", host, self.health.abandoned_kind(host)[1])
+        if self.health.abandoned(host):
+            self.record_abandoned(request)
+            return
+        message = f"robots.txt unreachable: {failure.error}"
+        if failure.final or request.attempts >= self.config.retry.retries:
+            self.record_failure(request, ErrorKind(failure.error_kind), message)
+            return
+        self._settle(request, Step.RETRY)
+        self.buffer.retries.append(
+            RetryUpdate(
+                request_id=request.id,
+                attempts=request.attempts + 1,
+                next_at=failure.retry_at,
+                error_kind=failure.error_kind,
+                error=message,
+            )
+        )
+        self.stats.retries += 1
+
     def refuse(self, request: Request, rules: RobotsRules) -> None:
         """robots.txt says no. If it could not be read (5xx, unreachable) the request waits
         for the next try at robots.txt, a bounded number of times."""
@@ -258,6 +295,7 @@ class Recorder:
     def on_robots(self, host: str, rules: RobotsRules) -> None:
         """A host's robots.txt was read: its Crawl-delay slows the host, its sitemaps are
         followed when asked."""
+        self.health.reached(host)
         dispatch = self.dispatch
         crawl_delay = rules.crawl_delay()
         if crawl_delay is not None:
@@ -270,7 +308,7 @@ class Recorder:
 
     def _adapt_host(self, host: str, result: FetchResult) -> None:
         dispatch = self.dispatch
-        verdict = self.health.record(host, result.error_kind)
+        verdict = self.health.record(host, result.error_kind, result.error)
         if verdict is HostVerdict.PAUSE:
             pause = self._host_pause
             log.info(
@@ -281,7 +319,7 @@ class Recorder:
             )
             dispatch.pause_host(host, self._clock.monotonic() + pause)
         elif verdict is HostVerdict.ABANDON:
-            log.warning("%s unreachable too many times in a row: giving up on it", host)
+            log.warning("%s: %s", host, self.health.abandoned_kind(host)[1])
         throttle = self._autothrottle
         if throttle is not None:
             latency = None if result.ttfb_ms is None else result.ttfb_ms / 1000.0

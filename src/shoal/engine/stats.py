@@ -28,6 +28,7 @@ class StatsSnapshot:
     rejected: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     fetch_processes: int = 0  # the most child processes fetching at once this run
+    robots_waiting: tuple[str, ...] = ()  # origins whose robots.txt is awaited
 
     @property
     def remaining(self) -> int:
@@ -47,6 +48,7 @@ class LiveStats:
         "queued",
         "rejected",
         "retries",
+        "robots_waiting",
         "started_at",
         "total",
     )
@@ -62,6 +64,7 @@ class LiveStats:
         self.queued = 0
         self.started_at = 0.0
         self.fetch_processes = 0
+        self.robots_waiting: list[str] = []
         self.by_status: Counter[int] = Counter()
         self.by_error_kind: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()  # discovered URLs not followed, by reason
@@ -86,4 +89,5 @@ class LiveStats:
             rejected=dict(self.rejected),
             elapsed=max(0.0, now - self.started_at) if self.started_at else 0.0,
             fetch_processes=self.fetch_processes,
+            robots_waiting=tuple(self.robots_waiting),
         )

@@ -18,7 +18,7 @@ pass it to ``TestWeb(extra_routes=...)``.
 ``/redirect-endless/{n}``  302 to ``/redirect-endless/{n+1}``, forever
 ``/redirect-to``           ``?url=X&status=302``: redirect to X
 ``/bytes/{n}``             n bytes, streamed; ``?chunked=1`` without Content-Length
-``/robots.txt``            ``spec.robots`` or 404
+``/robots.txt``            ``spec.robots`` or 404; a ``spec.robots_faults`` fault
 ``/sitemap.xml``           urlset of every page of the host
 ``/sitemap_index.xml``     sitemapindex pointing at ``/sitemap-1.xml.gz``
 ``/sitemap-1.xml.gz``      the gzipped urlset
@@ -253,7 +253,26 @@ async def bytes_(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/robots.txt")
 async def robots(request: web.Request) -> web.StreamResponse:
-    body = request.app[STATE].spec.robots
+    state = request.app[STATE]
+    fault = dict(state.spec.robots_faults).get(state.host_of(request))
+    if fault == "500":
+        return _text("robots.txt is broken\n", status=500)
+    if fault is not None:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.content_length = 1 << 20
+        await response.prepare(request)
+        # "stall": silence until the server closes; "drip": a byte a second meanwhile.
+        try:
+            while not state.closing:
+                if fault == "drip":
+                    await response.write(b"#")
+                if not await state.wait(1.0 if fault == "drip" else MAX_WAIT):
+                    break
+        except ConnectionResetError:
+            return response  # the client gave up
+        _abort(request)
+        return response
+    body = state.spec.robots
     if body is None:
         raise web.HTTPNotFound()
     return _text(body)

@@ -39,6 +39,9 @@ INDEX_LINKS = 4
 _MAX_LAST_OCTET = 254
 
 
+ROBOTS_FAULTS = ("stall", "drip", "500")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SiteSpec:
     """The shape of a synthetic site; the same spec always yields the same site.
@@ -48,7 +51,9 @@ class SiteSpec:
     another host. ``error_rate`` is the fraction of ``/page/`` URLs that always
     answer 500. ``latency_ms`` delays every page; ``page_bytes`` pads every page
     to about that size. ``robots`` is the robots.txt body of every host (None:
-    404). Hosts bind ``127.0.0.{first_address}``, ``127.0.0.{first_address + 1}``, …
+    404); ``robots_faults`` makes some hosts' robots.txt misbehave instead, as
+    ``(host, fault)`` pairs: ``"stall"`` (headers, then silence), ``"drip"`` (one byte
+    a second), ``"500"``. Hosts bind ``127.0.0.{first_address}``, ``127.0.0.{first_address + 1}``, …
     """
 
     hosts: int = 1
@@ -59,6 +64,7 @@ class SiteSpec:
     latency_ms: float = 0.0
     error_rate: float = 0.0
     robots: str | None = None
+    robots_faults: tuple[tuple[int, str], ...] = ()
     sitemaps: bool = True
     page_bytes: int = 0
     first_address: int = 2
@@ -76,6 +82,9 @@ class SiteSpec:
             raise ConfigError(f"latency_ms must be in [0, 300000), got {self.latency_ms!r}")
         if self.robots is not None and not isinstance(self.robots, str):
             raise ConfigError(f"robots must be a string or None, got {type(self.robots).__name__}")
+        for host, fault in self.robots_faults:
+            if fault not in ROBOTS_FAULTS or not 0 <= host < self.hosts:
+                raise ConfigError(f"robots fault must be (host, one of {ROBOTS_FAULTS})")
         last = self.first_address + self.hosts - 1
         if last > _MAX_LAST_OCTET:
             raise ConfigError(
