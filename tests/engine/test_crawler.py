@@ -181,6 +181,24 @@ async def test_graceful_stop_releases_and_resume_finishes(
     assert set(found) == set(urls)
 
 
+async def test_a_graceful_stop_says_how_many_requests_it_cut_off(
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo, wait_for: WaitFor
+) -> None:
+    """Requests still running when the grace runs out are released unfinished, and the
+    outcome says how many (the CLI: "N still running at the grace left for the next run")."""
+    urls = [web.url(h, f"/delay/{20_000 + n}") for h in range(4) for n in range(4)]
+    await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
+    config = quick(limits=Limits(concurrency=6), politeness=Politeness(per_host=2))
+    crawler = Crawler(sqlite_store, fetch_job, config, shutdown_grace=0.2)
+    task = asyncio.create_task(crawler.run())
+    await wait_for(lambda: crawler.stats.in_flight == 6, 30.0)
+    crawler.stop()
+    outcome = await asyncio.wait_for(task, 30)
+    assert outcome.interrupted and outcome.cut_off == 6
+    counts = await sqlite_store.counts(fetch_job.id)
+    assert (counts.leased, counts.finished, counts.pending) == (0, 0, 16)
+
+
 async def test_body_saved_only_when_asked(
     web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
 ) -> None:

@@ -98,6 +98,7 @@ class Interrupts:
 
     def __init__(self, console: Console) -> None:
         self.count = 0
+        self.grace = 10.0  # the run's shutdown grace, once it has one
         self._console = console
         self._on_first: Callable[[], None] | None = None
 
@@ -110,7 +111,7 @@ class Interrupts:
         self.count += 1
         if self.count == 1:
             self._console.print(
-                "[yellow]stopping: finishing in-flight requests "
+                f"[yellow]stopping: finishing in-flight requests for up to {self.grace:g} s "
                 "(press Ctrl-C again to quit at once)[/]"
             )
             if self._on_first is not None:
@@ -410,6 +411,7 @@ async def _run_job(
             report_input(await admit(context), request.source, console)
 
     crawler = runner.crawler
+    interrupts.grace = crawler.shutdown_grace
     interrupts.on_first(runner.stop)
     label = f"{request.command} {job.name}"
     progress = Progress(crawler.snapshot, label=label, console=console, quiet=request.quiet)
@@ -447,9 +449,15 @@ async def _run_job(
         console.print(_where(store, job, request.output), markup=False, highlight=False)
     if outcome.completed:
         return EXIT_OK
+    left = (
+        f"; {outcome.cut_off:,} still running at the {interrupts.grace:g} s grace "
+        "left for the next run"
+        if outcome.cut_off
+        else ""
+    )
     console.print(
         f"[yellow]interrupted:[/] {counts.finished:,} of {counts.total:,} "
-        "finished; run the same command again to resume"
+        f"finished{left}; run the same command again to resume"
     )
     return EXIT_INTERRUPTED
 

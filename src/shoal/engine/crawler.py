@@ -76,6 +76,9 @@ class RunOutcome:
     completed: bool  # the job has no open rows left
     interrupted: bool  # stop() was called before completion
     stats: StatsSnapshot
+    # Requests still being fetched when a graceful stop's grace ran out: released
+    # unfinished, so the next run fetches them.
+    cut_off: int = 0
 
 
 class JobRun:
@@ -150,6 +153,7 @@ class JobRun:
         self._flush_wanted = asyncio.Event()
         self._flushed = asyncio.Event()
         self._crash_guard: CrashGuard | None = None
+        self._cut_off = 0
 
     # -- public -----------------------------------------------------------
 
@@ -160,6 +164,11 @@ class JobRun:
         self._stopping = True
         if self._dispatch is not None:
             self._dispatch.low.set()
+
+    @property
+    def shutdown_grace(self) -> float:
+        """Seconds a graceful stop gives the requests in flight."""
+        return self._grace
 
     @property
     def stopping(self) -> bool:
@@ -250,7 +259,10 @@ class JobRun:
                 await store.release_leases(job.id, self.owner, now=time.time())
                 await store.unregister_worker(job.id, self.owner)
         return RunOutcome(
-            completed=completed, interrupted=self._stopping and not completed, stats=self.snapshot()
+            completed=completed,
+            interrupted=self._stopping and not completed,
+            stats=self.snapshot(),
+            cut_off=self._cut_off,
         )
 
     @property
@@ -295,6 +307,8 @@ class JobRun:
                 _, unfinished = await asyncio.wait(
                     workers, timeout=self._grace if self._stopping else None
                 )
+                if unfinished:
+                    self._cut_off = self.stats.in_flight
                 for task in unfinished:
                     task.cancel()
                 if unfinished:
