@@ -61,6 +61,10 @@ def test_crawl_host_scope_with_robots(crawl_site: TestWeb, tmp_path: Path) -> No
     assert len((tmp_path / "site.jsonl").read_text().splitlines()) == len(expected)
     stats = run_shoal("stats", "--job", "site", cwd=tmp_path)
     assert stats.code == 0 and "robots_disallowed" in stats.stdout
+    # Skipped by robots.txt is not failed: the summary counts them apart.
+    lines = {line.split(None, 1)[0]: line for line in stats.stdout.splitlines() if line.strip()}
+    assert lines["failed"].split()[-1] == "0"
+    assert lines["skipped"].split() == ["skipped", "robots_disallowed", f"{len(blocked):,}"]
 
 
 def test_crawl_usage_errors(tmp_path: Path) -> None:

@@ -57,11 +57,25 @@ def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+# Outcomes that are shoal choosing not to fetch, not failures: counted apart, as skipped.
+_SKIPPED = frozenset({"robots_disallowed", "out_of_scope"})
+
+
+def _split_skipped(by_error_kind: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(errors, skipped by reason) from counts by error kind."""
+    errors = {k: v for k, v in by_error_kind.items() if k not in _SKIPPED}
+    skipped = {k: v for k, v in by_error_kind.items() if k in _SKIPPED and v}
+    return errors, skipped
+
+
 def _errors_text(snap: StatsSnapshot) -> str:
     parts = [f"{k} {v:,}" for k, v in sorted(snap.by_status_class.items())]
-    if snap.by_error_kind:
-        kinds = _by_count(snap.by_error_kind)[:5]
+    errors, skipped = _split_skipped(snap.by_error_kind)
+    if errors:
+        kinds = _by_count(errors)[:5]
         parts.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in kinds))
+    if skipped:
+        parts.append("skipped: " + ", ".join(f"{k} {v:,}" for k, v in _by_count(skipped)))
     if snap.rejected:
         reasons = _by_count(snap.rejected)[:4]
         parts.append("not followed: " + ", ".join(f"{k} {v:,}" for k, v in reasons))
@@ -159,8 +173,11 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
     table.add_column(style="bold")
     table.add_column()
     table.add_row("requests", f"{counts.total:,}")
+    errors, skipped = _split_skipped(summary.by_error_kind)
     table.add_row("done", f"{counts.done:,}")
-    table.add_row("failed", f"{counts.failed:,}")
+    table.add_row("failed", f"{counts.failed - sum(skipped.values()):,}")
+    if skipped:
+        table.add_row("skipped", ", ".join(f"{k} {v:,}" for k, v in _by_count(skipped)))
     if counts.open:
         table.add_row("not finished", f"{counts.open:,}")
     if summary.by_status_class:
@@ -168,11 +185,8 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
             "by status",
             ", ".join(f"{k} {v:,}" for k, v in sorted(summary.by_status_class.items())),
         )
-    if summary.by_error_kind:
-        table.add_row(
-            "by error kind",
-            ", ".join(f"{k} {v:,}" for k, v in _by_count(summary.by_error_kind)),
-        )
+    if errors:
+        table.add_row("by error kind", ", ".join(f"{k} {v:,}" for k, v in _by_count(errors)))
     if summary.rejected:
         table.add_row(
             "not followed",
