@@ -17,7 +17,7 @@ from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
 from shoal.engine.crawler import JobRun
-from shoal.engine.processor import LinkProcessor
+from shoal.engine.processor import MAX_SITEMAP_NESTING, LinkProcessor
 from shoal.store import Store
 from shoal.testweb import SiteSpec, TestWeb
 
@@ -417,3 +417,43 @@ async def test_a_prefix_seed_that_redirects_takes_its_targets_directory(
         f"seed {seed} redirects to {web.url(0, '/page/0')}: the crawl is limited to "
         f"{web.url(0, '/page/')}"
     ]
+
+
+async def test_nested_sitemap_indexes_are_followed_five_levels_down(sqlite_store: Store) -> None:
+    """Each index lists two more, forever: children of an index are at its depth (so
+    --depth 0 does not stop them) and are followed MAX_SITEMAP_NESTING levels down."""
+    async with TestWeb(SiteSpec(hosts=1, pages=3)) as web:
+        seed = web.url(0, "/sitemap-nest/0.xml?fanout=2")
+        processor = LinkProcessor(
+            scope=Scope(mode="host", seeds=(seed,), max_depth=0), traps=TrapLimits()
+        )
+        job = await sqlite_store.ensure_job("nest", mode="crawl", config={})
+        await sqlite_store.add_requests(job.id, [NewRequest.for_url(seed)], now=time.time())
+        async with asyncio.timeout(60):
+            outcome = await JobRun(sqlite_store, job, crawl_config(), processor=processor).run()
+        found = await results_by_url(sqlite_store, job)
+        rejected = (await sqlite_store.summary(job.id)).rejected
+    assert outcome.completed
+    assert MAX_SITEMAP_NESTING == 5
+    assert len(found) == sum(2**level for level in range(6))  # levels 0..5
+    assert {r.depth for r in found.values()} == {0}
+    deepest = max(u.split("/")[-1].count("-") for u in found)
+    assert deepest == 5
+    assert rejected["sitemap_too_deep"] == 2**6
+
+
+async def test_the_urls_taken_from_sitemaps_are_bounded(sqlite_store: Store) -> None:
+    async with TestWeb(SiteSpec(hosts=1, pages=3)) as web:
+        seed = web.url(0, "/sitemap-nest/0.xml?fanout=10")
+        processor = LinkProcessor(
+            scope=Scope(mode="host", seeds=(seed,)), traps=TrapLimits(), max_sitemap_entries=25
+        )
+        job = await sqlite_store.ensure_job("sitemap-cap", mode="crawl", config={})
+        await sqlite_store.add_requests(job.id, [NewRequest.for_url(seed)], now=time.time())
+        async with asyncio.timeout(60):
+            outcome = await JobRun(sqlite_store, job, crawl_config(), processor=processor).run()
+        found = await results_by_url(sqlite_store, job)
+        rejected = (await sqlite_store.summary(job.id)).rejected
+    assert outcome.completed
+    assert len(found) == 1 + 25
+    assert rejected["sitemap_limit"] == 25 * 10 - 15  # 10 per index fetched, 25 taken in all

@@ -16,7 +16,7 @@ import queue
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Generic, TypeAlias, TypeVar
 
 from shoal.core.charset import sniff_encoding
 from shoal.core.errors import InputError
@@ -32,6 +32,8 @@ from shoal.core.urls import ParamFilter, canonicalize
 __all__ = [
     "FieldExtractor",
     "LinkProcessor",
+    "MAX_SITEMAP_ENTRIES",
+    "MAX_SITEMAP_NESTING",
     "LinkSettings",
     "add_fields",
     "has_fields",
@@ -42,6 +44,13 @@ __all__ = [
 log = logging.getLogger("shoal.engine.processor")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_V = TypeVar("_V")
+
+#: Sitemap indexes listing sitemap indexes are followed this many levels down (the
+#: sitemaps protocol intends one level; some sites use two or three).
+MAX_SITEMAP_NESTING = 5
+#: URLs a job's run takes from sitemaps (pages and child sitemaps), at most.
+MAX_SITEMAP_ENTRIES = 100_000
 
 
 def looks_like_sitemap(url: str, content_type: str | None, body: bytes) -> bool:
@@ -168,31 +177,32 @@ def _settle(done: list[_Done]) -> None:
             future.set_result(outcome)
 
 
-class _RedirectChains:
-    """The redirect chain that led to each redirect target admitted lately: a crawl
-    follows redirects as links, one row per hop, and this carries the hops along the
-    chain so that ``--max-redirects`` bounds it. Two generations, like
-    ``_RecentlyAdmitted``: a target whose chain was forgotten (a long crawl, another
-    run) starts counting afresh, so a chain is still bounded, by a multiple of the limit.
-    """
+class _RecentMap(Generic[_V]):
+    """A bounded memory of a value per URL lately admitted: two generations, like
+    ``_RecentlyAdmitted``; when the young one fills, the old one is dropped. It carries
+    what a URL inherits from the row that found it: the redirect chain that led to a
+    redirect target (so that ``--max-redirects`` bounds a chain of rows), the nesting
+    level of a child sitemap. A URL whose value was forgotten (a long crawl, another
+    run) starts afresh, so what it bounds stays bounded, by a multiple of the limit."""
 
-    def __init__(self, generation: int = 65_536) -> None:
+    def __init__(self, default: _V, generation: int = 65_536) -> None:
+        self._default = default
         self._generation = generation
-        self._young: dict[str, tuple[str, ...]] = {}
-        self._old: dict[str, tuple[str, ...]] = {}
+        self._young: dict[str, _V] = {}
+        self._old: dict[str, _V] = {}
 
-    def get(self, url: str) -> tuple[str, ...]:
-        chain = self._young.get(url)
-        if chain is None:
-            chain = self._old.get(url, ())
-        return chain
+    def get(self, url: str) -> _V:
+        value = self._young.get(url)
+        if value is None:
+            value = self._old.get(url, self._default)
+        return value
 
-    def put(self, url: str, chain: tuple[str, ...]) -> None:
+    def put(self, url: str, value: _V) -> None:
         young = self._young
         if len(young) >= self._generation:
             self._old, self._young = young, {}
             young = self._young
-        young[url] = chain
+        young[url] = value
 
 
 class _RecentlyAdmitted:
@@ -273,8 +283,12 @@ class LinkProcessor:
     robots_token: str = "shoal"
     obey_nofollow: bool = True
     max_redirects: int = 10
+    max_sitemap_nesting: int = MAX_SITEMAP_NESTING
+    max_sitemap_entries: int = MAX_SITEMAP_ENTRIES
     recent: _RecentlyAdmitted = field(default_factory=_RecentlyAdmitted)
-    chains: _RedirectChains = field(default_factory=_RedirectChains)
+    chains: _RecentMap[tuple[str, ...]] = field(default_factory=lambda: _RecentMap(()))
+    sitemap_levels: _RecentMap[int] = field(default_factory=lambda: _RecentMap(0))
+    sitemap_entries: int = 0  # URLs taken from sitemaps so far
 
     @property
     def settings(self) -> LinkSettings:
@@ -312,10 +326,7 @@ class LinkProcessor:
         if not 200 <= status < 300 or not body:
             return []
         if looks_like_sitemap(page_url, result.content_type, body):
-            parsed = parse_sitemap(body)
-            if parsed.kind == "sitemapindex":
-                return self._admit(list(parsed.urls), request.depth, result, rejected)
-            return self._admit(list(parsed.urls), request.depth + 1, result, rejected)
+            return self._from_sitemap(request, result, body, rejected)
         page = _read_links(result, body, page_url, self.settings)
         return self._from_page(page, page_url, request, result, rejected)
 
@@ -332,6 +343,32 @@ class LinkProcessor:
         if page.nofollow:
             rejected["nofollow"] += page.nofollow
         return self._admit(list(page.links), request.depth + 1, result, rejected)
+
+    def _from_sitemap(
+        self, request: Request, result: FetchResult, body: bytes, rejected: Counter[str]
+    ) -> list[NewRequest]:
+        """A sitemap's pages are one level below it (like a page's links); an index's
+        child sitemaps are at its own depth, one nesting level down, followed to
+        ``max_sitemap_nesting`` levels. A run takes ``max_sitemap_entries`` URLs from
+        sitemaps in all; the rest are counted as ``sitemap_limit``."""
+        parsed = parse_sitemap(body)
+        entries = list(parsed.urls)
+        level = self.sitemap_levels.get(request.url)
+        index = parsed.kind == "sitemapindex"
+        if index and level >= self.max_sitemap_nesting:
+            rejected["sitemap_too_deep"] += len(entries)
+            return []
+        room = max(0, self.max_sitemap_entries - self.sitemap_entries)
+        if len(entries) > room:
+            rejected["sitemap_limit"] += len(entries) - room
+            del entries[room:]
+        depth = request.depth if index else request.depth + 1
+        admitted = self._admit(entries, depth, result, rejected)
+        self.sitemap_entries += len(admitted)
+        if index:
+            for child in admitted:
+                self.sitemap_levels.put(child.url, level + 1)
+        return admitted
 
     def _follow_redirect(
         self,

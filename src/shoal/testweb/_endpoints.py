@@ -22,6 +22,7 @@ pass it to ``TestWeb(extra_routes=...)``.
 ``/sitemap.xml``           urlset of every page of the host
 ``/sitemap_index.xml``     sitemapindex pointing at ``/sitemap-1.xml.gz``
 ``/sitemap-1.xml.gz``      the gzipped urlset
+``/sitemap-nest/{p}.xml``  a sitemapindex of ``?fanout=N`` (10) more, ``{p}-{k}.xml``, forever
 =========================  ===================================================
 
 Control endpoints (``/_testweb/...``) are in :data:`control_routes` and are
@@ -33,6 +34,7 @@ from __future__ import annotations
 import json
 import time
 from email.utils import formatdate
+from html import escape
 
 from aiohttp import web
 
@@ -281,6 +283,19 @@ async def robots(request: web.Request) -> web.StreamResponse:
 @routes.get("/sitemap.xml")
 async def sitemap(request: web.Request) -> web.StreamResponse:
     return _sitemap(request, "urlset", _XML)
+
+
+@routes.get(r"/sitemap-nest/{path:[0-9-]+}.xml")
+async def sitemap_nest(request: web.Request) -> web.StreamResponse:
+    path = request.match_info["path"]
+    fanout = _int_query(request, "fanout", 10, high=1000)
+    query = f"?fanout={fanout}" if "fanout" in request.query else ""
+    base = f"{request.scheme}://{request.host}/sitemap-nest/{path}"
+    entries = "".join(
+        f"<sitemap><loc>{base}-{k}.xml{escape(query)}</loc></sitemap>" for k in range(fanout)
+    )
+    body = f'<?xml version="1.0"?>\n<sitemapindex>{entries}</sitemapindex>\n'
+    return web.Response(body=body.encode(), headers=_XML)
 
 
 @routes.get("/sitemap_index.xml")
