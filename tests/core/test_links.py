@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from shoal.core import links
 from shoal.core.errors import InputError
-from shoal.core.links import PageLinks, extract_links
+from shoal.core.links import MAX_LINKS_PER_PAGE, PageLinks, extract_links
 from shoal.core.urls import canonicalize
 
 PAGE = "https://example.com/dir/page.html?q=1"
@@ -541,8 +541,9 @@ def test_fallback_scanner_agrees_with_the_parser_on_sane_markup() -> None:
         b"<a href=bare>c</a><area href=\"//h.example/area\"><iframe src='if'></iframe>"
         b'<a name="anchor">no href</a><a href>valueless</a>'
     )
-    parsed = [(node.tag, node.attributes) for node in links._elements(html, None, "text/html")]
-    scanned = [(found.tag, found.attributes) for found in links._scan_fallback(html, None)]
+    elements, _ = links._elements(html, None, "text/html", links.MAX_LINKS_PER_PAGE)
+    parsed = [(node.tag, node.attributes) for node in elements]
+    scanned = [(found.tag, found.attributes) for found in links._scan_fallback(html, None, None)[0]]
     assert scanned == parsed
 
 
@@ -643,7 +644,7 @@ def test_arbitrary_markup_gives_canonical_links(html: str) -> None:
         for link in result.links:
             assert link.startswith(("http://", "https://"))
             assert canonicalize(link) == link
-        fallback = links._scan_fallback(body, None)
+        fallback, _ = links._scan_fallback(body, None, None)
         assert all(isinstance(found.tag, str) for found in fallback)
 
 
@@ -697,3 +698,23 @@ def test_fast_join_equals_canonicalize_with_base(base: str, href: str) -> None:
         assert not stripped or stripped.startswith("#") or scheme is not None
     else:
         assert resolved == expected
+
+
+@pytest.mark.parametrize("tags", [1_000, 60_000], ids=["parsed", "dense-scanned"])
+def test_links_per_page_are_bounded(tags: int) -> None:
+    body = b"<!doctype html><body>" + b"".join(b'<a href="/p/%d">x</a>' % n for n in range(tags))
+    page = extract_links(body, url="http://h.example/", content_type="text/html", max_links=500)
+    assert page.links == tuple(f"http://h.example/p/{n}" for n in range(500))
+    assert page.truncated
+    whole = extract_links(body, url="http://h.example/", content_type="text/html", max_links=tags)
+    assert len(whole.links) == tags and not whole.truncated
+    assert MAX_LINKS_PER_PAGE == 10_000
+
+
+def test_no_links_are_read_for_a_page_whose_links_are_not_followed() -> None:
+    body = (
+        b'<!doctype html><head><meta name="robots" content="noindex"></head>'
+        b'<body><a href="/a">a</a></body>'
+    )
+    page = extract_links(body, url="http://h.example/", content_type="text/html", max_links=0)
+    assert (page.links, page.truncated, page.noindex) == ((), True, True)

@@ -114,3 +114,50 @@ def test_bombs_and_endless_bodies_at_once_keep_memory_bounded(
     print(f"peak RSS {peak / 2**20:.0f} MiB, {elapsed:.1f} s for {len(urls)} hostile URLs")
     assert peak < RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
     assert elapsed < CHILD_TIMEOUT
+
+
+# A page of 380,000 links costs a small multiple of its 10 MB, not the 65x that a full
+# HTML tree of it and every canonical link would (see docs/errors.md).
+DENSE_RSS_LIMIT = 150 * 1024 * 1024  # the interpreter and shoal alone take about 60
+
+
+@pytest.mark.parametrize("depth", ["0", "1"])
+def test_a_link_dense_page_costs_a_small_multiple_of_its_size(
+    zoo: ZooProcess, tmp_path: Path, depth: str
+) -> None:
+    """At --depth 0 no link of the page is read (none would be followed); at --depth 1
+    at most MAX_LINKS_PER_PAGE are, and the page is counted as truncated."""
+    seed = zoo.url(0, "/zoo/links-dense")
+    code, peak, _, stderr = run_measured(
+        [
+            sys.executable,
+            "-c",
+            _REPORTING_MAIN,
+            "crawl",
+            seed,
+            "--job",
+            "dense",
+            "--quiet",
+            "--depth",
+            depth,
+            "--max-pages",
+            "20",
+            "--max-bytes",
+            str(MAX_BYTES),
+        ],
+        tmp_path,
+    )
+    assert code == 0, stderr
+    rows = result_rows(tmp_path / "shoal.db", "dense")
+    assert (seed, 200, None) in rows
+    assert len(rows) == (1 if depth == "0" else 20)
+    stats = subprocess.run(
+        [sys.executable, "-m", "shoal", "stats", "--job", "dense"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ("links_truncated 1" in stats.stdout) == (depth == "1"), stats.stdout
+    print(f"peak RSS {peak / 2**20:.0f} MiB for a 10 MB page of 380,000 links, depth {depth}")
+    assert peak < DENSE_RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"

@@ -34,6 +34,14 @@ Only HTML is parsed: ``text/html`` and ``application/xhtml+xml``; without a
 content type, a body that starts (after whitespace and a byte-order mark) with
 ``<!doctype html`` or ``<html`` is taken as HTML. Anything else has no links.
 
+Link-dense pages: at most ``max_links`` distinct links are taken from a page
+(``MAX_LINKS_PER_PAGE`` by default; 0 reads only the robots directives, for a page
+whose links would not be followed), and ``truncated`` says when more were left.
+A page of more than ``_DENSE_TAGS`` tags is not given to lexbor, whose tree costs
+about twenty times the page, but to the scanner below, which keeps only the
+elements it needs and stops after ``max_links`` of them: such a page costs about
+its decoded text in memory.
+
 Pathological markup: lexbor's tree builder is quadratic in two cases — block
 elements nested thousands deep (each start tag walks the stack of open
 elements) and one element with thousands of distinct attributes. Bodies over
@@ -59,7 +67,10 @@ from selectolax.lexbor import LexborHTMLParser
 from shoal.core.errors import InputError
 from shoal.core.urls import ParamFilter, canonicalize
 
-__all__ = ["PageLinks", "extract_links", "hazardous_markup", "is_html"]
+__all__ = ["MAX_LINKS_PER_PAGE", "PageLinks", "extract_links", "hazardous_markup", "is_html"]
+
+#: Distinct links taken from one page, at most (the rest: ``PageLinks.truncated``).
+MAX_LINKS_PER_PAGE = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +89,8 @@ class PageLinks:
     skipped: int = 0
     invalid: int = 0
     nofollow: int = 0
+    truncated: bool = False
+    """Whether the page had links past ``max_links`` that were not read."""
 
 
 class _Element(Protocol):
@@ -148,8 +161,9 @@ def extract_links(
     sort_query: bool = False,
     obey_nofollow: bool = True,
     robots_token: str = "shoal",
+    max_links: int = MAX_LINKS_PER_PAGE,
 ) -> PageLinks:
-    """Extract the links to follow from a fetched page.
+    """Extract the links to follow from a fetched page (at most ``max_links``).
 
     ``url`` is the page's final URL (after redirects); it is the base of
     relative links unless the page has a ``<base href>``. ``headers`` are the
@@ -166,14 +180,18 @@ def extract_links(
     if (nofollow_page and noindex and obey_nofollow) or not _is_html(body, content_type):
         return PageLinks(links=(), base=page, nofollow_page=nofollow_page, noindex=noindex)
 
-    elements = _elements(body, encoding, content_type)
+    elements, cut = _elements(body, encoding, content_type, max_links)
     base, meta_noindex, meta_nofollow, sources = _read_head(elements, page, token)
     noindex = noindex or meta_noindex
     nofollow_page = nofollow_page or meta_nofollow
     if nofollow_page and obey_nofollow:
         return PageLinks(links=(), base=base, nofollow_page=True, noindex=noindex)
-    found, skipped, invalid, nofollow = _collect(
-        sources, _Base.of(base), _canonicalizer(strip_params, sort_query), obey_nofollow
+    found, skipped, invalid, nofollow, more = _collect(
+        sources,
+        _Base.of(base),
+        _canonicalizer(strip_params, sort_query),
+        obey_nofollow,
+        max_links,
     )
     return PageLinks(
         links=found,
@@ -183,6 +201,7 @@ def extract_links(
         skipped=skipped,
         invalid=invalid,
         nofollow=nofollow,
+        truncated=cut or more,
     )
 
 
@@ -220,12 +239,18 @@ def _collect(
     base: _Base,
     canonical: Callable[[str], str | int],
     obey_nofollow: bool,
-) -> tuple[tuple[str, ...], int, int, int]:
-    """``(links, skipped, invalid, nofollow)`` of the link elements."""
+    max_links: int,
+) -> tuple[tuple[str, ...], int, int, int, bool]:
+    """``(links, skipped, invalid, nofollow, truncated)`` of the link elements: no more
+    than ``max_links`` links, and no element read past them."""
     found: dict[str, None] = {}
     memo: dict[str, str | int] = {}
     skipped = invalid = nofollow = 0
+    if max_links <= 0:
+        return (), 0, 0, 0, bool(sources)
     for tag, element in sources:
+        if len(found) >= max_links:
+            return tuple(found), skipped, invalid, nofollow, True
         # Attributes are read here, not in the first loop: a dict that dies at
         # once is cheaper than thousands kept alive (and traced by the GC).
         attrs = element.attributes
@@ -256,7 +281,7 @@ def _collect(
             skipped += 1
         else:
             invalid += 1
-    return tuple(found), skipped, invalid, nofollow
+    return tuple(found), skipped, invalid, nofollow, False
 
 
 # --- content type and decoding ---
@@ -331,11 +356,17 @@ def _decode(body: bytes, codec: str) -> str | None:
 # --- elements ---
 
 
-def _elements(body: bytes, encoding: str | None, content_type: str | None) -> Sequence[_Element]:
-    """The link, base and meta elements of the document, in document order."""
+def _elements(
+    body: bytes, encoding: str | None, content_type: str | None, max_links: int
+) -> tuple[Sequence[_Element], bool]:
+    """The link, base and meta elements of the document, in document order, and whether
+    link elements were left unread (a dense page, scanned up to ``max_links`` links)."""
     codec = _transport_codec(body, encoding, content_type)
-    if len(body) > _SCREEN_ABOVE and _looks_hazardous(body):
-        return _scan_fallback(body, codec)
+    if len(body) > _SCREEN_ABOVE:
+        if body.count(b"<") > _DENSE_TAGS:
+            return _scan_fallback(body, codec, max_links)
+        if _looks_hazardous(body):
+            return _scan_fallback(body, codec, None)
     try:
         if codec is None:
             # lexbor sniffs: byte-order mark, then <meta charset>, then UTF-8.
@@ -348,9 +379,14 @@ def _elements(body: bytes, encoding: str | None, content_type: str | None) -> Se
             text = _decode(body, codec)
             tree = LexborHTMLParser(body, encoding=True) if text is None else LexborHTMLParser(text)
     except ValueError:  # larger than selectolax accepts (2.5 GB)
-        return []
+        return [], False
     # (node.attributes is one dict: cheaper than two lookups through node.attrs.)
-    return tree.css(_SELECTOR)
+    return tree.css(_SELECTOR), False
+
+
+# A page with more tags than this is scanned, not parsed: lexbor's tree of it would
+# take hundreds of bytes a node.
+_DENSE_TAGS = 50_000
 
 
 # The screen for markup that makes lexbor quadratic (see the module docstring).
@@ -446,7 +482,11 @@ def _scope_steps(body: bytes) -> tuple[int, int]:
 
 
 # The fallback scanner: linear, as "[^<>]*" stops at the next "<" or ">".
-_FALLBACK_TAG = re.compile(r"<(a|area|link|frame|iframe|base|meta)(?=[\s/>])([^<>]*)", re.I)
+# Comments are skipped (an unclosed one runs to the end, as in a browser): one lazy
+# run from each "<!--", which ends the scan when it reaches the end, so still linear.
+_FALLBACK_TAG = re.compile(
+    r"<!--.*?(?:-->|\Z)|<(a|area|link|frame|iframe|base|meta)(?=[\s/>])([^<>]*)", re.I | re.S
+)
 _FALLBACK_ATTRIBUTE = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 _FALLBACK_WANTED = frozenset({"href", "src", "rel", "name", "content"})
 _FALLBACK_REQUIRED = {  # as in _SELECTOR
@@ -460,13 +500,21 @@ _FALLBACK_REQUIRED = {  # as in _SELECTOR
 }
 
 
-def _scan_fallback(body: bytes, codec: str | None) -> list[_ScannedElement]:
-    """The elements of interest found by regular expressions, for hazardous markup."""
+def _scan_fallback(
+    body: bytes, codec: str | None, max_links: int | None
+) -> tuple[list[_ScannedElement], bool]:
+    """The elements of interest found by regular expressions, for hazardous markup or a
+    dense page: no more than ``max_links`` link elements (None: all), and whether some
+    were left. A link element found twice counts twice, so a page repeating few links
+    keeps ``max_links`` elements, not all of its own."""
     if codec is None:
         codec = "utf-16" if body.startswith(_BOMS[1:]) else "utf-8-sig"
     text = _decode(body, codec) or body.decode("utf-8", "replace")
     elements: list[_ScannedElement] = []
+    links = 0
     for tag in _FALLBACK_TAG.finditer(text):
+        if tag.group(1) is None:  # a comment
+            continue
         attrs: dict[str, str | None] = {}
         for attribute in _FALLBACK_ATTRIBUTE.finditer(tag.group(2)):
             name, double, single, bare = attribute.groups()
@@ -476,8 +524,12 @@ def _scan_fallback(body: bytes, codec: str | None) -> list[_ScannedElement]:
                 attrs[name] = None if value is None else html.unescape(value)
         name = tag.group(1).lower()
         if all(required in attrs for required in _FALLBACK_REQUIRED[name]):
+            if name != "base" and name != "meta":
+                if max_links is not None and links >= max_links:
+                    return elements, True
+                links += 1
             elements.append(_ScannedElement(name, attrs))
-    return elements
+    return elements, False
 
 
 # --- robots directives ---

@@ -22,7 +22,7 @@ from shoal.core.charset import sniff_encoding
 from shoal.core.errors import InputError
 from shoal.core.extract import Extraction, ExtractRules, extract_fields
 from shoal.core.kinds import ErrorKind
-from shoal.core.links import PageLinks, extract_links, is_html
+from shoal.core.links import MAX_LINKS_PER_PAGE, PageLinks, extract_links, is_html
 from shoal.core.model import FetchResult, NewRequest, Request
 from shoal.core.scope import Scope
 from shoal.core.sitemaps import parse_sitemap
@@ -236,6 +236,15 @@ class LinkSettings:
     sort_query: bool
     obey_nofollow: bool
     robots_token: str
+    max_links: int = MAX_LINKS_PER_PAGE
+    max_depth: int | None = None  # the scope's: a page at it has no link to follow
+
+    def links_wanted(self, depth: int) -> int:
+        """How many links to read from a page at ``depth``: none at the depth limit,
+        where every link would be thrown away (only its robots directives are read)."""
+        if self.max_depth is not None and depth >= self.max_depth:
+            return 0
+        return self.max_links
 
 
 def page_links(result: FetchResult, body: bytes, settings: LinkSettings) -> PageLinks | None:
@@ -269,6 +278,7 @@ def _read_links(
         sort_query=settings.sort_query,
         obey_nofollow=settings.obey_nofollow,
         robots_token=settings.robots_token,
+        max_links=settings.links_wanted(result.depth),
     )
 
 
@@ -283,6 +293,7 @@ class LinkProcessor:
     robots_token: str = "shoal"
     obey_nofollow: bool = True
     max_redirects: int = 10
+    max_links: int = MAX_LINKS_PER_PAGE
     max_sitemap_nesting: int = MAX_SITEMAP_NESTING
     max_sitemap_entries: int = MAX_SITEMAP_ENTRIES
     recent: _RecentlyAdmitted = field(default_factory=_RecentlyAdmitted)
@@ -299,6 +310,8 @@ class LinkProcessor:
             sort_query=self.sort_query,
             obey_nofollow=self.obey_nofollow,
             robots_token=self.robots_token,
+            max_links=self.max_links,
+            max_depth=self.scope.max_depth,
         )
 
     def __call__(
@@ -342,6 +355,8 @@ class LinkProcessor:
             result.fields = {**(result.fields or {}), "noindex": True}
         if page.nofollow:
             rejected["nofollow"] += page.nofollow
+        if page.truncated and page.links:
+            rejected["links_truncated"] += 1  # pages, not links: the rest were never read
         return self._admit(list(page.links), request.depth + 1, result, rejected)
 
     def _from_sitemap(

@@ -17,6 +17,7 @@ the raw-socket and TLS behaviours and serves them all at once.
 ``/zoo/bomb/zstd``              ~130 KB of zstd (16 frames) that inflates to 4 GiB
 ``/zoo/bad-encoding/{enc}``     ``Content-Encoding: gzip|br|zstd`` over bytes that are not
 ``/zoo/long-line``              10 MB of HTML on one line, a link at each end
+``/zoo/links-dense``            10 MB of HTML: 380,000 distinct links (not in the index)
 ``/zoo/charset/{variant}``      undecodable or mislabelled text (see ``CHARSET_VARIANTS``)
 ``/zoo/binary``                 64 KiB of random bytes served as ``text/html``
 ``/zoo/loop/{a|b}``             302 a → b → a → …
@@ -387,6 +388,11 @@ def zoo_routes(options: ZooOptions | None = None) -> web.RouteTableDef:
             body=body * 20, headers={"Content-Type": _HTML, "Content-Encoding": encoding}
         )
 
+    @routes.get("/zoo/links-dense")
+    async def links_dense(request: web.Request) -> web.StreamResponse:
+        body = await _cached(_links_dense)
+        return web.Response(body=body, headers={"Content-Type": _HTML})
+
     @routes.get("/zoo/long-line")
     async def long_line(request: web.Request) -> web.StreamResponse:
         body = await _cached(functools.partial(_long_line, opts.long_line_bytes))
@@ -464,6 +470,12 @@ def zoo_routes(options: ZooOptions | None = None) -> web.RouteTableDef:
 
 
 @functools.cache
+@functools.cache
+def _links_dense() -> bytes:
+    links = b"".join(b"<a href=/zoo/d%d>x</a>\n" % n for n in range(380_000))
+    return b"<!doctype html><html><body>" + links + b"</body></html>"
+
+
 def _long_line(size: int) -> bytes:
     head = (
         b"<!doctype html><html><head><title>one line</title></head><body>"
