@@ -10,12 +10,15 @@ from urllib.parse import urlsplit
 
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.model import FetchResult, NewRequest
+from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonicalize
 from shoal.engine.crawler import JobRun
 from shoal.engine.processor import LinkProcessor
 from shoal.store import Store
+from shoal.testweb import SiteSpec, TestWeb
+from shoal.testweb._zoo import zoo_routes
 
 from ..engine.test_crawler import results_by_url
 from .conftest import ZooProcess, watching_the_loop
@@ -103,3 +106,56 @@ async def test_crawl_of_the_zoo_ends_and_records_everything(
     assert len(calendar) == PAGES_PER_HOST
     assert all(found[u].status == 200 for u in calendar)
     assert rejected.get("host_page_limit", 0) > 0
+
+
+async def test_three_traps_at_once_end_in_bounded_time_with_every_row_labelled(
+    sqlite_store: Store,
+) -> None:
+    """An endless redirect chain (host 0), an endless calendar of unique links (host 1)
+    and a robots.txt that never answers (host 2), crawled at once with robots.txt obeyed
+    and no page budget: the chain stops at --max-redirects, the calendar at the depth
+    limit, the silent host after two robots.txt deadlines; every row says what happened."""
+    spec = SiteSpec(hosts=3, pages=5, robots_faults=((2, "stall"),), first_address=230)
+    config = CrawlConfig(
+        limits=Limits(concurrency=32),
+        timeouts=Timeouts(total=3, connect=2, read=2),
+        politeness=Politeness(per_host=4),
+        retry=RetryPolicy(retries=2, backoff_base=0.05, backoff_cap=0.2),
+        follow_links=True,
+    )
+    async with TestWeb(spec, extra_routes=zoo_routes()) as web:
+        chain = web.url(0, "/redirect-endless/0")
+        calendar = web.url(1, "/zoo/calendar/2024/1")
+        silent = web.url(2, "/")
+        seeds = [chain, calendar, silent]
+        job = await sqlite_store.ensure_job("three-traps", mode="crawl", config={})
+        await sqlite_store.add_requests(
+            job.id, [NewRequest.for_url(u) for u in seeds], now=time.time()
+        )
+        processor = LinkProcessor(
+            scope=Scope(mode="host", seeds=tuple(seeds), max_depth=3), traps=TrapLimits()
+        )
+        crawler = Crawler(
+            sqlite_store,
+            job,
+            config,
+            processor=processor,
+            robots=RobotsPolicy(user_agent_token="shoal"),
+            strict_depth=True,
+        )
+        # docs/errors.md: robots.txt gives up after 2 deadlines (--timeout 3 s here);
+        # the chain is 11 requests, the calendar a few hundred small pages.
+        async with asyncio.timeout(120):
+            outcome = await crawler.run()
+        found = await results_by_url(sqlite_store, job)
+    assert outcome.completed
+    unlabelled = [u for u, r in found.items() if r.status is None and r.error_kind is None]
+    assert not unlabelled
+    hops = [u for u in found if "/redirect-endless/" in u]
+    assert len(hops) == 11
+    assert found[web.url(0, "/redirect-endless/10")].error_kind == "too_many_redirects"
+    assert found[silent].error_kind in ("read_timeout", "timeout")
+    assert [u for u in found if u.startswith(web.url(2, "/"))] == [silent]
+    days = [u for u in found if "/zoo/calendar/" in u]
+    assert len(days) > 30 and all(found[u].status in (200, 404) for u in days)
+    assert max(found[u].depth for u in days) == 3
