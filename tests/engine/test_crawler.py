@@ -189,7 +189,7 @@ async def test_a_graceful_stop_says_how_many_requests_it_cut_off(
     urls = [web.url(h, f"/delay/{20_000 + n}") for h in range(4) for n in range(4)]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
     config = quick(limits=Limits(concurrency=6), politeness=Politeness(per_host=2))
-    crawler = Crawler(sqlite_store, fetch_job, config, shutdown_grace=0.2)
+    crawler = JobRun(sqlite_store, fetch_job, config, shutdown_grace=0.2)
     task = asyncio.create_task(crawler.run())
     await wait_for(lambda: crawler.stats.in_flight == 6, 30.0)
     crawler.stop()

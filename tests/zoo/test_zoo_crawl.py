@@ -135,7 +135,7 @@ async def test_three_traps_at_once_end_in_bounded_time_with_every_row_labelled(
         processor = LinkProcessor(
             scope=Scope(mode="host", seeds=tuple(seeds), max_depth=3), traps=TrapLimits()
         )
-        crawler = Crawler(
+        crawler = JobRun(
             sqlite_store,
             job,
             config,

@@ -28,7 +28,7 @@ import aiohttp
 from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Request
 from shoal.core.robots import RobotsPolicy, RobotsRules, rules_from_response
-from shoal.engine.fetcher import classify_exception
+from shoal.engine.failures import map_exception
 from shoal.store.base import Store
 
 __all__ = ["ROBOTS_ATTEMPTS", "ROBOTS_TIMEOUT", "RobotsFailure", "RobotsGate", "origin_of"]
@@ -221,7 +221,7 @@ class RobotsGate:
             return _Fetched(310, None)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             log.debug("robots.txt of %s unreachable: %s", origin, exc)
-            kind, message = classify_exception(exc)
+            kind, message = map_exception(exc)
             return str(kind), message
 
     def _remember(self, origin: str, rules: RobotsRules) -> None:
