@@ -27,6 +27,7 @@ __all__ = [
     "Attempt",
     "Fetcher",
     "SpecialUseResolver",
+    "header_text",
     "make_session",
     "wants_body",
 ]
@@ -159,8 +160,8 @@ class Fetcher:
                     status=status,
                     error_kind=error_kind,
                     error=error,
-                    headers=tuple(headers.items()),
-                    content_type=headers.get("Content-Type"),
+                    headers=header_text(response.raw_headers),
+                    content_type=_latin1(headers.get("Content-Type")),
                     bytes=size,
                     body_hash=_hash(body) if error_kind is None else None,
                     attempts=attempts,
@@ -196,6 +197,19 @@ class Fetcher:
                 None,
                 None,
             )
+
+
+def header_text(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[str, str], ...]:
+    """Response headers as recorded: the server's bytes read as Latin-1, as HTTP defines
+    field text, so every byte is kept and ``value.encode("latin-1")`` gives it back."""
+    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+
+
+def _latin1(value: str | None) -> str | None:
+    """A header value aiohttp decoded (UTF-8, surrogateescape) as ``header_text`` has it."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, int]:
