@@ -16,6 +16,7 @@ from rich.console import Console
 from shoal.cli.jobrun import (
     EXIT_INPUT,
     EXIT_INTERNAL,
+    EXIT_OUTPUT,
     EXIT_STORE,
     EXIT_USAGE,
     AdmitReport,
@@ -32,11 +33,12 @@ from shoal.cli.observe import Observe, debugged
 from shoal.cli.options import (
     EXIT_CODES,
     build_config,
+    csv_escape_option,
     load_toml_defaults,
     read_store_option,
     run_options,
 )
-from shoal.core.errors import StoreError
+from shoal.core.errors import OutputError, StoreError
 from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import JobInfo, NewRequest
@@ -181,6 +183,9 @@ def _run(coro: Coroutine[Any, Any, int], observe: Observe | None = None) -> None
     except StoreError as exc:  # raised outside a job's run (counts, summary, export)
         _say(f"store error: {exc}")
         code = EXIT_STORE
+    except OutputError as exc:
+        _say(f"output error: {exc}")
+        code = EXIT_OUTPUT
     except Exception as exc:
         if os.environ.get("SHOAL_DEBUG") or observe.debug:
             raise
@@ -298,6 +303,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         command="fetch",
         output=params["output"],
         output_format=params["output_format"],
+        csv_escape=params["csv_escape"],
         quiet=params["quiet"],
         admit=admit,
         source=source,
@@ -346,18 +352,21 @@ def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
     help="Output format; default from the file suffix (.jsonl .json .csv .parquet .warc.gz).",
 )
 @click.option("-o", "--output", required=True, metavar="FILE", help="File to write, or - .")
-def export(store: str, job: str, fmt: str | None, output: str) -> None:
+@csv_escape_option
+def export(store: str, job: str, fmt: str | None, output: str, csv_escape: bool) -> None:
     """Write a job's results to JSONL, CSV, Parquet or WARC (a consistent snapshot).
 
     WARC needs the bodies: run the job with --save-bodies (or with -o x.warc.gz).
     """
     _check_output_path(output)
     _require_store_file(store)
-    _run(_export(store, job, fmt, output))
+    _run(_export(store, job, fmt, output, csv_escape=csv_escape))
 
 
-async def _export(location: str, job_name: str, fmt: str | None, output: str) -> int:
-    from shoal.core.errors import ConfigError
+async def _export(
+    location: str, job_name: str, fmt: str | None, output: str, *, csv_escape: bool = True
+) -> int:
+    from shoal.core.errors import ConfigError, OutputError
     from shoal.export.records import rules_of_job
     from shoal.export.writers import format_for, open_writer
 
@@ -368,17 +377,26 @@ async def _export(location: str, job_name: str, fmt: str | None, output: str) ->
             raise CliFailure(_no_such_job(job_name, await store.list_jobs()), EXIT_USAGE)
         try:
             kind = format_for(output, fmt)
-            writer = open_writer(output, kind, extract=rules_of_job(job.config))
+            writer = open_writer(
+                output, kind, extract=rules_of_job(job.config), escape_formulas=csv_escape
+            )
+        except OutputError as exc:
+            raise CliFailure(f"output error: {exc}", EXIT_OUTPUT) from None
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         rows = 0
-        async for batch in store.iter_results(job.id, with_bodies=kind == "warc"):
-            await asyncio.to_thread(writer.write, batch)
-            rows += len(batch)
         try:
+            async for batch in store.iter_results(job.id, with_bodies=kind == "warc"):
+                await asyncio.to_thread(writer.write, batch)
+                rows += len(batch)
             await asyncio.to_thread(writer.close)
+        except OutputError as exc:
+            raise CliFailure(f"output error: {exc}", EXIT_OUTPUT) from None
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
         if output != "-":
             Console(stderr=True).print(f"exported {rows:,} results of job {job.name} to {output}")
         return 0

@@ -31,6 +31,7 @@ __all__ = [
     "ByteSize",
     "EXIT_CODES",
     "build_config",
+    "csv_escape_option",
     "load_toml_defaults",
     "read_store_option",
     "run_options",
@@ -47,6 +48,8 @@ Exit codes:
        settings or that another command is running
   3    store error: cannot open, read or write the store
   4    invalid input lines with --strict (nothing was fetched)
+  5    output error: cannot write the -o/export file (disk full, or another
+       run is writing it); nothing half-written is left, the store is intact
   130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume"""
 
 
@@ -108,6 +111,18 @@ def store_option(func: F) -> F:
     )(func)
 
 
+def csv_escape_option(func: F) -> F:
+    """``--no-csv-escape``: CSV cells as they are, formulas included."""
+    return _opt(
+        "--csv-escape/--no-csv-escape",
+        env="CSV_ESCAPE",
+        default=True,
+        show_default=True,
+        help="In CSV output, prefix cells starting with = + - @ tab or CR with ' so that "
+        "spreadsheets do not run them as formulas.",
+    )(func)
+
+
 def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
     """The options every job-running command takes; defaults differ by command."""
 
@@ -152,6 +167,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 default=None,
                 help="Format of -o when its suffix does not say (default: from the suffix).",
             ),
+            csv_escape_option,
             _opt(
                 "--concurrency",
                 env="CONCURRENCY",

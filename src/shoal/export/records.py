@@ -15,7 +15,7 @@ from typing import Any
 from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
 
-__all__ = ["COLUMNS", "field_columns", "rules_of_job", "scalar_text", "to_record"]
+__all__ = ["COLUMNS", "field_columns", "rules_of_job", "scalar_text", "to_record", "utf8_text"]
 
 # Stable column order; append new columns at the end, never reorder.
 COLUMNS: tuple[str, ...] = (
@@ -68,6 +68,18 @@ def to_record(result: FetchResult) -> dict[str, Any]:
         "fields": result.fields,
         "encoding": result.encoding,
     }
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8 for a format that insists on it: a lone surrogate (left in
+    values recorded by older versions) becomes a backslash escape."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def field_columns(rules: ExtractRules | None) -> tuple[str, ...]:

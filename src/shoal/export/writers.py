@@ -1,6 +1,7 @@
 """Result writers: JSONL, CSV, Parquet and WARC, chosen by file suffix, safe to stream into.
 
-A writer's ``write`` takes a batch of results; ``close`` flushes. Writers
+A writer's ``write`` takes a batch of results; ``close`` flushes and puts the file in
+place; ``abort`` removes what was written. A failure to write is an ``OutputError``. Writers
 are synchronous and are driven from a thread so the event loop never waits
 on the disk. Parquet (needs pyarrow) and WARC (needs warcio) live in their
 own modules, imported only when asked for.
@@ -8,9 +9,10 @@ own modules, imported only when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import IO, Protocol
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
+from shoal.export.outfile import OutputFile
 from shoal.export.records import COLUMNS, field_columns, scalar_text, to_record
 
 __all__ = ["FORMATS", "ResultWriter", "format_for", "open_writer"]
@@ -39,6 +42,8 @@ class ResultWriter(Protocol):
     def write(self, results: Sequence[FetchResult]) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def format_for(path: str, explicit: str | None = None) -> str:
@@ -62,44 +67,48 @@ def format_for(path: str, explicit: str | None = None) -> str:
 
 
 class _FileWriter:
+    """Text written as UTF-8 to standard output, or to an ``OutputFile`` renamed into place
+    on close: a reader never sees half a file, and a failed export leaves none behind.
+
+    Characters UTF-8 cannot hold (lone surrogates, in values recorded by older versions)
+    are written as backslash escapes: in JSON text that is the same character again.
+    """
+
     def __init__(self, path: str) -> None:
         self._path = path
+        self._out: OutputFile | None = None
         if path == "-":
             self._file: IO[str] = sys.stdout
-            self._tmp: str | None = None
         else:
-            target = Path(path)
-            if target.parent and not target.parent.exists():
-                raise ConfigError(f"cannot write {path}: directory {target.parent} does not exist")
-            # Write next to the target and rename on close: a reader never sees half a file
-            # from an earlier run, and an interrupted export leaves the old file intact.
-            self._tmp = f"{path}.partial"
-            try:
-                self._file = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            except OSError as exc:
-                raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+            self._out = OutputFile(path)
+            self._file = io.TextIOWrapper(
+                self._out.file, encoding="utf-8", errors="backslashreplace", newline=""
+            )
 
-    def flush(self) -> None:
-        self._file.flush()
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._out is None else self._out.writing()
 
     def close(self) -> None:
-        if self._tmp is None:
+        with self._writing():
             self._file.flush()
-            return
-        self._file.close()
-        os.replace(self._tmp, self._path)
+        if self._out is not None:
+            self._file.detach()  # type: ignore[attr-defined]
+            self._out.commit()
+
+    def abort(self) -> None:
+        if self._out is not None:
+            self._out.abort()
 
 
 class JsonlWriter(_FileWriter):
     def write(self, results: Sequence[FetchResult]) -> None:
         dumps = json.dumps
-        self._file.write(
-            "".join(
-                dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) + "\n"
-                for r in results
-            )
+        text = "".join(
+            dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) + "\n" for r in results
         )
-        self._file.flush()
+        with self._writing():
+            self._file.write(text)
+            self._file.flush()
 
 
 class JsonArrayWriter(_FileWriter):
@@ -116,53 +125,82 @@ class JsonArrayWriter(_FileWriter):
         records = ",\n".join(
             dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) for r in results
         )
-        self._file.write(self._separator + records)
+        with self._writing():
+            self._file.write(self._separator + records)
+            self._file.flush()
         self._separator = ",\n"
-        self._file.flush()
 
     def close(self) -> None:
-        self._file.write("[]\n" if self._separator == "[\n" else "\n]\n")
+        with self._writing():
+            self._file.write("[]\n" if self._separator == "[\n" else "\n]\n")
         super().close()
 
 
 class CsvWriter(_FileWriter):
-    """The shared columns, then one ``fields.NAME`` column per extraction rule."""
+    """The shared columns, then one ``fields.NAME`` column per extraction rule.
 
-    def __init__(self, path: str, *, extract: ExtractRules | None = None) -> None:
+    With ``escape_formulas`` (the default) a text cell a spreadsheet would run as a
+    formula (one that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return) is written with a leading ``'``, as OWASP recommends for CSV injection.
+    """
+
+    def __init__(
+        self, path: str, *, extract: ExtractRules | None = None, escape_formulas: bool = True
+    ) -> None:
         super().__init__(path)
         self._names = () if extract is None else extract.names
+        self._cell = _escaped_cell if escape_formulas else _cell
         self._csv = csv.writer(self._file)
-        self._csv.writerow((*COLUMNS, *field_columns(extract)))
+        with self._writing():
+            self._csv.writerow((*COLUMNS, *field_columns(extract)))
 
     def write(self, results: Sequence[FetchResult]) -> None:
         rows = []
         names = self._names
+        cell = self._cell
         for result in results:
             record = to_record(result)
             for key in ("redirects", "headers", "fields"):
                 value = record[key]
                 record[key] = "" if not value else json.dumps(value, ensure_ascii=False)
-            row = [_cell(record[c]) for c in COLUMNS]
+            row = [cell(record[c]) for c in COLUMNS]
             if names:
                 fields = result.fields or {}
-                row.extend(_cell(scalar_text(fields.get(name))) for name in names)
+                row.extend(cell(scalar_text(fields.get(name))) for name in names)
             rows.append(row)
-        self._csv.writerows(rows)
-        self._file.flush()
+        with self._writing():
+            self._csv.writerows(rows)
+            self._file.flush()
 
 
 def _cell(value: object) -> object:
     return "" if value is None else value
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escaped_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def open_writer(
-    path: str, fmt: str | None = None, *, extract: ExtractRules | None = None
+    path: str,
+    fmt: str | None = None,
+    *,
+    extract: ExtractRules | None = None,
+    escape_formulas: bool = True,
 ) -> ResultWriter:
     """A writer for ``path``; ``extract`` (the job's rules) adds CSV columns and types
-    Parquet's ``fields``."""
+    Parquet's ``fields``; ``escape_formulas`` is CSV's formula escaping (``CsvWriter``)."""
     kind = format_for(path, fmt)
     if kind == "csv":
-        return CsvWriter(path, extract=extract)
+        return CsvWriter(path, extract=extract, escape_formulas=escape_formulas)
     if kind == "parquet":
         from shoal.export.parquet import ParquetWriter
 
