@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from shoal.core.config import check_header_value, check_host_name
 from shoal.core.errors import ConfigError, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, Header, JobInfo, NewRequest, Request
@@ -145,8 +146,7 @@ def request_headers(
 
 
 def _host_key(host: str) -> str:
-    if not isinstance(host, str) or not host.strip():
-        raise ConfigError(f"a host must be a non-empty str, got {host!r}")
+    check_host_name("a host", host)
     return host.strip().lower().rstrip(".")
 
 
@@ -157,8 +157,10 @@ def _checked_headers(values: object, what: str) -> tuple[Header, ...]:
     for name, value in values.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ConfigError(f"{what}: header names and values must be str")
-        if not name.strip() or any(c in name + value for c in "\r\n\0") or ":" in name:
+        if not name.strip() or ":" in name:
             raise ConfigError(f"{what}: {name!r} is not a valid header")
+        check_header_value(f"{what}: {name!r}", name)
+        check_header_value(f"{what}: {name!r}", value)
         checked.append((name.strip(), value))
     return tuple(checked)
 

@@ -33,6 +33,7 @@ from shoal.cli.observe import Observe, debugged
 from shoal.cli.options import (
     EXIT_CODES,
     build_config,
+    check_toml_values,
     csv_escape_option,
     load_toml_defaults,
     read_store_option,
@@ -56,11 +57,17 @@ _COMMANDS_WITH_CONFIG = ["fetch", "crawl", "export", "stats"]
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value:
         known: dict[str, dict[str, str]] = {}
+        commands: dict[str, click.Command] = {}
         for name in _COMMANDS_WITH_CONFIG:
             command = cli.get_command(ctx, name)
             if command is not None:
                 known[name] = _config_keys(command)
-        ctx.default_map = load_toml_defaults(value, _COMMANDS_WITH_CONFIG, known=known)
+                commands[name] = command
+        defaults = load_toml_defaults(value, _COMMANDS_WITH_CONFIG, known=known)
+        for name, values in defaults.items():
+            if name in commands:
+                defaults[name] = check_toml_values(value, commands[name], values)
+        ctx.default_map = defaults
     return value
 
 

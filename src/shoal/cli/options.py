@@ -22,6 +22,8 @@ from shoal.core.config import (
     Politeness,
     RetryPolicy,
     Timeouts,
+    check_bool,
+    check_int,
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
@@ -316,6 +318,48 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def check_toml_values(
+    path: str, command: click.Command, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``values`` (a command's TOML settings by parameter name) with each value's type
+    checked against its option, so that click never sees a list where it wants a number,
+    or ``true`` where it wants a count. Raises ``click.BadParameter`` naming the key."""
+    params = {param.name: param for param in command.params if param.name is not None}
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        param = params.get(name)
+        if param is None:
+            checked[name] = value
+            continue
+        try:
+            checked[name] = _toml_value(name, param, value)
+        except ConfigError as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--config") from None
+    return checked
+
+
+def _toml_value(name: str, param: click.Parameter, value: Any) -> Any:
+    if param.multiple:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ConfigError(f"{name} must be a string or a list of strings, got {value!r}")
+        return items
+    if isinstance(param, click.Option) and param.is_flag:
+        return check_bool(name, value)
+    kind = param.type
+    if isinstance(kind, click.types.IntParamType | ByteSize):
+        if isinstance(value, str):
+            return value  # "10MiB", "8": parsed and range-checked by the option itself
+        return check_int(name, value, minimum=-(2**63))
+    if isinstance(kind, click.types.FloatParamType):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value
 
 
 def load_toml_defaults(
