@@ -27,6 +27,7 @@ from shoal.core.config import check_header_value, check_host_name
 from shoal.core.errors import ConfigError, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, Header, JobInfo, NewRequest, Request
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.run import AdmitContext, JobRunner, Refetch
 from shoal.store import open_store
 from shoal.store.base import Store
@@ -145,6 +146,14 @@ def request_headers(
     return before_fetch
 
 
+def _then(
+    first: Callable[[Request], Request], second: Callable[[Request], Request] | None
+) -> Callable[[Request], Request]:
+    if second is None:
+        return first
+    return lambda request: second(first(request))
+
+
 def _host_key(host: str) -> str:
     check_host_name("a host", host)
     return host.strip().lower().rstrip(".")
@@ -200,6 +209,11 @@ async def stream_job(
 ) -> AsyncGenerator[FetchResult, None]:
     """Run one job through the runner, yielding results as they are committed (see
     ``shoal.api``). ``requests`` are a fetch job's; a crawl's seeds are in its spec."""
+    # Header values a store may not keep stay here, and go back on just before sending.
+    held = HeldSecrets()
+    requests = [held.hold(r) for r in requests]
+    if len(held):
+        before_fetch = _then(held.restore, before_fetch)
     pending: deque[FetchResult] = deque()
     arrived = asyncio.Event()  # a batch was committed, or the run ended
     drained = asyncio.Event()  # the consumer has caught up (or we are stopping)

@@ -35,7 +35,6 @@ from shoal.core.errors import ConfigError
         (lambda: Timeouts(total=math.nan), "total timeout must be a finite number, got nan"),
         (lambda: Timeouts(read=False), "read timeout must be a number, got False"),
         (lambda: Politeness(per_host=None), "per_host must be an integer, got None"),
-        (lambda: Politeness(obey_robots=1), "obey_robots must be true or false, got 1"),
         (lambda: RetryPolicy(retries=True), "retries must be an integer, got True"),
         (lambda: RetryPolicy(retry_statuses=frozenset({True})), "retry status"),
         (lambda: CrawlConfig(user_agent="a\x00b"), "user agent must not contain control"),

@@ -43,6 +43,7 @@ from shoal.core.errors import OutputError, StoreError
 from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import JobInfo, NewRequest
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.fetchpool import prefork
 from shoal.engine.profiling import profiled
 from shoal.engine.resources import run_loop
@@ -292,16 +293,17 @@ def fetch(input_path: str | None, **params: Any) -> None:
     digest = None if input_path == "-" else _digest_of(input_path)
     spec = JobSpec.fetch(input=input_path, input_digest=digest, config=config, strict=strict)
 
+    secrets = HeldSecrets()
     held: list[NewRequest] | None = None
     if strict:
         # Every line must be valid before the store is touched: nothing is created otherwise.
-        held = _all_valid_lines(stream, source)
+        held = [secrets.hold(r) for r in _all_valid_lines(stream, source)]
 
     async def admit(context: AdmitContext) -> AdmitReport:
         if held is not None:
             return await admit_held(held, context, now=time.time)
         with stream:
-            return await admit_lines(stream, context, now=time.time)
+            return await admit_lines(stream, context, now=time.time, secrets=secrets)
 
     request = JobRequest(
         store=params["store"],
@@ -311,6 +313,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         output=params["output"],
         output_format=params["output_format"],
         csv_escape=params["csv_escape"],
+        held=secrets,
         quiet=params["quiet"],
         admit=admit,
         source=source,

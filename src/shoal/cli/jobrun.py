@@ -25,6 +25,7 @@ from shoal.core.errors import (
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.run import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
@@ -100,6 +101,7 @@ class JobRequest:
     refetch: Refetch | None = None
     join: bool = False
     csv_escape: bool = True
+    held: HeldSecrets = field(default_factory=HeldSecrets)
 
 
 class Interrupts:
@@ -204,8 +206,10 @@ async def admit_lines(
     context: AdmitContext,
     *,
     now: Callable[[], float],
+    secrets: HeldSecrets | None = None,
 ) -> AdmitReport:
-    """Parse every line and admit valid requests in batches; report invalid lines."""
+    """Parse every line and admit valid requests in batches; report invalid lines. Header
+    values a store may not keep are kept in ``secrets`` (see ``core.secrets``)."""
     store, job = context.store, context.job
     report = AdmitReport()
     reader = _LineReader(stream)
@@ -228,7 +232,7 @@ async def admit_lines(
                     if len(report.errors) < SHOWN_INPUT_ERRORS:
                         report.errors.append(item)
                 else:
-                    requests.append(item)
+                    requests.append(item if secrets is None else secrets.hold(item))
             report.valid += len(requests)
             if requests:
                 added = await store.add_requests(job.id, requests, now=now())
@@ -434,6 +438,7 @@ async def _run_job(
         join=request.join,
         listeners=[output] if output is not None else [],
         lease_ttl=_lease_ttl(),
+        before_fetch=request.held.restore,
     )
     try:
         job = await runner.open()
@@ -460,7 +465,18 @@ async def _run_job(
 
     admission: Admission | None = None
     admit = request.admit
-    if admit is not None:
+    if admit is not None and runner.resumed and counts.open > 0:
+        # Resuming: the input is read again before anything is fetched, so that the rows
+        # left open get back the header values the store does not keep (core.secrets).
+        try:
+            context = AdmitContext(store, job, lambda _n: None, lambda: interrupts.count > 0)
+            report_input(await admit(context), request.source, console)
+        except BaseException:
+            await runner.close()
+            if output is not None:
+                await output.close(keep=False)
+            raise
+    elif admit is not None:
 
         async def admission(context: AdmitContext) -> None:
             report_input(await admit(context), request.source, console)

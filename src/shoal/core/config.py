@@ -162,7 +162,6 @@ class Politeness:
         _count("per_host", self.per_host)
         _positive("delay", self.delay, allow_zero=True)
         _positive("max_crawl_delay", self.max_crawl_delay, allow_zero=True)
-        check_bool("obey_robots", self.obey_robots)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -56,6 +56,7 @@ __all__ = [
     "canonicalize",
     "fingerprint",
     "host_of",
+    "split_userinfo",
 ]
 
 ParamFilter: TypeAlias = Collection[str] | Callable[[str], bool]
@@ -229,6 +230,24 @@ def canonical_fingerprint(
         hasher.update(xxhash.xxh3_128_digest(body))
     digest: bytes = hasher.digest()
     return digest
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:pass@`` part, and that part (percent-encoded as in the
+    URL), or None when it has none. ``url`` is canonical."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return url, None
+    start = scheme_end + 3
+    end = len(url)
+    for stop in "/?#":
+        found = url.find(stop, start)
+        if 0 <= found < end:
+            end = found
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return url, None
+    return url[:start] + url[at + 1 :], url[start:at]
 
 
 def canonical_host(canonical: str) -> str:
