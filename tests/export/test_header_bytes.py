@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shoal.core.model import Completion, FetchResult, Header
@@ -116,6 +116,8 @@ def test_random_header_bytes_survive_the_store_and_every_export(
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(headers=_HEADERS)
+    # NEL (a line break to str.splitlines), NUL, and UTF-8 for U+2028 (read as Latin-1).
+    @example(headers=[(b"X-Nel", b"a\x85b\x00c\xe2\x80\xa8")])
     def round_trip(headers: list[tuple[bytes, bytes]]) -> None:
         stored = backend.run(as_text(headers))
         assert [(n.encode("latin-1"), v.encode("latin-1")) for n, v in stored.headers] == headers

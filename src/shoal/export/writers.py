@@ -100,12 +100,19 @@ class _FileWriter:
             self._out.abort()
 
 
+_UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class JsonlWriter(_FileWriter):
     def write(self, results: Sequence[FetchResult]) -> None:
         dumps = json.dumps
         text = "".join(
             dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) + "\n" for r in results
         )
+        if "\x85" in text or "\u2028" in text or "\u2029" in text:
+            # Line breaks to str.splitlines and some JSON Lines readers, valid in JSON text:
+            # escaped, so that one record is always one line whoever splits it.
+            text = text.translate(_UNICODE_LINE_BREAKS)
         with self._writing():
             self._file.write(text)
             self._file.flush()
