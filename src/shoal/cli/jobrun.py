@@ -294,7 +294,6 @@ class _ThreadedWriter:
     def __init__(self, writer: ResultWriter) -> None:
         self._writer = writer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-output")
-        self._pending: list[Future[None]] = []
         self._failure: BaseException | None = None
         self.on_failure: Callable[[], None] = lambda: None
         self._closed = False
@@ -311,11 +310,9 @@ class _ThreadedWriter:
     def __call__(self, results: Sequence[FetchResult]) -> None:
         if self._failure is not None:
             return
-        self._pending = [f for f in self._pending if not f.done()]
         loop = asyncio.get_running_loop()
         future = self._executor.submit(self._write, list(results))
         future.add_done_callback(lambda f: self._check(f, loop))
-        self._pending.append(future)
 
     def _check(self, future: Future[None], loop: asyncio.AbstractEventLoop) -> None:
         if not future.cancelled() and future.exception() is not None:
