@@ -16,8 +16,9 @@ exported URL, and no log line, holds them. Like every header of a request,
 they are sent to the request's origin only (``engine.redirects``).
 
 Held values live as long as the process that read the input: a resumed run
-reads its input again before fetching; a ``shoal worker`` that joins a job
-sends redacted headers' requests without them.
+reads its input again before fetching (a crawl admits its seeds again, whose
+credentials ``JobSpec.seed_credentials`` holds outside the job's record); a
+``shoal worker`` that joins a job sends such requests without them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "basic_authorization",
     "split_userinfo",
     "stored_form",
+    "without_redacted",
 ]
 
 REDACTED = "<redacted>"
@@ -102,20 +104,32 @@ class HeldSecrets:
         return dataclasses.replace(request, headers=stored)
 
     def restore(self, request: Request) -> Request:
+        """``request`` with the values held for it put back; a redacted value held
+        elsewhere (or nowhere) is left for ``without_redacted``."""
         headers = request.headers
-        if not headers or all(value != REDACTED for _, value in headers):
+        if not self._by_request or not headers or REDACTED not in (v for _, v in headers):
             return request
         key = canonical_fingerprint(request.url, method=request.method, body=request.body)
-        held = iter(self._by_request.get(key, ()))
+        held = self._by_request.get(key)
+        if held is None:
+            return request
+        values = iter(held)
         restored: list[Header] = []
         for name, value in headers:
-            if value != REDACTED:
-                restored.append((name, value))
-                continue
-            # Held in the order they were given; a value not held (another process read
-            # the input) is not sent at all rather than sent as "<redacted>".
-            for held_name, held_value in held:
-                if held_name == name:
-                    restored.append((name, held_value))
-                    break
+            if value == REDACTED:
+                # Held in the order they were given, under the same names.
+                for held_name, held_value in values:
+                    if held_name == name:
+                        value = held_value
+                        break
+            restored.append((name, value))
         return dataclasses.replace(request, headers=tuple(restored))
+
+
+def without_redacted(request: Request) -> Request:
+    """``request`` without the headers whose value no process put back (another process
+    read the input): they are not sent at all rather than sent as ``<redacted>``."""
+    headers = request.headers
+    if not headers or REDACTED not in (v for _, v in headers):
+        return request
+    return dataclasses.replace(request, headers=tuple(h for h in headers if h[1] != REDACTED))

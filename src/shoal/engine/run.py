@@ -34,7 +34,7 @@ from shoal.core.jobspec import JobSpec, SpecComparison
 from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
-from shoal.core.secrets import HeldSecrets, basic_authorization
+from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
 from shoal.core.traps import TrapLimits
 from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
 from shoal.engine.processor import LinkProcessor
@@ -219,10 +219,13 @@ class JobRunner:
     def _restored_then(
         self, before_fetch: Callable[[Request], Request] | None
     ) -> Callable[[Request], Request]:
+        """What the crawler applies before sending: the seeds' held credentials, the
+        caller's ``before_fetch`` (its own held values, headers per host), and last the
+        removal of redacted headers nobody put back."""
         restore = self._secrets.restore
         if before_fetch is None:
-            return restore
-        return lambda request: before_fetch(restore(request))
+            return lambda request: without_redacted(restore(request))
+        return lambda request: without_redacted(before_fetch(restore(request)))
 
     async def close(self) -> None:
         """Let go of the job if ``run`` never ran (a run lets go of it itself)."""

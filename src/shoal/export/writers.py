@@ -103,16 +103,21 @@ class _FileWriter:
 _UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
+def _one_line_each(text: str) -> str:
+    """JSON text with the line breaks of str.splitlines (and some JSON Lines readers)
+    that JSON leaves raw escaped, so that one record is always one line."""
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return text.translate(_UNICODE_LINE_BREAKS)
+    return text
+
+
 class JsonlWriter(_FileWriter):
     def write(self, results: Sequence[FetchResult]) -> None:
         dumps = json.dumps
         text = "".join(
             dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) + "\n" for r in results
         )
-        if "\x85" in text or "\u2028" in text or "\u2029" in text:
-            # Line breaks to str.splitlines and some JSON Lines readers, valid in JSON text:
-            # escaped, so that one record is always one line whoever splits it.
-            text = text.translate(_UNICODE_LINE_BREAKS)
+        text = _one_line_each(text)
         with self._writing():
             self._file.write(text)
             self._file.flush()
@@ -129,8 +134,10 @@ class JsonArrayWriter(_FileWriter):
         if not results:
             return
         dumps = json.dumps
-        records = ",\n".join(
-            dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) for r in results
+        records = _one_line_each(
+            ",\n".join(
+                dumps(to_record(r), ensure_ascii=False, separators=(",", ":")) for r in results
+            )
         )
         with self._writing():
             self._file.write(self._separator + records)
