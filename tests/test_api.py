@@ -263,6 +263,23 @@ async def test_crawler_calls_on_page_with_every_result_and_returns_the_summary(
         await crawler.crawl(["http://127.0.0.1/"])
 
 
+@pytest.mark.parametrize(
+    ("headers", "auth", "says"),
+    [
+        ({".".join(["a" * 50] * 6): {"X": "1"}}, None, "at most 253"),
+        ({"a..b": {"X": "1"}}, None, "empty label"),
+        ({"api.test": {"X-Key": "a\x00b"}}, None, "must not contain control characters"),
+        ({"api.test": {"X-Key": "a\r\nX-Evil: 1"}}, None, "must not contain control"),
+        (None, {"x" * 254: ("u", "p")}, "at most 253"),
+    ],
+)
+def test_bad_hosts_and_header_values_are_config_errors(
+    headers: dict[str, dict[str, str]] | None, auth: dict[str, tuple[str, str]] | None, says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        shoal.Crawler(headers=headers, auth=auth)
+
+
 async def test_crawler_sends_headers_and_auth_per_host_and_never_stores_them(
     tmp_path: Path,
 ) -> None:

@@ -23,9 +23,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from shoal.core.config import check_header_value, check_host_name
 from shoal.core.errors import ConfigError, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, Header, JobInfo, NewRequest, Request
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.run import AdmitContext, JobRunner, Refetch
 from shoal.store import open_store
 from shoal.store.base import Store
@@ -144,9 +146,16 @@ def request_headers(
     return before_fetch
 
 
+def _then(
+    first: Callable[[Request], Request], second: Callable[[Request], Request] | None
+) -> Callable[[Request], Request]:
+    if second is None:
+        return first
+    return lambda request: second(first(request))
+
+
 def _host_key(host: str) -> str:
-    if not isinstance(host, str) or not host.strip():
-        raise ConfigError(f"a host must be a non-empty str, got {host!r}")
+    check_host_name("a host", host)
     return host.strip().lower().rstrip(".")
 
 
@@ -157,8 +166,10 @@ def _checked_headers(values: object, what: str) -> tuple[Header, ...]:
     for name, value in values.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ConfigError(f"{what}: header names and values must be str")
-        if not name.strip() or any(c in name + value for c in "\r\n\0") or ":" in name:
+        if not name.strip() or ":" in name:
             raise ConfigError(f"{what}: {name!r} is not a valid header")
+        check_header_value(f"{what}: {name!r}", name)
+        check_header_value(f"{what}: {name!r}", value)
         checked.append((name.strip(), value))
     return tuple(checked)
 
@@ -198,6 +209,11 @@ async def stream_job(
 ) -> AsyncGenerator[FetchResult, None]:
     """Run one job through the runner, yielding results as they are committed (see
     ``shoal.api``). ``requests`` are a fetch job's; a crawl's seeds are in its spec."""
+    # Header values a store may not keep stay here, and go back on just before sending.
+    held = HeldSecrets()
+    requests = [held.hold(r) for r in requests]
+    if len(held):
+        before_fetch = _then(held.restore, before_fetch)
     pending: deque[FetchResult] = deque()
     arrived = asyncio.Event()  # a batch was committed, or the run ended
     drained = asyncio.Event()  # the consumer has caught up (or we are stopping)

@@ -492,3 +492,12 @@ def test_percent_soup_is_idempotent(path: str) -> None:
 def test_stray_percent_in_a_removed_piece_changes_nothing(url: str, kwargs: Any) -> None:
     canonical = canonicalize(url, **kwargs)
     assert canonicalize(canonical, **kwargs) == canonical
+
+
+def test_host_names_over_253_characters_are_refused() -> None:
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
+    assert canonicalize(f"http://{longest}/") == f"http://{longest}/"
+    assert canonicalize(f"http://{longest}./") == f"http://{longest}./"
+    for host in (longest + "e", "e" + longest, ".".join(["a" * 50] * 6)):
+        with pytest.raises(InputError, match="at most 253"):
+            canonicalize(f"http://{host}/")

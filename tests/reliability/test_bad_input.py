@@ -243,6 +243,27 @@ USAGE_CASES = {
     "toml-unknown-table": _config(("stats",), "unknown table [fecth]", b"[fecth]\nretries = 1\n"),
     "toml-wrong-type": _config(FETCH, "'many'", b'concurrency = "many"\n'),
     "toml-negative": _config(FETCH, "--timeout", b"[fetch]\ntimeout = -1\n"),
+    "toml-list-for-a-number": _config(
+        FETCH, "concurrency must be an integer, got [1, 2]", b"concurrency = [1, 2]\n"
+    ),
+    "toml-bool-for-a-number": _config(
+        FETCH, "processes must be an integer, got True", b"[fetch]\nprocesses = true\n"
+    ),
+    "toml-number-for-a-flag": _config(
+        FETCH, "save_bodies must be true or false, got 1", b"save_bodies = 1\n"
+    ),
+    "toml-table-for-a-string": _config(
+        FETCH, "user_agent must be a string", b"[fetch.user_agent]\nx = 1\n"
+    ),
+    "toml-nul-in-user-agent": _config(
+        FETCH, "user agent must not contain control characters", b'user_agent = "a\\u0000b"\n'
+    ),
+    "user-agent-with-a-newline": _usage(
+        *FETCH, "--user-agent", "a\nX-Injected: 1", says="user agent must not contain control"
+    ),
+    "crawl-host-over-253": _usage(
+        "crawl", "http://" + ".".join(["a" * 50] * 6) + "/", says="at most 253"
+    ),
     "toml-missing": _usage("--config", "none.toml", *FETCH, says="cannot read none.toml"),
     "toml-directory": _usage("--config", "adir", *FETCH, says="cannot read adir"),
     "export-without-job": _usage("export", "-o", "x.jsonl", says=("Missing option", "--job")),

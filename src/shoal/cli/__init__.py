@@ -15,6 +15,7 @@ from rich.console import Console
 from shoal.cli.jobrun import (
     EXIT_INPUT,
     EXIT_INTERNAL,
+    EXIT_OUTPUT,
     EXIT_STORE,
     EXIT_USAGE,
     AdmitReport,
@@ -30,14 +31,17 @@ from shoal.cli.observe import Observe, debugged
 from shoal.cli.options import (
     EXIT_CODES,
     build_config,
+    check_toml_values,
+    csv_escape_option,
     load_toml_defaults,
     read_store_option,
     run_options,
 )
-from shoal.core.errors import StoreError
+from shoal.core.errors import OutputError, StoreError
 from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import NewRequest
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.fetchpool import prefork
 from shoal.engine.profiling import profiled
 from shoal.engine.resources import run_loop
@@ -52,11 +56,17 @@ _COMMANDS_WITH_CONFIG = ["fetch", "crawl", "export", "stats"]
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value:
         known: dict[str, dict[str, str]] = {}
+        commands: dict[str, click.Command] = {}
         for name in _COMMANDS_WITH_CONFIG:
             command = cli.get_command(ctx, name)
             if command is not None:
                 known[name] = _config_keys(command)
-        ctx.default_map = load_toml_defaults(value, _COMMANDS_WITH_CONFIG, known=known)
+                commands[name] = command
+        defaults = load_toml_defaults(value, _COMMANDS_WITH_CONFIG, known=known)
+        for name, values in defaults.items():
+            if name in commands:
+                defaults[name] = check_toml_values(value, commands[name], values)
+        ctx.default_map = defaults
     return value
 
 
@@ -241,6 +251,9 @@ def _run(coro: Coroutine[Any, Any, int], observe: Observe | None = None) -> None
     except StoreError as exc:  # raised outside a job's run (counts, summary, export)
         _say(f"store error: {exc}")
         code = EXIT_STORE
+    except OutputError as exc:
+        _say(f"output error: {exc}")
+        code = EXIT_OUTPUT
     except Exception as exc:
         if _closed_pipe(exc):
             _exit_closed_pipe()
@@ -342,16 +355,17 @@ def fetch(input_path: str | None, **params: Any) -> None:
     digest = None if input_path == "-" else _digest_of(input_path)
     spec = JobSpec.fetch(input=input_path, input_digest=digest, config=config, strict=strict)
 
+    secrets = HeldSecrets()
     held: list[NewRequest] | None = None
     if strict:
         # Every line must be valid before the store is touched: nothing is created otherwise.
-        held = _all_valid_lines(stream, source)
+        held = [secrets.hold(r) for r in _all_valid_lines(stream, source)]
 
     async def admit(context: AdmitContext) -> AdmitReport:
         if held is not None:
             return await admit_held(held, context, now=time.time)
         with stream:
-            return await admit_lines(stream, context, now=time.time)
+            return await admit_lines(stream, context, now=time.time, secrets=secrets)
 
     request = JobRequest(
         store=params["store"],
@@ -360,6 +374,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         command="fetch",
         output=params["output"],
         output_format=params["output_format"],
+        csv_escape=params["csv_escape"],
+        held=secrets,
         quiet=params["quiet"],
         admit=admit,
         source=source,
@@ -439,6 +455,7 @@ def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
     is_flag=True,
     help="JSONL: add text, each saved body decoded with its recorded encoding.",
 )
+@csv_escape_option
 def export(
     store: str,
     job: str,
@@ -448,6 +465,7 @@ def export(
     error_kinds: tuple[str, ...],
     failed: bool,
     with_text: bool,
+    csv_escape: bool,
 ) -> None:
     """Write a job's results (a consistent snapshot) as JSONL, CSV, Parquet, WARC, or files.
 
@@ -461,7 +479,15 @@ def export(
         _check_output_path(output)
     _require_store_file(store)
     where = result_filter(statuses, error_kinds, failed=failed)
-    coro = export_results(store, job, fmt=fmt, output=output, where=where, with_text=with_text)
+    coro = export_results(
+        store,
+        job,
+        fmt=fmt,
+        output=output,
+        where=where,
+        with_text=with_text,
+        csv_escape=csv_escape,
+    )
     _run(coro)
 
 

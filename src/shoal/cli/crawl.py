@@ -129,6 +129,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         command="crawl",
         output=params["output"],
         output_format=params["output_format"],
+        csv_escape=params["csv_escape"],
         quiet=params["quiet"],
         fresh=params["fresh"],
         refetch=params["refetch"],

@@ -14,10 +14,18 @@ from typing import BinaryIO
 
 from rich.console import Console
 
-from shoal.core.errors import ConfigError, InputError, JobConflict, ShoalError, StoreError
+from shoal.core.errors import (
+    ConfigError,
+    InputError,
+    JobConflict,
+    OutputError,
+    ShoalError,
+    StoreError,
+)
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.run import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
@@ -45,6 +53,7 @@ EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_INPUT = 4
+EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
 
 MAX_LINE = MAX_LINE_BYTES
@@ -91,6 +100,8 @@ class JobRequest:
     fresh: bool = False
     refetch: Refetch | None = None
     join: bool = False
+    csv_escape: bool = True
+    held: HeldSecrets = field(default_factory=HeldSecrets)
 
 
 class Interrupts:
@@ -196,8 +207,10 @@ async def admit_lines(
     context: AdmitContext,
     *,
     now: Callable[[], float],
+    secrets: HeldSecrets | None = None,
 ) -> AdmitReport:
-    """Parse every line and admit valid requests in batches; report invalid lines."""
+    """Parse every line and admit valid requests in batches; report invalid lines. Header
+    values a store may not keep are kept in ``secrets`` (see ``core.secrets``)."""
     store, job = context.store, context.job
     report = AdmitReport()
     reader = _LineReader(stream)
@@ -220,7 +233,7 @@ async def admit_lines(
                     if len(report.errors) < SHOWN_INPUT_ERRORS:
                         report.errors.append(item)
                 else:
-                    requests.append(item)
+                    requests.append(item if secrets is None else secrets.hold(item))
             report.valid += len(requests)
             if requests:
                 added = await store.add_requests(job.id, requests, now=now())
@@ -272,28 +285,59 @@ async def admit_held(
 
 
 class _ThreadedWriter:
-    """Feeds a ResultWriter from one background thread, keeping batch order."""
+    """Feeds a ResultWriter from one background thread, keeping batch order.
+
+    The first failure to write (a full disk) calls ``on_failure`` once, and no batch is
+    written after it; ``close`` then removes the file and raises that failure, so an
+    output is never put in place with rows missing.
+    """
 
     def __init__(self, writer: ResultWriter) -> None:
         self._writer = writer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-output")
-        self._pending: list[Future[None]] = []
+        self._failure: BaseException | None = None
+        self.on_failure: Callable[[], None] = lambda: None
+        self._closed = False
+
+    def _write(self, results: list[FetchResult]) -> None:
+        if self._failure is not None:
+            return
+        try:
+            self._writer.write(results)
+        except BaseException as exc:
+            self._failure = exc
+            raise
 
     def __call__(self, results: Sequence[FetchResult]) -> None:
-        self._pending = [f for f in self._pending if not f.done() or f.exception()]
-        self._pending.append(self._executor.submit(self._writer.write, list(results)))
+        if self._failure is not None:
+            return
+        loop = asyncio.get_running_loop()
+        future = self._executor.submit(self._write, list(results))
+        future.add_done_callback(lambda f: self._check(f, loop))
+
+    def _check(self, future: Future[None], loop: asyncio.AbstractEventLoop) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+                loop.call_soon_threadsafe(self.on_failure)
 
     async def write_now(self, results: Sequence[FetchResult]) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._writer.write, list(results)
-        )
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, list(results))
 
-    async def close(self) -> None:
+    async def close(self, *, keep: bool = True) -> None:
+        """Wait for every batch, then put the file in place (or remove it: not ``keep``).
+        Only the first call does anything."""
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._writer.close)
-        self._executor.shutdown(wait=True)
-        for future in self._pending:
-            future.result()
+        await loop.run_in_executor(self._executor, lambda: None)  # every batch before it
+        finish = self._writer.close if keep and self._failure is None else self._writer.abort
+        try:
+            await loop.run_in_executor(self._executor, finish)
+        finally:
+            self._executor.shutdown(wait=True)
+        if self._failure is not None:
+            raise self._failure
 
 
 async def open_ready_store(location: str) -> Store:
@@ -326,10 +370,16 @@ class _Output:
     written first, then each batch as it is committed; at the end, whatever other
     processes (workers) recorded meanwhile is added."""
 
-    def __init__(self, path: str, fmt: str | None, spec: JobSpec) -> None:
+    def __init__(self, path: str, fmt: str | None, spec: JobSpec, *, csv_escape: bool) -> None:
+        # Opened before the job is touched: a second run writing the same file is refused
+        # here (the file is locked), before any work.
         try:
-            self.writer = _ThreadedWriter(open_writer(path, fmt, extract=spec.config.extract))
+            self.writer = _ThreadedWriter(
+                open_writer(path, fmt, extract=spec.config.extract, escape_formulas=csv_escape)
+            )
             self.bodies = format_for(path, fmt) == "warc"
+        except OutputError as exc:
+            raise CliFailure(f"output error: {exc}", EXIT_OUTPUT) from None
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         self.path = path
@@ -353,9 +403,12 @@ class _Output:
                 added += len(new)
         return added
 
-    async def close(self) -> None:
+    async def close(self, *, keep: bool = True) -> None:
+        """Put the file in place (``keep``: the run ended without an error) or remove it."""
         try:
-            await self.writer.close()
+            await self.writer.close(keep=keep)
+        except OutputError as exc:
+            raise CliFailure(f"output error: {exc}", EXIT_OUTPUT) from None
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
 
@@ -370,7 +423,9 @@ async def _run_job(
     from shoal.cli.progress import Progress, render_summary
 
     output = (
-        _Output(request.output, request.output_format, request.spec) if request.output else None
+        _Output(request.output, request.output_format, request.spec, csv_escape=request.csv_escape)
+        if request.output
+        else None
     )
     runner = JobRunner(
         store,
@@ -381,6 +436,7 @@ async def _run_job(
         join=request.join,
         listeners=[output] if output is not None else [],
         lease_ttl=_lease_ttl(),
+        before_fetch=request.held.restore,
     )
     try:
         job = await runner.open()
@@ -401,11 +457,24 @@ async def _run_job(
             output.live = True
     except BaseException:
         await runner.close()
+        if output is not None:
+            await output.close(keep=False)
         raise
 
     admission: Admission | None = None
     admit = request.admit
-    if admit is not None:
+    if admit is not None and runner.resumed and counts.open > 0:
+        # Resuming: the input is read again before anything is fetched, so that the rows
+        # left open get back the header values the store does not keep (core.secrets).
+        try:
+            context = AdmitContext(store, job, lambda _n: None, lambda: interrupts.count > 0)
+            report_input(await admit(context), request.source, console)
+        except BaseException:
+            await runner.close()
+            if output is not None:
+                await output.close(keep=False)
+            raise
+    elif admit is not None:
 
         async def admission(context: AdmitContext) -> None:
             report_input(await admit(context), request.source, console)
@@ -413,6 +482,9 @@ async def _run_job(
     crawler = runner.crawler
     interrupts.grace = crawler.shutdown_grace
     interrupts.on_first(runner.stop)
+    if output is not None:
+        # A full disk under -o: stop fetching (what was fetched is in the store) and fail.
+        output.writer.on_failure = runner.stop
     label = f"{request.command} {job.name}"
     progress = Progress(crawler.snapshot, label=label, console=console, quiet=request.quiet)
     try:
@@ -428,18 +500,24 @@ async def _run_job(
             if counts.finished > len(output.written):
                 await output.catch_up(store, job)  # results other workers recorded
     except BaseException as exc:
+        if output is not None:
+            # Never put in place with rows missing: a failed run's output is removed.
+            output.live = False
+            with contextlib.suppress(BaseException):
+                await output.close(keep=False)
         found = first_shoal_error(exc)
         if isinstance(found, StoreError):
             raise CliFailure(f"store error: {found}", EXIT_STORE) from None
+        if isinstance(found, OutputError):
+            raise CliFailure(f"output error: {found}", EXIT_OUTPUT) from None
         if isinstance(exc, BaseExceptionGroup):
             failure = exc.subgroup(CliFailure)
             if failure is not None:
                 raise failure.exceptions[0] from None
         raise
-    finally:
-        if output is not None:
-            output.live = False
-            await output.close()
+    if output is not None:
+        output.live = False
+        await output.close()
 
     if counts.total == 0 and outcome.completed:
         raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)

@@ -22,6 +22,8 @@ from shoal.core.config import (
     Politeness,
     RetryPolicy,
     Timeouts,
+    check_bool,
+    check_int,
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
@@ -32,6 +34,7 @@ __all__ = [
     "ByteSize",
     "EXIT_CODES",
     "build_config",
+    "csv_escape_option",
     "load_toml_defaults",
     "read_store_option",
     "run_options",
@@ -48,6 +51,8 @@ Exit codes:
        settings or that another command is running
   3    store error: cannot open, read or write the store
   4    invalid input lines with --strict (nothing was fetched)
+  5    output error: cannot write the -o/export file (disk full, or another
+       run is writing it); nothing half-written is left, the store is intact
   130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume
   141  standard output was closed (piped into head, say): stopped quietly"""
 
@@ -110,6 +115,18 @@ def store_option(func: F) -> F:
     )(func)
 
 
+def csv_escape_option(func: F) -> F:
+    """``--no-csv-escape``: CSV cells as they are, formulas included."""
+    return _opt(
+        "--csv-escape/--no-csv-escape",
+        env="CSV_ESCAPE",
+        default=True,
+        show_default=True,
+        help="In CSV output, prefix cells starting with = + - @ tab or CR with ' so that "
+        "spreadsheets do not run them as formulas.",
+    )(func)
+
+
 def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
     """The options every job-running command takes; defaults differ by command."""
 
@@ -154,6 +171,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 default=None,
                 help="Format of -o when its suffix does not say (default: from the suffix).",
             ),
+            csv_escape_option,
             _opt(
                 "--concurrency",
                 env="CONCURRENCY",
@@ -302,6 +320,48 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def check_toml_values(
+    path: str, command: click.Command, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``values`` (a command's TOML settings by parameter name) with each value's type
+    checked against its option, so that click never sees a list where it wants a number,
+    or ``true`` where it wants a count. Raises ``click.BadParameter`` naming the key."""
+    params = {param.name: param for param in command.params if param.name is not None}
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        param = params.get(name)
+        if param is None:
+            checked[name] = value
+            continue
+        try:
+            checked[name] = _toml_value(name, param, value)
+        except ConfigError as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--config") from None
+    return checked
+
+
+def _toml_value(name: str, param: click.Parameter, value: Any) -> Any:
+    if param.multiple:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ConfigError(f"{name} must be a string or a list of strings, got {value!r}")
+        return items
+    if isinstance(param, click.Option) and param.is_flag:
+        return check_bool(name, value)
+    kind = param.type
+    if isinstance(kind, click.types.IntParamType | ByteSize):
+        if isinstance(value, str):
+            return value  # "10MiB", "8": parsed and range-checked by the option itself
+        return check_int(name, value, minimum=-(2**63))
+    if isinstance(kind, click.types.FloatParamType):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    return value
 
 
 def load_toml_defaults(

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shoal.cli.jobrun import EXIT_USAGE, CliFailure, open_ready_store
+from shoal.cli.jobrun import EXIT_OUTPUT, EXIT_USAGE, CliFailure, open_ready_store
 from shoal.core.errors import ConfigError
 from shoal.core.filters import ResultFilter, parse_statuses
 from shoal.core.model import FetchResult, JobInfo, JobSummary
@@ -69,7 +69,9 @@ async def export_results(
     output: str,
     where: ResultFilter | None,
     with_text: bool,
+    csv_escape: bool = True,
 ) -> int:
+    from shoal.core.errors import OutputError
     from shoal.export.records import rules_of_job
     from shoal.export.writers import format_for, open_writer
 
@@ -79,19 +81,31 @@ async def export_results(
         try:
             kind = format_for(output, fmt)
             writer = open_writer(
-                output, kind, extract=rules_of_job(job.config), with_text=with_text
+                output,
+                kind,
+                extract=rules_of_job(job.config),
+                with_text=with_text,
+                escape_formulas=csv_escape,
             )
+        except OutputError as exc:
+            raise CliFailure(f"output error: {exc}", EXIT_OUTPUT) from None
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
         rows = 0
         bodies = kind in ("warc", "files") or with_text
-        async for batch in store.iter_results(job.id, with_bodies=bodies, where=where):
-            await asyncio.to_thread(writer.write, batch)
-            rows += len(batch)
         try:
+            async for batch in store.iter_results(job.id, with_bodies=bodies, where=where):
+                await asyncio.to_thread(writer.write, batch)
+                rows += len(batch)
             await asyncio.to_thread(writer.close)
+        except OutputError as exc:
+            raise CliFailure(f"output error: {exc}", EXIT_OUTPUT) from None
         except ConfigError as exc:
             raise CliFailure(str(exc), EXIT_USAGE) from None
+        except BaseException:
+            # Nothing half-written is left behind: the partial file goes, the old one stays.
+            await asyncio.to_thread(writer.abort)
+            raise
         if output != "-":
             what = "results" if where is None else "matching results"
             Console(stderr=True).print(

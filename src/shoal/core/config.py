@@ -7,6 +7,7 @@ the edges read flags, environment variables and TOML.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
@@ -16,23 +17,102 @@ from shoal.core.extract import ExtractRules
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "MAX_HOST_LENGTH",
     "CrawlConfig",
     "Limits",
     "Politeness",
     "RetryPolicy",
     "Timeouts",
+    "check_bool",
+    "check_header_value",
+    "check_host_name",
+    "check_int",
+    "check_number",
 ]
 
 DEFAULT_USER_AGENT = "shoal/0.1 (+https://github.com/shoal-crawler/shoal)"
 MiB = 1024 * 1024
 
 
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+MAX_HOST_LENGTH = 253  # characters in a domain name, without a trailing dot (RFC 1035)
+
+# Characters a header value may not hold (RFC 9110 §5.5): controls other than tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+# Small checks of one value each, raising ConfigError with a one-line message naming it:
+# every place that turns user input into configuration (these dataclasses, the CLI's TOML,
+# a job description) uses the same ones.
+
+
+def check_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """``value`` as an int of at least ``minimum``; ``True`` is not an integer here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {_shown(value)}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be ≥ {minimum}, got {value!r}")
+    return value
+
+
+def check_number(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite number > 0 (≥ 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number, got {_shown(value)}")
     if not math.isfinite(value):  # NaN passes every comparison; infinity is no limit
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = "≥ 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {_shown(value)}")
+    return value
+
+
+def check_header_value(name: str, value: object, *, empty: bool = True) -> str:
+    """``value`` as text that can be sent as one header value: no control characters
+    (tab aside), no line breaks."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {_shown(value)}")
+    if not empty and not value.strip():
+        raise ConfigError(f"{name} must not be empty")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise ConfigError(
+            f"{name} must not contain control characters, got {bad.group()!r} "
+            f"at position {bad.start()}"
+        )
+    return value
+
+
+def check_host_name(name: str, value: object) -> str:
+    """``value`` as a host name a resolver can look up: at most 253 characters, labels
+    of 1 to 63 (an IP address passes)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a non-empty host name, got {_shown(value)}")
+    host = value.strip().rstrip(".")
+    if len(host) > MAX_HOST_LENGTH:
+        raise ConfigError(
+            f"{name} is {len(host)} characters long; a host name has at most {MAX_HOST_LENGTH}"
+        )
+    if not host.startswith("[") and any(not 0 < len(label) <= 63 for label in host.split(".")):
+        raise ConfigError(f"{name} {host[:80]!r} has an empty label or one over 63 characters")
+    return value
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _positive(name: str, value: object, *, allow_zero: bool = False) -> None:
+    check_number(name, value, allow_zero=allow_zero)
+
+
+def _count(name: str, value: object, *, allow_zero: bool = False) -> None:
+    check_int(name, value, minimum=0 if allow_zero else 1)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,11 +129,11 @@ class Limits:
     processes: int | None = None
 
     def __post_init__(self) -> None:
-        _positive("concurrency", self.concurrency)
+        _count("concurrency", self.concurrency)
         if self.processes is not None:
-            _positive("processes", self.processes, allow_zero=True)
-        _positive("max_bytes", self.max_bytes)
-        _positive("max_redirects", self.max_redirects, allow_zero=True)
+            _count("processes", self.processes, allow_zero=True)
+        _count("max_bytes", self.max_bytes)
+        _count("max_redirects", self.max_redirects, allow_zero=True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,7 +159,7 @@ class Politeness:
     max_crawl_delay: float = 30.0
 
     def __post_init__(self) -> None:
-        _positive("per_host", self.per_host)
+        _count("per_host", self.per_host)
         _positive("delay", self.delay, allow_zero=True)
         _positive("max_crawl_delay", self.max_crawl_delay, allow_zero=True)
 
@@ -100,12 +180,12 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
     def __post_init__(self) -> None:
-        _positive("retries", self.retries, allow_zero=True)
+        _count("retries", self.retries, allow_zero=True)
         _positive("backoff_base", self.backoff_base, allow_zero=True)
         _positive("backoff_cap", self.backoff_cap, allow_zero=True)
         _positive("retry_after_cap", self.retry_after_cap, allow_zero=True)
         for status in self.retry_statuses:
-            if not 100 <= status <= 599:
+            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
                 raise ConfigError(f"retry status must be an HTTP status, got {status!r}")
 
 
@@ -127,8 +207,9 @@ class CrawlConfig:
     extract: ExtractRules | None = None
 
     def __post_init__(self) -> None:
-        if not self.user_agent.strip() or any(c in self.user_agent for c in "\r\n"):
-            raise ConfigError("user agent must be a non-empty single line")
+        check_header_value("user agent", self.user_agent, empty=False)
+        for name in ("save_bodies", "follow_links", "verify_tls"):
+            check_bool(name, getattr(self, name))
         if self.extract is not None and not isinstance(self.extract, ExtractRules):
             raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
 

@@ -8,6 +8,7 @@
     │                                     command is running it
     ├── InputError(ValueError)            an input line is invalid (carries line number)
     ├── IllegalTransition(RuntimeError)   a URL lifecycle step the table forbids (a bug)
+    ├── OutputError(OSError)              an export file cannot be written (disk full, in use)
     └── StoreError                        the store cannot do what was asked
         ├── StoreUnavailable(ConnectionError)   cannot open / reach the store
         └── SchemaError                   foreign file, or schema newer than this code
@@ -24,6 +25,7 @@ __all__ = [
     "IllegalTransition",
     "InputError",
     "JobConflict",
+    "OutputError",
     "SchemaError",
     "ShoalError",
     "StoreError",
@@ -55,6 +57,11 @@ class InputError(ShoalError, ValueError):
 
 class IllegalTransition(ShoalError, RuntimeError):
     """A URL lifecycle transition that the lifecycle table does not allow."""
+
+
+class OutputError(ShoalError, OSError):
+    """An export or ``-o`` file cannot be written: the disk is full, the directory is
+    not writable, or another process is writing the same file."""
 
 
 class StoreError(ShoalError):

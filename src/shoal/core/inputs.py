@@ -35,7 +35,14 @@ import xxhash
 
 from shoal.core.errors import InputError
 from shoal.core.model import Header, NewRequest
-from shoal.core.urls import ParamFilter, canonical_fingerprint, canonical_host, canonicalize
+from shoal.core.secrets import basic_authorization
+from shoal.core.urls import (
+    ParamFilter,
+    canonical_fingerprint,
+    canonical_host,
+    canonicalize,
+    split_userinfo,
+)
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -163,6 +170,8 @@ def _parse_line(
             where = "" if is_json else f" at column {column + control.start() + 1}"
             raise InputError(f"control character U+{ord(control.group()):04X} in URL{where}")
         canonical = canonicalize(url, strip_params=strip_params, sort_query=sort_query)
+        if "@" in canonical:
+            canonical, headers = _credentials_as_header(canonical, headers)
     except InputError as error:
         # The errors raised above carry no line number: their text is the reason.
         raise InputError(str(error), line_no=line_no) from None
@@ -174,6 +183,15 @@ def _parse_line(
         headers=headers,
         body=body,
     )
+
+
+def _credentials_as_header(url: str, headers: tuple[Header, ...]) -> tuple[str, tuple[Header, ...]]:
+    """``url`` without its userinfo, which becomes the request's Basic auth (unless the
+    line gives an Authorization header of its own): never stored, sent to its origin."""
+    url, userinfo = split_userinfo(url)
+    if userinfo is not None and not any(n.lower() == "authorization" for n, _ in headers):
+        headers = (*headers, basic_authorization(userinfo))
+    return url, headers
 
 
 def _strip_bom(line: bytes | str) -> bytes | str:

@@ -39,7 +39,7 @@ from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.model import job_name
 from shoal.core.scope import ScopeMode
-from shoal.core.urls import canonical_host, canonicalize
+from shoal.core.urls import canonical_host, canonicalize, split_userinfo
 
 __all__ = [
     "MAX_COUNT",
@@ -124,6 +124,9 @@ class JobSpec:
     sitemaps: bool = False
     autothrottle: bool = False
     strict: bool = False
+    seed_credentials: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    """``(seed, "user:pass")`` for seeds given with credentials: sent as the seed request's
+    Basic auth, never part of the seed URL, the job's record or a comparison."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -172,13 +175,18 @@ class JobSpec:
         strip = _strings("strip_query_params", settings.get("strip_query_params", ()))
         sort_query = bool(settings.get("sort_query", False))
         canonical: list[str] = []
+        credentials: list[tuple[str, str]] = []
         for position, seed in enumerate(seeds, start=1):
             if not isinstance(seed, str):
                 raise InputError(f"a seed must be a str, got {seed!r}", line_no=position)
             try:
-                canonical.append(canonicalize(seed, strip_params=strip, sort_query=sort_query))
+                url = canonicalize(seed, strip_params=strip, sort_query=sort_query)
             except InputError as exc:
                 raise InputError(f"{seed!r}: {exc.reason}", line_no=position) from None
+            url, userinfo = split_userinfo(url)
+            canonical.append(url)
+            if userinfo is not None:
+                credentials.append((url, userinfo))
         if not canonical:
             raise InputError("no seeds given")
         base = config or CrawlConfig(follow_links=True)
@@ -186,6 +194,7 @@ class JobSpec:
             kind="crawl",
             config=replace(base, follow_links=True),
             seeds=tuple(dict.fromkeys(canonical)),
+            seed_credentials=tuple(credentials),
             **settings,
         )
 

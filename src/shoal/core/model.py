@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from shoal.core.charset import codec_for, decode
-from shoal.core.urls import canonical_fingerprint, canonical_host
+from shoal.core.urls import canonical_fingerprint, canonical_host, split_userinfo
 
 __all__ = [
     "Completion",
@@ -45,7 +45,12 @@ class NewRequest:
 
     @classmethod
     def for_url(cls, url: str, *, depth: int = 0, parent_url: str | None = None) -> NewRequest:
-        """A GET of ``url``, which must already be canonical (seeds, links, sitemap entries)."""
+        """A GET of ``url``, which must already be canonical (seeds, links, sitemap entries).
+
+        Credentials in the URL (``user:pass@``) are dropped: what a page links to is
+        fetched without them (a seed's own are kept as a header: ``core.secrets``)."""
+        if "@" in url:
+            url = split_userinfo(url)[0]
         return cls(
             url=url,
             fingerprint=canonical_fingerprint(url),

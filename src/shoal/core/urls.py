@@ -19,7 +19,8 @@ semantics-preserving normalisations so that one resource has one spelling:
 
 Only http and https are crawlable; anything else raises ``InputError`` with a
 one-line reason. **Beyond WHATWG**, so are host names that no resolver can look
-up: with an empty label (``a..b``) or a label over 63 characters. The result is
+up: with an empty label (``a..b``), a label over 63 characters, or over 253
+characters in all. The result is
 idempotent: ``canonicalize(canonicalize(u)) == canonicalize(u)``.
 
 Why not yarl alone: yarl normalises differently from browsers (a space in the
@@ -55,6 +56,7 @@ __all__ = [
     "canonicalize",
     "fingerprint",
     "host_of",
+    "split_userinfo",
 ]
 
 ParamFilter: TypeAlias = Collection[str] | Callable[[str], bool]
@@ -62,6 +64,7 @@ ParamFilter: TypeAlias = Collection[str] | Callable[[str], bool]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_LABEL = 63  # characters in one DNS label (RFC 1035)
+_MAX_NAME = 253  # characters in a domain name, without its trailing dot (RFC 1035)
 
 # WHATWG input preprocessing: strip leading/trailing C0 controls and spaces,
 # remove every tab and newline.
@@ -229,6 +232,24 @@ def canonical_fingerprint(
     return digest
 
 
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:pass@`` part, and that part (percent-encoded as in the
+    URL), or None when it has none. ``url`` is canonical."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return url, None
+    start = scheme_end + 3
+    end = len(url)
+    for stop in "/?#":
+        found = url.find(stop, start)
+        if 0 <= found < end:
+            end = found
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return url, None
+    return url[:start] + url[at + 1 :], url[start:at]
+
+
 def canonical_host(canonical: str) -> str:
     """``host_of`` for a URL that is already canonical: a slice, no parsing."""
     rest = canonical[canonical.index("://") + 3 :]
@@ -242,7 +263,9 @@ def canonical_host(canonical: str) -> str:
 def _fast_ok(match: re.Match[str]) -> bool:
     """Whether a fast-pattern match needs none of the slow path's work."""
     host = match.group(2)
-    if len(host) > _MAX_LABEL and any(len(label) > _MAX_LABEL for label in host.split(".")):
+    if len(host) > _MAX_LABEL and (
+        len(host) > _MAX_NAME or any(len(label) > _MAX_LABEL for label in host.split("."))
+    ):
         return False  # let the parser refuse it
     if host[host.rfind(".") + 1].isdigit() and _CANONICAL_IPV4.fullmatch(host) is None:
         return False  # a numeric host that is not plain dotted-quad: let the parser decide
@@ -471,7 +494,10 @@ def _check_dns_labels(domain: str) -> None:
     WHATWG parses such hosts (``a..b``, ``http://./``); the socket layer then
     fails to encode them, after the request was admitted and retried.
     """
-    labels = domain[:-1].split(".") if domain.endswith(".") else domain.split(".")
+    name = domain[:-1] if domain.endswith(".") else domain
+    if len(name) > _MAX_NAME:
+        raise InputError(f"invalid host: {len(name)} characters, at most {_MAX_NAME} allowed")
+    labels = name.split(".")
     for label in labels:
         if not label:
             raise InputError(f"invalid host {domain!r}: empty label")

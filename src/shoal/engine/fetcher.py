@@ -7,9 +7,11 @@ result object, and never formats a log line for an ordinary outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -21,12 +23,15 @@ from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
+from shoal.core.urls import split_userinfo
 from shoal.engine.failures import map_exception
+from shoal.engine.redirects import origin_bound_exchange
 
 __all__ = [
     "Attempt",
     "Fetcher",
     "SpecialUseResolver",
+    "header_text",
     "make_session",
     "wants_body",
 ]
@@ -115,21 +120,38 @@ class Fetcher:
         self._follow_redirects = self._max_redirects > 0 and not config.follow_links
         self._loop_time = asyncio.get_running_loop().time
 
+    def _exchange(
+        self, request: Request
+    ) -> contextlib.AbstractAsyncContextManager[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
+        """The response to ``request`` and the URLs that redirected to it. A request with
+        headers of its own follows redirects hop by hop, its headers kept to its origin."""
+        if request.headers and self._follow_redirects:
+            return origin_bound_exchange(self._session, request, max_redirects=self._max_redirects)
+        return self._plain_exchange(request)
+
+    @contextlib.asynccontextmanager
+    async def _plain_exchange(
+        self, request: Request
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
+        # Request URLs are canonical (already percent-encoded): yarl need not re-encode.
+        async with self._session.request(
+            request.method,
+            URL(request.url, encoded=True),
+            headers=request.headers or None,
+            data=request.body,
+            allow_redirects=self._follow_redirects,
+            max_redirects=self._max_redirects,
+        ) as response:
+            history = response.history
+            yield response, tuple(_bare(str(r.url)) for r in history) if history else ()
+
     async def fetch(self, request: Request) -> Attempt:
         loop_time = self._loop_time
         started = loop_time()
         attempts = request.attempts + 1
         ttfb_ms: float | None = None
         try:
-            # Request URLs are canonical (already percent-encoded): yarl need not re-encode.
-            async with self._session.request(
-                request.method,
-                URL(request.url, encoded=True),
-                headers=request.headers or None,
-                data=request.body,
-                allow_redirects=self._follow_redirects,
-                max_redirects=self._max_redirects,
-            ) as response:
+            async with self._exchange(request) as (response, redirects):
                 ttfb_ms = (loop_time() - started) * 1000.0
                 headers = response.headers
                 error_kind: str | None = None
@@ -152,17 +174,16 @@ class Fetcher:
                     if size > cap:
                         error_kind, error = ErrorKind.TOO_LARGE, f"body exceeds {cap} bytes"
                 status = response.status
-                history = response.history
                 result = FetchResult(
                     request_id=request.id,
                     url=request.url,
-                    final_url=str(response.url) if history else request.url,
-                    redirects=tuple(str(r.url) for r in history) if history else (),
+                    final_url=_bare(str(response.url)) if redirects else request.url,
+                    redirects=redirects,
                     status=status,
                     error_kind=error_kind,
                     error=error,
-                    headers=tuple(headers.items()),
-                    content_type=headers.get("Content-Type"),
+                    headers=header_text(response.raw_headers),
+                    content_type=_latin1(headers.get("Content-Type")),
                     bytes=size,
                     body_hash=_hash(body) if error_kind is None else None,
                     attempts=attempts,
@@ -198,6 +219,24 @@ class Fetcher:
                 None,
                 None,
             )
+
+
+def header_text(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[str, str], ...]:
+    """Response headers as recorded: the server's bytes read as Latin-1, as HTTP defines
+    field text, so every byte is kept and ``value.encode("latin-1")`` gives it back."""
+    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+
+
+def _bare(url: str) -> str:
+    """``url`` without credentials a redirect put in it: they are never recorded."""
+    return split_userinfo(url)[0] if "@" in url else url
+
+
+def _latin1(value: str | None) -> str | None:
+    """A header value aiohttp decoded (UTF-8, surrogateescape) as ``header_text`` has it."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, int]:

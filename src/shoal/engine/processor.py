@@ -458,7 +458,12 @@ class LinkProcessor:
 
 
 def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """A header's value as text: recorded header text is the server's bytes read as
+    Latin-1; a URL in it is read as UTF-8, as browsers do, with undecodable bytes kept."""
     for key, value in headers:
         if key.lower() == name:
-            return value
+            try:
+                return value.encode("latin-1").decode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                return value
     return None

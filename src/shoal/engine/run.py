@@ -34,6 +34,7 @@ from shoal.core.jobspec import JobSpec, SpecComparison
 from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
+from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
 from shoal.core.traps import TrapLimits
 from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
 from shoal.engine.processor import LinkProcessor
@@ -132,6 +133,8 @@ class JobRunner:
         self._join = join
         self._listeners = list(listeners)
         self._before_fetch = before_fetch
+        # A seed's credentials: never stored, put back on before it is sent (core.secrets).
+        self._secrets = HeldSecrets()
         self._lease_ttl = lease_ttl
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
@@ -209,9 +212,20 @@ class JobRunner:
             sitemaps_from_robots=spec.sitemaps,
             strict_depth=spec.depth is not None,
             lease_ttl=self._lease_ttl,
-            before_fetch=self._before_fetch,
+            before_fetch=self._restored_then(self._before_fetch),
             owner=self.owner,
         )
+
+    def _restored_then(
+        self, before_fetch: Callable[[Request], Request] | None
+    ) -> Callable[[Request], Request]:
+        """What the crawler applies before sending: the seeds' held credentials, the
+        caller's ``before_fetch`` (its own held values, headers per host), and last the
+        removal of redacted headers nobody put back."""
+        restore = self._secrets.restore
+        if before_fetch is None:
+            return lambda request: without_redacted(restore(request))
+        return lambda request: without_redacted(before_fetch(restore(request)))
 
     async def close(self) -> None:
         """Let go of the job if ``run`` never ran (a run lets go of it itself)."""
@@ -354,13 +368,21 @@ class JobRunner:
         await store.set_limits(
             job.id, max_pages=spec.max_pages, max_pages_per_host=spec.max_pages_per_host
         )
-        await store.add_requests(job.id, seed_requests(spec), now=time.time())
+        seeds = [self._secrets.hold(r) for r in seed_requests(spec)]
+        await store.add_requests(job.id, seeds, now=time.time())
 
 
 def seed_requests(spec: JobSpec) -> list[NewRequest]:
     """What a crawl admits from its spec: the seeds, and each seed origin's /sitemap.xml
     when it reads sitemaps."""
+    credentials = dict(spec.seed_credentials)
     requests = [NewRequest.for_url(url) for url in spec.seeds]
+    requests = [
+        replace(r, headers=(basic_authorization(credentials[r.url]),))
+        if r.url in credentials
+        else r
+        for r in requests
+    ]
     if spec.sitemaps:
         origins = dict.fromkeys(origin_of(url) for url in spec.seeds)
         requests += [NewRequest.for_url(origin + "/sitemap.xml") for origin in origins]

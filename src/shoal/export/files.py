@@ -12,13 +12,14 @@ skipped and counted in ``skipped``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from collections.abc import Sequence
 from typing import IO
 
-from shoal.core.errors import ConfigError
+from shoal.core.errors import ConfigError, OutputError
 from shoal.core.filenames import FileNamer
 from shoal.core.model import FetchResult
 
@@ -54,6 +55,13 @@ class FilesWriter:
         self.skipped = 0
 
     def write(self, results: Sequence[FetchResult]) -> None:
+        try:
+            self._write(results)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self._target}: {exc.strerror or exc}") from None
+
+    def _write(self, results: Sequence[FetchResult]) -> None:
         lines = []
         for result in results:
             if result.body is None:
@@ -88,6 +96,12 @@ class FilesWriter:
         if os.path.isdir(self._target):
             os.rmdir(self._target)  # empty, as checked when the export began
         os.replace(self._root, self._target)
+
+    def abort(self) -> None:
+        """Leave nothing half-written: the partial directory goes."""
+        with contextlib.suppress(OSError):
+            self._index.close()
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _empty(directory: str) -> bool:

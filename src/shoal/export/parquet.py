@@ -8,10 +8,9 @@ that are not strings are kept as JSON text.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -20,7 +19,8 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
-from shoal.export.records import COLUMNS, scalar_text
+from shoal.export.outfile import OutputFile
+from shoal.export.records import COLUMNS, scalar_text, utf8_text
 
 __all__ = ["ROW_GROUP_SIZE", "SCHEMA", "ParquetWriter", "schema_for"]
 
@@ -82,11 +82,7 @@ class ParquetWriter:
             raise ConfigError("cannot write Parquet to standard output; name a file")
         if row_group_size < 1:
             raise ConfigError("row_group_size must be at least 1")
-        target = Path(path)
-        if target.parent and not target.parent.exists():
-            raise ConfigError(f"cannot write {path}: directory {target.parent} does not exist")
-        self._path = path
-        self._tmp = f"{path}.partial"
+        self._out = OutputFile(path)
         self._row_group_size = row_group_size
         self._schema = schema_for(extract)
         self._extract = extract
@@ -94,10 +90,8 @@ class ParquetWriter:
         # and held here until a full row group can be written.
         self._pending: list[Any] = []
         self._pending_rows = 0
-        try:
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
-        except OSError as exc:
-            raise ConfigError(f"cannot write {path}: {exc}") from None
+        with self._out.writing():
+            self._writer = pq.ParquetWriter(self._out.file, self._schema, compression="zstd")
 
     def write(self, results: Sequence[FetchResult]) -> None:
         if not results:
@@ -109,7 +103,8 @@ class ParquetWriter:
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         if self._pending_rows >= self._row_group_size:
-            self._flush(final=False)
+            with self._out.writing():
+                self._flush(final=False)
 
     def _flush(self, *, final: bool) -> None:
         if not self._pending_rows:
@@ -124,9 +119,15 @@ class ParquetWriter:
         self._pending_rows = rest.num_rows
 
     def close(self) -> None:
-        self._flush(final=True)
-        self._writer.close()
-        os.replace(self._tmp, self._path)
+        with self._out.writing():
+            self._flush(final=True)
+            self._writer.close()
+        self._out.commit()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._out.abort()
 
 
 def _columns(results: Sequence[FetchResult]) -> dict[str, list[Any]]:
@@ -135,7 +136,7 @@ def _columns(results: Sequence[FetchResult]) -> dict[str, list[Any]]:
         "final_url": [r.final_url for r in results],
         "status": [r.status for r in results],
         "error_kind": [r.error_kind for r in results],
-        "error": [r.error for r in results],
+        "error": [None if r.error is None else utf8_text(r.error) for r in results],
         "depth": [r.depth for r in results],
         "parent_url": [r.parent_url for r in results],
         "content_type": [r.content_type for r in results],
@@ -147,7 +148,9 @@ def _columns(results: Sequence[FetchResult]) -> dict[str, list[Any]]:
         "method": [r.method for r in results],
         "redirects": [list(r.redirects) for r in results],
         "body_hash": [r.body_hash for r in results],
-        "headers": [[{"name": n, "value": v} for n, v in r.headers] for r in results],
+        "headers": [
+            [{"name": utf8_text(n), "value": utf8_text(v)} for n, v in r.headers] for r in results
+        ],
         "fields": [
             None if r.fields is None else json.dumps(r.fields, ensure_ascii=False) for r in results
         ],

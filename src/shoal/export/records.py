@@ -16,7 +16,15 @@ from shoal.core.charset import codec_for, decode, media_type
 from shoal.core.extract import ExtractRules
 from shoal.core.model import FetchResult
 
-__all__ = ["COLUMNS", "body_text", "field_columns", "rules_of_job", "scalar_text", "to_record"]
+__all__ = [
+    "COLUMNS",
+    "body_text",
+    "field_columns",
+    "rules_of_job",
+    "scalar_text",
+    "to_record",
+    "utf8_text",
+]
 
 # Stable column order; append new columns at the end, never reorder.
 COLUMNS: tuple[str, ...] = (
@@ -88,6 +96,18 @@ def body_text(result: FetchResult) -> str | None:
     if codec is None:
         return decode(body, result.content_type).text
     return body.decode(codec, "replace")
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8 for a format that insists on it: a lone surrogate (left in
+    values recorded by older versions) becomes a backslash escape."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def field_columns(rules: ExtractRules | None) -> tuple[str, ...]:

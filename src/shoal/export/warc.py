@@ -8,13 +8,11 @@ the record holds: ``Content-Encoding`` and ``Transfer-Encoding`` are dropped and
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from io import BytesIO
-from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
@@ -23,6 +21,7 @@ from warcio.warcwriter import WARCWriter  # type: ignore[import-untyped]
 
 from shoal.core.errors import ConfigError
 from shoal.core.model import FetchResult, Header
+from shoal.export.outfile import OutputFile
 
 __all__ = ["WarcWriter"]
 
@@ -43,39 +42,34 @@ class WarcWriter:
     def __init__(self, path: str, *, gzip: bool | None = None) -> None:
         if path == "-":
             raise ConfigError("cannot write WARC to standard output; name a file")
-        target = Path(path)
-        if target.parent and not target.parent.exists():
-            raise ConfigError(f"cannot write {path}: directory {target.parent} does not exist")
         if gzip is None:
             gzip = not path.lower().endswith(".warc")
-        self._path = path
-        self._tmp = f"{path}.partial"
-        try:
-            self._file: BinaryIO = open(self._tmp, "wb")  # noqa: SIM115
-        except OSError as exc:
-            raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        self._out = OutputFile(path)
+        self._file: BinaryIO = self._out.file
         self._warc = WARCWriter(self._file, gzip=gzip, warc_version=WARC_VERSION)
-        self._warc.write_record(
-            self._warc.create_warcinfo_record(
-                os.path.basename(path),
-                {
-                    "software": f"shoal/{_version()}",
-                    "format": "WARC File Format 1.1",
-                    "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
-                    "warc-format/warc-1.1/",
-                },
+        with self._out.writing():
+            self._warc.write_record(
+                self._warc.create_warcinfo_record(
+                    os.path.basename(path),
+                    {
+                        "software": f"shoal/{_version()}",
+                        "format": "WARC File Format 1.1",
+                        "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
+                        "warc-format/warc-1.1/",
+                    },
+                )
             )
-        )
         self.written = 0
         self.skipped = 0
 
     def write(self, results: Sequence[FetchResult]) -> None:
-        for result in results:
-            if result.body is None or result.status is None:
-                self.skipped += 1
-                continue
-            self._write_pair(result, result.body, result.status)
-        self._file.flush()
+        with self._out.writing():
+            for result in results:
+                if result.body is None or result.status is None:
+                    self.skipped += 1
+                    continue
+                self._write_pair(result, result.body, result.status)
+            self._file.flush()
 
     def _write_pair(self, result: FetchResult, body: bytes, status: int) -> None:
         # A crawl's redirect row names where it went in final_url, and ends its redirects
@@ -90,7 +84,7 @@ class WarcWriter:
             payload=BytesIO(body),
             length=len(body),
             warc_headers_dict={"WARC-Date": date},
-            http_headers=StatusAndHeaders(
+            http_headers=_WireHeaders(
                 _status_line(status), _response_headers(result.headers, len(body)), "HTTP/1.1"
             ),
         )
@@ -110,12 +104,13 @@ class WarcWriter:
         self.written += 1
 
     def close(self) -> None:
-        self._file.close()
         if not self.written:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._tmp)
+            self._out.abort()
             raise ConfigError(NO_BODIES)
-        os.replace(self._tmp, self._path)
+        self._out.commit()
+
+    def abort(self) -> None:
+        self._out.abort()
 
 
 def _version() -> str:
@@ -139,6 +134,24 @@ def _response_headers(headers: Sequence[Header], length: int) -> list[Header]:
     kept = [(n, v) for n, v in headers if n.lower() not in _WIRE_HEADERS]
     kept.append(("Content-Length", str(length)))
     return kept
+
+
+class _WireHeaders(StatusAndHeaders):  # type: ignore[misc]
+    """HTTP headers that go into a record as the server's own bytes.
+
+    Header text is what the server sent read as Latin-1 (see docs/exports.md), so Latin-1
+    gives those bytes back; warcio would percent-encode anything outside ASCII instead.
+    Text Latin-1 cannot hold (from stores written before header text was Latin-1) is
+    written as UTF-8, with ``surrogateescape`` restoring the bytes it stood for.
+    """
+
+    def compute_headers_buffer(self, header_filter: object = None) -> None:
+        text = self.to_str(header_filter)
+        try:
+            head = text.encode("latin-1")
+        except UnicodeEncodeError:
+            head = text.encode("utf-8", "surrogateescape")
+        self.headers_buff = head + b"\r\n"
 
 
 def _warc_date(ts: float) -> str:

