@@ -17,6 +17,7 @@ from shoal.core.extract import ExtractRules
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "HTTP_CLIENTS",
     "MAX_HOST_LENGTH",
     "CrawlConfig",
     "Limits",
@@ -32,6 +33,8 @@ __all__ = [
 
 DEFAULT_USER_AGENT = "shoal/0.1 (+https://github.com/shoal-crawler/shoal)"
 MiB = 1024 * 1024
+HTTP_CLIENTS = ("aiohttp", "pyreqwest")
+"""The HTTP clients a run can fetch with (``CrawlConfig.http``); the first is the default."""
 
 
 MAX_HOST_LENGTH = 253  # characters in a domain name, without a trailing dot (RFC 1035)
@@ -194,6 +197,9 @@ class CrawlConfig:
     """Everything one job run needs to know; ``follow_links`` makes it a crawl.
 
     ``extract``: rules whose values are recorded per page as ``FetchResult.fields``.
+    ``http``: the HTTP client under the fetcher (one of ``HTTP_CLIENTS``); ``http2``
+    lets it negotiate HTTP/2 over TLS (ALPN) where it can (pyreqwest; aiohttp speaks
+    HTTP/1.1 only).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -205,11 +211,15 @@ class CrawlConfig:
     follow_links: bool = False
     verify_tls: bool = True
     extract: ExtractRules | None = None
+    http: str = HTTP_CLIENTS[0]
+    http2: bool = False
 
     def __post_init__(self) -> None:
         check_header_value("user agent", self.user_agent, empty=False)
-        for name in ("save_bodies", "follow_links", "verify_tls"):
+        for name in ("save_bodies", "follow_links", "verify_tls", "http2"):
             check_bool(name, getattr(self, name))
+        if self.http not in HTTP_CLIENTS:
+            raise ConfigError(f"http must be one of {', '.join(HTTP_CLIENTS)}, got {self.http!r}")
         if self.extract is not None and not isinstance(self.extract, ExtractRules):
             raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
 
@@ -237,6 +247,8 @@ class CrawlConfig:
             follow_links=bool(record.get("follow_links", False)),
             verify_tls=bool(record.get("verify_tls", True)),
             extract=ExtractRules.of(rules) if rules else None,
+            http=str(record.get("http") or HTTP_CLIENTS[0]),
+            http2=bool(record.get("http2", False)),
         )
 
     def as_record(self) -> dict[str, Any]:

@@ -31,10 +31,11 @@ from shoal.engine._wire import (
     Ready,
     frame,
 )
-from shoal.engine.fetcher import Attempt, Fetcher, make_session
+from shoal.engine.fetcher import Attempt
 from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 from shoal.engine.spacing import SendSpacing
+from shoal.engine.transport import open_transport
 
 PROCESS_NAME = "shoal-fetch"
 
@@ -84,8 +85,11 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         if batch and not sink.is_closing():
             sink.write(frame(batch))
 
-    async with make_session(config) as session, asyncio.TaskGroup() as tasks:
-        fetch = Fetcher(session, config, keep_body=keep_body).fetch
+    async with (
+        open_transport(config, keep_body=keep_body) as transport,
+        asyncio.TaskGroup() as tasks,
+    ):
+        fetch = transport.fetch
         running: set[asyncio.Task[None]] = set()
 
         spacing = SendSpacing()

@@ -30,8 +30,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import aiohttp
-
 from shoal.core.config import CrawlConfig
 from shoal.core.hosts import AutoThrottle
 from shoal.core.model import FetchResult, JobInfo, Request
@@ -40,7 +38,7 @@ from shoal.core.schedule import HostScheduler
 from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
 from shoal.engine.dispatch import Dispatcher
-from shoal.engine.fetcher import Fetcher, make_session
+from shoal.engine.fetcher import make_session
 from shoal.engine.fetchpool import AUTO_START_ROWS, FetchPool, auto_processes
 from shoal.engine.patience import STORE_PATIENCE, complete_patiently, patiently
 from shoal.engine.processor import FieldExtractor, LinkProcessor
@@ -48,6 +46,7 @@ from shoal.engine.recorder import Processor, Recorder
 from shoal.engine.resources import raise_nofile_limit
 from shoal.engine.robots import RobotsFailure, RobotsGate
 from shoal.engine.stats import LiveStats, StatsSnapshot
+from shoal.engine.transport import Transport, open_transport
 from shoal.store.base import Store
 
 __all__ = [
@@ -229,7 +228,11 @@ class JobRun:
                 self._recorder,
                 fetch_and_write=self.fetch_and_write,
             )
-            async with make_session(config) as session, self._fetch_pool(session):
+            async with (
+                make_session(config) as session,
+                open_transport(config, session=session) as transport,
+                self._fetch_pool(transport),
+            ):
                 if self._robots_policy is not None:
                     on_rules = self._recorder.on_robots
                     self._robots = RobotsGate(
@@ -271,13 +274,13 @@ class JobRun:
         return self._pool
 
     @contextlib.asynccontextmanager
-    async def _fetch_pool(self, session: aiohttp.ClientSession) -> AsyncIterator[FetchPool]:
+    async def _fetch_pool(self, transport: Transport) -> AsyncIterator[FetchPool]:
         """Fetching for this run: here, and in child processes once they start (before the
         first fetch when their number was given; once the job has ``AUTO_START_ROWS`` rows
         to do, without waiting for them, when not)."""
         wanted = self.config.limits.processes
         pool = FetchPool(
-            Fetcher(session, self.config),
+            transport,
             self.config,
             auto_processes() if wanted is None else wanted,
             links=self._link_settings,

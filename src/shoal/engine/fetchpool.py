@@ -42,9 +42,10 @@ from shoal.engine._wire import (
     Ready,
     frame,
 )
-from shoal.engine.fetcher import Attempt, Fetcher, wants_body
+from shoal.engine.fetcher import Attempt, wants_body
 from shoal.engine.processor import LinkSettings
 from shoal.engine.spacing import SendSpacing
+from shoal.engine.transport import Transport
 
 __all__ = [
     "AUTO_START_ROWS",
@@ -219,7 +220,7 @@ class FetchPool:
 
     def __init__(
         self,
-        local: Fetcher,
+        local: Transport,
         config: CrawlConfig,
         processes: int,
         *,
