@@ -117,3 +117,26 @@ def test_input_content_is_identity_unless_unknown() -> None:
 
 def new_conflicts(new: JobSpec, old: JobSpec) -> tuple[str, ...]:
     return new.compare(old).conflicts
+
+
+def test_the_http_client_is_a_run_setting() -> None:
+    old = crawl()
+    rust = replace(old, config=replace(old.config, http="pyreqwest", http2=True))
+    comparison = rust.compare(old)
+    assert not comparison.conflicts
+    assert any(change.startswith("http ") for change in comparison.changes)
+    assert JobSpec.from_record("crawl", rust.as_record()) == rust
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"http": "curl"}, "http must be one of aiohttp, pyreqwest"),
+        ({"http2": True}, "http2 needs the pyreqwest client"),
+    ],
+)
+def test_an_unknown_client_or_http2_on_aiohttp_is_refused(
+    settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        CrawlConfig(**settings)  # type: ignore[arg-type]

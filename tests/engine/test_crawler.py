@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+import pytest
+
+from shoal.core.config import HTTP_CLIENTS, CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
 from shoal.engine.crawler import JobRun
@@ -29,6 +31,12 @@ async def results_by_url(store: Store, job: JobInfo) -> dict[str, FetchResult]:
     return found
 
 
+@pytest.fixture(params=HTTP_CLIENTS)
+def http(request: pytest.FixtureRequest) -> str:
+    """A test that takes it runs on every HTTP client a run can choose."""
+    return str(request.param)
+
+
 def quick(**overrides: object) -> CrawlConfig:
     base: dict[str, object] = {
         "limits": Limits(concurrency=32),
@@ -40,11 +48,11 @@ def quick(**overrides: object) -> CrawlConfig:
 
 
 async def test_fetches_every_url_once(
-    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo, http: str
 ) -> None:
     urls = [web.url(h, f"/page/{n}") for h in range(4) for n in range(50)]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
-    outcome = await JobRun(sqlite_store, fetch_job, quick()).run()
+    outcome = await JobRun(sqlite_store, fetch_job, quick(http=http)).run()
     assert outcome.completed and not outcome.interrupted
     found = await results_by_url(sqlite_store, fetch_job)
     assert set(found) == set(urls)
@@ -117,7 +125,7 @@ async def test_retries_with_backoff_and_retry_after(
 
 
 async def test_failures_are_classified(
-    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo, http: str
 ) -> None:
     import socket
 
@@ -133,6 +141,7 @@ async def test_failures_are_classified(
     urls = [refused, stall_headers, stall_body, big, big_chunked, loop_, chain]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
     config = quick(
+        http=http,
         timeouts=Timeouts(total=10, connect=2, read=0.5),
         limits=Limits(concurrency=16, max_bytes=100_000),
         retry=RetryPolicy(retries=0),
@@ -200,11 +209,11 @@ async def test_a_graceful_stop_says_how_many_requests_it_cut_off(
 
 
 async def test_body_saved_only_when_asked(
-    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo, http: str
 ) -> None:
     urls = [web.url(0, "/page/1"), web.url(0, "/page/2")]
     await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
-    await JobRun(sqlite_store, fetch_job, quick(save_bodies=True)).run()
+    await JobRun(sqlite_store, fetch_job, quick(http=http, save_bodies=True)).run()
     found = await results_by_url(sqlite_store, fetch_job)
     body_hash = found[urls[0]].body_hash
     assert body_hash is not None
@@ -213,18 +222,20 @@ async def test_body_saved_only_when_asked(
 
     job2 = await sqlite_store.ensure_job("nobody", mode="fetch", config={})
     await sqlite_store.add_requests(job2.id, requests_for([web.url(1, "/page/3")]), now=time.time())
-    await JobRun(sqlite_store, job2, quick()).run()
+    await JobRun(sqlite_store, job2, quick(http=http)).run()
     (only,) = (await results_by_url(sqlite_store, job2)).values()
     assert only.body_hash is not None and await sqlite_store.get_body(only.body_hash) is None
 
 
-async def test_ten_thousand_urls(sqlite_store: Store, fetch_job: JobInfo) -> None:
+async def test_ten_thousand_urls(sqlite_store: Store, fetch_job: JobInfo, http: str) -> None:
     from shoal.testweb import SiteSpec
 
     async with TestWeb(SiteSpec(hosts=2, pages=10), record=False) as site:
         urls = [site.url(n % 2, f"/static/{n}") for n in range(10_000)]
         await sqlite_store.add_requests(fetch_job.id, requests_for(urls), now=time.time())
-        config = quick(limits=Limits(concurrency=100), politeness=Politeness(per_host=50))
+        config = quick(
+            http=http, limits=Limits(concurrency=100), politeness=Politeness(per_host=50)
+        )
         outcome = await JobRun(sqlite_store, fetch_job, config).run()
     assert outcome.completed
     summary = await sqlite_store.summary(fetch_job.id)
@@ -251,11 +262,13 @@ async def test_a_url_that_keeps_killing_workers_is_given_up(
 
 
 async def test_total_timeout_is_its_own_kind(
-    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo
+    web: TestWeb, sqlite_store: Store, fetch_job: JobInfo, http: str
 ) -> None:
     slow = web.url(0, "/delay/3000")
     await sqlite_store.add_requests(fetch_job.id, requests_for([slow]), now=time.time())
-    config = quick(timeouts=Timeouts(total=0.5, connect=2, read=10), retry=RetryPolicy(retries=0))
+    config = quick(
+        http=http, timeouts=Timeouts(total=0.5, connect=2, read=10), retry=RetryPolicy(retries=0)
+    )
     await JobRun(sqlite_store, fetch_job, config).run()
     found = await results_by_url(sqlite_store, fetch_job)
     assert found[slow].error_kind == "timeout" and found[slow].status is None

@@ -17,6 +17,7 @@ import click
 from shoal.cli.observe import observe_options
 from shoal.core.config import (
     DEFAULT_USER_AGENT,
+    HTTP_CLIENTS,
     CrawlConfig,
     Limits,
     Politeness,
@@ -272,6 +273,22 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "--insecure", env="INSECURE", is_flag=True, help="Do not verify TLS certificates."
             ),
             _opt(
+                "--http",
+                env="HTTP",
+                type=click.Choice(HTTP_CLIENTS),
+                default=HTTP_CLIENTS[0],
+                show_default=True,
+                help="HTTP client doing the requests: aiohttp, or pyreqwest (Rust's "
+                "reqwest and hyper; HTTP/2 with --http2).",
+            ),
+            _opt(
+                "--http2/--no-http2",
+                env="HTTP2",
+                default=False,
+                show_default=True,
+                help="Offer HTTP/2 to HTTPS servers (ALPN); needs --http pyreqwest.",
+            ),
+            _opt(
                 "--extract",
                 env="EXTRACT",
                 type=ExtractRuleParam(),
@@ -316,6 +333,8 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
             save_bodies=params["save_bodies"],
             follow_links=follow_links,
             verify_tls=not params["insecure"],
+            http=params.get("http") or HTTP_CLIENTS[0],
+            http2=bool(params.get("http2")),
             extract=ExtractRules.of(params["extract"]) if params.get("extract") else None,
         )
     except ConfigError as exc:
