@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from shoal.core.config import HTTP_CLIENTS
+
 from ..cli.conftest import result_rows
 from .conftest import ZooProcess
 
@@ -76,8 +78,9 @@ def run_measured(argv: list[str], cwd: Path) -> tuple[int, int, float, str]:
     return proc.returncode, peak_from(stderr), elapsed, stderr
 
 
+@pytest.mark.parametrize("http", HTTP_CLIENTS)
 def test_bombs_and_endless_bodies_at_once_keep_memory_bounded(
-    zoo: ZooProcess, tmp_path: Path
+    zoo: ZooProcess, tmp_path: Path, http: str
 ) -> None:
     urls = [f"{zoo.urls[name]}?copy={n}" for n in range(COPIES) for name in HOSTILE]
     (tmp_path / "urls.txt").write_text("".join(url + "\n" for url in urls))
@@ -102,6 +105,8 @@ def test_bombs_and_endless_bodies_at_once_keep_memory_bounded(
             "30",
             "--read-timeout",
             "10",
+            "--http",
+            http,
         ],
         tmp_path,
     )
