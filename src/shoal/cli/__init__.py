@@ -214,7 +214,7 @@ def _run_job(request: JobRequest, observe: Observe) -> None:
     """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
     while this process has no thread or event loop yet (see ``engine.fetchpool``)."""
     observe.export_profile()
-    prefork(request.spec.config.limits.processes)
+    prefork(request.spec.config.limits.processes, http=request.spec.config.http)
     _run(run_job(request, Console(stderr=True)), observe)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import pickle
@@ -74,12 +75,37 @@ def auto_processes() -> int:
     return 0 if (cores or 1) < 2 else min(_MAX_AUTO, cores or 1)
 
 
-def prefork(processes: int | None) -> None:
+def prefork(processes: int | None, *, http: str | None = None) -> None:
     """Fork the fetch processes a run may use (``processes``, or ``auto_processes()``
     when None), now: call it before any thread or event loop exists. The next run's
     ``FetchPool`` takes them; if the job stays small they are never sent work and
-    exit when the run closes their input."""
-    fork_children(auto_processes() if processes is None else processes)
+    exit when the run closes their input.
+
+    ``http`` names the HTTP client the run uses, when known: its module is imported
+    here too, so that the children share it with this process instead of each
+    importing a copy of its own.
+    """
+    count = auto_processes() if processes is None else processes
+    if count:
+        _share_before_fork(http)
+    fork_children(count)
+
+
+def _share_before_fork(http: str | None) -> None:
+    """Make what every fetch process needs shared memory rather than a copy per child.
+
+    The modules a child runs are imported now (a page written after the fork is copied
+    into the process that writes it). Then every object alive is moved out of the
+    garbage collector's reach (``gc.freeze``): these are modules, classes and functions
+    that live as long as the process, and a collection in a child would otherwise
+    write to each one's header and so copy every page that holds one.
+    """
+    import shoal.engine._fetch_child  # noqa: F401
+
+    if http == "pyreqwest":
+        import shoal.engine.transport_reqwest  # noqa: F401
+    gc.collect()
+    gc.freeze()
 
 
 def _picklable(value: object) -> bool:
