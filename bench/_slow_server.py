@@ -50,14 +50,19 @@ async def main(port: int, delay: float, count_file: str) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", port, backlog=4096)
     async with server:
         while not stop.is_set():
-            tmp = count_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{held}\n{peak}\n")
-            os.replace(tmp, count_file)
+            _write_count(count_file, held, peak)
             try:
                 await asyncio.wait_for(stop.wait(), 0.2)
             except TimeoutError:
                 pass
+
+
+def _write_count(path: str, held: int, peak: int) -> None:
+    """Two numbers in a small local file: a write too short to matter to the loop."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{held}\n{peak}\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from shoal.core.config import HTTP_CLIENTS, CrawlConfig, RetryPolicy, Timeouts
 from shoal.core.model import FetchResult, JobInfo
-from shoal.engine.crawler import Crawler
+from shoal.engine.crawler import JobRun
 from shoal.store import Store
 
 from .test_crawler import requests_for, results_by_url
@@ -69,7 +69,7 @@ async def fetch_lines(
     config = CrawlConfig(
         timeouts=Timeouts(total=10, connect=3, read=5), retry=RetryPolicy(retries=0), http=http
     )
-    outcome = await Crawler(store, job, config).run()
+    outcome = await JobRun(store, job, config).run()
     assert outcome.completed
     return await results_by_url(store, job)
 

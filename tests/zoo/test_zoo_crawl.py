@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
-from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+import pytest
+
+from shoal.core.config import HTTP_CLIENTS, CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.model import FetchResult, NewRequest
 from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
@@ -22,7 +25,7 @@ from shoal.testweb._zoo import zoo_routes
 
 from ..engine.test_crawler import results_by_url
 from .conftest import ZooProcess, watching_the_loop
-from .test_zoo_fetch import EXPECTED, deadline
+from .test_zoo_fetch import DIFFERENT, EXPECTED, deadline
 
 PAGES_PER_HOST = 150
 CONFIG = CrawlConfig(
@@ -42,14 +45,17 @@ CRAWL_EXPECTED = {
 }
 
 
-async def crawl(store: Store, seed: str) -> tuple[dict[str, FetchResult], dict[str, int]]:
+async def crawl(
+    store: Store, seed: str, http: str
+) -> tuple[dict[str, FetchResult], dict[str, int]]:
     job = await store.ensure_job("zoo-crawl", mode="crawl", config={})
     await store.set_limits(job.id, max_pages=None, max_pages_per_host=PAGES_PER_HOST)
     seed = canonicalize(seed)
     await store.add_requests(job.id, [NewRequest.for_url(seed)], now=time.time())
     processor = LinkProcessor(scope=Scope(mode="any", seeds=(seed,)), traps=TrapLimits())
     async with asyncio.timeout(_crawl_deadline()):
-        outcome = await JobRun(store, job, CONFIG, processor=processor).run()
+        config = replace(CONFIG, http=http)
+        outcome = await JobRun(store, job, config, processor=processor).run()
     assert outcome.completed
     return await results_by_url(store, job), (await store.summary(job.id)).rejected
 
@@ -60,18 +66,20 @@ def _crawl_deadline() -> float:
     return deadline(CONFIG) * 2 + PAGES_PER_HOST * 0.2
 
 
+@pytest.mark.parametrize("http", HTTP_CLIENTS)
 async def test_crawl_of_the_zoo_ends_and_records_everything(
-    zoo: ZooProcess, sqlite_store: Store
+    zoo: ZooProcess, sqlite_store: Store, http: str
 ) -> None:
     async with watching_the_loop(0.1) as slow:
-        found, rejected = await crawl(sqlite_store, zoo.index_url)
+        found, rejected = await crawl(sqlite_store, zoo.index_url, http)
     assert not slow, "the event loop was blocked:\n" + "\n".join(slow)
 
+    expected = CRAWL_EXPECTED | DIFFERENT[http]
     wrong = {}
     for name, url in zoo.urls.items():
-        if name in CRAWL_EXPECTED:
+        if name in expected:
             result = found[canonicalize(url)]
-            if (result.status, result.error_kind) != CRAWL_EXPECTED[name]:
+            if (result.status, result.error_kind) != expected[name]:
                 wrong[name] = (result.status, result.error_kind, result.error)
     assert not wrong
 

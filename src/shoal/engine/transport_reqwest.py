@@ -52,6 +52,7 @@ log = logging.getLogger("shoal.engine.transport_reqwest")
 _hash = xxhash.xxh3_128_hexdigest
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HTTP_SCHEMES = frozenset({"http", "https"})
+_YIELD_EVERY = 1 << 18  # bytes of body read between two turns given to the other tasks
 
 
 class _Failure(Exception):
@@ -227,7 +228,13 @@ async def _read_capped(reader: Any, cap: int) -> tuple[bytes, int]:
     """
     chunks: list[Any] = []
     size = 0
+    next_yield = _YIELD_EVERY
     while size <= cap:
+        if size >= next_yield:
+            # A read of data already buffered returns without suspending: without this,
+            # a large or inflating body would be read up to the cap in one step of the loop.
+            await asyncio.sleep(0)
+            next_yield = size + _YIELD_EVERY
         chunk = await reader.read_chunk()
         if chunk is None:
             break
