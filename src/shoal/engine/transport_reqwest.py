@@ -43,7 +43,8 @@ from pyreqwest.exceptions import (
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, Request
-from shoal.engine.fetcher import Attempt, classify_exception, wants_body
+from shoal.engine.failures import map_exception
+from shoal.engine.fetcher import Attempt, wants_body
 
 __all__ = ["ReqwestTransport", "classify_reqwest"]
 
@@ -305,7 +306,7 @@ def classify_reqwest(exc: BaseException) -> tuple[ErrorKind, str]:
     if isinstance(exc, _Failure):
         return exc.kind, str(exc)
     if not isinstance(exc, PyreqwestError):
-        return classify_exception(exc)
+        return map_exception(exc)
     message = _message(exc)
     lowered = message.lower()
     if isinstance(exc, ConnectTimeoutError):
