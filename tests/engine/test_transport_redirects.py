@@ -97,17 +97,18 @@ async def test_a_post_redirected_is_sent_again_as_the_status_says(
     assert body == (b"hello" if method_after == "POST" else b"")
 
 
+@pytest.mark.parametrize("http", HTTP_CLIENTS)
 async def test_request_headers_stay_with_their_origin(
-    origins: Origins, sqlite_store: Store, fetch_job: JobInfo
+    origins: Origins, sqlite_store: Store, fetch_job: JobInfo, http: str
 ) -> None:
     """A request's own headers (a token, say) go to its origin, and to the same origin after
-    a redirect, never to another one (pyreqwest; aiohttp keeps only its own rule)."""
+    a redirect, never to another one."""
     elsewhere = origins.url(1, "/landing")
     same = origins.url(0, "/landing")
     cross = origins.redirect(0, elsewhere, 302)
     local = origins.redirect(0, same, 302)
     lines = [{"url": url, "headers": {"X-Token": "secret"}} for url in (cross, local)]
-    found = await fetch_lines(sqlite_store, fetch_job, lines, "pyreqwest")
+    found = await fetch_lines(sqlite_store, fetch_job, lines, http)
     assert found[cross].final_url == elsewhere and found[local].final_url == same
     tokens = {(port, path, token) for port, _, path, token, _ in origins.seen}
     port_a, port_b = (int(base.rsplit(":", 1)[1]) for base in origins.bases)

@@ -222,7 +222,6 @@ class CrawlConfig:
             raise ConfigError(f"http must be one of {', '.join(HTTP_CLIENTS)}, got {self.http!r}")
         if self.http2 and self.http == "aiohttp":
             raise ConfigError("http2 needs the pyreqwest client (aiohttp speaks HTTP/1.1 only)")
-        if not self.user_agent.strip() or any(c in self.user_agent for c in "\r\n"):
         if self.extract is not None and not isinstance(self.extract, ExtractRules):
             raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
 

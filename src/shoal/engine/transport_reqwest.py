@@ -43,6 +43,7 @@ from pyreqwest.exceptions import (
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, Request
+from shoal.core.urls import split_userinfo
 from shoal.engine.failures import map_exception
 from shoal.engine.fetcher import Attempt, wants_body
 
@@ -167,7 +168,9 @@ class ReqwestTransport:
                 cap = self._max_bytes
                 declared = _content_length(found.get("Content-Length"))
                 if declared is not None and declared > cap:
-                    data, size = b"", declared
+                    # Not a byte of it is read: ``bytes`` counts what arrived, the message
+                    # keeps what was announced.
+                    data, size = b"", 0
                     error_kind, error = ErrorKind.TOO_LARGE, f"Content-Length {declared} > {cap}"
                 else:
                     data, size = await _read_capped(response.body_reader, cap)
@@ -176,8 +179,8 @@ class ReqwestTransport:
                 result = FetchResult(
                     request_id=request.id,
                     url=request.url,
-                    final_url=url,
-                    redirects=tuple(history),
+                    final_url=_bare(url),
+                    redirects=tuple(_bare(hop) for hop in history),
                     status=status,
                     error_kind=error_kind,
                     error=error,
@@ -244,6 +247,11 @@ async def _read_capped(reader: Any, cap: int) -> tuple[bytes, int]:
     if size > cap:
         return b"", size
     return b"".join(chunks), size
+
+
+def _bare(url: str) -> str:
+    """``url`` without credentials a redirect put in it: they are never recorded."""
+    return split_userinfo(url)[0] if "@" in url else url
 
 
 def _refuse_invalid_name(url: str) -> None:
