@@ -101,7 +101,7 @@ def start_worker(
         sys.executable, "-m", "shoal", "worker", "--queue", broker.url, "--store", store,
         "--requests", topology.requests, "--results", topology.results, "--quiet", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "SHOAL_LEASE_TTL": "5"}
+    env = dict(os.environ)
     return subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -165,7 +165,7 @@ async def test_a_broker_restart_loses_nothing(
     assert len(stored) == len(set(stored)) == 2000
 
 
-PER_HOST, DELAY = 2, 0.05
+PER_HOST, DELAY = 2, 0.1
 
 
 async def test_two_workers_on_one_queue_keep_per_host_across_both(
