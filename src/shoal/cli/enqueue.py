@@ -28,10 +28,12 @@ async def _enqueue(
 ) -> int:
     from shoal.queue import BrokerUnavailable, Topology
     from shoal.queue import enqueue as publish_all
+    from shoal.queue._amqp import check_broker_url
 
     console = Console(stderr=True)
     try:
         topology = Topology(requests=requests)
+        check_broker_url(url)
     except ConfigError as exc:
         raise CliFailure(str(exc), EXIT_USAGE) from None
     with (
@@ -41,7 +43,7 @@ async def _enqueue(
             BarColumn(),
             MofNCompleteColumn(),
             console=console,
-            disable=quiet,
+            disable=quiet or not console.is_terminal,
             transient=True,
         ) as progress,
     ):

@@ -102,9 +102,11 @@ class _QueueOptions:
 
 async def _consume(options: _QueueOptions) -> int:
     from shoal.queue import BrokerUnavailable, QueueWorker, Topology
+    from shoal.queue._amqp import check_broker_url
 
     console = Console(stderr=True)
     try:
+        check_broker_url(options.url)
         topology = Topology(requests=options.requests, results=options.results)
         config = CrawlConfig(
             limits=Limits(

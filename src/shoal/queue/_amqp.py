@@ -31,6 +31,7 @@ __all__ = [
     "REASON_HEADER",
     "BrokerUnavailable",
     "Topology",
+    "check_broker_url",
     "connect",
     "declare_requests",
     "declare_results",
@@ -83,11 +84,16 @@ def _shown(url: str) -> str:
     return str(parsed.with_password(None)) if parsed.password else str(parsed)
 
 
+def check_broker_url(url: str) -> None:
+    """Raise ``ConfigError`` unless ``url`` is an AMQP URL."""
+    if not url.startswith(("amqp://", "amqps://")):
+        raise ConfigError(f"a broker URL starts with amqp:// or amqps://, got {_shown(url)!r}")
+
+
 async def connect(url: str) -> AbstractRobustConnection:
     """A robust connection to ``url``, retried with exponential backoff at first (a broker
     that is starting); later drops are reconnected by aio-pika every second."""
-    if not url.startswith(("amqp://", "amqps://")):
-        raise ConfigError(f"a broker URL starts with amqp:// or amqps://, got {_shown(url)!r}")
+    check_broker_url(url)
     delay = 0.25
     for attempt in range(1, _CONNECT_TRIES + 1):
         try:

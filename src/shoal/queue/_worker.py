@@ -54,6 +54,7 @@ log = logging.getLogger("shoal.queue")
 _PUBLISHERS = 64  # result messages awaiting their confirm at once
 _SWEEP_INTERVAL = 2.0  # how often requests still open are looked up in the store
 _MAX_REASON = 500
+_BROKER_WAIT = 10.0  # seconds to cancel the consumer or close the connection at the end
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,7 +181,8 @@ class QueueWorker:
                 await self._stop.wait()
                 self._consuming = False
                 with contextlib.suppress(*publish_errors):
-                    await requests.cancel(tag)
+                    async with asyncio.timeout(_BROKER_WAIT):
+                        await requests.cancel(tag)
                 await self._drain()
                 for helper in helpers:
                     helper.cancel()
@@ -188,7 +190,8 @@ class QueueWorker:
             self._consuming = False
             self._closing.set()
             with contextlib.suppress(Exception):
-                await connection.close()
+                async with asyncio.timeout(_BROKER_WAIT):
+                    await connection.close()
         return self.statistics()
 
     # -- receiving --------------------------------------------------------------
