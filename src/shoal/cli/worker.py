@@ -100,6 +100,13 @@ class _QueueOptions:
     emit: str | None
 
 
+def default_prefetch(concurrency: int) -> int:
+    """Messages a queue worker holds unacked by default: the rows its run keeps leased
+    ahead (the engine's window), since each is held from delivery until its result is
+    confirmed: fetch, commit and publish."""
+    return min(max(4 * concurrency, 1000), 65_535)
+
+
 async def _consume(options: _QueueOptions) -> int:
     from shoal.queue import BrokerUnavailable, QueueWorker, Topology
     from shoal.queue._amqp import check_broker_url
@@ -118,7 +125,7 @@ async def _consume(options: _QueueOptions) -> int:
         template = JobSpec.fetch(config=config)
     except ConfigError as exc:
         raise CliFailure(str(exc), EXIT_USAGE) from None
-    prefetch = options.prefetch or min(2 * config.limits.concurrency, 65_535)
+    prefetch = options.prefetch or default_prefetch(config.limits.concurrency)
     store = await open_ready_store(options.store)
     try:
         async with emitting(options.emit) as emit:
@@ -210,7 +217,8 @@ async def _consume(options: _QueueOptions) -> int:
     envvar="SHOAL_PREFETCH",
     type=click.IntRange(1, 65_535),
     default=None,
-    help="With --queue: messages held unacknowledged at most [default: 2 x concurrency].",
+    help="With --queue: messages held unacknowledged at most "
+    "[default: 4 x concurrency, at least 1000].",
 )
 @click.option(
     "--per-host",

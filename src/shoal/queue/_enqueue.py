@@ -17,7 +17,7 @@ from shoal.queue._amqp import Topology, connect, declare_requests
 
 __all__ = ["EnqueueReport", "enqueue", "request_message"]
 
-_WINDOW = 512  # messages awaiting their confirm at once
+_WINDOW = 2000  # messages awaiting their confirm at once
 SHOWN_ERRORS = 10
 
 

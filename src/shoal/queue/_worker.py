@@ -51,7 +51,7 @@ __all__ = ["QueueStats", "QueueWorker"]
 
 log = logging.getLogger("shoal.queue")
 
-_PUBLISHERS = 64  # result messages awaiting their confirm at once
+_PUBLISHERS = 256  # result messages awaiting their confirm at once
 _SWEEP_INTERVAL = 2.0  # how often requests still open are looked up in the store
 _MAX_REASON = 500
 _BROKER_WAIT = 10.0  # seconds to cancel the consumer or close the connection at the end
