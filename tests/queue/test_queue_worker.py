@@ -151,6 +151,7 @@ async def test_a_killed_worker_then_a_new_one_answer_every_request_once_in_the_s
     assert len(stored) == len(set(stored)) == 2000
 
 
+@pytest.mark.timeout(300)  # a RabbitMQ node takes a while to stop and start on a busy machine
 async def test_a_broker_restart_loses_nothing(
     broker: Broker, topology: Topology, results: Results, queue_site: TestWeb, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,8 +199,7 @@ class QueueWorker:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if not self._consuming:
             # Delivered as the consumer was cancelled: another worker takes it.
-            with contextlib.suppress(*publish_errors):
-                await message.nack(requeue=True)
+            await _settled(message.nack(requeue=True))
             return
         self._stats["received"] += 1
         try:
@@ -375,8 +374,7 @@ class QueueWorker:
             delivery.published.clear()
             await delivery.published.wait()
         if outcome.completed:
-            with contextlib.suppress(*publish_errors):
-                await delivery.message.ack()
+            await _settled(delivery.message.ack())
             self._stats["answered"] += 1
         self._settle()
 
@@ -397,10 +395,9 @@ class QueueWorker:
                 assert self._exchange is not None
                 await self._publish(self._exchange, body, routing_key=job)
                 if ack:
-                    with contextlib.suppress(*publish_errors):
-                        # A delivery from before a reconnection cannot be acked any more:
-                        # the broker delivers it again and it is answered from the store.
-                        await delivery.message.ack()
+                    # A delivery from before a reconnection cannot be acked any more: the
+                    # broker delivers it again and it is answered from the store.
+                    await _settled(delivery.message.ack())
                     self._stats["answered"] += 1
                     self._settle()
                 else:
@@ -451,8 +448,7 @@ class QueueWorker:
             routing_key=self._topology.dead,
             headers=headers,
         )
-        with contextlib.suppress(*publish_errors):
-            await message.ack()
+        await _settled(message.ack())
         self._stats["dead_lettered"] += 1
         log.info("dead-lettered a message: %s", reason)
 
@@ -485,4 +481,16 @@ class QueueWorker:
         runs = [slot.task for slot in self._slots.values() if slot.task is not None]
         if runs:
             await asyncio.wait(runs)
-        await self._outbox.join()
+        try:
+            async with asyncio.timeout(self._grace):
+                await self._outbox.join()
+        except TimeoutError:
+            log.warning("results still unpublished at shutdown: their requests are redelivered")
+
+
+async def _settled(settling: Awaitable[object]) -> None:
+    """Ack or nack a delivery, within a bounded time; a delivery whose channel is gone
+    (the connection dropped) is settled by the broker itself: it delivers it again."""
+    with contextlib.suppress(*publish_errors):  # TimeoutError included
+        async with asyncio.timeout(_BROKER_WAIT):
+            await settling
