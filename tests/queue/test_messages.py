@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shoal.core.errors import InputError
-from shoal.queue import MAX_MESSAGE_BYTES, CrawlOrder, FetchOrder, parse_order
+from shoal.queue import MAX_MESSAGE_BYTES, CrawlOrder, RequestOrder, parse_order
 from shoal.queue._enqueue import request_message
 from shoal.queue._messages import request_id_of
 
@@ -22,7 +22,7 @@ def test_a_fetch_order_is_a_json_input_line_plus_job_and_meta() -> None:
         "meta": {"id": [1, 2]},
     }
     order = parse_order(json.dumps(body).encode())
-    assert isinstance(order, FetchOrder)
+    assert isinstance(order, RequestOrder)
     assert order.request.url == "http://example.com/a?b=1"
     assert order.request.method == "POST"
     assert order.request.headers == (("Accept", "application/json"),)
@@ -69,7 +69,7 @@ def test_a_request_id_is_the_message_id_else_a_hash_of_the_body() -> None:
 def test_enqueued_messages_parse_back_to_the_same_request() -> None:
     line = b'{"url": "http://a.test/x", "method": "PUT", "headers": [["A", "1"]], "body": "b"}'
     original = parse_order(line)
-    assert isinstance(original, FetchOrder)
+    assert isinstance(original, RequestOrder)
     again = parse_order(request_message(original.request, job="j"))
-    assert isinstance(again, FetchOrder)
+    assert isinstance(again, RequestOrder)
     assert again.request == original.request and again.job == "j"

@@ -9,7 +9,7 @@ lands (``--emit``); ``enqueue`` publishes a list of URLs as request messages.
 from shoal.queue._amqp import DEAD_SUFFIX, REASON_HEADER, BrokerUnavailable, Topology
 from shoal.queue._emit import EMIT_EXCHANGE, ResultEmitter
 from shoal.queue._enqueue import enqueue
-from shoal.queue._messages import MAX_MESSAGE_BYTES, CrawlOrder, FetchOrder, parse_order
+from shoal.queue._messages import MAX_MESSAGE_BYTES, CrawlOrder, RequestOrder, parse_order
 from shoal.queue._worker import QueueStats, QueueWorker
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "REASON_HEADER",
     "BrokerUnavailable",
     "CrawlOrder",
-    "FetchOrder",
+    "RequestOrder",
     "QueueStats",
     "QueueWorker",
     "ResultEmitter",

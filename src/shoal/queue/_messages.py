@@ -36,7 +36,7 @@ from shoal.export.records import to_record
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "CrawlOrder",
-    "FetchOrder",
+    "RequestOrder",
     "parse_order",
     "request_id_of",
     "result_body",
@@ -64,7 +64,7 @@ _MAX_JOB_NAME = 200
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FetchOrder:
+class RequestOrder:
     """Fetch one request into ``job`` (None: the worker's default job)."""
 
     request: NewRequest
@@ -98,7 +98,7 @@ class CrawlOrder:
             raise InputError(f"crawl order: seed {exc.line_no}: {exc.reason}") from None
 
 
-def parse_order(body: bytes) -> FetchOrder | CrawlOrder:
+def parse_order(body: bytes) -> RequestOrder | CrawlOrder:
     """The order a request message carries; raises ``InputError`` (poison) with why not."""
     if len(body) > MAX_MESSAGE_BYTES:
         raise InputError(f"message too large ({len(body):,} bytes, max {MAX_MESSAGE_BYTES:,})")
@@ -128,7 +128,7 @@ def parse_order(body: bytes) -> FetchOrder | CrawlOrder:
         return CrawlOrder(settings=settings, job=job, meta=meta)
     if "url" not in obj:
         raise InputError("missing 'url'")
-    return FetchOrder(request=request_from_object(obj), job=job, meta=meta)
+    return RequestOrder(request=request_from_object(obj), job=job, meta=meta)
 
 
 def request_id_of(message_id: str | None, body: bytes) -> str:

@@ -44,7 +44,7 @@ from shoal.queue._amqp import (
     declare_results,
     publish_errors,
 )
-from shoal.queue._messages import CrawlOrder, FetchOrder, parse_order, request_id_of, result_body
+from shoal.queue._messages import CrawlOrder, RequestOrder, parse_order, request_id_of, result_body
 from shoal.store.base import Store
 
 __all__ = ["QueueStats", "QueueWorker"]
@@ -73,7 +73,7 @@ class QueueStats:
 @dataclass(eq=False, slots=True)
 class _Delivery:
     message: AbstractIncomingMessage
-    order: FetchOrder | CrawlOrder
+    order: RequestOrder | CrawlOrder
     request_id: str
     publishing: int = 0
     published: asyncio.Event = field(default_factory=asyncio.Event)
@@ -236,13 +236,13 @@ class QueueWorker:
 
     async def _admit(self, slot: _Slot, deliveries: list[_Delivery]) -> None:
         store, job = self.store, slot.job
-        requests = [d.order.request for d in deliveries if isinstance(d.order, FetchOrder)]
+        requests = [d.order.request for d in deliveries if isinstance(d.order, RequestOrder)]
         added = await store.add_requests(job.id, requests, now=time.time())
         if added and slot.context is not None:
             slot.context.on_admitted(added)
         found = await store.find_requests(job.id, [r.fingerprint for r in requests])
         for delivery in deliveries:
-            assert isinstance(delivery.order, FetchOrder)
+            assert isinstance(delivery.order, RequestOrder)
             fingerprint = delivery.order.request.fingerprint
             row = found.get(fingerprint)
             if row is None:
