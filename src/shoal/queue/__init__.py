@@ -13,15 +13,15 @@ from shoal.queue._messages import MAX_MESSAGE_BYTES, CrawlOrder, RequestOrder, p
 from shoal.queue._worker import QueueStats, QueueWorker
 
 __all__ = [
+    "BrokerUnavailable",
+    "CrawlOrder",
     "DEAD_SUFFIX",
     "EMIT_EXCHANGE",
     "MAX_MESSAGE_BYTES",
-    "REASON_HEADER",
-    "BrokerUnavailable",
-    "CrawlOrder",
-    "RequestOrder",
     "QueueStats",
     "QueueWorker",
+    "REASON_HEADER",
+    "RequestOrder",
     "ResultEmitter",
     "Topology",
     "enqueue",

@@ -24,7 +24,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError
 
-from shoal.core.errors import ConfigError, ShoalError
+from shoal.core.errors import BrokerUnavailable, ConfigError
 
 __all__ = [
     "DEAD_SUFFIX",
@@ -50,10 +50,6 @@ _CONNECT_TRIES = 8
 
 publish_errors: tuple[type[BaseException], ...] = (AMQPError, OSError, RuntimeError)
 """What publishing raises while the broker is away (the robust connection comes back)."""
-
-
-class BrokerUnavailable(ShoalError, ConnectionError):
-    """The broker could not be reached (after retrying with backoff)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
