@@ -73,3 +73,10 @@ def test_enqueued_messages_parse_back_to_the_same_request() -> None:
     again = parse_order(request_message(original.request, job="j"))
     assert isinstance(again, RequestOrder)
     assert again.request == original.request and again.job == "j"
+
+
+def test_credentials_in_a_url_become_its_authorization_header() -> None:
+    order = parse_order(b'{"url": "http://user:pw@a.test/x"}')
+    assert isinstance(order, RequestOrder)
+    assert order.request.url == "http://a.test/x"
+    assert [name for name, _ in order.request.headers] == ["Authorization"]

@@ -357,3 +357,23 @@ def test_a_bad_broker_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert ran.code == 2
     assert ran.stderr.startswith("shoal:") and "amqp://" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+async def test_header_secrets_of_a_request_stay_out_of_the_store(
+    broker: Broker, topology: Topology, results: Results, queue_site: TestWeb, tmp_path: Path
+) -> None:
+    url = queue_site.url(2, "/page/3")
+    db = tmp_path / "q.db"
+    worker = start_worker(broker, topology, str(db), cwd=tmp_path)
+    try:
+        body = {"url": url, "headers": {"X-Api-Key": "s3cret", "Accept": "text/html"}}
+        await publish_raw(broker, topology, [json.dumps(body).encode()])
+        await results.wait_for(1)
+    finally:
+        code, err = await stop(worker)
+    assert code == 0, err
+    assert results.bodies[0]["status"] == 200
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT headers FROM requests").fetchone()
+    assert "s3cret" not in stored and "<redacted>" in stored and "text/html" in stored
+    assert b"s3cret" not in db.read_bytes()

@@ -255,6 +255,8 @@ def request_from_object(
     if control is not None:
         raise InputError(f"control character U+{ord(control.group()):04X} in URL")
     canonical = canonicalize(url, strip_params=strip_params, sort_query=sort_query)
+    if "@" in canonical:
+        canonical, headers = _credentials_as_header(canonical, headers)
     return NewRequest(
         url=canonical,
         fingerprint=canonical_fingerprint(canonical, method=method, body=body),

@@ -35,6 +35,7 @@ from aio_pika.abc import (
 from shoal.core.errors import ConfigError, InputError, JobConflict
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo
+from shoal.core.secrets import HeldSecrets
 from shoal.engine.run import AdmitContext, JobRunner
 from shoal.queue._amqp import (
     REASON_HEADER,
@@ -131,6 +132,8 @@ class QueueWorker:
         self._lease_ttl = lease_ttl
         self._emit = emit
         self._slots: dict[str, _Slot] = {}
+        # Header values a store may not keep (core.secrets): held here, sent by this worker.
+        self._secrets = HeldSecrets()
         self._incoming: list[_Delivery] = []
         self._arrived = asyncio.Event()
         self._outbox: asyncio.Queue[tuple[_Delivery, FetchResult, str, bool]] = asyncio.Queue()
@@ -236,7 +239,8 @@ class QueueWorker:
 
     async def _admit(self, slot: _Slot, deliveries: list[_Delivery]) -> None:
         store, job = self.store, slot.job
-        requests = [d.order.request for d in deliveries if isinstance(d.order, RequestOrder)]
+        hold = self._secrets.hold
+        requests = [hold(d.order.request) for d in deliveries if isinstance(d.order, RequestOrder)]
         added = await store.add_requests(job.id, requests, now=time.time())
         if added and slot.context is not None:
             slot.context.on_admitted(added)
@@ -272,6 +276,7 @@ class QueueWorker:
             spec,
             name=name,
             join=True,
+            before_fetch=self._secrets.restore,
             # ``slot`` is bound below, before the run (and so any result) starts.
             listeners=[lambda batch: self._on_results(slot, batch)],
             lease_ttl=self._lease_ttl,
