@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 # shoal and what it needs to run, without the test and lint tools: all the demo needs.
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: demo test lint typecheck install bench clean pg-binaries browser
+.PHONY: demo test lint typecheck install bench clean pg-binaries browser rabbit-server
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -53,7 +53,16 @@ browser:
 	  apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; \
 	fi
 
-test: lint typecheck pg-binaries browser
+# The queue tests need a RabbitMQ: SHOAL_TEST_AMQP_URL, or rabbitmq-server to start a
+# throwaway node (installed from Debian's packages when missing and we may).
+rabbit-server:
+	@if [ -z "$$SHOAL_TEST_AMQP_URL" ] && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ] \
+	    && ! command -v rabbitmq-server >/dev/null; then \
+	  echo "installing rabbitmq-server for the queue tests"; \
+	  apt-get install -y -q rabbitmq-server >/dev/null || { apt-get update -q && apt-get install -y -q rabbitmq-server; }; \
+	fi
+
+test: lint typecheck pg-binaries browser rabbit-server
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -178,7 +178,9 @@ def main() -> None:
     base = rows[0]["pages"] / rows[0]["wall"]
     print(f"site: {args.hosts} hosts x {args.pages} pages, concurrency {args.concurrency}/process")
     header = ("run", "pages", "wall s", "pages/s", "CPU µs/page", "vs sqlite")
-    print(f"{header[0]:<14}{header[1]:>8}{header[2]:>9}{header[3]:>10}{header[4]:>13}{header[5]:>11}")
+    print(
+        f"{header[0]:<14}{header[1]:>8}{header[2]:>9}{header[3]:>10}{header[4]:>13}{header[5]:>11}"
+    )
     for row in rows:
         rate = row["pages"] / row["wall"]
         per_page = 1e6 * row["cpu"] / max(row["pages"], 1)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.errors import (
+    BrokerUnavailable,
     ConfigError,
     IllegalTransition,
     InputError,
@@ -65,6 +66,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BrokerUnavailable",
     "ConfigError",
     "CrawlConfig",
     "Crawler",

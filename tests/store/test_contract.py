@@ -1148,3 +1148,33 @@ async def test_results_keep_the_encoding_a_page_was_decoded_with(
     batch = Completion(results=[ok(latin, encoding="cp1252"), ok(plain)])
     await store.complete(job.id, "w1", batch, now=T0 + 1)
     assert [r.encoding for r in await all_results(store, job.id)] == ["cp1252", None]
+
+
+# -- looking requests up ----------------------------------------------------------
+
+
+async def test_find_requests_gives_row_ids_and_results_of_admitted_fingerprints(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    r0, r1, r2 = await lease_all(store, job.id)
+    await store.complete(job.id, "w1", Completion(results=[ok(r1, status=203)]), now=T0 + 1)
+    other = await store.ensure_job("other", mode="fetch", config={})
+    await store.add_requests(other.id, [new_request(0)], now=T0)
+    fingerprints = [new_request(i).fingerprint for i in (0, 1, 1, 2, 7)]
+    found = await store.find_requests(job.id, fingerprints)
+    assert set(found) == {new_request(i).fingerprint for i in (0, 1, 2)}
+    assert [found[new_request(i).fingerprint].id for i in (0, 1, 2)] == [r0.id, r1.id, r2.id]
+    assert found[new_request(0).fingerprint].result is None
+    result = found[new_request(1).fingerprint].result
+    assert result is not None
+    assert (result.request_id, result.url, result.status) == (r1.id, r1.url, 203)
+    assert await store.find_requests(job.id, []) == {}
+
+
+async def test_find_requests_reads_past_one_statements_parameters(
+    store: Store, job: JobInfo
+) -> None:
+    await store.add_requests(job.id, new_requests(1200), now=T0)
+    found = await store.find_requests(job.id, [r.fingerprint for r in new_requests(1300)])
+    assert len(found) == 1200

@@ -115,6 +115,7 @@ class _LazyGroup(click.Group):
     lazy = {
         "crawl": "shoal.cli.crawl:crawl",
         "demo": "shoal.cli.demo:demo",
+        "enqueue": "shoal.cli.enqueue:enqueue",
         "jobs": "shoal.cli.jobs:jobs",
         "testweb": "shoal.testweb.cli:testweb",
         "worker": "shoal.cli.worker:worker",
@@ -381,6 +382,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         source=source,
         fresh=params["fresh"],
         refetch=params["refetch"],
+        emit=params["emit"],
     )
     _run_job(request, observe)
 

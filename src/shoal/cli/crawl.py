@@ -133,6 +133,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         quiet=params["quiet"],
         fresh=params["fresh"],
         refetch=params["refetch"],
+        emit=params["emit"],
     )
     _run_job(request, observe)
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 from array import array
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -42,6 +42,7 @@ __all__ = [
     "JobRequest",
     "admit_held",
     "admit_lines",
+    "emitting",
     "read_all_lines",
     "report_input",
     "first_shoal_error",
@@ -102,6 +103,8 @@ class JobRequest:
     join: bool = False
     csv_escape: bool = True
     held: HeldSecrets = field(default_factory=HeldSecrets)
+    emit: str | None = None
+    """A broker URL to publish every result to as it lands (``--emit``)."""
 
 
 class Interrupts:
@@ -358,11 +361,36 @@ async def run_job(request: JobRequest, console: Console) -> int:
     interrupts = Interrupts(console)
     store = await open_ready_store(request.store)
     try:
-        with interrupts.installed():
-            return await _run_job(request, store, interrupts, console, time.time)
+        async with emitting(request.emit) as emit:
+            with interrupts.installed():
+                return await _run_job(request, store, interrupts, console, time.time, emit)
     finally:
         with contextlib.suppress(Exception):
             await store.close()
+
+
+@contextlib.asynccontextmanager
+async def emitting(
+    url: str | None,
+) -> AsyncIterator[Callable[[str, Sequence[FetchResult]], None] | None]:
+    """``--emit``: a publisher of results while the block runs (None without a URL); at
+    the end, every result handed to it is confirmed by the broker."""
+    if url is None:
+        yield None
+        return
+    from shoal.queue import BrokerUnavailable, ResultEmitter
+
+    emitter = ResultEmitter(url)
+    try:
+        await emitter.open()
+    except ConfigError as exc:
+        raise CliFailure(str(exc), EXIT_USAGE) from None
+    except BrokerUnavailable as exc:
+        raise CliFailure(f"broker error: {exc}", EXIT_STORE) from None
+    try:
+        yield emitter.emit
+    finally:
+        await emitter.close()
 
 
 class _Output:
@@ -419,6 +447,7 @@ async def _run_job(
     interrupts: Interrupts,
     console: Console,
     now: Callable[[], float],
+    emit: Callable[[str, Sequence[FetchResult]], None] | None = None,
 ) -> int:
     from shoal.cli.progress import Progress, render_summary
 
@@ -427,6 +456,12 @@ async def _run_job(
         if request.output
         else None
     )
+    listeners: list[Callable[[Sequence[FetchResult]], None]] = []
+    if output is not None:
+        listeners.append(output)
+    if emit is not None:
+        # The job's name is known once the runner has opened it (before any result).
+        listeners.append(lambda batch: emit(runner.job.name, batch))
     runner = JobRunner(
         store,
         request.spec,
@@ -434,7 +469,7 @@ async def _run_job(
         fresh=request.fresh,
         refetch=request.refetch,
         join=request.join,
-        listeners=[output] if output is not None else [],
+        listeners=listeners,
         lease_ttl=_lease_ttl(),
         before_fetch=request.held.restore,
     )

@@ -50,7 +50,7 @@ Exit codes:
   1    unexpected internal error (a bug: please report it)
   2    usage error: bad flag, value or input file; a job that holds other
        settings or that another command is running
-  3    store error: cannot open, read or write the store
+  3    store error: cannot open, read or write the store (or reach the broker)
   4    invalid input lines with --strict (nothing was fetched)
   5    output error: cannot write the -o/export file (disk full, or another
        run is writing it); nothing half-written is left, the store is intact
@@ -296,6 +296,14 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Record a field per page (repeatable): 'title=css:title::text', "
                 "'links=css:a::attr(href)[]', 'sku=re:SKU-(\\d+)', 'ids=json:data.items[].id'; "
                 '[] collects every match. TOML: an [extract] table of name = "rule".',
+            ),
+            _opt(
+                "--emit",
+                env="EMIT",
+                metavar="AMQP_URL",
+                default=None,
+                help="Also publish every result as it lands to RabbitMQ (amqp://user:pass@host/"
+                "vhost): JSON on the topic exchange shoal.results, routing key the job name.",
             ),
             _opt(
                 "-q",

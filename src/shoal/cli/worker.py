@@ -1,4 +1,5 @@
-"""``shoal worker``: join a job another command started, on this machine or any other.
+"""``shoal worker``: join a job another command started, on this machine or any other;
+or, with ``--queue``, fetch what request messages on RabbitMQ ask for (``shoal.queue``).
 
 The job's recorded settings (what ``shoal fetch``/``shoal crawl`` stored when
 they created it) tell the worker how to fetch: the same timeouts, retries,
@@ -10,24 +11,35 @@ open rows left — the same as the command that started the job.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, open_ready_store, run_job
+from shoal.cli.jobrun import (
+    EXIT_OK,
+    EXIT_STORE,
+    EXIT_USAGE,
+    CliFailure,
+    Interrupts,
+    JobRequest,
+    _lease_ttl,
+    emitting,
+    open_ready_store,
+    run_job,
+)
 from shoal.cli.observe import Observe, observe_options
 from shoal.cli.options import EXIT_CODES
-from shoal.core.config import CrawlConfig, Limits
-from shoal.core.errors import ConfigError
+from shoal.core.config import CrawlConfig, Limits, Politeness
+from shoal.core.errors import ConfigError, StoreError
 from shoal.core.jobspec import JobSpec
 
 __all__ = ["worker"]
 
 
 async def _request(
-    location: str, name: str, limits: dict[str, int | None], quiet: bool
+    location: str, name: str, limits: dict[str, int | None], quiet: bool, emit: str | None
 ) -> JobRequest:
     store = await open_ready_store(location)
     try:
@@ -47,7 +59,13 @@ async def _request(
         message = f"job {name!r} has settings this shoal cannot use: {exc}"
         raise CliFailure(message, EXIT_USAGE) from None
     return JobRequest(
-        store=location, spec=spec, name=name, command="worker", quiet=quiet, join=True
+        store=location,
+        spec=spec,
+        name=name,
+        command="worker",
+        quiet=quiet,
+        join=True,
+        emit=emit,
     )
 
 
@@ -60,9 +78,98 @@ def _with_limits(config: CrawlConfig, given: dict[str, int | None]) -> CrawlConf
     return replace(config, limits=limits)
 
 
-async def _work(location: str, name: str, limits: dict[str, int | None], quiet: bool) -> int:
-    request = await _request(location, name, limits, quiet)
+async def _work(
+    location: str, name: str, limits: dict[str, int | None], quiet: bool, emit: str | None
+) -> int:
+    request = await _request(location, name, limits, quiet, emit)
     return await run_job(request, Console(stderr=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _QueueOptions:
+    url: str
+    store: str
+    job: str
+    requests: str
+    results: str
+    prefetch: int | None
+    limits: dict[str, int | None]
+    per_host: int
+    delay: float
+    quiet: bool
+    emit: str | None
+
+
+def default_prefetch(concurrency: int) -> int:
+    """Messages a queue worker holds unacked by default: the rows its run keeps leased
+    ahead (the engine's window), since each is held from delivery until its result is
+    confirmed: fetch, commit and publish."""
+    return min(max(4 * concurrency, 1000), 65_535)
+
+
+async def _consume(options: _QueueOptions) -> int:
+    from shoal.queue import BrokerUnavailable, QueueWorker, Topology
+    from shoal.queue._amqp import check_broker_url
+
+    console = Console(stderr=True)
+    try:
+        check_broker_url(options.url)
+        topology = Topology(requests=options.requests, results=options.results)
+        config = CrawlConfig(
+            limits=Limits(
+                concurrency=options.limits["concurrency"] or Limits().concurrency,
+                processes=options.limits["processes"],
+            ),
+            politeness=Politeness(per_host=options.per_host, delay=options.delay),
+        )
+        template = JobSpec.fetch(config=config)
+    except ConfigError as exc:
+        raise CliFailure(str(exc), EXIT_USAGE) from None
+    prefetch = options.prefetch or default_prefetch(config.limits.concurrency)
+    store = await open_ready_store(options.store)
+    try:
+        async with emitting(options.emit) as emit:
+            worker = QueueWorker(
+                store,
+                options.url,
+                template=template,
+                topology=topology,
+                prefetch=prefetch,
+                default_job=options.job,
+                adjust=lambda spec: replace(spec, config=_with_limits(spec.config, options.limits)),
+                lease_ttl=_lease_ttl(),
+                emit=emit,
+            )
+            interrupts = Interrupts(console)
+            interrupts.on_first(worker.stop)
+            with interrupts.installed():
+                if not options.quiet:
+                    console.print(
+                        f"consuming {topology.requests} (prefetch {prefetch}); results to "
+                        f"{topology.results}; store {store.location}",
+                        markup=False,
+                        highlight=False,
+                    )
+                try:
+                    stats = await worker.run()
+                except* ConfigError as group:
+                    raise CliFailure(str(group.exceptions[0]), EXIT_USAGE) from None
+                except* BrokerUnavailable as group:
+                    message = f"broker error: {group.exceptions[0]}"
+                    raise CliFailure(message, EXIT_STORE) from None
+                except* StoreError as group:
+                    raise CliFailure(f"store error: {group.exceptions[0]}", EXIT_STORE) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+    if not options.quiet:
+        console.print(
+            f"stopped: {stats.received:,} messages, {stats.answered:,} answered "
+            f"({stats.from_store:,} from the store), {stats.dead_lettered:,} dead-lettered",
+            markup=False,
+            highlight=False,
+        )
+    return EXIT_OK
 
 
 @click.command(epilog=EXIT_CODES)
@@ -73,7 +180,70 @@ async def _work(location: str, name: str, limits: dict[str, int | None], quiet: 
     metavar="URL|PATH",
     help="The job's store: postgresql://user@host/db for workers on several machines.",
 )
-@click.option("--job", envvar="SHOAL_JOB", required=True, metavar="NAME", help="The job to join.")
+@click.option(
+    "--job",
+    envvar="SHOAL_JOB",
+    default=None,
+    metavar="NAME",
+    help="The job to join; with --queue, the job of messages that name none [default: queue].",
+)
+@click.option(
+    "--queue",
+    "queue_url",
+    envvar="SHOAL_QUEUE",
+    default=None,
+    metavar="AMQP_URL",
+    help="Consume request messages from RabbitMQ (amqp://user:pass@host/vhost) until "
+    "stopped, and publish a result message for each.",
+)
+@click.option(
+    "--requests",
+    "requests_queue",
+    envvar="SHOAL_REQUESTS",
+    default="shoal.requests",
+    show_default=True,
+    help="With --queue: the queue of request messages (poison goes to NAME.dead).",
+)
+@click.option(
+    "--results",
+    "results_exchange",
+    envvar="SHOAL_RESULTS",
+    default="shoal.results",
+    show_default=True,
+    help="With --queue: the topic exchange (and queue) of result messages.",
+)
+@click.option(
+    "--prefetch",
+    envvar="SHOAL_PREFETCH",
+    type=click.IntRange(1, 65_535),
+    default=None,
+    help="With --queue: messages held unacknowledged at most "
+    "[default: 4 x concurrency, at least 1000].",
+)
+@click.option(
+    "--per-host",
+    envvar="SHOAL_PER_HOST",
+    type=click.IntRange(1, 10_000),
+    default=8,
+    show_default=True,
+    help="With --queue: requests in flight per host, for jobs this worker creates.",
+)
+@click.option(
+    "--delay",
+    envvar="SHOAL_DELAY",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    show_default=True,
+    help="With --queue: seconds between request starts to one host, for jobs it creates.",
+)
+@click.option(
+    "--emit",
+    envvar="SHOAL_EMIT",
+    default=None,
+    metavar="AMQP_URL",
+    help="Also publish every result as it lands to this broker's topic exchange "
+    "shoal.results (routing key: the job).",
+)
 @click.option(
     "--concurrency",
     envvar="SHOAL_CONCURRENCY",
@@ -92,7 +262,14 @@ async def _work(location: str, name: str, limits: dict[str, int | None], quiet: 
 @observe_options
 def worker(
     store: str,
-    job: str,
+    job: str | None,
+    queue_url: str | None,
+    requests_queue: str,
+    results_exchange: str,
+    prefetch: int | None,
+    per_host: int,
+    delay: float,
+    emit: str | None,
     concurrency: int | None,
     processes: int | None,
     quiet: bool,
@@ -107,6 +284,13 @@ def worker(
     worker at a time, handed over every few seconds), and take over the work
     of a worker that dies once its leases expire. Stop a worker with Ctrl-C:
     it finishes or returns what it holds and the others go on.
+
+    With --queue, the worker is fed by RabbitMQ instead: it consumes request
+    messages ({"url": ..., "job"?: ..., "meta"?: ...}, or a crawl order
+    {"crawl": {"seeds": [...], ...}}), fetches each URL into its job (created
+    when missing) and publishes its result once it is in the store, then acks
+    the request. It runs until SIGTERM/Ctrl-C, then answers what it holds and
+    exits 0. See docs/queues.md.
     """
     from shoal.cli import _run
     from shoal.engine.fetchpool import prefork
@@ -117,4 +301,22 @@ def worker(
     observe.export_profile()
     prefork(processes)
     limits = {"concurrency": concurrency, "processes": processes}
-    _run(_work(store, job, limits, quiet), observe)
+    if queue_url is not None:
+        options = _QueueOptions(
+            url=queue_url,
+            store=store,
+            job=job or "queue",
+            requests=requests_queue,
+            results=results_exchange,
+            prefetch=prefetch,
+            limits=limits,
+            per_host=per_host,
+            delay=delay,
+            quiet=quiet,
+            emit=emit,
+        )
+        _run(_consume(options), observe)
+        return
+    if job is None:
+        raise click.UsageError("give the job to join (--job NAME), or a queue (--queue URL)")
+    _run(_work(store, job, limits, quiet, emit), observe)

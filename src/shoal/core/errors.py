@@ -9,9 +9,10 @@
     ├── InputError(ValueError)            an input line is invalid (carries line number)
     ├── IllegalTransition(RuntimeError)   a URL lifecycle step the table forbids (a bug)
     ├── OutputError(OSError)              an export file cannot be written (disk full, in use)
-    └── StoreError                        the store cannot do what was asked
-        ├── StoreUnavailable(ConnectionError)   cannot open / reach the store
-        └── SchemaError                   foreign file, or schema newer than this code
+    ├── StoreError                        the store cannot do what was asked
+    │   ├── StoreUnavailable(ConnectionError)   cannot open / reach the store
+    │   └── SchemaError                   foreign file, or schema newer than this code
+    └── BrokerUnavailable(ConnectionError)   cannot reach the message broker (RabbitMQ)
 
 What happened to a URL is not an exception: it is a result, with a stable
 ``ErrorKind`` (``core.kinds``) when it failed. Each class here is raised somewhere
@@ -21,6 +22,7 @@ and is worth catching.
 from __future__ import annotations
 
 __all__ = [
+    "BrokerUnavailable",
     "ConfigError",
     "IllegalTransition",
     "InputError",
@@ -74,3 +76,7 @@ class StoreUnavailable(StoreError, ConnectionError):
 
 class SchemaError(StoreError):
     """The store is not a shoal store, or was written by a newer shoal."""
+
+
+class BrokerUnavailable(ShoalError, ConnectionError):
+    """The message broker could not be reached (after retrying with backoff)."""

@@ -50,6 +50,7 @@ __all__ = [
     "input_digest",
     "parse_line",
     "parse_lines",
+    "request_from_object",
     "sniff_binary",
 ]
 
@@ -240,6 +241,33 @@ def _parse_object(text: str, column: int) -> tuple[str, str, tuple[Header, ...],
         raise InputError("invalid JSON: nested too deeply") from None
     if not isinstance(obj, dict):  # cannot happen for text starting with "{"
         raise InputError("a JSON line must be an object")
+    return _request_fields(obj)
+
+
+def request_from_object(
+    obj: dict[str, object], *, strip_params: ParamFilter = (), sort_query: bool = False
+) -> NewRequest:
+    """The request a decoded JSON object describes, checked as a JSON input line is
+    (``url``, ``method``, ``headers``, ``body``; other keys are errors). Raises
+    ``InputError`` with a one-line reason and no line number."""
+    url, method, headers, body = _request_fields(obj)
+    control = _CONTROL.search(url)
+    if control is not None:
+        raise InputError(f"control character U+{ord(control.group()):04X} in URL")
+    canonical = canonicalize(url, strip_params=strip_params, sort_query=sort_query)
+    if "@" in canonical:
+        canonical, headers = _credentials_as_header(canonical, headers)
+    return NewRequest(
+        url=canonical,
+        fingerprint=canonical_fingerprint(canonical, method=method, body=body),
+        host=canonical_host(canonical),
+        method=method,
+        headers=headers,
+        body=body,
+    )
+
+
+def _request_fields(obj: dict[str, object]) -> tuple[str, str, tuple[Header, ...], bytes | None]:
     unknown = sorted(set(obj) - _KEYS)
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r} (expected: {', '.join(sorted(_KEYS))})")

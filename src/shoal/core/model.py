@@ -12,6 +12,7 @@ from shoal.core.urls import canonical_fingerprint, canonical_host, split_userinf
 __all__ = [
     "Completion",
     "FetchResult",
+    "FoundRequest",
     "Header",
     "JobCounts",
     "JobInfo",
@@ -134,6 +135,15 @@ class FetchResult:
             except (LookupError, ValueError, UnicodeError):
                 pass
         return decode(body, self.content_type).text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FoundRequest:
+    """A request a job admitted, looked up by fingerprint: its row id, and its result
+    once it has one."""
+
+    id: int
+    result: FetchResult | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,14 @@ from typing import Any
 
 from shoal.core.filters import ResultFilter
 from shoal.core.lifecycle import State
-from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, WorkerInfo
+from shoal.core.model import (
+    FetchResult,
+    FoundRequest,
+    JobCounts,
+    JobInfo,
+    JobSummary,
+    WorkerInfo,
+)
 from shoal.store._codec import (
     RESULT_COLUMNS,
     decode_json,
@@ -26,6 +33,7 @@ from shoal.store._where import result_condition
 __all__ = [
     "counters",
     "counts",
+    "find_requests",
     "get_body",
     "get_job",
     "get_robots",
@@ -169,6 +177,24 @@ async def read_results(
     sql = _READ_RESULTS_WITH_BODIES if with_bodies else _READ_RESULTS
     sql = sql.format(where=result_condition(where, placeholder))
     return [result_from_row(row) for row in await conn.fetch(sql, *params)]
+
+
+_FIND_REQUESTS = f"""
+SELECT q.fingerprint, q.id, r.request_id, {RESULT_COLUMNS}, NULL::bytea FROM shoal_requests q
+LEFT JOIN shoal_results r ON r.request_id = q.id
+WHERE q.job_id = $1 AND q.fingerprint = ANY($2::bytea[])
+"""
+
+
+async def find_requests(
+    conn: Conn, job_id: int, fingerprints: list[bytes]
+) -> dict[bytes, FoundRequest]:
+    """The job's requests with these fingerprints, with their results."""
+    found: dict[bytes, FoundRequest] = {}
+    for row in await conn.fetch(_FIND_REQUESTS, job_id, fingerprints):
+        result = None if row[2] is None else result_from_row(tuple(row)[3:])
+        found[bytes(row[0])] = FoundRequest(id=row[1], result=result)
+    return found
 
 
 # Every table of the schema (shoal_ prefixed, in the store's search path), indexes and

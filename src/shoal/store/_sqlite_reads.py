@@ -17,7 +17,14 @@ from typing import Any
 
 from shoal.core.filters import ResultFilter
 from shoal.core.lifecycle import State
-from shoal.core.model import FetchResult, JobCounts, JobInfo, JobSummary, WorkerInfo
+from shoal.core.model import (
+    FetchResult,
+    FoundRequest,
+    JobCounts,
+    JobInfo,
+    JobSummary,
+    WorkerInfo,
+)
 from shoal.store._codec import (
     RESULT_COLUMNS,
     decode_json,
@@ -31,6 +38,7 @@ __all__ = [
     "begin_read",
     "counters",
     "counts",
+    "find_requests",
     "get_body",
     "get_job",
     "get_robots",
@@ -199,6 +207,29 @@ def read_results(
     sql = sql.format(where=result_condition(where, placeholder))
     params.append(limit)
     return [result_from_row(row) for row in conn.execute(sql, params)]
+
+
+_FIND_REQUESTS = f"""
+SELECT q.fingerprint, q.id, r.request_id, {RESULT_COLUMNS}, NULL FROM requests q
+LEFT JOIN results r ON r.request_id = q.id
+WHERE q.job_id = ? AND q.fingerprint IN ({{marks}})
+"""
+_FIND_CHUNK = 500  # bound parameters per statement, well under SQLite's limit
+
+
+def find_requests(
+    conn: sqlite3.Connection, job_id: int, fingerprints: list[bytes]
+) -> dict[bytes, FoundRequest]:
+    """The job's requests with these fingerprints, with their results (one snapshot)."""
+    found: dict[bytes, FoundRequest] = {}
+    with read_snapshot(conn):
+        for start in range(0, len(fingerprints), _FIND_CHUNK):
+            chunk = fingerprints[start : start + _FIND_CHUNK]
+            sql = _FIND_REQUESTS.format(marks=",".join("?" * len(chunk)))
+            for row in conn.execute(sql, [job_id, *chunk]):
+                result = None if row[2] is None else result_from_row(tuple(row)[3:])
+                found[bytes(row[0])] = FoundRequest(id=row[1], result=result)
+    return found
 
 
 def size_bytes(conn: sqlite3.Connection, path: str) -> int:

@@ -21,6 +21,7 @@ from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
     FetchResult,
+    FoundRequest,
     JobCounts,
     JobInfo,
     JobSummary,
@@ -241,6 +242,14 @@ class Store(Protocol):
     ) -> AsyncIterator[list[FetchResult]]:
         """Every result row of the job in admission order, as a consistent snapshot; only
         those ``where`` selects (filtered by the store's query) when it is given."""
+        ...
+
+    async def find_requests(
+        self, job_id: int, fingerprints: Sequence[bytes]
+    ) -> dict[bytes, FoundRequest]:
+        """The job's requests with these fingerprints (those it admitted), each with its
+        result if it has one (without the body), from one consistent read. A fingerprint
+        the job never admitted is not in the answer."""
         ...
 
     async def get_body(self, body_hash: str) -> bytes | None:

@@ -31,6 +31,7 @@ from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
     FetchResult,
+    FoundRequest,
     JobCounts,
     JobInfo,
     JobSummary,
@@ -506,6 +507,17 @@ class PostgresStore:
             raise
         except Exception as exc:
             raise _store_error("iter_results", self._where, exc) from None
+
+    async def find_requests(
+        self, job_id: int, fingerprints: Sequence[bytes]
+    ) -> dict[bytes, FoundRequest]:
+        wanted = list(dict.fromkeys(fingerprints))
+        return await self._tx(
+            "find_requests",
+            lambda conn: reads.find_requests(conn, job_id, wanted),
+            read_only=True,
+            snapshot=True,
+        )
 
     async def get_body(self, body_hash: str) -> bytes | None:
         return await self._tx(

@@ -37,6 +37,7 @@ from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
     FetchResult,
+    FoundRequest,
     JobCounts,
     JobInfo,
     JobSummary,
@@ -536,6 +537,14 @@ class SQLiteStore:
                 after = batch[-1].request_id
         finally:
             await thread.stop()
+
+    async def find_requests(
+        self, job_id: int, fingerprints: Sequence[bytes]
+    ) -> dict[bytes, FoundRequest]:
+        wanted = list(dict.fromkeys(fingerprints))
+        return await self._read(
+            "find_requests", partial(reads.find_requests, job_id=job_id, fingerprints=wanted)
+        )
 
     async def get_body(self, body_hash: str) -> bytes | None:
         return await self._read("get_body", partial(reads.get_body, body_hash=body_hash))
