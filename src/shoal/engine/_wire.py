@@ -62,7 +62,9 @@ class Ready:
     version: int = WIRE_VERSION
 
 
-@dataclass(frozen=True, slots=True)
+# No slots: a slotted dataclass pickles through a Python-level __getstate__ that lists its
+# fields on every call, and one of these crosses a pipe for every request.
+@dataclass(frozen=True)
 class FetchOrder:
     """Fetch ``request``, ``gap`` seconds at least after the one before to its host (see
     ``engine.spacing``); answer with the same ``seq``."""
@@ -72,7 +74,9 @@ class FetchOrder:
     gap: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+# No slots: a slotted dataclass pickles through a Python-level __getstate__ that lists its
+# fields on every call, and one of these crosses a pipe for every request.
+@dataclass(frozen=True)
 class Answer:
     """The attempt made for the order numbered ``seq``."""
 
