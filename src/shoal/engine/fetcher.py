@@ -54,6 +54,36 @@ class Attempt:
     links: PageLinks | None = None
     fields_done: bool = False
 
+    @classmethod
+    def failed(
+        cls,
+        request: Request,
+        kind: ErrorKind,
+        message: str,
+        *,
+        attempts: int,
+        ttfb_ms: float | None,
+        elapsed_ms: float,
+    ) -> Attempt:
+        """An attempt that got no usable response, as every transport records it (a
+        failure shoal did not expect is logged with its traceback)."""
+        if kind is ErrorKind.INTERNAL_ERROR:
+            log.exception("unexpected error fetching %s", request.url)
+        result = FetchResult(
+            request_id=request.id,
+            url=request.url,
+            error_kind=kind,
+            error=message,
+            attempts=attempts,
+            ttfb_ms=ttfb_ms,
+            elapsed_ms=elapsed_ms,
+            fetched_at=time.time(),
+            depth=request.depth,
+            parent_url=request.parent_url,
+            method=request.method,
+        )
+        return cls(result, None, None)
+
 
 def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
     """The one HTTP session a crawler's workers share."""
@@ -200,24 +230,9 @@ class Fetcher:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
             kind, message = map_exception(exc)
-            if kind is ErrorKind.INTERNAL_ERROR:
-                log.exception("unexpected error fetching %s", request.url)
-            return Attempt(
-                FetchResult(
-                    request_id=request.id,
-                    url=request.url,
-                    error_kind=kind,
-                    error=message,
-                    attempts=attempts,
-                    ttfb_ms=ttfb_ms,
-                    elapsed_ms=(loop_time() - started) * 1000.0,
-                    fetched_at=time.time(),
-                    depth=request.depth,
-                    parent_url=request.parent_url,
-                    method=request.method,
-                ),
-                None,
-                None,
+            elapsed_ms = (loop_time() - started) * 1000.0
+            return Attempt.failed(
+                request, kind, message, attempts=attempts, ttfb_ms=ttfb_ms, elapsed_ms=elapsed_ms
             )
 
 

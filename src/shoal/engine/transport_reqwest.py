@@ -99,24 +99,13 @@ class ReqwestTransport:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
             kind, message = classify_reqwest(exc)
-            if kind is ErrorKind.INTERNAL_ERROR:
-                log.exception("unexpected error fetching %s", request.url)
-            return Attempt(
-                FetchResult(
-                    request_id=request.id,
-                    url=request.url,
-                    error_kind=kind,
-                    error=message,
-                    attempts=attempts,
-                    ttfb_ms=(timing[0] - started) * 1000.0 if timing else None,
-                    elapsed_ms=(loop_time() - started) * 1000.0,
-                    fetched_at=time.time(),
-                    depth=request.depth,
-                    parent_url=request.parent_url,
-                    method=request.method,
-                ),
-                None,
-                None,
+            return Attempt.failed(
+                request,
+                kind,
+                message,
+                attempts=attempts,
+                ttfb_ms=(timing[0] - started) * 1000.0 if timing else None,
+                elapsed_ms=(loop_time() - started) * 1000.0,
             )
 
     async def _attempt(
