@@ -8,7 +8,7 @@ import click
 
 from shoal.cli.jobrun import JobRequest
 from shoal.cli.observe import Observe
-from shoal.cli.options import EXIT_CODES, build_config, run_options
+from shoal.cli.options import EXIT_CODES, build_config, build_extra_headers, run_options
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.jobspec import MAX_COUNT, MAX_DEPTH, JobSpec
 
@@ -117,6 +117,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
             max_pages=params["max_pages"],
             max_pages_per_host=params["max_pages_per_host"],
             robots=not params["ignore_robots"],
+            extra_headers=build_extra_headers(params),
         )
     except InputError as exc:
         raise click.BadParameter(exc.reason, param_hint="SEED") from None

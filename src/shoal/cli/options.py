@@ -28,6 +28,7 @@ from shoal.core.config import (
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
+from shoal.core.sendheaders import ExtraHeaders, parse_header
 from shoal.engine.fetchpool import AUTO_START_ROWS
 from shoal.export.writers import SUFFIXES_TEXT
 
@@ -35,7 +36,9 @@ __all__ = [
     "ByteSize",
     "EXIT_CODES",
     "build_config",
+    "build_extra_headers",
     "csv_escape_option",
+    "header_options",
     "load_toml_defaults",
     "read_store_option",
     "run_options",
@@ -84,6 +87,22 @@ class ExtractRuleParam(click.ParamType):  # type: ignore[type-arg]  # generic si
         text = str(value).strip()
         try:
             FieldRule.parse(text)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return text
+
+
+class HeaderParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """A request header, ``'Name: value'``, checked at once (the value is never echoed: it
+    may be a secret); in ``SHOAL_HEADER`` one header per line."""
+
+    name = "'NAME: VALUE'"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            parse_header(text)
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
         return text
@@ -315,9 +334,62 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             func = option(func)
-        return observe_options(func)
+        return header_options(observe_options(func))
 
     return decorate
+
+
+def header_options(func: F) -> F:
+    """``-H``, ``--header-for``, ``--user`` and ``--bearer``: what every request carries."""
+    options = [
+        _opt(
+            "-H",
+            "--header",
+            env="HEADER",
+            type=HeaderParam(),
+            multiple=True,
+            help="Send this header to every host (repeatable). An Authorization, Cookie or "
+            "Proxy-Authorization header goes only where --user would. Sent, never stored.",
+        ),
+        click.option(
+            "--header-for",
+            type=(str, HeaderParam()),
+            multiple=True,
+            metavar="HOST 'NAME: VALUE'",
+            help="Send this header to HOST only (repeatable; wins over -H of the same name). "
+            "Dropped on a redirect to another origin.",
+        ),
+        _opt(
+            "--user",
+            env="USER",
+            metavar="USER:PASSWORD",
+            help="HTTP basic auth, sent only to the seeds' hosts (crawl) or to each input "
+            "URL's own host (fetch), never to another origin a redirect leads to. Not "
+            "stored: a rerun must give it again.",
+        ),
+        _opt(
+            "--bearer",
+            env="BEARER",
+            metavar="TOKEN",
+            help="Authorization: Bearer TOKEN, sent where --user would be. Not stored.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_extra_headers(params: dict[str, Any]) -> ExtraHeaders:
+    """The headers and credentials given with ``header_options``."""
+    try:
+        return ExtraHeaders.parse(
+            headers=params.get("header") or (),
+            headers_for=params.get("header_for") or (),
+            user=params.get("user"),
+            bearer=params.get("bearer"),
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:

@@ -153,6 +153,11 @@ class JobRunner:
         """Find or create the job, settle the spec with what it stored, take the job for
         this command, reopen and admit what the spec asks for. Raises ``JobConflict``."""
         store = self.store
+        if self.spec.extra_headers.missing:
+            raise ConfigError(
+                "this job sends headers whose values are not stored "
+                f"({'; '.join(self.spec.extra_headers.summary())}): give them again"
+            )
         if self._join:
             assert self._name is not None
             job = await store.get_job(self._name)
@@ -201,6 +206,9 @@ class JobRunner:
     def _make_crawler(self, job: JobInfo) -> JobRun:
         spec = self.spec
         plan = _plan(spec)
+        before_fetch = _chained(
+            spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch
+        )
         return JobRun(
             self.store,
             job,
@@ -212,7 +220,7 @@ class JobRunner:
             sitemaps_from_robots=spec.sitemaps,
             strict_depth=spec.depth is not None,
             lease_ttl=self._lease_ttl,
-            before_fetch=self._restored_then(self._before_fetch),
+            before_fetch=self._restored_then(before_fetch),
             owner=self.owner,
         )
 
@@ -280,6 +288,20 @@ class JobRunner:
                 raise JobConflict(
                     f"job {name!r} is a {existing.mode} job in {store.location}; choose "
                     "another job name (--job NEW), or start it over (--fresh)"
+                )
+            if (
+                stored is not None
+                and comparison.conflicts == ("extra_headers",)
+                and (self._name is not None or not spec.extra_headers.given)
+            ):
+                # Resuming without the headers given before is most likely a forgotten
+                # --user or -H: refuse rather than go on unauthenticated as a new job.
+                raise JobConflict(
+                    f"job {name!r} in {store.location} sends headers whose values are not "
+                    f"stored ({'; '.join(stored.extra_headers.summary()) or 'none'}); this "
+                    f"run gives ({'; '.join(self.spec.extra_headers.summary()) or 'none'}): "
+                    "give the same ones again, choose another job name (--job NEW), or start "
+                    "it over (--fresh)"
                 )
             if self._name is not None:
                 raise JobConflict(
@@ -370,6 +392,17 @@ class JobRunner:
         )
         seeds = [self._secrets.hold(r) for r in seed_requests(spec)]
         await store.add_requests(job.id, seeds, now=time.time())
+
+
+def _chained(
+    first: Callable[[Request], Request] | None, then: Callable[[Request], Request] | None
+) -> Callable[[Request], Request] | None:
+    """Two ``before_fetch`` changes as one: the spec's headers, then the caller's. Each
+    leaves the headers already on a request alone: a request's own win over both, and the
+    spec's over the caller's."""
+    if first is None or then is None:
+        return first or then
+    return lambda request: then(first(request))
 
 
 def seed_requests(spec: JobSpec) -> list[NewRequest]:
