@@ -31,6 +31,7 @@ from shoal.cli.observe import Observe, debugged
 from shoal.cli.options import (
     EXIT_CODES,
     build_config,
+    build_cookies,
     build_extra_headers,
     check_toml_values,
     csv_escape_option,
@@ -348,6 +349,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
     _check_output(params)
     config = build_config(params, follow_links=False)
     extra_headers = build_extra_headers(params)
+    cookies = build_cookies(params)
     strict = bool(params["strict"])
     source = "<stdin>" if input_path == "-" else input_path
     try:
@@ -362,6 +364,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         config=config,
         strict=strict,
         extra_headers=extra_headers,
+        cookies=cookies is not None,
     )
 
     secrets = HeldSecrets()
@@ -391,6 +394,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         fresh=params["fresh"],
         refetch=params["refetch"],
         emit=params["emit"],
+        cookies=cookies,
+        save_cookies=params["save_cookies"],
     )
     _run_job(request, observe)
 

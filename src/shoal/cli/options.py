@@ -29,6 +29,7 @@ from shoal.core.config import (
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
 from shoal.core.sendheaders import ExtraHeaders, parse_header
+from shoal.engine.cookies import JobCookies
 from shoal.engine.fetchpool import AUTO_START_ROWS
 from shoal.export.writers import SUFFIXES_TEXT
 
@@ -36,6 +37,7 @@ __all__ = [
     "ByteSize",
     "EXIT_CODES",
     "build_config",
+    "build_cookies",
     "build_extra_headers",
     "csv_escape_option",
     "header_options",
@@ -334,7 +336,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             func = option(func)
-        return header_options(observe_options(func))
+        return header_options(cookie_options(observe_options(func)))
 
     return decorate
 
@@ -377,6 +379,52 @@ def header_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def cookie_options(func: F) -> F:
+    """``--cookies``, ``--save-cookies`` and ``--no-cookies``."""
+    options = [
+        _opt(
+            "--cookies",
+            "cookies_file",
+            env="COOKIES",
+            metavar="FILE",
+            help="Start with the cookies of this Netscape cookies.txt (as curl -b and wget "
+            "--load-cookies read).",
+        ),
+        _opt(
+            "--save-cookies",
+            env="SAVE_COOKIES",
+            metavar="FILE",
+            help="Write the cookies held at the end as a Netscape cookies.txt (mode 600).",
+        ),
+        _opt(
+            "--no-cookies",
+            env="NO_COOKIES",
+            is_flag=True,
+            help="Neither keep nor send cookies. [default: cookies sites set are kept for "
+            "the run and sent back, like a browser session; at most 50 per host]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_cookies(params: dict[str, Any]) -> JobCookies | None:
+    """The run's cookie jar, with ``--cookies`` loaded (None with ``--no-cookies``)."""
+    if params.get("no_cookies"):
+        for name, flag in (("cookies_file", "--cookies"), ("save_cookies", "--save-cookies")):
+            if params.get(name):
+                raise click.UsageError(f"{flag} and --no-cookies contradict each other")
+        return None
+    cookies = JobCookies()
+    if params.get("cookies_file"):
+        try:
+            cookies.load(params["cookies_file"])
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cookies") from None
+    return cookies
 
 
 def build_extra_headers(params: dict[str, Any]) -> ExtraHeaders:

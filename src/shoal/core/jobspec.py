@@ -110,7 +110,8 @@ class JobSpec:
     canonical URLs, followed within ``scope``). ``config`` holds the request
     settings (limits, timeouts, politeness, retries, user agent, bodies, rules).
     ``extra_headers``: headers and credentials added to what is sent (stored by name only,
-    see ``shoal.core.sendheaders``).
+    see ``shoal.core.sendheaders``). ``cookies``: keep the cookies sites set and send them
+    back, like a browser session (a change applies from now on).
     """
 
     kind: JobKind
@@ -134,6 +135,7 @@ class JobSpec:
     """``(seed, "user:pass")`` for seeds given with credentials: sent as the seed request's
     Basic auth, never part of the seed URL, the job's record or a comparison."""
     extra_headers: ExtraHeaders = field(default_factory=ExtraHeaders)
+    cookies: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -146,7 +148,7 @@ class JobSpec:
             raise ConfigError(f"scope must be one of {', '.join(_SCOPES)}, got {self.scope!r}")
         for name in ("seeds", "include", "exclude", "strip_query_params"):
             object.__setattr__(self, name, _strings(name, getattr(self, name)))
-        for name in ("sort_query", "robots", "sitemaps", "autothrottle", "strict"):
+        for name in ("sort_query", "robots", "sitemaps", "autothrottle", "strict", "cookies"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.extra_headers, ExtraHeaders):
@@ -218,6 +220,7 @@ class JobSpec:
         config: CrawlConfig | None = None,
         strict: bool = False,
         extra_headers: ExtraHeaders | None = None,
+        cookies: bool = True,
     ) -> JobSpec:
         base = config or CrawlConfig()
         return cls(
@@ -227,6 +230,7 @@ class JobSpec:
             input_digest=input_digest,
             strict=strict,
             extra_headers=extra_headers or ExtraHeaders(),
+            cookies=cookies,
         )
 
     # -- records --------------------------------------------------------------
@@ -254,6 +258,7 @@ class JobSpec:
                 "autothrottle": self.autothrottle,
                 "strict": self.strict,
                 "extra_headers": list(self.extra_headers.summary()) or None,
+                "cookies": self.cookies,
             }
         )
         return record
@@ -287,6 +292,7 @@ class JobSpec:
             autothrottle=bool(record.get("autothrottle", False)),
             strict=bool(record.get("strict", False)),
             extra_headers=ExtraHeaders.from_summary(record.get("extra_headers")),
+            cookies=bool(record.get("cookies", True)),
         )
 
     # -- names and comparison ----------------------------------------------------

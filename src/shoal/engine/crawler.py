@@ -102,6 +102,7 @@ class JobRun:
         batch_size: int = 1000,
         seed: int | None = None,
         before_fetch: Callable[[Request], Request] | None = None,
+        after_fetch: Callable[[FetchResult], None] | None = None,
         owner: str | None = None,
         clock: Clock = REAL_CLOCK,
     ) -> None:
@@ -138,6 +139,8 @@ class JobRun:
         self._batch_size = batch_size
         # Per-request changes (headers, auth) applied to what is sent, never stored.
         self._before_fetch = before_fetch
+        # Sees each outcome as it arrives, before it is recorded (a cookie jar).
+        self._after_fetch = after_fetch
         # The job's extraction rules, applied off the loop before a page is recorded.
         self._extract = FieldExtractor(config.extract) if config.extract is not None else None
         concurrency = config.limits.concurrency
@@ -402,6 +405,7 @@ class JobRun:
         stats, record = self.stats, recorder.record
         gate, health = self._robots, recorder.health
         extract, before_fetch = self._extract, self._before_fetch
+        after_fetch = self._after_fetch
         while True:
             request = acquire_nowait()
             if request is None:
@@ -441,6 +445,8 @@ class JobRun:
             finally:
                 stats.in_flight -= 1
                 release(request)
+            if after_fetch is not None:
+                after_fetch(attempt.result)
             if extract is not None and attempt.body is not None and not attempt.fields_done:
                 try:
                     await extract(attempt.result, attempt.body)
@@ -469,6 +475,8 @@ class JobRun:
                 request if before_fetch is None else before_fetch(request),
                 gap=dispatch.host_delay(request.host),
             )
+        if self._after_fetch is not None:
+            self._after_fetch(attempt.result)
         if self._extract is not None and attempt.body is not None and not attempt.fields_done:
             try:
                 await self._extract(attempt.result, attempt.body)

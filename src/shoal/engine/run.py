@@ -36,6 +36,7 @@ from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
 from shoal.core.traps import TrapLimits
+from shoal.engine.cookies import JobCookies
 from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
 from shoal.engine.processor import LinkProcessor
 from shoal.engine.resources import pid_alive
@@ -101,7 +102,8 @@ class JobRunner:
     in an existing job with its stored settings (``shoal worker``): no comparison, no
     admission, no lock. ``listeners`` are called on the loop with each committed batch
     of results; ``before_fetch`` changes what is sent (headers, auth), never what is
-    stored.
+    stored. ``cookies``: the run's cookie jar (default: an empty one, unless the spec
+    turns cookies off).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class JobRunner:
         join: bool = False,
         listeners: Sequence[ResultListener] = (),
         before_fetch: Callable[[Request], Request] | None = None,
+        cookies: JobCookies | None = None,
         lease_ttl: float = 60.0,
     ) -> None:
         if refetch not in (None, "failed", "all"):
@@ -135,6 +138,8 @@ class JobRunner:
         self._before_fetch = before_fetch
         # A seed's credentials: never stored, put back on before it is sent (core.secrets).
         self._secrets = HeldSecrets()
+        self.cookies = cookies if cookies is not None or not spec.cookies else JobCookies()
+        """The run's cookie jar (None with the spec's cookies off)."""
         self._lease_ttl = lease_ttl
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
@@ -209,6 +214,10 @@ class JobRunner:
         before_fetch = _chained(
             spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch
         )
+        cookies = self.cookies if spec.cookies else None
+        if cookies is not None:
+            # Last: a Cookie header given with -H or a JSON input line wins over the jar.
+            before_fetch = _chained(before_fetch, cookies.add_to)
         return JobRun(
             self.store,
             job,
@@ -221,6 +230,7 @@ class JobRunner:
             strict_depth=spec.depth is not None,
             lease_ttl=self._lease_ttl,
             before_fetch=self._restored_then(before_fetch),
+            after_fetch=cookies.take_from if cookies is not None else None,
             owner=self.owner,
         )
 
