@@ -28,6 +28,7 @@ from shoal.core.config import (
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
+from shoal.core.ratelimit import parse_rate
 from shoal.core.sendheaders import ExtraHeaders, parse_header
 from shoal.engine.cookies import JobCookies
 from shoal.engine.fetchpool import AUTO_START_ROWS
@@ -92,6 +93,22 @@ class ExtractRuleParam(click.ParamType):  # type: ignore[type-arg]  # generic si
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
         return text
+
+
+class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """Requests per second: ``10``, ``10/s``, ``600/m``, ``0.5/s``."""
+
+    name = "N/s"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return parse_rate(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class HeaderParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
@@ -226,6 +243,14 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 default=delay,
                 show_default=True,
                 help="Seconds between request starts to one host.",
+            ),
+            _opt(
+                "--rate",
+                env="RATE",
+                type=RateParam(),
+                default=None,
+                help="At most this many request starts per second over all hosts (10/s, "
+                "600/m), besides --per-host and --delay; per command or worker.",
             ),
             _opt(
                 "--timeout",
@@ -449,6 +474,7 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
                 max_bytes=params["max_bytes"],
                 max_redirects=params["max_redirects"],
                 processes=params.get("processes"),
+                rate=params.get("rate"),
             ),
             timeouts=Timeouts(
                 total=params["timeout"],

@@ -124,12 +124,15 @@ class Limits:
 
     ``processes``: child processes doing the HTTP (see ``engine.fetchpool``); ``None``
     lets the run decide (one per core beyond the first, once the job is big enough).
+    ``rate``: request starts per second over all hosts, for each process running the job
+    (``None``: no limit beyond the per-host ones).
     """
 
     concurrency: int = 256
     max_bytes: int = 10 * MiB
     max_redirects: int = 10
     processes: int | None = None
+    rate: float | None = None
 
     def __post_init__(self) -> None:
         _count("concurrency", self.concurrency)
@@ -137,6 +140,8 @@ class Limits:
             _count("processes", self.processes, allow_zero=True)
         _count("max_bytes", self.max_bytes)
         _count("max_redirects", self.max_redirects, allow_zero=True)
+        if self.rate is not None:
+            _positive("rate", self.rate)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
