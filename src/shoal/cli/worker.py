@@ -30,7 +30,13 @@ from shoal.cli.jobrun import (
     run_job,
 )
 from shoal.cli.observe import Observe, observe_options
-from shoal.cli.options import EXIT_CODES, build_extra_headers, header_options
+from shoal.cli.options import (
+    EXIT_CODES,
+    build_extra_headers,
+    build_proxies,
+    header_options,
+    proxy_options,
+)
 from shoal.core.config import CrawlConfig, Limits, Politeness
 from shoal.core.errors import ConfigError, StoreError
 from shoal.core.jobspec import JobSpec
@@ -46,6 +52,7 @@ async def _request(
     quiet: bool,
     emit: str | None,
     extra_headers: ExtraHeaders,
+    proxies: tuple[str, ...] | None = None,
 ) -> JobRequest:
     store = await open_ready_store(location)
     try:
@@ -61,6 +68,9 @@ async def _request(
     try:
         spec = JobSpec.from_record(job.mode, job.config)
         spec = replace(spec, config=_with_limits(spec.config, limits))
+        if proxies is not None:
+            # The job stored its proxies without credentials: this worker's own win.
+            spec = replace(spec, config=replace(spec.config, proxies=proxies))
     except ConfigError as exc:
         message = f"job {name!r} has settings this shoal cannot use: {exc}"
         raise CliFailure(message, EXIT_USAGE) from None
@@ -96,8 +106,9 @@ async def _work(
     quiet: bool,
     emit: str | None,
     extra_headers: ExtraHeaders,
+    proxies: tuple[str, ...] | None,
 ) -> int:
-    request = await _request(location, name, limits, quiet, emit, extra_headers)
+    request = await _request(location, name, limits, quiet, emit, extra_headers, proxies)
     return await run_job(request, Console(stderr=True))
 
 
@@ -277,6 +288,7 @@ async def _consume(options: _QueueOptions) -> int:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display or summary.")
 @observe_options
 @header_options
+@proxy_options
 def worker(
     store: str,
     job: str | None,
@@ -310,7 +322,8 @@ def worker(
     exits 0. See docs/queues.md.
 
     A job started with -H, --header-for, --user or --bearer stored their
-    names only: give the worker the same ones.
+    names only: give the worker the same ones. The job's proxies are used
+    (stored without credentials); --proxy/--proxies replace them.
     """
     from shoal.cli import _run
     from shoal.engine.fetchpool import prefork
@@ -319,6 +332,7 @@ def worker(
     # (a pool takes what it needs and starts more, or leaves the rest idle).
     observe = Observe.of(observing)
     extra_headers = build_extra_headers(observing)
+    proxies = build_proxies(observing) or None
     observe.export_profile()
     prefork(processes)
     limits = {"concurrency": concurrency, "processes": processes}
@@ -340,4 +354,4 @@ def worker(
         return
     if job is None:
         raise click.UsageError("give the job to join (--job NAME), or a queue (--queue URL)")
-    _run(_work(store, job, limits, quiet, emit, extra_headers), observe)
+    _run(_work(store, job, limits, quiet, emit, extra_headers, proxies), observe)

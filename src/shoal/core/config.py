@@ -14,6 +14,7 @@ from typing import Any
 
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
+from shoal.core.proxies import check_proxy, redacted
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -205,6 +206,10 @@ class CrawlConfig:
     ``http``: the HTTP client under the fetcher (one of ``HTTP_CLIENTS``); ``http2``
     lets it negotiate HTTP/2 over TLS (ALPN) where it can (pyreqwest; aiohttp speaks
     HTTP/1.1 only).
+    ``proxies``: what requests go through (one is ``--proxy``; several rotate, see
+    ``shoal.core.proxies``); none: the ``http_proxy``/``https_proxy``/``all_proxy``/
+    ``no_proxy`` environment variables if ``proxy_env``, else direct. A job records its
+    proxies without their credentials.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -218,8 +223,11 @@ class CrawlConfig:
     extract: ExtractRules | None = None
     http: str = HTTP_CLIENTS[0]
     http2: bool = False
+    proxies: tuple[str, ...] = ()
+    proxy_env: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "proxies", tuple(check_proxy(p) for p in self.proxies))
         check_header_value("user agent", self.user_agent, empty=False)
         for name in ("save_bodies", "follow_links", "verify_tls", "http2"):
             check_bool(name, getattr(self, name))
@@ -227,6 +235,8 @@ class CrawlConfig:
             raise ConfigError(f"http must be one of {', '.join(HTTP_CLIENTS)}, got {self.http!r}")
         if self.http2 and self.http == "aiohttp":
             raise ConfigError("http2 needs the pyreqwest client (aiohttp speaks HTTP/1.1 only)")
+        if self.proxies and self.http != "aiohttp":
+            raise ConfigError("proxies need the aiohttp client")
         if self.extract is not None and not isinstance(self.extract, ExtractRules):
             raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
 
@@ -256,6 +266,8 @@ class CrawlConfig:
             extract=ExtractRules.of(rules) if rules else None,
             http=str(record.get("http") or HTTP_CLIENTS[0]),
             http2=bool(record.get("http2", False)),
+            proxies=tuple(record.get("proxies") or ()),
+            proxy_env=bool(record.get("proxy_env", True)),
         )
 
     def as_record(self) -> dict[str, Any]:
@@ -271,7 +283,9 @@ class CrawlConfig:
         record: dict[str, Any] = {}
         for setting in fields(self):
             value = getattr(self, setting.name)
-            if isinstance(value, ExtractRules):
+            if setting.name == "proxies":
+                record["proxies"] = [redacted(proxy) for proxy in value]  # never a password
+            elif isinstance(value, ExtractRules):
                 record[setting.name] = value.as_record()  # ["name=rule", ...] in rule order
             elif is_dataclass(value) and not isinstance(value, type):
                 record[setting.name] = plain(asdict(value))

@@ -453,6 +453,8 @@ class JobRun:
             finally:
                 stats.in_flight -= 1
                 release(request)
+            if attempt.proxy_taken_out:
+                stats.proxies_taken_out += 1
             if after_fetch is not None:
                 after_fetch(attempt.result)
             if extract is not None and attempt.body is not None and not attempt.fields_done:

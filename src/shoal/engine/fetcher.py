@@ -23,6 +23,7 @@ from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
+from shoal.core.proxies import ProxyRotation
 from shoal.core.urls import split_userinfo
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
@@ -39,6 +40,7 @@ __all__ = [
 log = logging.getLogger("shoal.engine.fetcher")
 
 _hash = xxhash.xxh3_128_hexdigest
+_PROXY_FAILURES = (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)
 _YIELD_EVERY = 1 << 20  # bytes of body read between two turns given to the other tasks
 
 
@@ -53,6 +55,8 @@ class Attempt:
     # None), applied the job's extraction rules.
     links: PageLinks | None = None
     fields_done: bool = False
+    # This attempt's failure took its proxy out of the rotation (counted in the stats).
+    proxy_taken_out: bool = False
 
 
 def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
@@ -75,10 +79,12 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
             sock_read=timeouts.read,
         ),
         headers={"User-Agent": config.user_agent},
-        cookie_jar=aiohttp.DummyCookieJar(),
+        cookie_jar=aiohttp.DummyCookieJar(),  # cookies are the run's (engine.cookies)
         auto_decompress=True,
         raise_for_status=False,
-        trust_env=False,
+        # The proxy environment variables (and ~/.netrc), as curl and wget read them,
+        # unless proxies were given or turned off.
+        trust_env=config.proxy_env and not config.proxies,
     )
 
 
@@ -119,19 +125,22 @@ class Fetcher:
         # them here and records the chain.
         self._follow_redirects = self._max_redirects > 0 and not config.follow_links
         self._loop_time = asyncio.get_running_loop().time
+        self._proxies = ProxyRotation(config.proxies) if config.proxies else None
 
     def _exchange(
-        self, request: Request
+        self, request: Request, proxy: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
         """The response to ``request`` and the URLs that redirected to it. A request with
         headers of its own follows redirects hop by hop, its headers kept to its origin."""
         if request.headers and self._follow_redirects:
-            return origin_bound_exchange(self._session, request, max_redirects=self._max_redirects)
-        return self._plain_exchange(request)
+            return origin_bound_exchange(
+                self._session, request, max_redirects=self._max_redirects, proxy=proxy
+            )
+        return self._plain_exchange(request, proxy)
 
     @contextlib.asynccontextmanager
     async def _plain_exchange(
-        self, request: Request
+        self, request: Request, proxy: str | None = None
     ) -> AsyncIterator[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
         # Request URLs are canonical (already percent-encoded): yarl need not re-encode.
         async with self._session.request(
@@ -141,6 +150,7 @@ class Fetcher:
             data=request.body,
             allow_redirects=self._follow_redirects,
             max_redirects=self._max_redirects,
+            proxy=proxy,
         ) as response:
             history = response.history
             yield response, tuple(_bare(str(r.url)) for r in history) if history else ()
@@ -150,8 +160,16 @@ class Fetcher:
         started = loop_time()
         attempts = request.attempts + 1
         ttfb_ms: float | None = None
+        proxies = self._proxies
+        proxy = proxies.choose(started) if proxies is not None else None
+        taken_out = False
         try:
-            async with self._exchange(request) as (response, redirects):
+            async with self._exchange(request, proxy) as (response, redirects):
+                if proxies is not None and proxy is not None:
+                    if response.status == 407:
+                        taken_out = proxies.failed(proxy, loop_time())
+                    else:
+                        proxies.worked(proxy)
                 ttfb_ms = (loop_time() - started) * 1000.0
                 headers = response.headers
                 error_kind: str | None = None
@@ -195,10 +213,15 @@ class Fetcher:
                     method=request.method,
                 )
                 retry_after = headers.get("Retry-After") if status >= 400 else None
-                return Attempt(result, body if self._keep_body else None, retry_after)
+                attempt = Attempt(result, body if self._keep_body else None, retry_after)
+                attempt.proxy_taken_out = taken_out
+                return attempt
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
+            if proxy is not None and isinstance(exc, _PROXY_FAILURES):
+                assert proxies is not None
+                taken_out = proxies.failed(proxy, loop_time())
             kind, message = map_exception(exc)
             if kind is ErrorKind.INTERNAL_ERROR:
                 log.exception("unexpected error fetching %s", request.url)
@@ -218,6 +241,7 @@ class Fetcher:
                 ),
                 None,
                 None,
+                proxy_taken_out=taken_out,
             )
 
 
