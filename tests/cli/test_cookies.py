@@ -100,3 +100,17 @@ def test_bad_cookie_options_are_usage_errors(
     ran = run_shoal("fetch", "u.txt", *args, cwd=tmp_path)
     assert ran.code == 2 and message in ran.stderr and "Traceback" not in ran.stderr
     assert not (tmp_path / "shoal.db").exists()
+
+
+def test_a_resumed_job_keeps_its_session(web: TestWeb, tmp_path: Path) -> None:
+    (tmp_path / "login.txt").write_text(web.url(0, "/login") + "\n")
+    first = run_shoal("fetch", "login.txt", "--job", "sess", "--quiet", cwd=tmp_path)
+    assert first.code == 0, first.stderr
+    web.reset_stats()
+    (tmp_path / "more.txt").write_text(web.url(0, "/members/2") + "\n")
+    again = run_shoal("fetch", "more.txt", "--job", "sess", cwd=tmp_path)
+    assert again.code == 0, again.stderr
+    assert "1 cookies kept from earlier runs" in again.stderr
+    (member,) = [seen for seen in web.seen() if seen.path == "/members/2"]
+    assert member.header("Cookie") == "session=s3cr3t-session"
+    assert member_statuses(tmp_path / "shoal.db", "sess") == {"members/2": 200}

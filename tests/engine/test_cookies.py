@@ -30,3 +30,20 @@ def test_limits_per_host_and_per_cookie() -> None:
     assert jar.add_to(Request(id=1, url="http://b.example/", host="b.example")).headers == (
         ("Cookie", "small=1"),
     )
+
+
+def test_the_jar_round_trips_through_the_store_text_and_loaded_cookies_win() -> None:
+    jar = JobCookies()
+    jar.take_from(response("http://a.example/", "s=old; Path=/", "t=1; Path=/; Max-Age=3600"))
+    text = jar.dumps()
+    again = JobCookies()
+    again.take_from(response("http://a.example/", "s=new; Path=/"))
+    assert again.restore(text) == 1  # t; s is held already (from --cookies, say)
+    sent = dict(
+        part.split("=")
+        for part in again.add_to(Request(id=1, url="http://a.example/", host="a.example"))
+        .headers[0][1]
+        .split("; ")
+    )
+    assert sent == {"s": "new", "t": "1"}
+    assert JobCookies().restore("not json") == 0

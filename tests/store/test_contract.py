@@ -198,6 +198,24 @@ async def test_counters_from_the_engine_and_from_admission_add_up(
     assert (await store.summary(other.id)).rejected == {}
 
 
+# -- the job's session ---------------------------------------------------------
+
+
+async def test_a_jobs_cookie_jar_is_kept_per_job_replaced_and_deleted_with_it(
+    store: Store, job: JobInfo
+) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    assert await store.get_cookies(job.id) is None
+    await store.put_cookies(job.id, '[{"name": "s", "value": "é ✓"}]')
+    await store.put_cookies(other.id, "[]")
+    assert await store.get_cookies(job.id) == '[{"name": "s", "value": "é ✓"}]'
+    await store.put_cookies(job.id, '[{"name": "s", "value": "2"}]')
+    assert await store.get_cookies(job.id) == '[{"name": "s", "value": "2"}]'
+    assert await store.delete_job(job.id)
+    assert await store.get_cookies(job.id) is None
+    assert await store.get_cookies(other.id) == "[]"
+
+
 # -- per-host state -------------------------------------------------------------
 
 

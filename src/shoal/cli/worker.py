@@ -53,6 +53,7 @@ async def _request(
     emit: str | None,
     extra_headers: ExtraHeaders,
     proxies: tuple[str, ...] | None = None,
+    proxy_env: bool = True,
 ) -> JobRequest:
     store = await open_ready_store(location)
     try:
@@ -71,6 +72,8 @@ async def _request(
         if proxies is not None:
             # The job stored its proxies without credentials: this worker's own win.
             spec = replace(spec, config=replace(spec.config, proxies=proxies))
+        if not proxy_env:
+            spec = replace(spec, config=replace(spec.config, proxy_env=False))
     except ConfigError as exc:
         message = f"job {name!r} has settings this shoal cannot use: {exc}"
         raise CliFailure(message, EXIT_USAGE) from None
@@ -107,8 +110,11 @@ async def _work(
     emit: str | None,
     extra_headers: ExtraHeaders,
     proxies: tuple[str, ...] | None,
+    proxy_env: bool,
 ) -> int:
-    request = await _request(location, name, limits, quiet, emit, extra_headers, proxies)
+    request = await _request(
+        location, name, limits, quiet, emit, extra_headers, proxies, proxy_env=proxy_env
+    )
     return await run_job(request, Console(stderr=True))
 
 
@@ -354,4 +360,5 @@ def worker(
         return
     if job is None:
         raise click.UsageError("give the job to join (--job NAME), or a queue (--queue URL)")
-    _run(_work(store, job, limits, quiet, emit, extra_headers, proxies), observe)
+    proxy_env = not observing.get("no_proxy_env")
+    _run(_work(store, job, limits, quiet, emit, extra_headers, proxies, proxy_env), observe)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import email.message
 import http.cookiejar
+import json
 import logging
 import os
 import urllib.request
@@ -32,6 +33,12 @@ from shoal.core.model import FetchResult, Header, Request
 __all__ = ["JobCookies"]
 
 log = logging.getLogger("shoal.engine.cookies")
+
+# What a stored cookie keeps (http.cookiejar.Cookie's attributes, port and comments aside).
+_FIELDS = (
+    "version", "name", "value", "domain", "domain_specified", "domain_initial_dot", "path",
+    "path_specified", "secure", "expires", "discard",
+)  # fmt: skip
 
 
 class _Response:
@@ -87,6 +94,38 @@ class JobCookies:
         except OSError as exc:
             raise ConfigError(f"--save-cookies {path}: {exc.strerror or exc}") from None
         return len(self._jar)
+
+    # -- the store ------------------------------------------------------------------
+
+    def dumps(self) -> str:
+        """The jar as JSON text, for the job's record in the store (``restore``)."""
+        return json.dumps([{f: getattr(c, f) for f in _FIELDS} for c in self._jar])
+
+    def restore(self, text: str) -> int:
+        """Add the cookies ``dumps`` wrote that the jar does not hold already (a cookie
+        loaded from ``--cookies`` wins over the stored one); return how many. What cannot
+        be read is skipped: a lost session is not worth failing a run."""
+        try:
+            items = json.loads(text)
+        except ValueError:
+            log.warning("the job's stored cookies cannot be read; starting without them")
+            return 0
+        held = {(c.domain, c.path, c.name) for c in self._jar}
+        added = 0
+        for item in items if isinstance(items, list) else ():
+            try:
+                cookie = http.cookiejar.Cookie(
+                    **{f: item[f] for f in _FIELDS}, port=None, port_specified=False,
+                    comment=None, comment_url=None, rest={},
+                )  # fmt: skip
+            except (KeyError, TypeError):
+                continue
+            if (cookie.domain, cookie.path, cookie.name) in held:
+                continue
+            self._jar.set_cookie(cookie)
+            added += 1
+        self._jar.clear_expired_cookies()
+        return added
 
     # -- requests ---------------------------------------------------------------
 

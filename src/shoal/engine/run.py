@@ -171,6 +171,7 @@ class JobRunner:
             self._job = job
             self.resumed = True
             self._crawler = self._make_crawler(job)
+            await self._restore_cookies(job)
             return job
         job, stored = await self._find_job()
         try:
@@ -191,7 +192,23 @@ class JobRunner:
             raise
         self._job = job
         self._crawler = self._make_crawler(job)
+        await self._restore_cookies(job)
         return job
+
+    async def _restore_cookies(self, job: JobInfo) -> None:
+        """A resumed job starts with the cookies its last run kept."""
+        if self.cookies is None or not self.spec.cookies:
+            return
+        stored = await self.store.get_cookies(job.id)
+        if stored:
+            restored = self.cookies.restore(stored)
+            if restored:
+                self.notes.append(f"job {job.name}: {restored:,} cookies kept from earlier runs")
+
+    async def _keep_cookies(self) -> None:
+        """Store the jar with the job, for its next run (or a worker joining it)."""
+        if self.cookies is not None and self.spec.cookies and self._job is not None:
+            await self.store.put_cookies(self._job.id, self.cookies.dumps())
 
     async def run(self, admission: Admission | None = None) -> RunOutcome:
         """Fetch until the job has no open rows (or ``stop()``). ``admission``, if given,
@@ -206,7 +223,9 @@ class JobRunner:
                 context = AdmitContext(store, job, running.note_admitted, lambda: running.stopping)
                 await admission(context)
 
-        return await crawler.run(wrapped)
+        outcome = await crawler.run(wrapped)
+        await self._keep_cookies()
+        return outcome
 
     def _make_crawler(self, job: JobInfo) -> JobRun:
         spec = self.spec

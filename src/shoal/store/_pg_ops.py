@@ -82,7 +82,14 @@ WHERE b.hash IN (SELECT body_hash FROM shoal_results WHERE job_id = $1)
         SELECT 1 FROM shoal_results o WHERE o.body_hash = b.hash AND o.job_id <> $1
     )
 """
-_JOB_TABLES = ("shoal_results", "shoal_requests", "shoal_hosts", "shoal_counters", "shoal_workers")
+_JOB_TABLES = (
+    "shoal_results",
+    "shoal_requests",
+    "shoal_hosts",
+    "shoal_counters",
+    "shoal_workers",
+    "shoal_job_cookies",
+)
 
 
 async def delete_job(conn: Conn, job_id: int, alive_since: float | None) -> bool:

@@ -101,7 +101,7 @@ WHERE hash IN (SELECT body_hash FROM results WHERE job_id = :job_id)
         SELECT body_hash FROM results WHERE job_id <> :job_id AND body_hash IS NOT NULL
     )
 """
-_JOB_TABLES = ("results", "requests", "hosts", "job_counters", "workers")
+_JOB_TABLES = ("results", "requests", "hosts", "job_counters", "workers", "job_cookies")
 _LIVE_WORKER = "SELECT 1 FROM workers WHERE job_id = ? AND heartbeat_at >= ? LIMIT 1"
 
 
