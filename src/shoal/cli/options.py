@@ -385,8 +385,7 @@ def header_options(func: F) -> F:
             type=(str, HeaderParam()),
             multiple=True,
             metavar="HOST 'NAME: VALUE'",
-            help="Send this header to HOST only (repeatable; wins over -H of the same name). "
-            "Dropped on a redirect to another origin.",
+            help="Send this header to HOST only (repeatable; wins over -H of the same name).",
         ),
         _opt(
             "--user",

@@ -20,6 +20,7 @@ Every way of running a job goes through ``JobRunner``: ``shoal fetch``,
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias
 
-from shoal.core.errors import ConfigError, JobConflict
+from shoal.core.errors import ConfigError, JobConflict, StoreError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.jobspec import JobSpec, SpecComparison
 from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
@@ -38,6 +39,7 @@ from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacte
 from shoal.core.traps import TrapLimits
 from shoal.engine.cookies import JobCookies
 from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
+from shoal.engine.patience import patiently
 from shoal.engine.processor import LinkProcessor
 from shoal.engine.resources import pid_alive
 from shoal.engine.robots import origin_of
@@ -52,6 +54,8 @@ __all__ = [
     "Refetch",
     "live_commands",
 ]
+
+log = logging.getLogger("shoal.engine.run")
 
 COMMAND_OWNER = "command-"
 """How the owner id of a command (not a joining worker) starts, in the workers table."""
@@ -199,7 +203,8 @@ class JobRunner:
         """A resumed job starts with the cookies its last run kept."""
         if self.cookies is None or not self.spec.cookies:
             return
-        stored = await self.store.get_cookies(job.id)
+        store = self.store
+        stored = await patiently(lambda: store.get_cookies(job.id))
         if stored:
             restored = self.cookies.restore(stored)
             if restored:
@@ -207,8 +212,14 @@ class JobRunner:
 
     async def _keep_cookies(self) -> None:
         """Store the jar with the job, for its next run (or a worker joining it)."""
-        if self.cookies is not None and self.spec.cookies and self._job is not None:
-            await self.store.put_cookies(self._job.id, self.cookies.dumps())
+        if self.cookies is None or not self.spec.cookies or self._job is None:
+            return
+        store, job_id, data = self.store, self._job.id, self.cookies.dumps()
+        try:
+            await patiently(lambda: store.put_cookies(job_id, data))
+        except StoreError as exc:
+            # The results are safe; only the session is lost: the next run logs in again.
+            log.warning("the job's cookies were not stored: %s", exc)
 
     async def run(self, admission: Admission | None = None) -> RunOutcome:
         """Fetch until the job has no open rows (or ``stop()``). ``admission``, if given,
