@@ -10,6 +10,7 @@ import pytest
 
 from shoal.testweb import SiteSpec, TestWeb
 from shoal.testweb.proxy import ForwardProxy
+from shoal.testweb.socks import Socks5Proxy
 
 from .conftest import result_rows, run_shoal
 
@@ -92,10 +93,36 @@ def test_proxy_credentials_are_sent_and_never_stored(web: TestWeb, tmp_path: Pat
     assert secret not in ran.stderr + ran.stdout
 
 
+def test_a_socks5_proxy_tunnels_every_connection(web: TestWeb, tmp_path: Path) -> None:
+    with Socks5Proxy.run_in_thread() as socks:
+        urls = write_urls(web, tmp_path / "urls.txt", 4)
+        write_urls(web, tmp_path / "other.txt", 2, host=1)
+        ran = run_shoal("fetch", "urls.txt", "--proxy", socks.url, "--quiet", cwd=tmp_path,
+                        env=NO_ENV)  # fmt: skip
+        assert ran.code == 0, ran.stderr
+        tunnels = socks.connected()
+        other = run_shoal("fetch", "other.txt", "--proxy", socks.url, "--quiet", cwd=tmp_path,
+                          env=NO_ENV)  # fmt: skip
+        assert other.code == 0, other.stderr
+        more = socks.connected()[len(tunnels) :]
+    host0 = urls[0].split("/")[2]
+    assert tunnels and set(tunnels) == {host0}  # kept alive: a tunnel serves many requests
+    assert set(more) == {web.url(1, "/").split("/")[2]}
+    assert {status for _, status, _ in result_rows(tmp_path / "shoal.db", "urls")} == {200}
+
+
+def test_a_socks_proxy_that_refuses_is_a_connect_error(web: TestWeb, tmp_path: Path) -> None:
+    write_urls(web, tmp_path / "urls.txt", 1)
+    ran = run_shoal("fetch", "urls.txt", "--proxy", "socks5://127.0.0.1:1", "--retries", "0",
+                    "--quiet", cwd=tmp_path, env=NO_ENV)  # fmt: skip
+    assert ran.code == 0, ran.stderr
+    assert [kind for _, _, kind in result_rows(tmp_path / "shoal.db", "urls")] == ["connect_error"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--proxy", "socks5://127.0.0.1:1080"), "not supported"),
+        (("--proxies", "socks.txt"), "does not rotate"),
         (("--proxy", "ftp://u:hidden@h:1"), "a proxy is"),
         (("--proxies", "missing.txt"), "missing.txt"),
         (("--proxy", "http://h:1", "--proxies", "p.txt"), "not both"),
@@ -104,6 +131,7 @@ def test_proxy_credentials_are_sent_and_never_stored(web: TestWeb, tmp_path: Pat
 def test_bad_proxies_are_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     (tmp_path / "u.txt").write_text("http://127.0.0.1:9/\n")
     (tmp_path / "p.txt").write_text("http://h:1\n")
+    (tmp_path / "socks.txt").write_text("socks5://h:1\nhttp://h:2\n")
     ran = run_shoal("fetch", "u.txt", *args, cwd=tmp_path)
     assert ran.code == 2 and message in ran.stderr, ran.stderr
     assert "hidden" not in ran.stderr and "Traceback" not in ran.stderr

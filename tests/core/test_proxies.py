@@ -34,9 +34,12 @@ def test_success_resets_the_count_and_with_every_proxy_out_the_soonest_back_is_u
 def test_proxy_urls_are_checked_and_recorded_without_credentials() -> None:
     assert redacted("http://u:p@proxy:3128/") == "http://proxy:3128/"
     assert check_proxy(" https://proxy:443 ") == "https://proxy:443"
-    with pytest.raises(ConfigError, match="not supported") as caught:
-        check_proxy("socks5://u:secret@h:1080")
+    assert check_proxy("socks5://h:1080") == "socks5://h:1080"
+    with pytest.raises(ConfigError, match="a proxy is") as caught:
+        check_proxy("ftp://u:secret@h:21")
     assert "secret" not in str(caught.value)
+    with pytest.raises(ConfigError, match="does not rotate"):
+        CrawlConfig(proxies=("socks5://a:1", "http://b:1"))
     with pytest.raises(ConfigError, match="list:3"):
         read_proxy_list(["# c", "http://a:1", "nope"], source="list")
     assert read_proxy_list(["http://a:1", "", "http://a:1"], source="l") == ("http://a:1",)

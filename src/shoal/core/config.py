@@ -14,7 +14,7 @@ from typing import Any
 
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
-from shoal.core.proxies import check_proxy, redacted
+from shoal.core.proxies import check_proxy, is_socks, redacted
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -228,6 +228,8 @@ class CrawlConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "proxies", tuple(check_proxy(p) for p in self.proxies))
+        if len(self.proxies) > 1 and any(is_socks(p) for p in self.proxies):
+            raise ConfigError("a SOCKS proxy does not rotate: give it alone")
         check_header_value("user agent", self.user_agent, empty=False)
         for name in ("save_bodies", "follow_links", "verify_tls", "http2"):
             check_bool(name, getattr(self, name))

@@ -18,9 +18,23 @@ from dataclasses import dataclass, field
 
 from shoal.core.errors import ConfigError
 
-__all__ = ["PROXY_SCHEMES", "ProxyRotation", "check_proxy", "read_proxy_list", "redacted"]
+__all__ = [
+    "PROXY_SCHEMES",
+    "SOCKS_SCHEMES",
+    "ProxyRotation",
+    "check_proxy",
+    "is_socks",
+    "read_proxy_list",
+    "redacted",
+]
 
-PROXY_SCHEMES = ("http", "https")
+SOCKS_SCHEMES = ("socks5", "socks5h", "socks4")
+PROXY_SCHEMES = ("http", "https", *SOCKS_SCHEMES)
+
+
+def is_socks(url: str) -> bool:
+    """Whether ``url`` names a SOCKS proxy (one for the whole session: it does not rotate)."""
+    return url.partition("://")[0].lower() in SOCKS_SCHEMES
 
 
 def check_proxy(url: str) -> str:
@@ -31,8 +45,9 @@ def check_proxy(url: str) -> str:
     authority = rest.split("/", 1)[0].rpartition("@")[2]
     if not sep or scheme.lower() not in PROXY_SCHEMES or not authority:
         shown = redacted(text) if sep else text.split("@")[-1]
-        more = " (SOCKS proxies are not supported yet)" if scheme.lower()[:5] == "socks" else ""
-        raise ConfigError(f"a proxy is http://HOST:PORT or https://HOST:PORT, got {shown!r}{more}")
+        raise ConfigError(
+            f"a proxy is http://HOST:PORT, https://HOST:PORT or socks5://HOST:PORT, got {shown!r}"
+        )
     return text
 
 
@@ -59,6 +74,8 @@ def read_proxy_list(lines: Iterable[str], *, source: str) -> tuple[str, ...]:
             raise ConfigError(f"{source}:{number}: {exc}") from None
     if not proxies:
         raise ConfigError(f"{source}: no proxies in it")
+    if len(proxies) > 1 and any(is_socks(proxy) for proxy in proxies):
+        raise ConfigError(f"{source}: a SOCKS proxy does not rotate: give it alone (--proxy)")
     return tuple(dict.fromkeys(proxies))
 
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import aiohttp
 import xxhash
 from aiohttp.abc import ResolveResult
+from aiohttp_socks import ProxyConnector
 from yarl import URL
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
-from shoal.core.proxies import ProxyRotation
+from shoal.core.proxies import ProxyRotation, is_socks
 from shoal.core.urls import split_userinfo
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
@@ -62,14 +63,22 @@ class Attempt:
 def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
     """The one HTTP session a crawler's workers share."""
     timeouts = config.timeouts
-    connector = aiohttp.TCPConnector(
-        limit=config.limits.concurrency,
-        limit_per_host=0,  # the scheduler enforces per-host limits itself
-        ttl_dns_cache=300,
-        resolver=SpecialUseResolver(),
-        ssl=config.verify_tls,
-        enable_cleanup_closed=False,
-    )
+    pool = {
+        "limit": config.limits.concurrency,
+        "limit_per_host": 0,  # the scheduler enforces per-host limits itself
+        "ssl": config.verify_tls,
+        "enable_cleanup_closed": False,
+    }
+    connector: aiohttp.TCPConnector
+    if config.proxies and is_socks(config.proxies[0]):
+        # Every connection is a tunnel through the one SOCKS proxy (which may resolve).
+        connector = ProxyConnector.from_url(config.proxies[0], **pool)
+    else:
+        connector = aiohttp.TCPConnector(
+            ttl_dns_cache=300,
+            resolver=SpecialUseResolver(),
+            **pool,  # type: ignore[arg-type]
+        )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(
@@ -125,7 +134,8 @@ class Fetcher:
         # them here and records the chain.
         self._follow_redirects = self._max_redirects > 0 and not config.follow_links
         self._loop_time = asyncio.get_running_loop().time
-        self._proxies = ProxyRotation(config.proxies) if config.proxies else None
+        rotating = config.proxies and not is_socks(config.proxies[0])
+        self._proxies = ProxyRotation(config.proxies) if rotating else None
 
     def _exchange(
         self, request: Request, proxy: str | None = None
