@@ -429,7 +429,7 @@ def proxy_options(func: F) -> F:
             "--no-proxy-env",
             env="NO_PROXY_ENV",
             is_flag=True,
-            help="Ignore http_proxy, https_proxy, all_proxy and no_proxy (and ~/.netrc). "
+            help="Ignore http_proxy, https_proxy, all_proxy and no_proxy. "
             "[default: honoured, as curl and wget do, unless --proxy/--proxies is given]",
         ),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -91,10 +92,18 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),  # cookies are the run's (engine.cookies)
         auto_decompress=True,
         raise_for_status=False,
-        # The proxy environment variables (and ~/.netrc), as curl and wget read them,
-        # unless proxies were given or turned off.
-        trust_env=config.proxy_env and not config.proxies,
+        # The proxy environment variables, as curl and wget read them, unless proxies were
+        # given or turned off; only when one is set, since aiohttp then looks the proxy up
+        # in a thread for every request.
+        trust_env=config.proxy_env and not config.proxies and _proxy_env_set(),
     )
+
+
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
+
+
+def _proxy_env_set() -> bool:
+    return any(value and name.lower() in _PROXY_VARIABLES for name, value in os.environ.items())
 
 
 def wants_body(config: CrawlConfig) -> bool:
