@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +77,8 @@ def test_a_failing_proxy_is_taken_out_and_the_others_carry_the_job(
     assert {status for _, status, _ in result_rows(tmp_path / "shoal.db", "urls")} == {200}
     assert sorted({p.target for p in proxy.passed()}) == sorted(urls)
     assert "failing proxy taken out 1 times" in ran.stderr
+    with sqlite3.connect(tmp_path / "shoal.db") as db:
+        assert {row[0] for row in db.execute("SELECT proxy FROM results")} == {proxy.url}
 
 
 def test_proxy_credentials_are_sent_and_never_stored(web: TestWeb, tmp_path: Path) -> None:
@@ -87,6 +91,8 @@ def test_proxy_credentials_are_sent_and_never_stored(web: TestWeb, tmp_path: Pat
                         cwd=tmp_path, env=NO_ENV)  # fmt: skip
         assert ran.code == 0, ran.stderr
         assert all(p.header("Proxy-Authorization") == required for p in proxy.passed())
+        records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        assert {record["proxy"] for record in records} == {proxy.url}  # without credentials
     assert {status for _, status, _ in result_rows(tmp_path / "shoal.db", "urls")} == {200}
     for path in tmp_path.iterdir():
         assert secret.encode() not in path.read_bytes(), path.name

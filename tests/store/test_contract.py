@@ -1196,3 +1196,11 @@ async def test_find_requests_reads_past_one_statements_parameters(
     await store.add_requests(job.id, new_requests(1200), now=T0)
     found = await store.find_requests(job.id, [r.fingerprint for r in new_requests(1300)])
     assert len(found) == 1200
+
+
+async def test_results_keep_the_proxy_they_went_through(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    proxied, direct = await lease_all(store, job.id)
+    batch = Completion(results=[ok(proxied, proxy="http://proxy.test:3128"), ok(direct)])
+    await store.complete(job.id, "w1", batch, now=T0 + 1)
+    assert [r.proxy for r in await all_results(store, job.id)] == ["http://proxy.test:3128", None]

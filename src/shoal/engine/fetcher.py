@@ -25,7 +25,7 @@ from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
-from shoal.core.proxies import ProxyRotation, is_socks
+from shoal.core.proxies import ProxyRotation, is_socks, redacted
 from shoal.core.urls import split_userinfo
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
@@ -145,6 +145,10 @@ class Fetcher:
         self._loop_time = asyncio.get_running_loop().time
         rotating = config.proxies and not is_socks(config.proxies[0])
         self._proxies = ProxyRotation(config.proxies) if rotating else None
+        # What a result records of its proxy: the SOCKS one is the session's.
+        self._shown = {p: redacted(p) for p in config.proxies}
+        one = config.proxies[0] if config.proxies and not rotating else None
+        self._session_proxy = None if one is None else self._shown[one]
 
     def _exchange(
         self, request: Request, proxy: str | None = None
@@ -182,6 +186,7 @@ class Fetcher:
         proxies = self._proxies
         proxy = proxies.choose(started) if proxies is not None else None
         taken_out = False
+        shown = self._session_proxy if proxy is None else self._shown[proxy]
         try:
             async with self._exchange(request, proxy) as (response, redirects):
                 if proxies is not None and proxy is not None:
@@ -230,6 +235,7 @@ class Fetcher:
                     depth=request.depth,
                     parent_url=request.parent_url,
                     method=request.method,
+                    proxy=shown,
                 )
                 retry_after = headers.get("Retry-After") if status >= 400 else None
                 attempt = Attempt(result, body if self._keep_body else None, retry_after)
@@ -257,6 +263,7 @@ class Fetcher:
                     depth=request.depth,
                     parent_url=request.parent_url,
                     method=request.method,
+                    proxy=shown,
                 ),
                 None,
                 None,

@@ -9,7 +9,7 @@ before anything in it is touched.
 
 Schema (version 4; version 1 lacked the host ownership columns, their indexes and
 ``results.encoding``; version 2 lacked ``requests.suspect`` and ``requests.crashes``;
-version 3 lacked ``job_cookies``)::
+version 3 lacked ``job_cookies`` and ``results.proxy``)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON),
@@ -206,8 +206,12 @@ _V3 = (
     "ALTER TABLE requests ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
 )
 
-# Version 4: a job's cookie jar, so that a resumed crawl keeps its session.
-_V4 = ("CREATE TABLE job_cookies (job_id INTEGER PRIMARY KEY, data TEXT NOT NULL)",)
+# Version 4: a job's cookie jar, so that a resumed crawl keeps its session; the proxy a
+# result went through.
+_V4 = (
+    "CREATE TABLE job_cookies (job_id INTEGER PRIMARY KEY, data TEXT NOT NULL)",
+    "ALTER TABLE results ADD COLUMN proxy TEXT",
+)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
