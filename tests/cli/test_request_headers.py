@@ -92,12 +92,18 @@ def test_fetch_sends_credentials_to_each_input_url_never_across_a_redirect(
         f"{web.url(0, '/private/direct')}\n"
         f"{web.url(0, '/redirect-to?url=' + quote(landed, safe=''))}\n"
     )
-    ran = run_shoal("fetch", "urls.txt", "--bearer", BEARER, "--quiet", cwd=tmp_path)
+    ran = run_shoal(
+        "fetch", "urls.txt", "--bearer", BEARER, "-H", f"X-Every: {EVERY}",
+        "--header-for", "127.0.0.2", f"X-Only: {ONLY}", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
     assert ran.code == 0, ran.stderr
     (direct,) = seen_at(web, 0, "/private/direct")
     (after,) = seen_at(web, 1, "/echo/landed")
     assert direct.header("Authorization") == f"Bearer {BEARER}"
+    assert direct.header("X-Only") == ONLY and direct.header("X-Every") == EVERY
+    # A redirect followed within one request keeps every given header to its origin.
     assert after.header("Authorization") is None
+    assert after.header("X-Only") is None and after.header("X-Every") is None
 
 
 def test_a_rerun_must_give_the_credentials_again(web: TestWeb, tmp_path: Path) -> None:

@@ -385,7 +385,8 @@ def header_options(func: F) -> F:
             type=(str, HeaderParam()),
             multiple=True,
             metavar="HOST 'NAME: VALUE'",
-            help="Send this header to HOST only (repeatable; wins over -H of the same name).",
+            help="Send this header to HOST only (repeatable; wins over -H of the same name). "
+            "Never carried by a redirect to another origin.",
         ),
         _opt(
             "--user",
