@@ -29,8 +29,14 @@ def shoal_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "shoal", *args]
 
 
-def run_shoal(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 120) -> Ran:
-    env = {**os.environ, "COLUMNS": "120"}
+def run_shoal(
+    *args: str,
+    cwd: Path,
+    stdin: str | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> Ran:
+    env = {**os.environ, "COLUMNS": "120", **(env or {})}
     env.pop("SHOAL_STORE", None)
     proc = subprocess.run(
         shoal_argv(*args),

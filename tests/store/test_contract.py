@@ -198,6 +198,24 @@ async def test_counters_from_the_engine_and_from_admission_add_up(
     assert (await store.summary(other.id)).rejected == {}
 
 
+# -- the job's session ---------------------------------------------------------
+
+
+async def test_a_jobs_cookie_jar_is_kept_per_job_replaced_and_deleted_with_it(
+    store: Store, job: JobInfo
+) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    assert await store.get_cookies(job.id) is None
+    await store.put_cookies(job.id, '[{"name": "s", "value": "é ✓"}]')
+    await store.put_cookies(other.id, "[]")
+    assert await store.get_cookies(job.id) == '[{"name": "s", "value": "é ✓"}]'
+    await store.put_cookies(job.id, '[{"name": "s", "value": "2"}]')
+    assert await store.get_cookies(job.id) == '[{"name": "s", "value": "2"}]'
+    assert await store.delete_job(job.id)
+    assert await store.get_cookies(job.id) is None
+    assert await store.get_cookies(other.id) == "[]"
+
+
 # -- per-host state -------------------------------------------------------------
 
 
@@ -1178,3 +1196,11 @@ async def test_find_requests_reads_past_one_statements_parameters(
     await store.add_requests(job.id, new_requests(1200), now=T0)
     found = await store.find_requests(job.id, [r.fingerprint for r in new_requests(1300)])
     assert len(found) == 1200
+
+
+async def test_results_keep_the_proxy_they_went_through(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(2), now=T0)
+    proxied, direct = await lease_all(store, job.id)
+    batch = Completion(results=[ok(proxied, proxy="http://proxy.test:3128"), ok(direct)])
+    await store.complete(job.id, "w1", batch, now=T0 + 1)
+    assert [r.proxy for r in await all_results(store, job.id)] == ["http://proxy.test:3128", None]

@@ -102,7 +102,7 @@ async def test_a_version_1_schema_is_migrated_keeping_its_rows(pg_server: str) -
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 2
+            assert int(version) == LATEST_VERSION == 3
         finally:
             await conn.close()
 

@@ -173,7 +173,7 @@ async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> 
     columns = {row[1]: row[4] for row in conn.execute("PRAGMA table_info(requests)")}
     assert (columns["suspect"], columns["crashes"]) == ("0", "0")
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 3
+    assert int(version[0]) == LATEST_VERSION == 4
     conn.close()
 
 

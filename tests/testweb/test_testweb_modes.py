@@ -130,6 +130,7 @@ def test_public_names() -> None:
         "HostStats",
         "PageRef",
         "RequestRecord",
+        "SeenRequest",
         "ServerState",
         "SiteSpec",
         "TestWeb",

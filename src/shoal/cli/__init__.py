@@ -31,6 +31,8 @@ from shoal.cli.observe import Observe, debugged
 from shoal.cli.options import (
     EXIT_CODES,
     build_config,
+    build_cookies,
+    build_extra_headers,
     check_toml_values,
     csv_escape_option,
     load_toml_defaults,
@@ -346,6 +348,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     _check_output(params)
     config = build_config(params, follow_links=False)
+    extra_headers = build_extra_headers(params)
+    cookies = build_cookies(params)
     strict = bool(params["strict"])
     source = "<stdin>" if input_path == "-" else input_path
     try:
@@ -354,7 +358,14 @@ def fetch(input_path: str | None, **params: Any) -> None:
         raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
     _refuse_binary(stream, source)
     digest = None if input_path == "-" else _digest_of(input_path)
-    spec = JobSpec.fetch(input=input_path, input_digest=digest, config=config, strict=strict)
+    spec = JobSpec.fetch(
+        input=input_path,
+        input_digest=digest,
+        config=config,
+        strict=strict,
+        extra_headers=extra_headers,
+        cookies=cookies is not None,
+    )
 
     secrets = HeldSecrets()
     held: list[NewRequest] | None = None
@@ -383,6 +394,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         fresh=params["fresh"],
         refetch=params["refetch"],
         emit=params["emit"],
+        cookies=cookies,
+        save_cookies=params["save_cookies"],
     )
     _run_job(request, observe)
 

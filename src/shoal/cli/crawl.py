@@ -8,7 +8,13 @@ import click
 
 from shoal.cli.jobrun import JobRequest
 from shoal.cli.observe import Observe
-from shoal.cli.options import EXIT_CODES, build_config, run_options
+from shoal.cli.options import (
+    EXIT_CODES,
+    build_config,
+    build_cookies,
+    build_extra_headers,
+    run_options,
+)
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.jobspec import MAX_COUNT, MAX_DEPTH, JobSpec
 
@@ -102,6 +108,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
     observe = Observe.of(params)
     _check_output(params)
     config = build_config(params, follow_links=True)
+    cookies = build_cookies(params)
     try:
         spec = JobSpec.crawl(
             [_with_scheme(seed) for seed in seeds],
@@ -117,6 +124,8 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
             max_pages=params["max_pages"],
             max_pages_per_host=params["max_pages_per_host"],
             robots=not params["ignore_robots"],
+            extra_headers=build_extra_headers(params),
+            cookies=cookies is not None,
         )
     except InputError as exc:
         raise click.BadParameter(exc.reason, param_hint="SEED") from None
@@ -134,6 +143,8 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         fresh=params["fresh"],
         refetch=params["refetch"],
         emit=params["emit"],
+        cookies=cookies,
+        save_cookies=params["save_cookies"],
     )
     _run_job(request, observe)
 

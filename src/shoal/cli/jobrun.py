@@ -26,6 +26,7 @@ from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, NewRequest
 from shoal.core.secrets import HeldSecrets
+from shoal.engine.cookies import JobCookies
 from shoal.engine.run import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
@@ -105,6 +106,8 @@ class JobRequest:
     held: HeldSecrets = field(default_factory=HeldSecrets)
     emit: str | None = None
     """A broker URL to publish every result to as it lands (``--emit``)."""
+    cookies: JobCookies | None = None
+    save_cookies: str | None = None
 
 
 class Interrupts:
@@ -470,6 +473,7 @@ async def _run_job(
         refetch=request.refetch,
         join=request.join,
         listeners=listeners,
+        cookies=request.cookies,
         lease_ttl=_lease_ttl(),
         before_fetch=request.held.restore,
     )
@@ -553,6 +557,11 @@ async def _run_job(
     if output is not None:
         output.live = False
         await output.close()
+    if request.save_cookies and runner.cookies is not None:
+        try:
+            await asyncio.to_thread(runner.cookies.save, request.save_cookies)
+        except ConfigError as exc:
+            raise CliFailure(str(exc), EXIT_USAGE) from None
 
     if counts.total == 0 and outcome.completed:
         raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)

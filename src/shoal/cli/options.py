@@ -28,6 +28,10 @@ from shoal.core.config import (
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
+from shoal.core.proxies import check_proxy, read_proxy_list
+from shoal.core.ratelimit import parse_rate
+from shoal.core.sendheaders import ExtraHeaders, parse_header
+from shoal.engine.cookies import JobCookies
 from shoal.engine.fetchpool import AUTO_START_ROWS
 from shoal.export.writers import SUFFIXES_TEXT
 
@@ -35,7 +39,11 @@ __all__ = [
     "ByteSize",
     "EXIT_CODES",
     "build_config",
+    "build_cookies",
+    "build_extra_headers",
+    "build_proxies",
     "csv_escape_option",
+    "header_options",
     "load_toml_defaults",
     "read_store_option",
     "run_options",
@@ -84,6 +92,38 @@ class ExtractRuleParam(click.ParamType):  # type: ignore[type-arg]  # generic si
         text = str(value).strip()
         try:
             FieldRule.parse(text)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return text
+
+
+class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """Requests per second: ``10``, ``10/s``, ``600/m``, ``0.5/s``."""
+
+    name = "N/s"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return parse_rate(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class HeaderParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """A request header, ``'Name: value'``, checked at once (the value is never echoed: it
+    may be a secret); in ``SHOAL_HEADER`` one header per line."""
+
+    name = "'NAME: VALUE'"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            parse_header(text)
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
         return text
@@ -207,6 +247,14 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Seconds between request starts to one host.",
             ),
             _opt(
+                "--rate",
+                env="RATE",
+                type=RateParam(),
+                default=None,
+                help="At most this many request starts per second over all hosts (10/s, "
+                "600/m), besides --per-host and --delay; per command or worker.",
+            ),
+            _opt(
                 "--timeout",
                 env="TIMEOUT",
                 type=click.FloatRange(0, min_open=True),
@@ -315,9 +363,160 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             func = option(func)
-        return observe_options(func)
+        return header_options(cookie_options(proxy_options(observe_options(func))))
 
     return decorate
+
+
+def header_options(func: F) -> F:
+    """``-H``, ``--header-for``, ``--user`` and ``--bearer``: what every request carries."""
+    options = [
+        _opt(
+            "-H",
+            "--header",
+            env="HEADER",
+            type=HeaderParam(),
+            multiple=True,
+            help="Send this header to every host (repeatable). An Authorization, Cookie or "
+            "Proxy-Authorization header goes only where --user would. Sent, never stored.",
+        ),
+        click.option(
+            "--header-for",
+            type=(str, HeaderParam()),
+            multiple=True,
+            metavar="HOST 'NAME: VALUE'",
+            help="Send this header to HOST only (repeatable; wins over -H of the same name). "
+            "Never carried by a redirect to another origin.",
+        ),
+        _opt(
+            "--user",
+            env="USER",
+            metavar="USER:PASSWORD",
+            help="HTTP basic auth, sent only to the seeds' hosts (crawl) or to each input "
+            "URL's own host (fetch), never to another origin a redirect leads to. Not "
+            "stored: a rerun must give it again.",
+        ),
+        _opt(
+            "--bearer",
+            env="BEARER",
+            metavar="TOKEN",
+            help="Authorization: Bearer TOKEN, sent where --user would be. Not stored.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def proxy_options(func: F) -> F:
+    """``--proxy``, ``--proxies`` and ``--no-proxy-env``."""
+    options = [
+        _opt(
+            "--proxy",
+            env="PROXY",
+            metavar="URL",
+            help="Send every request through this proxy: http://[USER:PASS@]HOST:PORT "
+            "(https:// too). Its credentials are sent, never stored.",
+        ),
+        _opt(
+            "--proxies",
+            "proxies_file",
+            env="PROXIES",
+            metavar="FILE",
+            help="Rotate over the proxies in FILE (one URL a line), round-robin; one that "
+            "fails 3 times in a row is taken out for 60 s (counted in the summary).",
+        ),
+        _opt(
+            "--no-proxy-env",
+            env="NO_PROXY_ENV",
+            is_flag=True,
+            help="Ignore http_proxy, https_proxy, all_proxy and no_proxy. "
+            "[default: honoured, as curl and wget do, unless --proxy/--proxies is given]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_proxies(params: dict[str, Any]) -> tuple[str, ...]:
+    """The proxies given with ``proxy_options`` (checked; none: environment or direct)."""
+    proxy, path = params.get("proxy"), params.get("proxies_file")
+    if proxy and path:
+        raise click.UsageError("give --proxy or --proxies, not both")
+    try:
+        if proxy:
+            return (check_proxy(proxy),)
+        if path:
+            try:
+                with open(path, encoding="utf-8") as lines:
+                    return read_proxy_list(lines, source=path)
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = getattr(exc, "strerror", None) or "not UTF-8 text"
+                raise ConfigError(f"{path}: {problem}") from None
+    except ConfigError as exc:
+        hint = "--proxy" if proxy else "--proxies"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    return ()
+
+
+def cookie_options(func: F) -> F:
+    """``--cookies``, ``--save-cookies`` and ``--no-cookies``."""
+    options = [
+        _opt(
+            "--cookies",
+            "cookies_file",
+            env="COOKIES",
+            metavar="FILE",
+            help="Start with the cookies of this Netscape cookies.txt (as curl -b and wget "
+            "--load-cookies read).",
+        ),
+        _opt(
+            "--save-cookies",
+            env="SAVE_COOKIES",
+            metavar="FILE",
+            help="Write the cookies held at the end as a Netscape cookies.txt (mode 600).",
+        ),
+        _opt(
+            "--no-cookies",
+            env="NO_COOKIES",
+            is_flag=True,
+            help="Neither keep nor send cookies. [default: cookies sites set are kept for "
+            "the run and sent back, like a browser session; at most 50 per host]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_cookies(params: dict[str, Any]) -> JobCookies | None:
+    """The run's cookie jar, with ``--cookies`` loaded (None with ``--no-cookies``)."""
+    if params.get("no_cookies"):
+        for name, flag in (("cookies_file", "--cookies"), ("save_cookies", "--save-cookies")):
+            if params.get(name):
+                raise click.UsageError(f"{flag} and --no-cookies contradict each other")
+        return None
+    cookies = JobCookies()
+    if params.get("cookies_file"):
+        try:
+            cookies.load(params["cookies_file"])
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cookies") from None
+    return cookies
+
+
+def build_extra_headers(params: dict[str, Any]) -> ExtraHeaders:
+    """The headers and credentials given with ``header_options``."""
+    try:
+        return ExtraHeaders.parse(
+            headers=params.get("header") or (),
+            headers_for=params.get("header_for") or (),
+            user=params.get("user"),
+            bearer=params.get("bearer"),
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
@@ -329,6 +528,7 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
                 max_bytes=params["max_bytes"],
                 max_redirects=params["max_redirects"],
                 processes=params.get("processes"),
+                rate=params.get("rate"),
             ),
             timeouts=Timeouts(
                 total=params["timeout"],
@@ -344,6 +544,8 @@ def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:
             http=params.get("http") or HTTP_CLIENTS[0],
             http2=bool(params.get("http2")),
             extract=ExtractRules.of(params["extract"]) if params.get("extract") else None,
+            proxies=build_proxies(params),
+            proxy_env=not params.get("no_proxy_env"),
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None

@@ -206,6 +206,11 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
                 f", HTTP in {this_run.fetch_processes} fetch processes"
                 if this_run.fetch_processes
                 else ""
+            )
+            + (
+                f", a failing proxy taken out {this_run.proxies_taken_out:,} times"
+                if this_run.proxies_taken_out
+                else ""
             ),
         )
     return table

@@ -30,16 +30,30 @@ from shoal.cli.jobrun import (
     run_job,
 )
 from shoal.cli.observe import Observe, observe_options
-from shoal.cli.options import EXIT_CODES
+from shoal.cli.options import (
+    EXIT_CODES,
+    build_extra_headers,
+    build_proxies,
+    header_options,
+    proxy_options,
+)
 from shoal.core.config import CrawlConfig, Limits, Politeness
 from shoal.core.errors import ConfigError, StoreError
 from shoal.core.jobspec import JobSpec
+from shoal.core.sendheaders import ExtraHeaders
 
 __all__ = ["worker"]
 
 
 async def _request(
-    location: str, name: str, limits: dict[str, int | None], quiet: bool, emit: str | None
+    location: str,
+    name: str,
+    limits: dict[str, int | None],
+    quiet: bool,
+    emit: str | None,
+    extra_headers: ExtraHeaders,
+    proxies: tuple[str, ...] | None = None,
+    proxy_env: bool = True,
 ) -> JobRequest:
     store = await open_ready_store(location)
     try:
@@ -55,9 +69,19 @@ async def _request(
     try:
         spec = JobSpec.from_record(job.mode, job.config)
         spec = replace(spec, config=_with_limits(spec.config, limits))
+        if proxies is not None:
+            # The job stored its proxies without credentials: this worker's own win.
+            spec = replace(spec, config=replace(spec.config, proxies=proxies))
+        if not proxy_env:
+            spec = replace(spec, config=replace(spec.config, proxy_env=False))
     except ConfigError as exc:
         message = f"job {name!r} has settings this shoal cannot use: {exc}"
         raise CliFailure(message, EXIT_USAGE) from None
+    try:
+        # The job's headers are stored by name only: this worker is given their values.
+        spec = replace(spec, extra_headers=spec.extra_headers.with_values_of(extra_headers))
+    except ConfigError as exc:
+        raise CliFailure(f"job {name!r}: {exc}", EXIT_USAGE) from None
     return JobRequest(
         store=location,
         spec=spec,
@@ -79,9 +103,18 @@ def _with_limits(config: CrawlConfig, given: dict[str, int | None]) -> CrawlConf
 
 
 async def _work(
-    location: str, name: str, limits: dict[str, int | None], quiet: bool, emit: str | None
+    location: str,
+    name: str,
+    limits: dict[str, int | None],
+    quiet: bool,
+    emit: str | None,
+    extra_headers: ExtraHeaders,
+    proxies: tuple[str, ...] | None,
+    proxy_env: bool,
 ) -> int:
-    request = await _request(location, name, limits, quiet, emit)
+    request = await _request(
+        location, name, limits, quiet, emit, extra_headers, proxies, proxy_env=proxy_env
+    )
     return await run_job(request, Console(stderr=True))
 
 
@@ -260,6 +293,8 @@ async def _consume(options: _QueueOptions) -> int:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress display or summary.")
 @observe_options
+@header_options
+@proxy_options
 def worker(
     store: str,
     job: str | None,
@@ -291,6 +326,10 @@ def worker(
     when missing) and publishes its result once it is in the store, then acks
     the request. It runs until SIGTERM/Ctrl-C, then answers what it holds and
     exits 0. See docs/queues.md.
+
+    A job started with -H, --header-for, --user or --bearer stored their
+    names only: give the worker the same ones. The job's proxies are used
+    (stored without credentials); --proxy/--proxies replace them.
     """
     from shoal.cli import _run
     from shoal.engine.fetchpool import prefork
@@ -298,6 +337,8 @@ def worker(
     # Forked now, before the event loop; how many the job wants is known only inside it
     # (a pool takes what it needs and starts more, or leaves the rest idle).
     observe = Observe.of(observing)
+    extra_headers = build_extra_headers(observing)
+    proxies = build_proxies(observing) or None
     observe.export_profile()
     prefork(processes)
     limits = {"concurrency": concurrency, "processes": processes}
@@ -319,4 +360,5 @@ def worker(
         return
     if job is None:
         raise click.UsageError("give the job to join (--job NAME), or a queue (--queue URL)")
-    _run(_work(store, job, limits, quiet, emit), observe)
+    proxy_env = not observing.get("no_proxy_env")
+    _run(_work(store, job, limits, quiet, emit, extra_headers, proxies, proxy_env), observe)

@@ -14,6 +14,7 @@ from typing import Any
 
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
+from shoal.core.proxies import check_proxy, is_socks, redacted
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -124,12 +125,15 @@ class Limits:
 
     ``processes``: child processes doing the HTTP (see ``engine.fetchpool``); ``None``
     lets the run decide (one per core beyond the first, once the job is big enough).
+    ``rate``: request starts per second over all hosts, for each process running the job
+    (``None``: no limit beyond the per-host ones).
     """
 
     concurrency: int = 256
     max_bytes: int = 10 * MiB
     max_redirects: int = 10
     processes: int | None = None
+    rate: float | None = None
 
     def __post_init__(self) -> None:
         _count("concurrency", self.concurrency)
@@ -137,6 +141,8 @@ class Limits:
             _count("processes", self.processes, allow_zero=True)
         _count("max_bytes", self.max_bytes)
         _count("max_redirects", self.max_redirects, allow_zero=True)
+        if self.rate is not None:
+            _positive("rate", self.rate)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -200,6 +206,10 @@ class CrawlConfig:
     ``http``: the HTTP client under the fetcher (one of ``HTTP_CLIENTS``); ``http2``
     lets it negotiate HTTP/2 over TLS (ALPN) where it can (pyreqwest; aiohttp speaks
     HTTP/1.1 only).
+    ``proxies``: what requests go through (one is ``--proxy``; several rotate, see
+    ``shoal.core.proxies``); none: the ``http_proxy``/``https_proxy``/``all_proxy``/
+    ``no_proxy`` environment variables if ``proxy_env``, else direct. A job records its
+    proxies without their credentials.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -213,8 +223,13 @@ class CrawlConfig:
     extract: ExtractRules | None = None
     http: str = HTTP_CLIENTS[0]
     http2: bool = False
+    proxies: tuple[str, ...] = ()
+    proxy_env: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "proxies", tuple(check_proxy(p) for p in self.proxies))
+        if len(self.proxies) > 1 and any(is_socks(p) for p in self.proxies):
+            raise ConfigError("a SOCKS proxy does not rotate: give it alone")
         check_header_value("user agent", self.user_agent, empty=False)
         for name in ("save_bodies", "follow_links", "verify_tls", "http2"):
             check_bool(name, getattr(self, name))
@@ -222,6 +237,8 @@ class CrawlConfig:
             raise ConfigError(f"http must be one of {', '.join(HTTP_CLIENTS)}, got {self.http!r}")
         if self.http2 and self.http == "aiohttp":
             raise ConfigError("http2 needs the pyreqwest client (aiohttp speaks HTTP/1.1 only)")
+        if self.proxies and self.http != "aiohttp":
+            raise ConfigError("proxies need the aiohttp client")
         if self.extract is not None and not isinstance(self.extract, ExtractRules):
             raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
 
@@ -251,6 +268,8 @@ class CrawlConfig:
             extract=ExtractRules.of(rules) if rules else None,
             http=str(record.get("http") or HTTP_CLIENTS[0]),
             http2=bool(record.get("http2", False)),
+            proxies=tuple(record.get("proxies") or ()),
+            proxy_env=bool(record.get("proxy_env", True)),
         )
 
     def as_record(self) -> dict[str, Any]:
@@ -266,7 +285,9 @@ class CrawlConfig:
         record: dict[str, Any] = {}
         for setting in fields(self):
             value = getattr(self, setting.name)
-            if isinstance(value, ExtractRules):
+            if setting.name == "proxies":
+                record["proxies"] = [redacted(proxy) for proxy in value]  # never a password
+            elif isinstance(value, ExtractRules):
                 record[setting.name] = value.as_record()  # ["name=rule", ...] in rule order
             elif is_dataclass(value) and not isinstance(value, type):
                 record[setting.name] = plain(asdict(value))

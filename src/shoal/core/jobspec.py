@@ -39,6 +39,7 @@ from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.model import job_name
 from shoal.core.scope import ScopeMode
+from shoal.core.sendheaders import ExtraHeaders
 from shoal.core.urls import canonical_host, canonicalize, split_userinfo
 
 __all__ = [
@@ -72,8 +73,11 @@ IDENTITY = (
     "sitemaps",
     "extract",
     "user_agent",
+    "extra_headers",
 )
-"""Settings a rerun may not change (see the module docstring)."""
+"""Settings a rerun may not change (see the module docstring). ``extra_headers`` is
+compared by names and hosts only: values are never stored, and a rerun gives them again
+(a rotated token is the same job)."""
 
 LIMITS = ("depth", "max_pages", "max_pages_per_host")
 """Settings a rerun may raise but not lower."""
@@ -105,6 +109,9 @@ class JobSpec:
     ``input_digest`` identifies its content when known) or ``crawl`` (``seeds``,
     canonical URLs, followed within ``scope``). ``config`` holds the request
     settings (limits, timeouts, politeness, retries, user agent, bodies, rules).
+    ``extra_headers``: headers and credentials added to what is sent (stored by name only,
+    see ``shoal.core.sendheaders``). ``cookies``: keep the cookies sites set and send them
+    back, like a browser session (a change applies from now on).
     """
 
     kind: JobKind
@@ -127,6 +134,8 @@ class JobSpec:
     seed_credentials: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     """``(seed, "user:pass")`` for seeds given with credentials: sent as the seed request's
     Basic auth, never part of the seed URL, the job's record or a comparison."""
+    extra_headers: ExtraHeaders = field(default_factory=ExtraHeaders)
+    cookies: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -139,9 +148,13 @@ class JobSpec:
             raise ConfigError(f"scope must be one of {', '.join(_SCOPES)}, got {self.scope!r}")
         for name in ("seeds", "include", "exclude", "strip_query_params"):
             object.__setattr__(self, name, _strings(name, getattr(self, name)))
-        for name in ("sort_query", "robots", "sitemaps", "autothrottle", "strict"):
+        for name in ("sort_query", "robots", "sitemaps", "autothrottle", "strict", "cookies"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.extra_headers, ExtraHeaders):
+            raise ConfigError(
+                f"extra_headers must be ExtraHeaders, got {type(self.extra_headers).__name__}"
+            )
         check_count("depth", self.depth, low=0, high=MAX_DEPTH)
         check_count("max_pages", self.max_pages)
         check_count("max_pages_per_host", self.max_pages_per_host)
@@ -206,6 +219,8 @@ class JobSpec:
         input_digest: str | None = None,
         config: CrawlConfig | None = None,
         strict: bool = False,
+        extra_headers: ExtraHeaders | None = None,
+        cookies: bool = True,
     ) -> JobSpec:
         base = config or CrawlConfig()
         return cls(
@@ -214,6 +229,8 @@ class JobSpec:
             input=input,
             input_digest=input_digest,
             strict=strict,
+            extra_headers=extra_headers or ExtraHeaders(),
+            cookies=cookies,
         )
 
     # -- records --------------------------------------------------------------
@@ -240,6 +257,8 @@ class JobSpec:
                 "sitemaps": self.sitemaps,
                 "autothrottle": self.autothrottle,
                 "strict": self.strict,
+                "extra_headers": list(self.extra_headers.summary()) or None,
+                "cookies": self.cookies,
             }
         )
         return record
@@ -272,6 +291,8 @@ class JobSpec:
             sitemaps=bool(record.get("sitemaps", False)),
             autothrottle=bool(record.get("autothrottle", False)),
             strict=bool(record.get("strict", False)),
+            extra_headers=ExtraHeaders.from_summary(record.get("extra_headers")),
+            cookies=bool(record.get("cookies", True)),
         )
 
     # -- names and comparison ----------------------------------------------------
@@ -285,6 +306,13 @@ class JobSpec:
             return "stdin" if self.input == "-" else "fetch"
         base = self.input.replace("\\", "/").rsplit("/", 1)[-1]
         return job_name(base.split(".")[0] or base, default="fetch")
+
+    def credential_hosts(self) -> frozenset[str] | None:
+        """Where ``--user``/``--bearer`` go: a crawl's seed hosts; None for a fetch (each
+        input URL's own host)."""
+        if self.kind == "crawl":
+            return frozenset(canonical_host(seed) for seed in self.seeds)
+        return None
 
     def identity(self) -> dict[str, Any]:
         """The settings a rerun may not change, as recorded."""

@@ -139,6 +139,9 @@ class FetchResult:
     fields: dict[str, object] | None = None
     encoding: str | None = None
     """The text encoding the page was decoded with, when it was decoded (extraction, links)."""
+    proxy: str | None = None
+    """The proxy the request went through, without credentials (None: direct, or the proxy
+    environment variables chose)."""
 
     @property
     def failed(self) -> bool:

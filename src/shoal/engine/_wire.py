@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 _LENGTH = struct.Struct("!I")
 

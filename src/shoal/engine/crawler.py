@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from shoal.core.config import CrawlConfig
 from shoal.core.hosts import AutoThrottle
 from shoal.core.model import FetchResult, JobInfo, Request
+from shoal.core.ratelimit import TokenBucket
 from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
 from shoal.engine.clock import REAL_CLOCK, Clock
@@ -102,6 +103,7 @@ class JobRun:
         batch_size: int = 1000,
         seed: int | None = None,
         before_fetch: Callable[[Request], Request] | None = None,
+        after_fetch: Callable[[FetchResult], None] | None = None,
         owner: str | None = None,
         clock: Clock = REAL_CLOCK,
     ) -> None:
@@ -138,6 +140,11 @@ class JobRun:
         self._batch_size = batch_size
         # Per-request changes (headers, auth) applied to what is sent, never stored.
         self._before_fetch = before_fetch
+        # Sees each outcome as it arrives, before it is recorded (a cookie jar).
+        self._after_fetch = after_fetch
+        # --rate: request starts over all hosts, on top of the per-host politeness.
+        rate = config.limits.rate
+        self._bucket = TokenBucket(rate) if rate is not None else None
         # The job's extraction rules, applied off the loop before a page is recorded.
         self._extract = FieldExtractor(config.extract) if config.extract is not None else None
         concurrency = config.limits.concurrency
@@ -402,6 +409,7 @@ class JobRun:
         stats, record = self.stats, recorder.record
         gate, health = self._robots, recorder.health
         extract, before_fetch = self._extract, self._before_fetch
+        after_fetch, bucket, clock = self._after_fetch, self._bucket, self._clock
         while True:
             request = acquire_nowait()
             if request is None:
@@ -431,6 +439,10 @@ class JobRun:
                 continue
             stats.in_flight += 1
             try:
+                if bucket is not None:
+                    wait = bucket.reserve(clock.monotonic())
+                    if wait > 0:
+                        await clock.sleep(wait)  # holding the host slot: spacing only grows
                 attempt = await fetch(
                     request if before_fetch is None else before_fetch(request),
                     gap=host_delay(request.host),
@@ -441,6 +453,10 @@ class JobRun:
             finally:
                 stats.in_flight -= 1
                 release(request)
+            if attempt.proxy_taken_out:
+                stats.proxies_taken_out += 1
+            if after_fetch is not None:
+                after_fetch(attempt.result)
             if extract is not None and attempt.body is not None and not attempt.fields_done:
                 try:
                     await extract(attempt.result, attempt.body)
@@ -465,10 +481,16 @@ class JobRun:
         )
         with self._in_flight(request):
             before_fetch = self._before_fetch
+            if self._bucket is not None:
+                wait = self._bucket.reserve(self._clock.monotonic())
+                if wait > 0:
+                    await self._clock.sleep(wait)
             attempt = await pool.fetch(
                 request if before_fetch is None else before_fetch(request),
                 gap=dispatch.host_delay(request.host),
             )
+        if self._after_fetch is not None:
+            self._after_fetch(attempt.result)
         if self._extract is not None and attempt.body is not None and not attempt.fields_done:
             try:
                 await self._extract(attempt.result, attempt.body)

@@ -13,6 +13,7 @@ import ssl
 
 import aiohttp
 from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, TransferEncodingError
+from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from shoal.core.kinds import ErrorKind
 
@@ -29,6 +30,10 @@ def map_exception(exc: BaseException) -> tuple[ErrorKind, str]:
         return ErrorKind.CERTIFICATE_ERROR, message
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
         return ErrorKind.TLS_ERROR, message
+    if isinstance(exc, ProxyTimeoutError):  # a SOCKS proxy (aiohttp-socks's own classes)
+        return ErrorKind.CONNECT_TIMEOUT, message or "SOCKS proxy timed out"
+    if isinstance(exc, ProxyConnectionError | ProxyError):
+        return ErrorKind.CONNECT_ERROR, message
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ErrorKind.CONNECT_TIMEOUT, message or "connect timed out"
     if isinstance(exc, aiohttp.ServerTimeoutError):

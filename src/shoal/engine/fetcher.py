@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 import aiohttp
 import xxhash
 from aiohttp.abc import ResolveResult
+from aiohttp_socks import ProxyConnector
 from yarl import URL
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
+from shoal.core.proxies import ProxyRotation, is_socks, redacted
 from shoal.core.urls import split_userinfo
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
@@ -39,6 +42,7 @@ __all__ = [
 log = logging.getLogger("shoal.engine.fetcher")
 
 _hash = xxhash.xxh3_128_hexdigest
+_PROXY_FAILURES = (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)
 _YIELD_EVERY = 1 << 20  # bytes of body read between two turns given to the other tasks
 
 
@@ -53,6 +57,8 @@ class Attempt:
     # None), applied the job's extraction rules.
     links: PageLinks | None = None
     fields_done: bool = False
+    # This attempt's failure took its proxy out of the rotation (counted in the stats).
+    proxy_taken_out: bool = False
 
     @classmethod
     def failed(
@@ -88,14 +94,22 @@ class Attempt:
 def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
     """The one HTTP session a crawler's workers share."""
     timeouts = config.timeouts
-    connector = aiohttp.TCPConnector(
-        limit=config.limits.concurrency,
-        limit_per_host=0,  # the scheduler enforces per-host limits itself
-        ttl_dns_cache=300,
-        resolver=SpecialUseResolver(),
-        ssl=config.verify_tls,
-        enable_cleanup_closed=False,
-    )
+    pool = {
+        "limit": config.limits.concurrency,
+        "limit_per_host": 0,  # the scheduler enforces per-host limits itself
+        "ssl": config.verify_tls,
+        "enable_cleanup_closed": False,
+    }
+    connector: aiohttp.TCPConnector
+    if config.proxies and is_socks(config.proxies[0]):
+        # Every connection is a tunnel through the one SOCKS proxy (which may resolve).
+        connector = ProxyConnector.from_url(config.proxies[0], **pool)
+    else:
+        connector = aiohttp.TCPConnector(
+            ttl_dns_cache=300,
+            resolver=SpecialUseResolver(),
+            **pool,  # type: ignore[arg-type]
+        )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(
@@ -105,11 +119,21 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
             sock_read=timeouts.read,
         ),
         headers={"User-Agent": config.user_agent},
-        cookie_jar=aiohttp.DummyCookieJar(),
+        cookie_jar=aiohttp.DummyCookieJar(),  # cookies are the run's (engine.cookies)
         auto_decompress=True,
         raise_for_status=False,
-        trust_env=False,
+        # The proxy environment variables, as curl and wget read them, unless proxies were
+        # given or turned off; only when one is set, since aiohttp then looks the proxy up
+        # in a thread for every request.
+        trust_env=config.proxy_env and not config.proxies and _proxy_env_set(),
     )
+
+
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
+
+
+def _proxy_env_set() -> bool:
+    return any(value and name.lower() in _PROXY_VARIABLES for name, value in os.environ.items())
 
 
 def wants_body(config: CrawlConfig) -> bool:
@@ -149,19 +173,27 @@ class Fetcher:
         # them here and records the chain.
         self._follow_redirects = self._max_redirects > 0 and not config.follow_links
         self._loop_time = asyncio.get_running_loop().time
+        rotating = config.proxies and not is_socks(config.proxies[0])
+        self._proxies = ProxyRotation(config.proxies) if rotating else None
+        # What a result records of its proxy: the SOCKS one is the session's.
+        self._shown = {p: redacted(p) for p in config.proxies}
+        one = config.proxies[0] if config.proxies and not rotating else None
+        self._session_proxy = None if one is None else self._shown[one]
 
     def _exchange(
-        self, request: Request
+        self, request: Request, proxy: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
         """The response to ``request`` and the URLs that redirected to it. A request with
         headers of its own follows redirects hop by hop, its headers kept to its origin."""
         if request.headers and self._follow_redirects:
-            return origin_bound_exchange(self._session, request, max_redirects=self._max_redirects)
-        return self._plain_exchange(request)
+            return origin_bound_exchange(
+                self._session, request, max_redirects=self._max_redirects, proxy=proxy
+            )
+        return self._plain_exchange(request, proxy)
 
     @contextlib.asynccontextmanager
     async def _plain_exchange(
-        self, request: Request
+        self, request: Request, proxy: str | None = None
     ) -> AsyncIterator[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
         # Request URLs are canonical (already percent-encoded): yarl need not re-encode.
         async with self._session.request(
@@ -171,6 +203,7 @@ class Fetcher:
             data=request.body,
             allow_redirects=self._follow_redirects,
             max_redirects=self._max_redirects,
+            proxy=proxy,
         ) as response:
             history = response.history
             yield response, tuple(_bare(str(r.url)) for r in history) if history else ()
@@ -180,8 +213,17 @@ class Fetcher:
         started = loop_time()
         attempts = request.attempts + 1
         ttfb_ms: float | None = None
+        proxies = self._proxies
+        proxy = proxies.choose(started) if proxies is not None else None
+        taken_out = False
+        shown = self._session_proxy if proxy is None else self._shown[proxy]
         try:
-            async with self._exchange(request) as (response, redirects):
+            async with self._exchange(request, proxy) as (response, redirects):
+                if proxies is not None and proxy is not None:
+                    if response.status == 407:
+                        taken_out = proxies.failed(proxy, loop_time())
+                    else:
+                        proxies.worked(proxy)
                 ttfb_ms = (loop_time() - started) * 1000.0
                 headers = response.headers
                 error_kind: str | None = None
@@ -223,17 +265,26 @@ class Fetcher:
                     depth=request.depth,
                     parent_url=request.parent_url,
                     method=request.method,
+                    proxy=shown,
                 )
                 retry_after = headers.get("Retry-After") if status >= 400 else None
-                return Attempt(result, body if self._keep_body else None, retry_after)
+                attempt = Attempt(result, body if self._keep_body else None, retry_after)
+                attempt.proxy_taken_out = taken_out
+                return attempt
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
+            if proxy is not None and isinstance(exc, _PROXY_FAILURES):
+                assert proxies is not None
+                taken_out = proxies.failed(proxy, loop_time())
             kind, message = map_exception(exc)
             elapsed_ms = (loop_time() - started) * 1000.0
-            return Attempt.failed(
+            failure = Attempt.failed(
                 request, kind, message, attempts=attempts, ttfb_ms=ttfb_ms, elapsed_ms=elapsed_ms
             )
+            failure.result.proxy = shown
+            failure.proxy_taken_out = taken_out
+            return failure
 
 
 def header_text(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[str, str], ...]:

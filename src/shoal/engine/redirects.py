@@ -30,7 +30,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 @contextlib.asynccontextmanager
 async def origin_bound_exchange(
-    session: aiohttp.ClientSession, request: Request, *, max_redirects: int
+    session: aiohttp.ClientSession,
+    request: Request,
+    *,
+    max_redirects: int,
+    proxy: str | None = None,
 ) -> AsyncIterator[tuple[aiohttp.ClientResponse, tuple[str, ...]]]:
     """The final response to ``request`` and the URLs that redirected to it."""
     url = URL(request.url, encoded=True)
@@ -40,7 +44,7 @@ async def origin_bound_exchange(
     while True:
         headers = request.headers if url.origin() == origin else ()
         response = await session.request(
-            method, url, headers=headers or None, data=body, allow_redirects=False
+            method, url, headers=headers or None, data=body, allow_redirects=False, proxy=proxy
         )
         location = response.headers.get("Location")
         if response.status not in REDIRECT_STATUSES or location is None:

@@ -20,6 +20,7 @@ Every way of running a job goes through ``JobRunner``: ``shoal fetch``,
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias
 
-from shoal.core.errors import ConfigError, JobConflict
+from shoal.core.errors import ConfigError, JobConflict, StoreError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.jobspec import JobSpec, SpecComparison
 from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
@@ -36,7 +37,9 @@ from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
 from shoal.core.traps import TrapLimits
+from shoal.engine.cookies import JobCookies
 from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
+from shoal.engine.patience import patiently
 from shoal.engine.processor import LinkProcessor
 from shoal.engine.resources import pid_alive
 from shoal.engine.robots import origin_of
@@ -51,6 +54,8 @@ __all__ = [
     "Refetch",
     "live_commands",
 ]
+
+log = logging.getLogger("shoal.engine.run")
 
 COMMAND_OWNER = "command-"
 """How the owner id of a command (not a joining worker) starts, in the workers table."""
@@ -101,7 +106,8 @@ class JobRunner:
     in an existing job with its stored settings (``shoal worker``): no comparison, no
     admission, no lock. ``listeners`` are called on the loop with each committed batch
     of results; ``before_fetch`` changes what is sent (headers, auth), never what is
-    stored.
+    stored. ``cookies``: the run's cookie jar (default: an empty one, unless the spec
+    turns cookies off).
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class JobRunner:
         join: bool = False,
         listeners: Sequence[ResultListener] = (),
         before_fetch: Callable[[Request], Request] | None = None,
+        cookies: JobCookies | None = None,
         lease_ttl: float = 60.0,
     ) -> None:
         if refetch not in (None, "failed", "all"):
@@ -135,6 +142,8 @@ class JobRunner:
         self._before_fetch = before_fetch
         # A seed's credentials: never stored, put back on before it is sent (core.secrets).
         self._secrets = HeldSecrets()
+        self.cookies = cookies if cookies is not None or not spec.cookies else JobCookies()
+        """The run's cookie jar (None with the spec's cookies off)."""
         self._lease_ttl = lease_ttl
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
@@ -153,6 +162,11 @@ class JobRunner:
         """Find or create the job, settle the spec with what it stored, take the job for
         this command, reopen and admit what the spec asks for. Raises ``JobConflict``."""
         store = self.store
+        if self.spec.extra_headers.missing:
+            raise ConfigError(
+                "this job sends headers whose values are not stored "
+                f"({'; '.join(self.spec.extra_headers.summary())}): give them again"
+            )
         if self._join:
             assert self._name is not None
             job = await store.get_job(self._name)
@@ -161,6 +175,7 @@ class JobRunner:
             self._job = job
             self.resumed = True
             self._crawler = self._make_crawler(job)
+            await self._restore_cookies(job)
             return job
         job, stored = await self._find_job()
         try:
@@ -181,7 +196,30 @@ class JobRunner:
             raise
         self._job = job
         self._crawler = self._make_crawler(job)
+        await self._restore_cookies(job)
         return job
+
+    async def _restore_cookies(self, job: JobInfo) -> None:
+        """A resumed job starts with the cookies its last run kept."""
+        if self.cookies is None or not self.spec.cookies:
+            return
+        store = self.store
+        stored = await patiently(lambda: store.get_cookies(job.id))
+        if stored:
+            restored = self.cookies.restore(stored)
+            if restored:
+                self.notes.append(f"job {job.name}: {restored:,} cookies kept from earlier runs")
+
+    async def _keep_cookies(self) -> None:
+        """Store the jar with the job, for its next run (or a worker joining it)."""
+        if self.cookies is None or not self.spec.cookies or self._job is None:
+            return
+        store, job_id, data = self.store, self._job.id, self.cookies.dumps()
+        try:
+            await patiently(lambda: store.put_cookies(job_id, data))
+        except StoreError as exc:
+            # The results are safe; only the session is lost: the next run logs in again.
+            log.warning("the job's cookies were not stored: %s", exc)
 
     async def run(self, admission: Admission | None = None) -> RunOutcome:
         """Fetch until the job has no open rows (or ``stop()``). ``admission``, if given,
@@ -196,11 +234,20 @@ class JobRunner:
                 context = AdmitContext(store, job, running.note_admitted, lambda: running.stopping)
                 await admission(context)
 
-        return await crawler.run(wrapped)
+        outcome = await crawler.run(wrapped)
+        await self._keep_cookies()
+        return outcome
 
     def _make_crawler(self, job: JobInfo) -> JobRun:
         spec = self.spec
         plan = _plan(spec)
+        before_fetch = _chained(
+            spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch
+        )
+        cookies = self.cookies if spec.cookies else None
+        if cookies is not None:
+            # Last: a Cookie header given with -H or a JSON input line wins over the jar.
+            before_fetch = _chained(before_fetch, cookies.add_to)
         return JobRun(
             self.store,
             job,
@@ -212,7 +259,8 @@ class JobRunner:
             sitemaps_from_robots=spec.sitemaps,
             strict_depth=spec.depth is not None,
             lease_ttl=self._lease_ttl,
-            before_fetch=self._restored_then(self._before_fetch),
+            before_fetch=self._restored_then(before_fetch),
+            after_fetch=cookies.take_from if cookies is not None else None,
             owner=self.owner,
         )
 
@@ -280,6 +328,20 @@ class JobRunner:
                 raise JobConflict(
                     f"job {name!r} is a {existing.mode} job in {store.location}; choose "
                     "another job name (--job NEW), or start it over (--fresh)"
+                )
+            if (
+                stored is not None
+                and comparison.conflicts == ("extra_headers",)
+                and (self._name is not None or not spec.extra_headers.given)
+            ):
+                # Resuming without the headers given before is most likely a forgotten
+                # --user or -H: refuse rather than go on unauthenticated as a new job.
+                raise JobConflict(
+                    f"job {name!r} in {store.location} sends headers whose values are not "
+                    f"stored ({'; '.join(stored.extra_headers.summary()) or 'none'}); this "
+                    f"run gives ({'; '.join(self.spec.extra_headers.summary()) or 'none'}): "
+                    "give the same ones again, choose another job name (--job NEW), or start "
+                    "it over (--fresh)"
                 )
             if self._name is not None:
                 raise JobConflict(
@@ -370,6 +432,17 @@ class JobRunner:
         )
         seeds = [self._secrets.hold(r) for r in seed_requests(spec)]
         await store.add_requests(job.id, seeds, now=time.time())
+
+
+def _chained(
+    first: Callable[[Request], Request] | None, then: Callable[[Request], Request] | None
+) -> Callable[[Request], Request] | None:
+    """Two ``before_fetch`` changes as one: the spec's headers, then the caller's. Each
+    leaves the headers already on a request alone: a request's own win over both, and the
+    spec's over the caller's."""
+    if first is None or then is None:
+        return first or then
+    return lambda request: then(first(request))
 
 
 def seed_requests(spec: JobSpec) -> list[NewRequest]:

@@ -29,6 +29,7 @@ class StatsSnapshot:
     elapsed: float = 0.0
     fetch_processes: int = 0  # the most child processes fetching at once this run
     robots_waiting: tuple[str, ...] = ()  # origins whose robots.txt is awaited
+    proxies_taken_out: int = 0  # times a failing proxy was taken out of the rotation
 
     @property
     def remaining(self) -> int:
@@ -45,6 +46,7 @@ class LiveStats:
         "fetch_processes",
         "finished_before",
         "in_flight",
+        "proxies_taken_out",
         "queued",
         "rejected",
         "retries",
@@ -65,6 +67,7 @@ class LiveStats:
         self.started_at = 0.0
         self.fetch_processes = 0
         self.robots_waiting: list[str] = []
+        self.proxies_taken_out = 0
         self.by_status: Counter[int] = Counter()
         self.by_error_kind: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()  # discovered URLs not followed, by reason
@@ -90,4 +93,5 @@ class LiveStats:
             elapsed=max(0.0, now - self.started_at) if self.started_at else 0.0,
             fetch_processes=self.fetch_processes,
             robots_waiting=tuple(self.robots_waiting),
+            proxies_taken_out=self.proxies_taken_out,
         )

@@ -50,6 +50,7 @@ SCHEMA = pa.schema(
         pa.field("headers", pa.list_(_HEADER)),
         pa.field("fields", pa.string()),  # JSON text; a struct with extraction rules
         pa.field("encoding", pa.string()),
+        pa.field("proxy", pa.string()),
     ]
 )
 assert tuple(SCHEMA.names) == COLUMNS
@@ -155,6 +156,7 @@ def _columns(results: Sequence[FetchResult]) -> dict[str, list[Any]]:
             None if r.fields is None else json.dumps(r.fields, ensure_ascii=False) for r in results
         ],
         "encoding": [r.encoding for r in results],
+        "proxy": [r.proxy for r in results],
     }
 
 

@@ -47,6 +47,7 @@ COLUMNS: tuple[str, ...] = (
     "headers",
     "fields",
     "encoding",
+    "proxy",
 )
 
 
@@ -76,6 +77,7 @@ def to_record(result: FetchResult) -> dict[str, Any]:
         "headers": [list(h) for h in result.headers],
         "fields": result.fields,
         "encoding": result.encoding,
+        "proxy": result.proxy,
     }
 
 

@@ -117,7 +117,7 @@ def request_from_row(row: Any) -> Request:
 RESULT_COLUMNS = """
     r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
     r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
-    r.depth, r.parent_url, r.method, r.fields, r.encoding
+    r.depth, r.parent_url, r.method, r.fields, r.encoding, r.proxy
 """
 
 
@@ -136,7 +136,7 @@ def result_from_row(row: Any) -> FetchResult:
         content_type=row[8],
         bytes=row[9],
         body_hash=row[10],
-        body=None if row[20] is None else decompress(row[20]),
+        body=None if row[21] is None else decompress(row[21]),
         attempts=row[11],
         ttfb_ms=row[12],
         elapsed_ms=row[13],
@@ -146,6 +146,7 @@ def result_from_row(row: Any) -> FetchResult:
         method=row[17],
         fields=None if row[18] is None else dec(row[18]),
         encoding=row[19],
+        proxy=row[20],
     )
 
 

@@ -82,7 +82,14 @@ WHERE b.hash IN (SELECT body_hash FROM shoal_results WHERE job_id = $1)
         SELECT 1 FROM shoal_results o WHERE o.body_hash = b.hash AND o.job_id <> $1
     )
 """
-_JOB_TABLES = ("shoal_results", "shoal_requests", "shoal_hosts", "shoal_counters", "shoal_workers")
+_JOB_TABLES = (
+    "shoal_results",
+    "shoal_requests",
+    "shoal_hosts",
+    "shoal_counters",
+    "shoal_workers",
+    "shoal_job_cookies",
+)
 
 
 async def delete_job(conn: Conn, job_id: int, alive_since: float | None) -> bool:
@@ -277,18 +284,18 @@ _INSERT_RESULTS = """
 INSERT INTO shoal_results (
     request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
     content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-    parent_url, method, fields, encoding
+    parent_url, method, fields, encoding, proxy
 )
 SELECT t.request_id, $1, t.url, t.final_url, t.redirects, t.status, t.error_kind, t.error,
     t.headers, t.content_type, t.bytes, t.body_hash, t.attempts, t.ttfb_ms, t.elapsed_ms,
-    t.fetched_at, t.depth, t.parent_url, t.method, t.fields, t.encoding
+    t.fetched_at, t.depth, t.parent_url, t.method, t.fields, t.encoding, t.proxy
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::int[],
     $14::float8[], $15::float8[], $16::float8[], $17::int[], $18::text[], $19::text[],
-    $20::text[], $21::text[])
+    $20::text[], $21::text[], $22::text[])
     AS t(request_id, url, final_url, redirects, status, error_kind, error, headers,
         content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-        parent_url, method, fields, encoding)
+        parent_url, method, fields, encoding, proxy)
 JOIN shoal_requests r ON r.id = t.request_id AND r.job_id = $1
 ORDER BY t.request_id
 ON CONFLICT (request_id) DO NOTHING
@@ -367,6 +374,7 @@ async def complete(
             [r.method for r in results],
             [None if r.fields is None else enc_fields(r.fields) for r in results],
             [r.encoding for r in results],
+            [r.proxy for r in results],
         )
         done, failed = int(State.DONE), int(State.FAILED)
         await conn.execute(

@@ -165,7 +165,14 @@ _V2 = (
     "ALTER TABLE shoal_requests ADD COLUMN crashes integer NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Version 3: a job's cookie jar, so that a resumed crawl keeps its session; the proxy a
+# result went through.
+_V3 = (
+    "CREATE TABLE shoal_job_cookies (job_id bigint PRIMARY KEY, data text NOT NULL)",
+    "ALTER TABLE shoal_results ADD COLUMN proxy text",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

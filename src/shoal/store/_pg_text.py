@@ -46,6 +46,7 @@ def clean_completion(batch: Completion) -> Completion:
             content_type=_clean(r.content_type),
             parent_url=_clean(r.parent_url),
             encoding=_clean(r.encoding),
+            proxy=_clean(r.proxy),
         )
         for r in batch.results
     ]

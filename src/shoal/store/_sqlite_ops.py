@@ -101,7 +101,7 @@ WHERE hash IN (SELECT body_hash FROM results WHERE job_id = :job_id)
         SELECT body_hash FROM results WHERE job_id <> :job_id AND body_hash IS NOT NULL
     )
 """
-_JOB_TABLES = ("results", "requests", "hosts", "job_counters", "workers")
+_JOB_TABLES = ("results", "requests", "hosts", "job_counters", "workers", "job_cookies")
 _LIVE_WORKER = "SELECT 1 FROM workers WHERE job_id = ? AND heartbeat_at >= ? LIMIT 1"
 
 
@@ -319,9 +319,9 @@ _INSERT_RESULT = """
 INSERT OR IGNORE INTO results (
     request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
     content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-    parent_url, method, fields, encoding
+    parent_url, method, fields, encoding, proxy
 )
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
 WHERE id = ? AND job_id = ?
 """
 # Steps: COMPLETE and FAIL (a leased row, whoever holds it), LATE_COMPLETE and LATE_FAIL
@@ -424,6 +424,7 @@ def complete(
                 r.method,
                 None if r.fields is None else enc_fields(r.fields),
                 r.encoding,
+                r.proxy,
                 rid,
                 job_id,
             )

@@ -220,6 +220,15 @@ class Store(Protocol):
         ``host`` until ``expires``, replacing what was there."""
         ...
 
+    # the job's session
+    async def get_cookies(self, job_id: int) -> str | None:
+        """The job's cookie jar as ``put_cookies`` stored it (opaque text), or None."""
+        ...
+
+    async def put_cookies(self, job_id: int, data: str) -> None:
+        """Store the job's cookie jar (opaque text), replacing what was there."""
+        ...
+
     # workers
     async def register_worker(
         self, job_id: int, owner: str, *, pid: int, hostname: str, now: float

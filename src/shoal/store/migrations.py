@@ -7,8 +7,9 @@ version lives in the ``meta`` table, and the file is marked as a shoal
 store by ``PRAGMA application_id`` so a foreign SQLite file is refused
 before anything in it is touched.
 
-Schema (version 3; version 1 lacked the host ownership columns, their indexes and
-``results.encoding``; version 2 lacked ``requests.suspect`` and ``requests.crashes``)::
+Schema (version 4; version 1 lacked the host ownership columns, their indexes and
+``results.encoding``; version 2 lacked ``requests.suspect`` and ``requests.crashes``;
+version 3 lacked ``job_cookies`` and ``results.proxy``)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON),
@@ -55,6 +56,7 @@ Schema (version 3; version 1 lacked the host ownership columns, their indexes an
                       indexed by job_id (rowid order = request_id order) for export
     bodies            hash PRIMARY KEY → zstd-compressed body, shared by identical bodies
     workers           (job_id, owner) → pid, hostname, started_at, heartbeat_at
+    job_cookies       job_id → data: the job's cookie jar (the engine's, opaque JSON text)
 
 State values are ``shoal.core.lifecycle.State``: 0 pending, 1 leased,
 2 done, 3 retry-wait, 4 failed. JSON columns are NULL when empty.
@@ -204,7 +206,14 @@ _V3 = (
     "ALTER TABLE requests ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# Version 4: a job's cookie jar, so that a resumed crawl keeps its session; the proxy a
+# result went through.
+_V4 = (
+    "CREATE TABLE job_cookies (job_id INTEGER PRIMARY KEY, data TEXT NOT NULL)",
+    "ALTER TABLE results ADD COLUMN proxy TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -429,6 +429,28 @@ class PostgresStore:
 
         await self._tx("put_robots", work)
 
+    # -- session ------------------------------------------------------------
+
+    async def get_cookies(self, job_id: int) -> str | None:
+        async def read(conn: Conn) -> str | None:
+            data = await conn.fetchval(
+                "SELECT data FROM shoal_job_cookies WHERE job_id = $1", job_id
+            )
+            return None if data is None else str(data)
+
+        return await self._tx("get_cookies", read, read_only=True)
+
+    async def put_cookies(self, job_id: int, data: str) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO shoal_job_cookies (job_id, data) VALUES ($1, $2)"
+                " ON CONFLICT (job_id) DO UPDATE SET data = excluded.data",
+                job_id,
+                storable_text(data),
+            )
+
+        await self._tx("put_cookies", work)
+
     # -- workers ------------------------------------------------------------
 
     async def register_worker(

@@ -469,6 +469,27 @@ class SQLiteStore:
             partial(ops.put_robots, job_id=job_id, host=host, data=data, expires=expires),
         )
 
+    # -- session ------------------------------------------------------------
+
+    async def get_cookies(self, job_id: int) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT data FROM job_cookies WHERE job_id = ?", (job_id,))
+            found = row.fetchone()
+            return None if found is None else str(found[0])
+
+        return await self._read("get_cookies", read)
+
+    async def put_cookies(self, job_id: int, data: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with ops.write_transaction(conn):
+                conn.execute(
+                    "INSERT INTO job_cookies (job_id, data) VALUES (?, ?)"
+                    " ON CONFLICT (job_id) DO UPDATE SET data = excluded.data",
+                    (job_id, data),
+                )
+
+        await self._write("put_cookies", write)
+
     # -- workers ------------------------------------------------------------
 
     async def register_worker(

@@ -18,7 +18,7 @@ resets, broken HTTP, a self-signed TLS port, traps (``shoal testweb --zoo``).
 """
 
 from shoal.testweb._server import TestWeb
-from shoal.testweb._state import STATE, ServerState
+from shoal.testweb._state import STATE, SeenRequest, ServerState
 from shoal.testweb._stats import HostStats, RequestRecord, TestWebStats
 from shoal.testweb.site import (
     PageRef,
@@ -37,6 +37,7 @@ __all__ = [
     "HostStats",
     "PageRef",
     "RequestRecord",
+    "SeenRequest",
     "ServerState",
     "SiteSpec",
     "TestWeb",

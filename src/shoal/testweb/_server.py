@@ -17,7 +17,7 @@ from aiohttp import web
 
 from shoal.testweb import site
 from shoal.testweb._app import build_app
-from shoal.testweb._state import ServerState
+from shoal.testweb._state import SeenRequest, ServerState
 from shoal.testweb._stats import TestWebStats
 from shoal.testweb.site import SiteSpec
 
@@ -221,6 +221,12 @@ class TestWeb:
         """A snapshot of what every host served since start or the last reset."""
         state = self._require_state()
         return self._on_loop(state.recorder.snapshot)
+
+    def seen(self) -> list[SeenRequest]:
+        """Requests the header-recording endpoints (``/echo``, ``/login``...) received,
+        oldest first, with every header."""
+        state = self._require_state()
+        return self._on_loop(lambda: list(state.seen))
 
     def reset_stats(self) -> None:
         """Forget recorded requests and stateful counters (``/flaky``)."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections import deque
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -18,10 +20,25 @@ from shoal.testweb import _render
 from shoal.testweb._stats import TrafficRecorder
 from shoal.testweb.site import PageRef, SiteSpec, is_error_page
 
-__all__ = ["MAX_WAIT", "STATE", "ServerState"]
+__all__ = ["MAX_WAIT", "STATE", "SeenRequest", "ServerState"]
 
 #: No handler waits longer than this many seconds, whatever it was asked.
 MAX_WAIT = 300.0
+#: Requests kept in ``ServerState.seen``: the oldest are dropped past this many.
+MAX_SEEN = 100_000
+
+
+class SeenRequest(NamedTuple):
+    """A request as an endpoint that records headers received it."""
+
+    host: int
+    path: str
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
 
 
 class ServerState:
@@ -41,6 +58,8 @@ class ServerState:
         self.recorder = TrafficRecorder(self.addresses, keep_log=keep_log)
         #: Requests seen per (host, key) by stateful endpoints such as /flaky.
         self.counters: dict[tuple[int, str], int] = {}
+        #: Requests with their headers, from the endpoints that record them (``_session``).
+        self.seen: deque[SeenRequest] = deque(maxlen=MAX_SEEN)
         self._host_by_address = {address: index for index, address in enumerate(addresses)}
         self._closing = asyncio.Event()
         self.page_body = functools.lru_cache(maxsize=16384)(self._page_body)
@@ -62,6 +81,10 @@ class ServerState:
         """Forget recorded requests and every stateful counter."""
         self.recorder.reset()
         self.counters.clear()
+        self.seen.clear()
+
+    def see(self, request: SeenRequest) -> None:
+        self.seen.append(request)
 
     @property
     def closing(self) -> bool:
