@@ -165,7 +165,11 @@ _V2 = (
     "ALTER TABLE shoal_requests ADD COLUMN crashes integer NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Version 3: a job remembers what an operator asked of it (run, pause, cancel), so that a
+# restarted service resumes the jobs it was running and leaves paused ones alone.
+_V3 = ("ALTER TABLE shoal_jobs ADD COLUMN desired text",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 
