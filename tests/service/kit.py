@@ -33,14 +33,14 @@ async def served(
 
 
 async def wait_for_state(
-    app: FastAPI, client: httpx.AsyncClient, name: str, want: str, timeout: float = 60
+    app: FastAPI, client: httpx.AsyncClient, name: str, want: str, limit: float = 60
 ) -> dict[str, Any]:
     """The job as GET shows it once its state is ``want``: waits on the service's own
     ``state`` events, not a clock."""
     hub = app.state.shoal.hub
     subscriber = hub.subscribe(name)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             while True:
                 job: dict[str, Any] = (await client.get(f"/jobs/{name}")).json()
                 if job["state"] == want:
