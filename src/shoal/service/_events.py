@@ -149,7 +149,8 @@ class Subscriber:
         """Send this subscriber's messages until cancelled; raises ``TooSlow``."""
         timeout = self._limits.send_timeout
         while True:
-            await self.wait()
+            if self.kicked is None:
+                await self.wait()
             if self.kicked is not None:
                 raise TooSlow(self.kicked)
             for text in self.take():
