@@ -185,3 +185,30 @@ async def test_health_and_metrics(tmp_path: Path) -> None:
         assert "shoal_websocket_clients 0.0" in text
         schema = (await client.get("/openapi.json")).json()
         assert "/jobs/{name}/results" in schema["paths"]
+
+
+async def test_by_default_jobs_may_not_reach_loopback_or_private_addresses(
+    tmp_path: Path,
+) -> None:
+    async with (
+        TestWeb(SiteSpec(hosts=1, pages=5)) as web,
+        served(tmp_path, allow_private=False) as (app, client),
+    ):
+        port = web.url(0, "/").rsplit(":", 1)[1].rstrip("/")
+        urls = [
+            web.url(0, "/page/1"),  # a literal loopback address
+            f"http://localhost:{port}/page/2",  # a name that resolves to one
+            f"http://[::ffff:127.0.0.1]:{port}/page/3",  # IPv4-mapped IPv6
+        ]
+        created = await client.post("/jobs", json={"name": "ssrf", "kind": "fetch", "urls": urls})
+        assert created.status_code == 201, created.text
+        job = await wait_for_state(app, client, "ssrf", "finished")
+        assert job["counts"]["failed"] == 3
+        results = (await client.get("/jobs/ssrf/results")).json()["results"]
+        assert [r["error_kind"] for r in results] == ["blocked_address"] * 3
+        assert sum(h.requests for h in web.stats().hosts) == 0
+        crawl = {"name": "c", "kind": "crawl", "seeds": [web.url(0, "/")]}
+        assert (await client.post("/jobs", json=crawl)).status_code == 201
+        job = await wait_for_state(app, client, "c", "finished")
+        assert job["by_error_kind"] == {"blocked_address": 1}
+        assert sum(h.requests for h in web.stats().hosts) == 0

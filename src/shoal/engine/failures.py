@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, TransferEncodingError
 
 from shoal.core.kinds import ErrorKind
+from shoal.engine.addressguard import is_blocked
 
 __all__ = ["map_exception"]
 
@@ -23,6 +24,8 @@ def map_exception(exc: BaseException) -> tuple[ErrorKind, str]:
     """The stable ``ErrorKind`` of a failed attempt, and a one-line message. ``INTERNAL_ERROR``
     means a bug in shoal: the message names the exception."""
     message = _one_line(exc)
+    if is_blocked(exc):
+        return ErrorKind.BLOCKED_ADDRESS, message
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ErrorKind.DNS_ERROR, message
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):

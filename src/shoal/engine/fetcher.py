@@ -24,6 +24,7 @@ from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
 from shoal.core.urls import split_userinfo
+from shoal.engine.addressguard import public_only_socket
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
 
@@ -85,8 +86,9 @@ class Attempt:
         return cls(result, None, None)
 
 
-def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
-    """The one HTTP session a crawler's workers share."""
+def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp.ClientSession:
+    """The one HTTP session a crawler's workers share. ``block_private``: connect only to
+    public addresses (``shoal.engine.addressguard``)."""
     timeouts = config.timeouts
     connector = aiohttp.TCPConnector(
         limit=config.limits.concurrency,
@@ -95,6 +97,7 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
         resolver=SpecialUseResolver(),
         ssl=config.verify_tls,
         enable_cleanup_closed=False,
+        socket_factory=public_only_socket if block_private else None,
     )
     return aiohttp.ClientSession(
         connector=connector,

@@ -101,7 +101,8 @@ class JobRunner:
     in an existing job with its stored settings (``shoal worker``): no comparison, no
     admission, no lock. ``listeners`` are called on the loop with each committed batch
     of results; ``before_fetch`` changes what is sent (headers, auth), never what is
-    stored.
+    stored. ``block_private``: connect only to public addresses (what the service does
+    unless told otherwise; fetching in this process only).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class JobRunner:
         listeners: Sequence[ResultListener] = (),
         before_fetch: Callable[[Request], Request] | None = None,
         lease_ttl: float = 60.0,
+        block_private: bool = False,
     ) -> None:
         if refetch not in (None, "failed", "all"):
             raise ConfigError(f"refetch must be 'failed' or 'all', got {refetch!r}")
@@ -136,6 +138,7 @@ class JobRunner:
         # A seed's credentials: never stored, put back on before it is sent (core.secrets).
         self._secrets = HeldSecrets()
         self._lease_ttl = lease_ttl
+        self._block_private = block_private
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
         self._crawler: JobRun | None = None
@@ -214,6 +217,7 @@ class JobRunner:
             lease_ttl=self._lease_ttl,
             before_fetch=self._restored_then(self._before_fetch),
             owner=self.owner,
+            block_private=self._block_private,
         )
 
     def _restored_then(

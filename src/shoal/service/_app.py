@@ -113,6 +113,7 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
                 progress_interval=settings.progress_interval,
                 configure=with_processes(settings.processes),
                 on_results=state.metrics.record,
+                block_private=not settings.allow_private,
             ) as jobs:
                 state.jobs = jobs
                 yield

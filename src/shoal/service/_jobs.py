@@ -94,6 +94,9 @@ ResultHook = Callable[[str, Sequence[FetchResult]], None]
 class JobManager:
     """Starts, pauses, resumes, cancels and deletes jobs on one open store.
 
+    ``block_private``: jobs connect only to public addresses (``--allow-private`` lifts
+    it); ``configure`` adjusts every spec the service runs (in-process fetching).
+
     Use as ``async with JobManager(...)``: entering resumes the jobs the store says were
     running; leaving stops every run gracefully (their desired state stays ``running``,
     so the next service resumes them) and waits for them.
@@ -109,8 +112,10 @@ class JobManager:
         configure: Callable[[JobSpec], JobSpec] = lambda spec: spec,
         on_results: ResultHook | None = None,
         lease_ttl: float = 60.0,
+        block_private: bool = True,
     ) -> None:
         self.store = store
+        self._block_private = block_private
         self.hub = hub
         self._max_jobs = max_jobs
         self._interval = progress_interval
@@ -340,7 +345,12 @@ class JobManager:
             await asyncio.wait({entry.task})  # a stopping run lets go of the job first
         listener = self._listener(name)
         runner = JobRunner(
-            self.store, spec, name=name, listeners=[listener], lease_ttl=self._lease_ttl
+            self.store,
+            spec,
+            name=name,
+            listeners=[listener],
+            lease_ttl=self._lease_ttl,
+            block_private=self._block_private,
         )
         await runner.open()
         job = runner.job
@@ -399,6 +409,7 @@ class JobManager:
                         name=entry.name,
                         listeners=[self._listener(entry.name)],
                         lease_ttl=self._lease_ttl,
+                        block_private=self._block_private,
                     )
                     await runner.open()
                     entry.runner, admission = runner, None
