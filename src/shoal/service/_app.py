@@ -58,7 +58,7 @@ __all__ = ["create_app"]
 JobName = Annotated[str, Path(pattern=JOB_NAME, max_length=100)]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
-_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": Problem}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ConflictProblem}}
 _CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
@@ -170,7 +170,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceConflict)
     async def conflict(_request: Request, exc: ServiceConflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+        return JSONResponse({"detail": str(exc), "conflicts": []}, status_code=409)
 
     @app.exception_handler(ConfigError)
     async def bad_setting(_request: Request, exc: ConfigError) -> JSONResponse:
