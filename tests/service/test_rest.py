@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from shoal.store import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
 
 from .kit import FAST, served, wait_for_state
@@ -212,3 +213,28 @@ async def test_by_default_jobs_may_not_reach_loopback_or_private_addresses(
         job = await wait_for_state(app, client, "c", "finished")
         assert job["by_error_kind"] == {"blocked_address": 1}
         assert sum(h.requests for h in web.stats().hosts) == 0
+
+
+async def test_a_job_that_fails_is_its_state_and_the_service_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "service.db"
+    async with SQLiteStore(path) as store:
+        # A job the store says was running, with settings this version cannot use.
+        job = await store.ensure_job(
+            "broken", mode="crawl", config={"seeds": ["not a canonical url"]}
+        )
+        await store.set_desired(job.id, "running")
+    async with (
+        TestWeb(SiteSpec(hosts=1, pages=3)) as web,
+        served(tmp_path, store=str(path)) as (
+            app,
+            client,
+        ),
+    ):
+        broken = (await client.get("/jobs/broken")).json()
+        assert broken["state"] == "failed"
+        assert "missing scheme" in broken["error"]
+        assert (await client.get("/healthz")).status_code == 200
+        body = {"name": "fine", "kind": "fetch", "urls": [web.url(0, "/page/1")]}
+        assert (await client.post("/jobs", json=body)).status_code == 201
+        fine = await wait_for_state(app, client, "fine", "finished")
+        assert fine["counts"]["done"] == 1

@@ -138,3 +138,16 @@ async def test_listening_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
         "shoal: refusing to serve on 0.0.0.0 without a token: give --token (or SHOAL_TOKEN), "
         "or bind to 127.0.0.1"
     ]
+
+
+async def test_a_websocket_message_over_the_limit_closes_the_socket(tmp_path: Path) -> None:
+    async with shoal_serve(str(tmp_path / "served.db")) as served:
+        async with connect(served.ws_url + "/events", max_size=None) as ws:
+            await ws.send("x" * (65 * 1024))
+            try:
+                async with asyncio.timeout(30):
+                    await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1009
+            else:
+                raise AssertionError("the socket stayed open")
