@@ -23,7 +23,7 @@ def kinds(texts: list[str]) -> list[str]:
 
 
 async def test_a_client_gets_pages_states_and_the_latest_progress() -> None:
-    hub = EventHub(HubLimits(queue=10))
+    hub = EventHub(HubLimits(queue=10, page_rate=0))
     mine, other, everything = hub.subscribe("a"), hub.subscribe("b"), hub.subscribe(None)
     hub.publish_state("a", "running")
     hub.publish_pages("a", results(1, 3))
@@ -39,7 +39,7 @@ async def test_a_client_gets_pages_states_and_the_latest_progress() -> None:
 
 
 async def test_a_lagging_client_gets_progress_and_a_dropped_count_then_pages_again() -> None:
-    hub = EventHub(HubLimits(queue=5, max_strikes=3))
+    hub = EventHub(HubLimits(queue=5, max_strikes=3, page_rate=0))
     slow = hub.subscribe("a")
     hub.publish_pages("a", results(1, 4))
     hub.publish_pages("a", results(5, 4))  # overflows: 8 buffered would pass 5
@@ -54,7 +54,7 @@ async def test_a_lagging_client_gets_progress_and_a_dropped_count_then_pages_aga
 
 
 async def test_a_client_that_keeps_falling_behind_is_closed_with_a_reason() -> None:
-    hub = EventHub(HubLimits(queue=2, max_strikes=3))
+    hub = EventHub(HubLimits(queue=2, max_strikes=3, page_rate=0))
     slow = hub.subscribe(None)
     for round_ in range(3):
         hub.publish_pages("a", results(round_ * 10, 3))
@@ -71,7 +71,7 @@ async def test_a_client_that_keeps_falling_behind_is_closed_with_a_reason() -> N
 
 
 async def test_a_send_blocked_too_long_closes_the_client_and_publishing_never_waits() -> None:
-    hub = EventHub(HubLimits(queue=100, send_timeout=0.2))
+    hub = EventHub(HubLimits(queue=100, send_timeout=0.2, page_rate=0))
     stuck = hub.subscribe("a")
     unblock = asyncio.Event()
     sends = 0
@@ -91,3 +91,22 @@ async def test_a_send_blocked_too_long_closes_the_client_and_publishing_never_wa
         await pump
     assert "blocked" in closed.value.reason
     assert sends == 1
+
+
+async def test_all_clients_together_get_at_most_the_page_rate() -> None:
+    now = [0.0]
+    hub = EventHub(HubLimits(queue=100, page_rate=200), clock=lambda: now[0])
+    first, second = hub.subscribe(None), hub.subscribe(None)
+    now[0] += 5  # a bucket holds one second's share (100 each), however long it waited
+    hub.publish_pages("a", results(0, 150))
+    assert kinds(first.take()) == ["page"] * 100 + ["dropped"]
+    second.take()
+    now[0] += 0.5  # each client's share: 100 a second, so 50 more now
+    hub.publish_pages("a", results(100, 80))
+    sent = first.take()
+    assert kinds(sent) == ["page"] * 50 + ["dropped"]
+    assert json.loads(sent[-1])["count"] == 30
+    assert not first.lagging and first.kicked is None  # over its share is not a strike
+    now[0] += 10
+    hub.publish_pages("a", results(200, 5))
+    assert kinds(first.take()) == ["page"] * 5

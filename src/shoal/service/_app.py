@@ -83,7 +83,13 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
     open ``store`` given, which stays open), resumes the jobs that were running, and on
     shutdown stops every job gracefully."""
     state = _State()
-    hub = EventHub(HubLimits(queue=settings.ws_queue, send_timeout=settings.ws_send_timeout))
+    hub = EventHub(
+        HubLimits(
+            queue=settings.ws_queue,
+            send_timeout=settings.ws_send_timeout,
+            page_rate=settings.ws_page_rate,
+        )
+    )
     state.hub = hub
 
     def snapshots() -> dict[str, Any]:

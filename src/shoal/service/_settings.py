@@ -30,7 +30,8 @@ class ServiceSettings:
     ``token``: the bearer token every route but ``/healthz`` requires (None: no token,
     allowed on loopback only). ``allow_private``: jobs may fetch loopback and private
     addresses. The rest are limits: a request body's bytes, URLs in one request, jobs in
-    the store, an incoming WebSocket message's bytes, and page events buffered per client.
+    the store, an incoming WebSocket message's bytes, page events buffered per client, and
+    page events sent a second to all clients together.
     """
 
     store: str
@@ -44,6 +45,7 @@ class ServiceSettings:
     max_ws_message_bytes: int = 64 * KiB
     ws_queue: int = 1000
     ws_send_timeout: float = 10.0
+    ws_page_rate: float = 1000.0
     progress_interval: float = 1.0
     processes: int = 0
     cors_origins: tuple[str, ...] = ()

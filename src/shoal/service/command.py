@@ -43,6 +43,14 @@ EXIT_USAGE = 2
     "--max-jobs", default=100, show_default=True, type=int, help="Jobs the store may hold."
 )
 @click.option(
+    "--ws-page-rate",
+    default=1000.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Page events a second sent to all WebSocket clients together (0: no limit); "
+    "each client gets an equal share, the rest is counted as dropped.",
+)
+@click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
@@ -55,6 +63,7 @@ def serve(
     token: str | None,
     allow_private: bool,
     max_jobs: int,
+    ws_page_rate: float,
     cors_origins: tuple[str, ...],
 ) -> None:
     """Run the job service: REST API, WebSocket events and /metrics (docs/service.md)."""
@@ -68,6 +77,7 @@ def serve(
             token=token or None,
             allow_private=allow_private,
             max_jobs=max_jobs,
+            ws_page_rate=ws_page_rate,
             cors_origins=cors_origins,
         )
     except ConfigError as exc:
