@@ -183,6 +183,8 @@ async def test_health_and_metrics(tmp_path: Path) -> None:
         text = (await client.get("/metrics")).text
         assert 'shoal_pages_total{job="m",status_class="2xx"} 1.0' in text
         assert "shoal_fetch_seconds_bucket" in text
+        assert 'shoal_store_write_seconds_count{operation="complete"}' in text
+        assert 'shoal_store_write_seconds_count{operation="complete"} 0.0' not in text
         assert "shoal_websocket_clients 0.0" in text
         schema = (await client.get("/openapi.json")).json()
         assert "/jobs/{name}/results" in schema["paths"]

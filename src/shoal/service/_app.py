@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -33,7 +33,7 @@ from shoal.service._jobs import (
     progress_of,
     with_processes,
 )
-from shoal.service._metrics import ServiceMetrics
+from shoal.service._metrics import ServiceMetrics, TimedStore
 from shoal.service._models import (
     JOB_NAME,
     ConflictProblem,
@@ -111,9 +111,10 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
         if own:
             await opened.open()
         state.store = opened
+        timed = cast(Store, TimedStore(opened, state.metrics.store_writes))
         try:
             async with JobManager(
-                opened,
+                timed,
                 hub,
                 max_jobs=settings.max_jobs,
                 progress_interval=settings.progress_interval,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shoal.core.model import FetchResult
+from shoal.core.model import Completion, FetchResult, NewRequest
 from shoal.engine.stats import StatsSnapshot
+from shoal.store.base import Store
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["ServiceMetrics", "TimedStore"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -80,6 +83,13 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.store_writes = Histogram(
+            "shoal_store_write_seconds",
+            "Time to commit a batch of results (complete) or admit requests (add_requests)",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_Live(snapshots, states, clients))
 
     def record(self, job: str, results: Sequence[FetchResult]) -> None:
@@ -92,3 +102,30 @@ class ServiceMetrics:
                 self.errors.labels(job, result.error_kind).inc()
             if result.elapsed_ms is not None:
                 self.latency.observe(result.elapsed_ms / 1000)
+
+
+class TimedStore:
+    """A store whose writes on the hot path are timed into ``shoal_store_write_seconds``;
+    everything else goes straight to the store it wraps."""
+
+    def __init__(self, store: Store, histogram: Histogram) -> None:
+        self._store = store
+        self._complete = histogram.labels("complete")
+        self._add = histogram.labels("add_requests")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def complete(self, job_id: int, owner: str, batch: Completion, *, now: float) -> int:
+        started = time.perf_counter()
+        try:
+            return await self._store.complete(job_id, owner, batch, now=now)
+        finally:
+            self._complete.observe(time.perf_counter() - started)
+
+    async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
+        started = time.perf_counter()
+        try:
+            return await self._store.add_requests(job_id, requests, now=now)
+        finally:
+            self._add.observe(time.perf_counter() - started)
