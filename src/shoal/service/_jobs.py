@@ -60,7 +60,7 @@ class SpecConflict(JobConflict):
 
 
 @dataclass
-class _Live:
+class _JobEntry:
     """A job this service runs (or ran since it started)."""
 
     name: str
@@ -122,7 +122,7 @@ class JobManager:
         self._configure = configure
         self._on_results = on_results
         self._lease_ttl = lease_ttl
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, _JobEntry] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
@@ -299,13 +299,13 @@ class JobManager:
             return "finished"
         return "paused"
 
-    def _entry(self, name: str) -> _Live:
+    def _entry(self, name: str) -> _JobEntry:
         entry = self._live.get(name)
         if entry is None:
-            entry = self._live[name] = _Live(name)
+            entry = self._live[name] = _JobEntry(name)
         return entry
 
-    def _set_state(self, entry: _Live, state: JobState, *, error: str | None = None) -> None:
+    def _set_state(self, entry: _JobEntry, state: JobState, *, error: str | None = None) -> None:
         entry.error = error if state == "failed" else None
         if state != entry.state or error is not None:
             entry.state = state
@@ -379,7 +379,7 @@ class JobManager:
 
         return on_results
 
-    async def _run(self, entry: _Live, runner: JobRunner, urls: list[NewRequest]) -> None:
+    async def _run(self, entry: _JobEntry, runner: JobRunner, urls: list[NewRequest]) -> None:
         """One job's task: runs until the job has no open rows (again, if rows were added
         while it was finishing), until stopped, or until it fails. Never raises but for
         cancellation."""
@@ -425,7 +425,7 @@ class JobManager:
         entry.finished_at = time.time()
         self._set_state(entry, self._idle_state(job, counts))
 
-    async def _admit_now(self, entry: _Live, requests: Sequence[NewRequest]) -> int:
+    async def _admit_now(self, entry: _JobEntry, requests: Sequence[NewRequest]) -> int:
         runner = entry.runner
         assert runner is not None
         added = await self._add(runner.job, requests)

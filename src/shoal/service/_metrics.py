@@ -19,7 +19,7 @@ __all__ = ["ServiceMetrics", "TimedStore"]
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-class _Live(Collector):
+class _LiveGauges(Collector):
     """Gauges read at scrape time: what runs now."""
 
     def __init__(
@@ -90,7 +90,7 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_Live(snapshots, states, clients))
+        self.registry.register(_LiveGauges(snapshots, states, clients))
 
     def record(self, job: str, results: Sequence[FetchResult]) -> None:
         for result in results:
