@@ -151,3 +151,22 @@ async def test_a_websocket_message_over_the_limit_closes_the_socket(tmp_path: Pa
                 assert closed.rcvd is not None and closed.rcvd.code == 1009
             else:
                 raise AssertionError("the socket stayed open")
+
+
+async def test_a_store_that_cannot_open_is_a_one_line_error(tmp_path: Path) -> None:
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shoal",
+        "serve",
+        "--store",
+        str(tmp_path / "missing" / "s.db"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        _, err = await refused.communicate()
+    assert refused.returncode == 3
+    assert err.decode().strip().splitlines() == [
+        f"shoal: store error: cannot open store {tmp_path / 'missing' / 's.db'}: "
+        f"directory {tmp_path / 'missing'} does not exist"
+    ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from shoal.core.errors import ConfigError
+from shoal.core.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from shoal.service._settings import ServiceSettings
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["serve"]
 
 EXIT_USAGE = 2
+EXIT_STORE = 3
 
 
 @click.command()
@@ -93,10 +95,20 @@ def run(settings: ServiceSettings) -> None:
     from shoal.store import open_store
 
     try:
-        open_store(settings.store)  # a bad location is a one-line error, before serving
+        store = open_store(settings.store)
     except ConfigError as exc:
         click.echo(f"shoal: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+
+    async def check() -> None:
+        await store.open()  # creates or migrates it
+        await store.close()
+
+    try:
+        asyncio.run(check())  # a store that cannot be opened is a one-line error, up front
+    except StoreError as exc:
+        click.echo(f"shoal: store error: {exc}", err=True)
+        sys.exit(EXIT_STORE)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
