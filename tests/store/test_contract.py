@@ -795,6 +795,20 @@ async def test_counts_follow_every_transition(store: Store, job: JobInfo) -> Non
 # -- workers ------------------------------------------------------------------
 
 
+async def test_desired_state_is_kept_per_job(store: Store, job: JobInfo) -> None:
+    other = await store.ensure_job("other", mode="crawl", config={})
+    assert job.desired is None
+    await store.set_desired(job.id, "paused")
+    await store.set_desired(other.id, "running")
+    again = await store.get_job(job.name)
+    assert again is not None and again.desired == "paused"
+    await store.set_desired(job.id, None)
+    assert {j.name: j.desired for j in await store.list_jobs()} == {
+        job.name: None,
+        "other": "running",
+    }
+
+
 async def test_worker_registry(store: Store, job: JobInfo) -> None:
     other = await store.ensure_job("other", mode="crawl", config={})
     await store.register_worker(job.id, "a", pid=11, hostname="h1", now=T0)
@@ -831,6 +845,19 @@ async def test_iter_results_in_request_order_in_batches(store: Store, job: JobIn
     assert [len(b) for b in exact] == [7]
     empty = await store.ensure_job("empty", mode="fetch", config={})
     assert [b async for b in store.iter_results(empty.id)] == []
+
+
+async def test_iter_results_after_is_a_keyset_page(store: Store, job: JobInfo) -> None:
+    await store.add_requests(job.id, new_requests(5), now=T0)
+    leased = await lease_all(store, job.id)
+    await store.complete(job.id, "w1", Completion(results=[ok(r) for r in leased]), now=T0)
+    ids = sorted(r.id for r in leased)
+    pages = store.iter_results(job.id, batch_size=2)
+    assert [r.request_id for r in await anext(pages)] == ids[:2]
+    await pages.aclose()  # type: ignore[attr-defined]
+    rest = [b async for b in store.iter_results(job.id, batch_size=2, after=ids[1])]
+    assert [r.request_id for b in rest for r in b] == ids[2:]
+    assert [b async for b in store.iter_results(job.id, after=ids[-1])] == []
 
 
 async def test_iter_results_reads_one_snapshot(store: Store, job: JobInfo) -> None:

@@ -102,7 +102,42 @@ async def test_a_version_1_schema_is_migrated_keeping_its_rows(pg_server: str) -
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 3
+            assert int(version) == LATEST_VERSION == 4
+        finally:
+            await conn.close()
+
+
+async def test_a_version_2_schema_is_migrated_keeping_its_jobs(pg_server: str) -> None:
+    """Version 4 adds ``desired`` to ``shoal_jobs``, NULL (nothing asked) for existing jobs."""
+    async with fresh_schema(pg_server) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                for step in MIGRATIONS[:2]:
+                    for statement in step:
+                        await conn.execute(statement)
+                await conn.execute("INSERT INTO shoal_meta VALUES ('schema_version', '2')")
+                await conn.execute(
+                    "INSERT INTO shoal_jobs (id, name, mode, created_at, config)"
+                    " VALUES (1, 'j', 'crawl', $1, '{\"depth\": 2}')",
+                    T0,
+                )
+        finally:
+            await conn.close()
+
+        async with PostgresStore(dsn) as store:
+            job = await store.get_job("j")
+            assert job is not None
+            assert (job.id, job.config, job.desired) == (1, {"depth": 2}, None)
+            await store.set_desired(job.id, "paused")
+        async with PostgresStore(dsn) as store:
+            assert [j.desired for j in await store.list_jobs()] == ["paused"]
+        conn = await asyncpg.connect(dsn)
+        try:
+            version = await conn.fetchval(
+                "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
+            )
+            assert int(version) == LATEST_VERSION == 4
         finally:
             await conn.close()
 

@@ -173,7 +173,35 @@ async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> 
     columns = {row[1]: row[4] for row in conn.execute("PRAGMA table_info(requests)")}
     assert (columns["suspect"], columns["crashes"]) == ("0", "0")
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 4
+    assert int(version[0]) == LATEST_VERSION == 5
+    conn.close()
+
+
+async def test_a_version_3_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
+    """Version 5 adds ``jobs.desired``, NULL (nothing asked) for existing jobs."""
+    path = tmp_path / "v3.db"
+    conn = raw(path)
+    for step in MIGRATIONS[:3]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn.execute(
+        "INSERT INTO jobs (id, name, mode, created_at, config) VALUES (1, 'j', 'crawl', ?, ?)",
+        (T0, '{"depth": 2}'),
+    )
+    conn.close()
+
+    async with SQLiteStore(path) as store:
+        job = await store.get_job("j")
+        assert job is not None
+        assert (job.id, job.mode, job.config, job.desired) == (1, "crawl", {"depth": 2}, None)
+        await store.set_desired(job.id, "paused")
+    async with SQLiteStore(path) as store:
+        assert [j.desired for j in await store.list_jobs()] == ["paused"]
+    conn = raw(path)
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(version[0]) == LATEST_VERSION == 5
     conn.close()
 
 

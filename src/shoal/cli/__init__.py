@@ -119,6 +119,7 @@ class _LazyGroup(click.Group):
         "demo": "shoal.cli.demo:demo",
         "enqueue": "shoal.cli.enqueue:enqueue",
         "jobs": "shoal.cli.jobs:jobs",
+        "serve": "shoal.service.command:serve",
         "testweb": "shoal.testweb.cli:testweb",
         "worker": "shoal.cli.worker:worker",
     }

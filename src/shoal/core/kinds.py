@@ -31,6 +31,7 @@ class ErrorKind(StrEnum):
     INVALID_REDIRECT = "invalid_redirect"
     ROBOTS_DISALLOWED = "robots_disallowed"
     HOST_ABANDONED = "host_abandoned"
+    BLOCKED_ADDRESS = "blocked_address"  # a service's job may not reach that address
     INTERNAL_ERROR = "internal_error"
 
 

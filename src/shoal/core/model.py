@@ -220,6 +220,8 @@ class JobInfo:
     mode: str
     created_at: float
     config: dict[str, object] = field(default_factory=dict)
+    desired: str | None = None
+    """What an operator asked of the job (``running``, ``paused``, ``cancelled``), or None."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

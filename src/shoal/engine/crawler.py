@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 
 from shoal.core.config import CrawlConfig
+from shoal.core.errors import ConfigError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.model import FetchResult, JobInfo, Request
 from shoal.core.ratelimit import TokenBucket
@@ -106,7 +107,12 @@ class JobRun:
         after_fetch: Callable[[FetchResult], None] | None = None,
         owner: str | None = None,
         clock: Clock = REAL_CLOCK,
+        block_private: bool = False,
     ) -> None:
+        if block_private and (config.limits.processes != 0 or config.http != "aiohttp"):
+            # The address check is in the aiohttp session's connector of this process.
+            raise ConfigError("block_private needs in-process fetching with aiohttp")
+        self._block_private = block_private
         self.store = store
         self.job = job
         self.config = config
@@ -236,7 +242,7 @@ class JobRun:
                 fetch_and_write=self.fetch_and_write,
             )
             async with (
-                make_session(config) as session,
+                make_session(config, block_private=self._block_private) as session,
                 open_transport(config, session=session) as transport,
                 self._fetch_pool(transport),
             ):

@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, Tra
 from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from shoal.core.kinds import ErrorKind
+from shoal.engine.addressguard import is_blocked
 
 __all__ = ["map_exception"]
 
@@ -24,6 +25,8 @@ def map_exception(exc: BaseException) -> tuple[ErrorKind, str]:
     """The stable ``ErrorKind`` of a failed attempt, and a one-line message. ``INTERNAL_ERROR``
     means a bug in shoal: the message names the exception."""
     message = _one_line(exc)
+    if is_blocked(exc):
+        return ErrorKind.BLOCKED_ADDRESS, message
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ErrorKind.DNS_ERROR, message
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):

@@ -27,6 +27,7 @@ from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
 from shoal.core.proxies import ProxyRotation, is_socks, redacted
 from shoal.core.urls import split_userinfo
+from shoal.engine.addressguard import public_only_socket
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
 
@@ -91,8 +92,9 @@ class Attempt:
         return cls(result, None, None)
 
 
-def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
-    """The one HTTP session a crawler's workers share."""
+def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp.ClientSession:
+    """The one HTTP session a crawler's workers share. ``block_private``: connect only to
+    public addresses (``shoal.engine.addressguard``)."""
     timeouts = config.timeouts
     pool = {
         "limit": config.limits.concurrency,
@@ -108,6 +110,7 @@ def make_session(config: CrawlConfig) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             ttl_dns_cache=300,
             resolver=SpecialUseResolver(),
+            socket_factory=public_only_socket if block_private else None,
             **pool,  # type: ignore[arg-type]
         )
     return aiohttp.ClientSession(

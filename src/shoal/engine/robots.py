@@ -28,6 +28,7 @@ import aiohttp
 from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Request
 from shoal.core.robots import RobotsPolicy, RobotsRules, rules_from_response
+from shoal.engine.addressguard import is_blocked
 from shoal.engine.failures import map_exception
 from shoal.store.base import Store
 
@@ -220,6 +221,10 @@ class RobotsGate:
             # A final 3xx: RFC 9309 treats it as unavailable, allow all.
             return _Fetched(310, None)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            if is_blocked(exc):
+                # Not a server that is down: an address this run may not reach. Its pages
+                # are refused the same way and recorded as blocked_address.
+                return _Fetched(404, None)
             log.debug("robots.txt of %s unreachable: %s", origin, exc)
             kind, message = map_exception(exc)
             return str(kind), message

@@ -107,7 +107,8 @@ class JobRunner:
     admission, no lock. ``listeners`` are called on the loop with each committed batch
     of results; ``before_fetch`` changes what is sent (headers, auth), never what is
     stored. ``cookies``: the run's cookie jar (default: an empty one, unless the spec
-    turns cookies off).
+    turns cookies off). ``block_private``: connect only to public addresses (what the
+    service does unless told otherwise; fetching in this process only).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class JobRunner:
         before_fetch: Callable[[Request], Request] | None = None,
         cookies: JobCookies | None = None,
         lease_ttl: float = 60.0,
+        block_private: bool = False,
     ) -> None:
         if refetch not in (None, "failed", "all"):
             raise ConfigError(f"refetch must be 'failed' or 'all', got {refetch!r}")
@@ -145,6 +147,7 @@ class JobRunner:
         self.cookies = cookies if cookies is not None or not spec.cookies else JobCookies()
         """The run's cookie jar (None with the spec's cookies off)."""
         self._lease_ttl = lease_ttl
+        self._block_private = block_private
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
         self._crawler: JobRun | None = None
@@ -262,6 +265,7 @@ class JobRunner:
             before_fetch=self._restored_then(before_fetch),
             after_fetch=cookies.take_from if cookies is not None else None,
             owner=self.owner,
+            block_private=self._block_private,
         )
 
     def _restored_then(

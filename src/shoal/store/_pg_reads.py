@@ -50,12 +50,17 @@ Conn = Any  # an asyncpg.Connection (asyncpg ships no type information)
 
 # -- jobs ---------------------------------------------------------------------
 
-_JOB = "SELECT id, name, mode, created_at, config FROM shoal_jobs"
+_JOB = "SELECT id, name, mode, created_at, config, desired FROM shoal_jobs"
 
 
 def _job(row: Any) -> JobInfo:
     return JobInfo(
-        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
+        id=row[0],
+        name=row[1],
+        mode=row[2],
+        created_at=row[3],
+        config=decode_json(row[4]),
+        desired=row[5],
     )
 
 

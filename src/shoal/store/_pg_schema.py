@@ -172,7 +172,11 @@ _V3 = (
     "ALTER TABLE shoal_results ADD COLUMN proxy text",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# Version 4: a job remembers what an operator asked of it (run, pause, cancel), so that a
+# restarted service resumes the jobs it was running and leaves paused ones alone.
+_V4 = ("ALTER TABLE shoal_jobs ADD COLUMN desired text",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

@@ -135,6 +135,11 @@ def update_job(conn: sqlite3.Connection, job_id: int, config_json: str) -> None:
         conn.execute("UPDATE jobs SET config = ? WHERE id = ?", (config_json, job_id))
 
 
+def set_desired(conn: sqlite3.Connection, job_id: int, desired: str | None) -> None:
+    with write_transaction(conn):
+        conn.execute("UPDATE jobs SET desired = ? WHERE id = ?", (desired, job_id))
+
+
 def reopen(conn: sqlite3.Connection, job_id: int, which: str, depth: int | None, now: float) -> int:
     condition = reopen_condition(which, depth_placeholder="?" if depth is not None else None)
     params: tuple[object, ...] = (job_id, State.DONE, State.FAILED)

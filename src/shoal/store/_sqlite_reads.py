@@ -73,12 +73,17 @@ def begin_read(conn: sqlite3.Connection) -> None:
 
 # -- jobs -------------------------------------------------------------------
 
-_JOB_COLUMNS = "id, name, mode, created_at, config"
+_JOB_COLUMNS = "id, name, mode, created_at, config, desired"
 
 
 def _job(row: Any) -> JobInfo:
     return JobInfo(
-        id=row[0], name=row[1], mode=row[2], created_at=row[3], config=decode_json(row[4])
+        id=row[0],
+        name=row[1],
+        mode=row[2],
+        created_at=row[3],
+        config=decode_json(row[4]),
+        desired=row[5],
     )
 
 

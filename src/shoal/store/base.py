@@ -77,6 +77,12 @@ class Store(Protocol):
         """Replace the settings the job records (a rerun that changed some)."""
         ...
 
+    async def set_desired(self, job_id: int, desired: str | None) -> None:
+        """Record what an operator asks of the job (``JobInfo.desired``): ``running``,
+        ``paused`` or ``cancelled`` (None: nothing). The store only keeps it; the service
+        acts on it."""
+        ...
+
     async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
         """Send finished rows back to ``pending`` to be fetched again, deleting their
         results in the same transaction; returns how many. ``which``: ``failed`` (an
@@ -248,9 +254,12 @@ class Store(Protocol):
         batch_size: int = 1000,
         with_bodies: bool = False,
         where: ResultFilter | None = None,
+        after: int = -1,
     ) -> AsyncIterator[list[FetchResult]]:
         """Every result row of the job in admission order, as a consistent snapshot; only
-        those ``where`` selects (filtered by the store's query) when it is given."""
+        those ``where`` selects (filtered by the store's query) when it is given, and only
+        those whose ``request_id`` is greater than ``after`` (a keyset page: the next page
+        starts after the last id of the one before)."""
         ...
 
     async def find_requests(

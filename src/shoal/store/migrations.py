@@ -7,15 +7,17 @@ version lives in the ``meta`` table, and the file is marked as a shoal
 store by ``PRAGMA application_id`` so a foreign SQLite file is refused
 before anything in it is touched.
 
-Schema (version 4; version 1 lacked the host ownership columns, their indexes and
+Schema (version 5; version 1 lacked the host ownership columns, their indexes and
 ``results.encoding``; version 2 lacked ``requests.suspect`` and ``requests.crashes``;
-version 3 lacked ``job_cookies`` and ``results.proxy``)::
+version 3 lacked ``job_cookies`` and ``results.proxy``; version 4 lacked ``jobs.desired``)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON),
                       max_pages, max_pages_per_host (admission limits, NULL: none),
                       admitted (how many requests the job ever admitted; kept exact by
-                      admission, so max_pages needs no count(*))
+                      admission, so max_pages needs no count(*)),
+                      desired (what an operator asked of the job: 'running', 'paused',
+                      'cancelled'; NULL: nothing asked; the service resumes 'running' jobs)
     requests          the frontier: one row per admitted request. Besides its lifecycle
                       (state, attempts, next_at, lease_owner, lease_expires) it keeps what
                       tells a URL that kills its worker from one that was merely in a
@@ -213,7 +215,11 @@ _V4 = (
     "ALTER TABLE results ADD COLUMN proxy TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Version 5: a job remembers what an operator asked of it (run, pause, cancel), so that a
+# restarted service resumes the jobs it was running and leaves paused ones alone.
+_V5 = ("ALTER TABLE jobs ADD COLUMN desired TEXT",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -280,6 +280,12 @@ class PostgresStore:
 
         await self._tx("update_job", work)
 
+    async def set_desired(self, job_id: int, desired: str | None) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute("UPDATE shoal_jobs SET desired = $2 WHERE id = $1", job_id, desired)
+
+        await self._tx("set_desired", work)
+
     async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
         now = time.time()
         return await self._tx("reopen", lambda conn: ops.reopen(conn, job_id, which, depth, now))
@@ -505,6 +511,7 @@ class PostgresStore:
         batch_size: int = 1000,
         with_bodies: bool = False,
         where: ResultFilter | None = None,
+        after: int = -1,
     ) -> AsyncIterator[list[FetchResult]]:
         """Every result row of the job in request_id order, read in one snapshot (a
         REPEATABLE READ transaction on a pooled connection held until the iteration ends)."""
@@ -516,7 +523,6 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
-                    after = -1
                     while True:
                         batch = await reads.read_results(
                             conn, job_id, after, batch_size, with_bodies, where

@@ -329,6 +329,9 @@ class SQLiteStore:
             "update_job", partial(ops.update_job, job_id=job_id, config_json=config_json)
         )
 
+    async def set_desired(self, job_id: int, desired: str | None) -> None:
+        await self._write("set_desired", partial(ops.set_desired, job_id=job_id, desired=desired))
+
     async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
         return await self._write(
             "reopen",
@@ -522,6 +525,7 @@ class SQLiteStore:
         batch_size: int = 1000,
         with_bodies: bool = False,
         where: ResultFilter | None = None,
+        after: int = -1,
     ) -> AsyncIterator[list[FetchResult]]:
         """Every result row of the job in request_id order, read in one snapshot.
 
@@ -537,7 +541,6 @@ class SQLiteStore:
         await thread.start(partial(_open_reader, self._path, self._busy_timeout))
         try:
             await self._on(thread, "iter_results", reads.begin_read)
-            after = -1
             while True:
                 batch = await self._on(
                     thread,

@@ -1,0 +1,124 @@
+"""The ``shoal serve`` command: settings from options and the environment, then uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from shoal.core.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from shoal.service._settings import ServiceSettings
+
+__all__ = ["serve"]
+
+EXIT_USAGE = 2
+EXIT_STORE = 3
+
+
+@click.command()
+@click.option(
+    "--store",
+    default="shoal.db",
+    show_default=True,
+    envvar="SHOAL_STORE",
+    help="Where jobs live: an SQLite file, or postgresql://... (SHOAL_STORE).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free).")
+@click.option(
+    "--token",
+    envvar="SHOAL_TOKEN",
+    default=None,
+    help="Bearer token every route but /healthz requires (SHOAL_TOKEN; prefer the "
+    "variable: an option shows in the process list). Needed to listen beyond loopback.",
+)
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let jobs fetch loopback, private, link-local and other reserved addresses.",
+)
+@click.option(
+    "--max-jobs", default=100, show_default=True, type=int, help="Jobs the store may hold."
+)
+@click.option(
+    "--ws-page-rate",
+    default=1000.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Page events a second sent to all WebSocket clients together (0: no limit); "
+    "each client gets an equal share, the rest is counted as dropped.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="Allow browsers on this origin to call the API (repeat; off by default).",
+)
+def serve(
+    store: str,
+    host: str,
+    port: int,
+    token: str | None,
+    allow_private: bool,
+    max_jobs: int,
+    ws_page_rate: float,
+    cors_origins: tuple[str, ...],
+) -> None:
+    """Run the job service: REST API, WebSocket events and /metrics (docs/service.md)."""
+    from shoal.service._settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings(
+            store=store,
+            host=host,
+            port=port,
+            token=token or None,
+            allow_private=allow_private,
+            max_jobs=max_jobs,
+            ws_page_rate=ws_page_rate,
+            cors_origins=cors_origins,
+        )
+    except ConfigError as exc:
+        click.echo(f"shoal: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    run(settings)
+
+
+def run(settings: ServiceSettings) -> None:
+    import uvicorn
+
+    from shoal.service._app import create_app
+    from shoal.store import open_store
+
+    try:
+        store = open_store(settings.store)
+    except ConfigError as exc:
+        click.echo(f"shoal: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    async def check() -> None:
+        await store.open()  # creates or migrates it
+        await store.close()
+
+    try:
+        asyncio.run(check())  # a store that cannot be opened is a one-line error, up front
+    except StoreError as exc:
+        click.echo(f"shoal: store error: {exc}", err=True)
+        sys.exit(EXIT_STORE)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.max_ws_message_bytes,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        log_level="info",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()

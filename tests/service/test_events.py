@@ -1,0 +1,112 @@
+"""The event hub: bounded per client, never waits for one, closes one that stays behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from shoal.core.model import FetchResult
+from shoal.service._events import EventHub, HubLimits, TooSlow
+
+
+def results(start: int, count: int) -> list[FetchResult]:
+    return [
+        FetchResult(request_id=n, url=f"http://a.test/{n}", status=200, elapsed_ms=1.0)
+        for n in range(start, start + count)
+    ]
+
+
+def kinds(texts: list[str]) -> list[str]:
+    return [json.loads(t)["type"] for t in texts]
+
+
+async def test_a_client_gets_pages_states_and_the_latest_progress() -> None:
+    hub = EventHub(HubLimits(queue=10, page_rate=0))
+    mine, other, everything = hub.subscribe("a"), hub.subscribe("b"), hub.subscribe(None)
+    hub.publish_state("a", "running")
+    hub.publish_pages("a", results(1, 3))
+    hub.publish_progress("a", {"finished": 1})
+    hub.publish_progress("a", {"finished": 3})
+    sent = mine.take()
+    assert kinds(sent) == ["state", "page", "page", "page", "progress"]
+    assert json.loads(sent[-1])["finished"] == 3
+    assert [json.loads(t)["url"] for t in sent[1:4]] == [f"http://a.test/{n}" for n in (1, 2, 3)]
+    assert other.take() == []
+    assert len(everything.take()) == 5
+    assert hub.clients == 3
+
+
+async def test_a_lagging_client_gets_progress_and_a_dropped_count_then_pages_again() -> None:
+    hub = EventHub(HubLimits(queue=5, max_strikes=3, page_rate=0))
+    slow = hub.subscribe("a")
+    hub.publish_pages("a", results(1, 4))
+    hub.publish_pages("a", results(5, 4))  # overflows: 8 buffered would pass 5
+    hub.publish_pages("a", results(9, 2))  # dropped while lagging
+    hub.publish_progress("a", {"finished": 10})
+    sent = slow.take()
+    assert kinds(sent) == ["progress", "dropped"]
+    assert json.loads(sent[-1])["count"] == 10
+    slow.caught_up()
+    hub.publish_pages("a", results(11, 1))
+    assert kinds(slow.take()) == ["page"]
+
+
+async def test_a_client_that_keeps_falling_behind_is_closed_with_a_reason() -> None:
+    hub = EventHub(HubLimits(queue=2, max_strikes=3, page_rate=0))
+    slow = hub.subscribe(None)
+    for round_ in range(3):
+        hub.publish_pages("a", results(round_ * 10, 3))
+        slow.take()
+        slow.caught_up()
+    assert slow.kicked is not None and "fell behind 3 times" in slow.kicked
+
+    async def never(_text: str) -> None:
+        raise AssertionError("a kicked client is sent nothing")
+
+    with pytest.raises(TooSlow) as closed:
+        await slow.pump(never)
+    assert closed.value.reason == slow.kicked
+
+
+async def test_a_send_blocked_too_long_closes_the_client_and_publishing_never_waits() -> None:
+    hub = EventHub(HubLimits(queue=100, send_timeout=0.2, page_rate=0))
+    stuck = hub.subscribe("a")
+    unblock = asyncio.Event()
+    sends = 0
+
+    async def blocked(_text: str) -> None:
+        nonlocal sends
+        sends += 1
+        await unblock.wait()
+
+    pump = asyncio.ensure_future(stuck.pump(blocked))
+    hub.publish_pages("a", results(1, 1))
+    # Publishing goes on while the client's send is stuck: bounded, and never awaited.
+    for start in range(0, 10_000, 100):
+        hub.publish_pages("a", results(start, 100))
+    assert stuck.lagging and stuck.dropped_total > 9_000
+    with pytest.raises(TooSlow) as closed:
+        await pump
+    assert "blocked" in closed.value.reason
+    assert sends == 1
+
+
+async def test_all_clients_together_get_at_most_the_page_rate() -> None:
+    now = [0.0]
+    hub = EventHub(HubLimits(queue=100, page_rate=200), clock=lambda: now[0])
+    first, second = hub.subscribe(None), hub.subscribe(None)
+    now[0] += 5  # a bucket holds one second's share (100 each), however long it waited
+    hub.publish_pages("a", results(0, 150))
+    assert kinds(first.take()) == ["page"] * 100 + ["dropped"]
+    second.take()
+    now[0] += 0.5  # each client's share: 100 a second, so 50 more now
+    hub.publish_pages("a", results(100, 80))
+    sent = first.take()
+    assert kinds(sent) == ["page"] * 50 + ["dropped"]
+    assert json.loads(sent[-1])["count"] == 30
+    assert not first.lagging and first.kicked is None  # over its share is not a strike
+    now[0] += 10
+    hub.publish_pages("a", results(200, 5))
+    assert kinds(first.take()) == ["page"] * 5
