@@ -19,6 +19,7 @@ __all__ = [
     "Header",
     "JobCounts",
     "JobInfo",
+    "HostView",
     "JobSummary",
     "NewRequest",
     "Request",
@@ -275,3 +276,19 @@ class JobSummary:
     first_fetched_at: float | None
     last_fetched_at: float | None
     rejected: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostView:
+    """One host of a job as the store sees it: its rows by state, the spacing between its
+    request starts (``delay``, seconds), whether its robots.txt is cached, and which
+    worker owns it now (None: nobody)."""
+
+    host: str
+    done: int
+    failed: int
+    waiting: int
+    leased: int
+    delay: float
+    robots_cached: bool
+    owner: str | None

@@ -16,14 +16,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shoal.core.errors import ConfigError, InputError, JobConflict, ShoalError
+from shoal.core.extract import ExtractRules
 from shoal.core.filters import ResultFilter, parse_statuses
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, NewRequest
 from shoal.export.writers import FORMATS, open_writer
+from shoal.service._dashboard import mount_dashboard
 from shoal.service._events import EventHub, HubLimits, TooSlow
-from shoal.service._guard import BodyLimit, TokenGuard
+from shoal.service._guard import WS_PROTOCOL, BodyLimit, TokenGuard
 from shoal.service._jobs import (
     JobManager,
     JobView,
@@ -38,6 +40,7 @@ from shoal.service._models import (
     JOB_NAME,
     ConflictProblem,
     Counts,
+    HostOut,
     JobCreate,
     JobOut,
     JobsOut,
@@ -148,6 +151,7 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    mount_dashboard(app, token_required=settings.token is not None)
     if settings.token is not None:
         app.add_middleware(TokenGuard, token=settings.token)
     return app
@@ -301,6 +305,11 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
             return _invalid(  # type: ignore[return-value]
                 ["body", "urls"], f"at most {settings.max_urls_per_request:,} URLs per request"
             )
+        if body.extract:
+            try:
+                ExtractRules.of(body.extract)
+            except ConfigError as exc:
+                return _invalid(["body", "extract"], str(exc))  # type: ignore[return-value]
         try:
             spec = spec_of(body)
         except InputError as exc:
@@ -416,12 +425,15 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
             str | None, Query(max_length=200, description="Classes or codes: 2xx,404")
         ] = None,
         error_kind: Annotated[list[ErrorKind] | None, Query()] = None,
+        failed: Annotated[
+            bool, Query(description="Only what went wrong: an error kind or a status ≥ 400")
+        ] = False,
     ) -> ResultsPage:
         """Results in id order, a page at a time: pass the page's ``next_after`` as
         ``after`` for the next one."""
         job = await state.jobs.job(name)
         where = None
-        if status is not None or error_kind:
+        if status is not None or error_kind or failed:
             try:
                 classes, codes = parse_statuses(status) if status is not None else ((), ())
             except ConfigError as exc:
@@ -430,6 +442,7 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
                 status_classes=classes,
                 statuses=codes,
                 error_kinds=tuple(kind.value for kind in error_kind or ()),
+                failed=failed,
             )
         pages = state.store.iter_results(job.id, batch_size=limit, where=where, after=after)
         try:
@@ -440,6 +453,39 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
             results=[_result_out(r) for r in batch],
             next_after=batch[-1].request_id if len(batch) == limit else None,
         )
+
+    @app.get("/jobs/{name}/hosts", tags=["jobs"], responses=_NOT_FOUND)
+    async def hosts(
+        name: JobName, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> list[HostOut]:
+        """The job's busiest hosts: rows by state, pacing, robots.txt, owner."""
+        job = await state.jobs.job(name)
+        return [
+            HostOut(
+                host=view.host,
+                done=view.done,
+                failed=view.failed,
+                waiting=view.waiting,
+                leased=view.leased,
+                delay=view.delay,
+                robots="cached" if view.robots_cached else "not fetched",
+                owner=view.owner,
+            )
+            for view in await state.store.hosts(job.id, limit=limit)
+        ]
+
+    @app.get("/jobs/{name}/results/{result_id}", tags=["results"], responses=_NOT_FOUND)
+    async def result(name: JobName, result_id: Annotated[int, Path(ge=0, le=2**62)]) -> ResultOut:
+        """One result, as the results list shows it."""
+        job = await state.jobs.job(name)
+        pages = state.store.iter_results(job.id, batch_size=1, after=result_id - 1)
+        try:
+            batch: list[FetchResult] = await anext(pages, [])
+        finally:
+            await pages.aclose()  # type: ignore[attr-defined]
+        if not batch or batch[0].request_id != result_id:
+            raise NoSuchJob(f"no result {result_id} in job {name!r}")
+        return _result_out(batch[0])
 
     @app.get(
         "/jobs/{name}/results/{result_id}/body",
@@ -519,7 +565,8 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
         if job is not None and await state.store.get_job(job) is None:
             await websocket.close(code=1008, reason=f"no job {job!r}")
             return
-        await websocket.accept()
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
         subscriber = state.hub.subscribe(job)
         try:
             for view in await state.jobs.views():

@@ -61,8 +61,15 @@ def page_message(job: str, result: FetchResult) -> str:
             "elapsed_ms": result.elapsed_ms,
             "depth": result.depth,
             "fetched_at": result.fetched_at,
+            "title": _title(result),
         }
     )
+
+
+def _title(result: FetchResult) -> str | None:
+    """The page's ``title`` field, when the job extracts one (cut to 300 characters)."""
+    title = (result.fields or {}).get("title")
+    return title[:300] if isinstance(title, str) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

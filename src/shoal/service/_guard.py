@@ -5,6 +5,8 @@ Plain ASGI callables wrapping the next app, as starlette's own middleware are.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 
@@ -13,7 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BodyLimit", "BodyTooLarge", "TokenGuard"]
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/"})
+"""Routes anyone may reach: the health check, and the dashboard page (which asks for the
+token itself) with its static files (``OPEN_PREFIX``)."""
+OPEN_PREFIX = "/static/"
+WS_PROTOCOL = "shoal"
+"""The WebSocket subprotocol a browser asks for; it offers its token as a second one,
+``bearer.BASE64URL`` (browsers cannot set headers on a WebSocket, and a token must never
+be in a URL)."""
 
 
 class TokenGuard:
@@ -26,7 +35,12 @@ class TokenGuard:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] not in ("http", "websocket")
+            or path in OPEN_PATHS
+            or (scope["type"] == "http" and path.startswith(OPEN_PREFIX))
+        ):
             await self._app(scope, receive, send)
             return
         given = b""
@@ -34,6 +48,8 @@ class TokenGuard:
             if name == b"authorization":
                 given = value
                 break
+            if name == b"sec-websocket-protocol" and scope["type"] == "websocket":
+                given = _bearer_protocol(value)
         if hmac.compare_digest(given, self._expected):
             await self._app(scope, receive, send)
             return
@@ -112,3 +128,17 @@ async def _too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _bearer_protocol(header: bytes) -> bytes:
+    """``Bearer TOKEN`` from a ``Sec-WebSocket-Protocol`` offer ``shoal, bearer.B64URL``."""
+    for offer in header.split(b","):
+        offer = offer.strip()
+        if offer.startswith(b"bearer."):
+            encoded = offer[len(b"bearer.") :]
+            try:
+                token = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+            except (binascii.Error, ValueError):
+                return b""
+            return b"Bearer " + token
+    return b""

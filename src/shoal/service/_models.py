@@ -10,11 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
+from shoal.core.extract import ExtractRules
 from shoal.core.jobspec import MAX_COUNT, MAX_DEPTH, JobSpec
 
 __all__ = [
     "JobCreate",
     "JobOut",
+    "HostOut",
     "JobsOut",
     "ResultOut",
     "ResultsPage",
@@ -62,6 +64,11 @@ class JobCreate(BaseModel):
     user_agent: str = Field(default=_CONFIG.user_agent, min_length=1, max_length=1000)
     save_bodies: bool = False
     insecure: bool = False
+    extract: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=50,
+        description='Extraction rules by field name: {"title": "css:title::text"}',
+    )
 
 
 class Counts(BaseModel):
@@ -100,6 +107,17 @@ class JobOut(BaseModel):
     notes: list[str]
     spec: dict[str, Any]
     workers: list[Worker]
+
+
+class HostOut(BaseModel):
+    host: str
+    done: int
+    failed: int
+    waiting: int
+    leased: int = Field(description="Rows a worker holds: in flight or about to be")
+    delay: float = Field(description="Seconds between request starts to this host")
+    robots: Literal["cached", "not fetched"]
+    owner: str | None
 
 
 class JobsOut(BaseModel):
@@ -172,6 +190,7 @@ def spec_of(body: JobCreate) -> JobSpec:
         user_agent=body.user_agent,
         save_bodies=body.save_bodies,
         verify_tls=not body.insecure,
+        extract=ExtractRules.of(body.extract) if body.extract else None,
     )
     if body.kind == "fetch":
         return JobSpec.fetch(input="api", config=config)

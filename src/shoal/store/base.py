@@ -22,6 +22,7 @@ from shoal.core.model import (
     Completion,
     FetchResult,
     FoundRequest,
+    HostView,
     JobCounts,
     JobInfo,
     JobSummary,
@@ -233,6 +234,11 @@ class Store(Protocol):
 
     async def put_cookies(self, job_id: int, data: str) -> None:
         """Store the job's cookie jar (opaque text), replacing what was there."""
+        ...
+
+    async def hosts(self, job_id: int, *, limit: int = 50) -> list[HostView]:
+        """The job's hosts with the most rows (at most ``limit``), for a person to look
+        at: rows by state, pacing, robots.txt cached, owner."""
         ...
 
     # workers

@@ -32,6 +32,7 @@ from shoal.core.model import (
     Completion,
     FetchResult,
     FoundRequest,
+    HostView,
     JobCounts,
     JobInfo,
     JobSummary,
@@ -44,6 +45,7 @@ from shoal.store import _pg_reads as reads
 from shoal.store._admission import check_limits, first_of_each
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import compress, job_config_json
+from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
 from shoal.store._pg_schema import migrate
 from shoal.store._pg_text import clean_completion, clean_request, storable_text
 from shoal.store._reopen import Reopen
@@ -410,6 +412,15 @@ class PostgresStore:
         return await self._tx(
             "counts", lambda conn: reads.counts(conn, job_id), read_only=True, snapshot=True
         )
+
+    async def hosts(self, job_id: int, *, limit: int = 50) -> list[HostView]:
+        query, robots = hosts_query("shoal_", "$1", "$2"), robots_query("shoal_", "$1")
+
+        async def work(conn: Conn) -> list[HostView]:
+            rows = await conn.fetch(query, job_id, limit)
+            return hosts_from_rows(rows, await conn.fetch(robots, job_id))
+
+        return await self._tx("hosts", work, read_only=True)
 
     async def counters(self, job_id: int) -> dict[str, int]:
         return await self._tx("counters", lambda conn: reads.counters(conn, job_id), read_only=True)

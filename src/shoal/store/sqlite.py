@@ -38,6 +38,7 @@ from shoal.core.model import (
     Completion,
     FetchResult,
     FoundRequest,
+    HostView,
     JobCounts,
     JobInfo,
     JobSummary,
@@ -51,6 +52,7 @@ from shoal.store import migrations
 from shoal.store._admission import check_limits
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import job_config_json
+from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
 from shoal.store._reopen import Reopen
 from shoal.store.base import HOST_QUANTUM
 
@@ -455,6 +457,16 @@ class SQLiteStore:
 
     async def counts(self, job_id: int) -> JobCounts:
         return await self._read("counts", partial(reads.counts, job_id=job_id))
+
+    async def hosts(self, job_id: int, *, limit: int = 50) -> list[HostView]:
+        query, robots = hosts_query("", "?", "?"), robots_query("", "?")
+        return await self._read(
+            "hosts",
+            lambda conn: hosts_from_rows(
+                conn.execute(query, (job_id, limit)).fetchall(),
+                conn.execute(robots, (job_id,)).fetchall(),
+            ),
+        )
 
     async def counters(self, job_id: int) -> dict[str, int]:
         return await self._read("counters", partial(reads.counters, job_id=job_id))

@@ -179,7 +179,7 @@ function bars(title, entries) {
   );
 }
 
-function resultLinks(name, result) {
+function resultLinks(name, result, bodies) {
   const base = `/jobs/${encodeURIComponent(name)}/results/${result.id ?? result.request_id}`;
   return h(
     "td",
@@ -187,21 +187,31 @@ function resultLinks(name, result) {
     h("a", { href: result.url, target: "_blank", rel: "noopener noreferrer" }, "open"),
     " · ",
     h("button", { type: "button", class: "link", onclick: () => openAsText(base) }, "json"),
-    result.body_hash
+    bodies && result.body_hash
       ? [" · ", h("button", { type: "button", class: "link", onclick: () => openAsText(`${base}/body`) }, "body")]
       : null,
   );
 }
 
-function resultRow(name, result) {
+function savesBodies(job) {
+  return Boolean(job.spec?.save_bodies);
+}
+
+function titleOf(result) {
+  const title = result.title ?? result.fields?.title;
+  return typeof title === "string" ? title : "";
+}
+
+function resultRow(name, result, bodies = false) {
   return h(
     "tr",
     {},
     h("td", { class: "num" }, result.status ?? "–"),
     h("td", {}, result.error_kind ?? ""),
     h("td", { class: "url" }, result.url),
+    h("td", { class: "hide-narrow" }, titleOf(result)),
     h("td", { class: "hide-narrow" }, result.error ?? ""),
-    resultLinks(name, result),
+    resultLinks(name, result, bodies),
   );
 }
 
@@ -210,7 +220,8 @@ function resultsTable(label, rows) {
     "table",
     { "aria-label": label },
     h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Status"), h("th", {}, "Error kind"),
-      h("th", {}, "URL"), h("th", { class: "hide-narrow" }, "Error"), h("th", {}, "Links"))),
+      h("th", {}, "URL"), h("th", { class: "hide-narrow" }, "Title"),
+      h("th", { class: "hide-narrow" }, "Error"), h("th", {}, "Links"))),
     rows,
   );
 }
@@ -236,9 +247,12 @@ async function jobView(name) {
   const hostsBody = h("tbody");
   const recentBody = h("tbody");
   const failuresBody = h("tbody");
+  const resultsBody = h("tbody");
+  const resultsNote = h("p", { class: "muted" });
   const statusFilter = h("input", { id: "filter-status", placeholder: "e.g. 5xx or 404", size: 10 });
   const kindFilter = h("input", { id: "filter-kind", placeholder: "e.g. connect_error", size: 16 });
   const failureNote = h("p", { class: "muted" });
+  let hostsLoaded = 0;
 
   function render() {
     replace(stats, statGrid(job));
@@ -251,6 +265,7 @@ async function jobView(name) {
       job = await request("GET", path);
       render();
       await loadFailures();
+      await loadResults();
       await loadHosts();
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) location.hash = "#/";
@@ -263,7 +278,7 @@ async function jobView(name) {
     if (kindFilter.value.trim()) query.set("error_kind", kindFilter.value.trim());
     try {
       const page = await request("GET", `${path}/results?${query}`);
-      const rows = (page.results || []).map((r) => resultRow(job.name, r));
+      const rows = (page.results || []).map((r) => resultRow(job.name, r, savesBodies(job)));
       replace(failuresBody, rows);
       failureNote.textContent = rows.length ? "" : "no failures";
       failureNote.className = "muted";
@@ -273,14 +288,25 @@ async function jobView(name) {
     }
   }
 
+  async function loadResults() {
+    try {
+      const page = await request("GET", `${path}/results?limit=100`);
+      replace(resultsBody, (page.results || []).map((r) => resultRow(job.name, r, savesBodies(job))));
+      resultsNote.textContent = page.next_after ? "the first 100; export for the rest" : "";
+    } catch (error) {
+      resultsNote.textContent = error.message;
+    }
+  }
+
   async function loadHosts() {
+    hostsLoaded = Date.now() / 1000;
     try {
       const hosts = await request("GET", `${path}/hosts`);
       replace(hostsBody, hosts.map((host) => h("tr", {},
-        h("td", {}, host.host), h("td", { class: "num" }, number(host.in_flight)),
+        h("td", {}, host.host), h("td", { class: "num" }, number(host.leased)),
         h("td", { class: "num" }, number(host.done)), h("td", { class: "num" }, number(host.failed)),
-        h("td", {}, host.paused ? `paused ${rate(host.paused)} s` : `delay ${rate(host.delay)} s`),
-        h("td", {}, host.robots ?? "–"))));
+        h("td", { class: "num" }, number(host.waiting)),
+        h("td", {}, `${rate(host.delay)} s`), h("td", {}, host.robots ?? "–"))));
     } catch {
       replace(hostsBody);
     }
@@ -303,18 +329,24 @@ async function jobView(name) {
     title,
     actions,
     stats,
-    h("div", { class: "card" }, h("h2", {}, "Throughput"), canvas),
+    h("div", { class: "card" }, h("h2", {}, "Throughput"),
+      h("p", { class: "muted" }, "Pages and bytes per second, live while the job runs."), canvas),
     summary,
     h("div", { class: "card" }, h("h2", {}, "Hosts"), h("table", { "aria-label": "hosts" },
       h("thead", {}, h("tr", {}, h("th", {}, "Host"), h("th", { class: "num" }, "In flight"),
-        h("th", { class: "num" }, "Done"), h("th", { class: "num" }, "Failed"), h("th", {}, "Pacing"),
-        h("th", {}, "robots.txt"))), hostsBody)),
-    h("div", { class: "card" }, h("h2", {}, "Recent pages"), resultsTable("recent pages", recentBody)),
+        h("th", { class: "num" }, "Done"), h("th", { class: "num" }, "Failed"),
+        h("th", { class: "num" }, "Waiting"), h("th", {}, "Delay"), h("th", {}, "robots.txt"))),
+        hostsBody)),
+    h("div", { class: "card" }, h("h2", {}, "Recent pages"),
+      h("p", { class: "muted" }, "Pages appear here as they are recorded."),
+      resultsTable("recent pages", recentBody)),
     h("div", { class: "card" }, h("h2", {}, "Failures"), filterForm, resultsTable("failures", failuresBody), failureNote),
+    h("div", { class: "card" }, h("h2", {}, "Results"), resultsTable("results", resultsBody), resultsNote),
     h("div", { class: "card" }, h("h2", {}, "Export"), exports),
   );
   render();
   await loadFailures();
+  await loadResults();
   await loadHosts();
 
   let lastTick = null;
@@ -333,7 +365,7 @@ async function jobView(name) {
             Math.max(0, (event.bytes ?? 0) - lastTick.bytes) / seconds);
         }
         lastTick = { at: now, finished, bytes: event.bytes ?? 0 };
-        loadHosts();
+        if (now - hostsLoaded > 5) loadHosts();
       } else if (event.type === "page") {
         recentBody.prepend(resultRow(job.name, event));
         while (recentBody.children.length > RECENT) recentBody.lastChild.remove();
@@ -391,13 +423,15 @@ const FIELDS = [
   { name: "name", label: "Name", type: "text", hint: "letters, digits, _ . -" },
   { name: "kind", label: "Kind", type: "select", options: ["crawl", "fetch"] },
   { name: "seeds", label: "Seed URLs (one per line)", type: "textarea", kind: "crawl" },
-  { name: "urls", label: "URLs (one per line)", type: "textarea", kind: "fetch" },
+  { name: "urls", label: "URLs to fetch (one per line)", type: "textarea", kind: "fetch" },
   { name: "depth", label: "Depth", type: "number", kind: "crawl" },
   { name: "scope", label: "Scope", type: "select", options: ["host", "domain", "prefix", "any"], kind: "crawl" },
   { name: "max_pages", label: "Max pages", type: "number", kind: "crawl" },
   { name: "per_host", label: "Requests in flight per host", type: "number" },
   { name: "concurrency", label: "Requests in flight in total", type: "number" },
   { name: "delay", label: "Delay between requests to a host (s)", type: "number", step: "0.01" },
+  { name: "retries", label: "Retries", type: "number" },
+  { name: "extract", label: "Extraction rules", type: "textarea", hint: "NAME=RULE per line, e.g. title=css:title::text" },
   { name: "ignore_robots", label: "Ignore robots.txt", type: "checkbox", kind: "crawl" },
 ];
 
@@ -450,6 +484,13 @@ function newJobView() {
         if (input.checked) body.robots = false;
       } else if (field.type === "checkbox") {
         if (input.checked) body[field.name] = true;
+      } else if (field.name === "extract") {
+        const rules = {};
+        for (const line of input.value.split("\n").map((l) => l.trim()).filter(Boolean)) {
+          const at = line.indexOf("=");
+          if (at > 0) rules[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+        }
+        body.extract = rules;
       } else if (field.type === "textarea") {
         const lines = input.value.split("\n").map((l) => l.trim()).filter(Boolean);
         body[field.name] = lines;
