@@ -1231,3 +1231,30 @@ async def test_results_keep_the_proxy_they_went_through(store: Store, job: JobIn
     batch = Completion(results=[ok(proxied, proxy="http://proxy.test:3128"), ok(direct)])
     await store.complete(job.id, "w1", batch, now=T0 + 1)
     assert [r.proxy for r in await all_results(store, job.id)] == ["http://proxy.test:3128", None]
+
+
+# -- hosts, for people ---------------------------------------------------------
+
+
+async def test_hosts_show_rows_by_state_pacing_and_robots(store: Store, job: JobInfo) -> None:
+    await store.add_requests(
+        job.id,
+        [
+            *(new_request(n, host="busy.test") for n in range(4)),
+            new_request("one", host="quiet.test"),
+        ],
+        now=T0,
+    )
+    leased = await store.lease(job.id, "w", limit=10, now=T0, ttl=60, gap=0.25)
+    busy = [r for r in leased if r.host == "busy.test"]
+    done = Completion(results=[ok(busy[0]), ok(busy[1], status=None, error_kind="dns_error")])
+    await store.complete(job.id, "w", done, now=T0 + 1)
+    await store.put_robots(job.id, "https://busy.test", "{}", expires=T0 + 1000)
+
+    views = {view.host: view for view in await store.hosts(job.id)}
+    assert list(views) == ["busy.test", "quiet.test"]  # the busiest first
+    assert (views["busy.test"].done, views["busy.test"].failed) == (1, 1)
+    assert views["busy.test"].leased == 2 and views["busy.test"].waiting == 0
+    assert views["busy.test"].robots_cached and not views["quiet.test"].robots_cached
+    assert views["busy.test"].owner == "w"
+    assert [v.host for v in await store.hosts(job.id, limit=1)] == ["busy.test"]
