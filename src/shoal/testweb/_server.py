@@ -343,3 +343,44 @@ def serve_in_thread(server: _S, *, name: str, timeout: float = _THREAD_TIMEOUT) 
         thread.join(timeout)
         if thread.is_alive():
             raise RuntimeError(f"{name} thread did not stop within {timeout} s")
+
+
+class StreamServer:
+    """A loopback TCP server on an ephemeral port that hands each connection to
+    ``_serve``; ``start()``/``close()``, or ``run_in_thread()`` in tests."""
+
+    scheme = "tcp"
+
+    def __init__(self, *, host: str = "127.0.0.1") -> None:
+        self._host = host
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._serve, self._host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._closing()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    def _closing(self) -> None:
+        """Called as the server stops taking connections, before it waits for them."""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    @contextlib.contextmanager
+    def run_in_thread(cls, **kwargs: Any) -> Iterator[Self]:
+        with serve_in_thread(cls(**kwargs), name=f"shoal-testweb-{cls.__name__}") as server:
+            yield server

@@ -17,13 +17,11 @@ CONNECT (tunnels for https) is refused with 405.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-from collections.abc import Iterator
-from typing import NamedTuple, Self
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from shoal.testweb._server import serve_in_thread
+from shoal.testweb._server import StreamServer
 
 __all__ = ["ForwardProxy", "ProxiedRequest"]
 
@@ -46,41 +44,19 @@ class ProxiedRequest(NamedTuple):
         return next((value for key, value in self.headers if key.lower() == wanted), None)
 
 
-class ForwardProxy:
+class ForwardProxy(StreamServer):
     """See the module docstring. ``start()``/``close()``, or ``run_in_thread()``."""
 
-    def __init__(self, *, host: str = "127.0.0.1", require: str | None = None) -> None:
-        self._host = host
-        self._require = require
-        self._server: asyncio.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._passed: list[ProxiedRequest] = []
-        self.port = 0
+    scheme = "http"
 
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+    def __init__(self, *, host: str = "127.0.0.1", require: str | None = None) -> None:
+        super().__init__(host=host)
+        self._require = require
+        self._passed: list[ProxiedRequest] = []
 
     def passed(self) -> list[ProxiedRequest]:
         """What went through, oldest first (a copy)."""
         return list(self._passed)
-
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self._host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    @classmethod
-    @contextlib.contextmanager
-    def run_in_thread(cls, **kwargs: str | None) -> Iterator[Self]:
-        with serve_in_thread(cls(**kwargs), name="shoal-testweb-proxy") as proxy:  # type: ignore[arg-type]
-            yield proxy
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

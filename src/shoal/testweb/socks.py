@@ -18,10 +18,8 @@ import contextlib
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
-from typing import Self
 
-from shoal.testweb._server import serve_in_thread
+from shoal.testweb._server import StreamServer
 
 __all__ = ["Socks5Proxy"]
 
@@ -29,43 +27,23 @@ _TIMEOUT = 30.0
 _SUCCEEDED, _NOT_ALLOWED, _REFUSED, _UNSUPPORTED = 0, 2, 5, 7
 
 
-class Socks5Proxy:
+class Socks5Proxy(StreamServer):
     """See the module docstring. ``start()``/``close()``, or ``run_in_thread()``."""
 
+    scheme = "socks5"
+
     def __init__(self, *, host: str = "127.0.0.1") -> None:
-        self._host = host
-        self._server: asyncio.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        super().__init__(host=host)
         self._connected: list[str] = []
         self._relays: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"socks5://{self._host}:{self.port}"
 
     def connected(self) -> list[str]:
         """``host:port`` of every tunnel opened, oldest first (a copy)."""
         return list(self._connected)
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self._host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._relays):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    @classmethod
-    @contextlib.contextmanager
-    def run_in_thread(cls) -> Iterator[Self]:
-        with serve_in_thread(cls(), name="shoal-testweb-socks") as proxy:
-            yield proxy
+    def _closing(self) -> None:
+        for task in list(self._relays):
+            task.cancel()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
