@@ -110,3 +110,23 @@ async def test_all_clients_together_get_at_most_the_page_rate() -> None:
     now[0] += 10
     hub.publish_pages("a", results(200, 5))
     assert kinds(first.take()) == ["page"] * 5
+
+
+async def test_over_the_rate_every_client_gets_the_same_pages_encoded_once() -> None:
+    now = [0.0]
+    hub = EventHub(HubLimits(queue=100, page_rate=1000), clock=lambda: now[0])
+    watchers = [hub.subscribe(None) for _ in range(999)] + [hub.subscribe("a")]
+    elsewhere = hub.subscribe("b")  # 1,001 clients: a share under one page a second
+    now[0] += 2
+    hub.publish_pages("a", results(0, 200))
+    sent = [w.take() for w in watchers]
+    assert all(kinds(texts) == ["page", "dropped"] for texts in sent)
+    first = sent[0][0]
+    assert all(texts[0] is first for texts in sent)  # one text for all, not one each
+    assert {json.loads(texts[1])["count"] for texts in sent} == {199}
+    assert elsewhere.take() == []  # another job's pages were not its to miss
+    hub.publish_pages("a", results(200, 50))  # no time passed: nothing to send
+    assert all(kinds(w.take()) == ["dropped"] for w in watchers)
+    hub.publish_pages("b", results(300, 5))
+    assert kinds(watchers[-1].take()) == []
+    assert kinds(elsewhere.take()) == ["dropped"]

@@ -17,9 +17,11 @@ stays blocked for ``send_timeout`` seconds, or that overflows ``max_strikes`` ti
 row without once draining its buffer, is closed with a reason (``TooSlow``).
 
 Sending costs the service's own loop, which the crawls share: all clients together are
-sent at most ``page_rate`` page messages a second, each client an equal share (a token
-bucket holding at most a second's share); pages over its share are dropped and counted
-like a lagging client's.
+sent at most ``page_rate`` page messages a second. The hub picks, from the stream of
+results, a client's equal share of them (a token bucket holding at most a second's share),
+encodes each picked page once and hands the same text to every client; the pages it skips
+are only counted, and each client learns how many it missed in its next ``dropped``
+message. Publishing a page nobody is sent costs no encoding and no loop over clients.
 """
 
 from __future__ import annotations
@@ -87,11 +89,11 @@ class HubLimits:
 class Subscriber:
     """One client's buffers. ``job`` None: every job's events."""
 
-    def __init__(self, job: str | None, limits: HubLimits, *, now: float = 0.0) -> None:
+    def __init__(self, job: str | None, limits: HubLimits, skipped: _Skipped) -> None:
         self.job = job
         self._limits = limits
-        self._tokens = 0.0
-        self._refilled = now
+        self._skipped = skipped
+        self._skip_mark = skipped.of(job)
         self._pages: deque[str] = deque()
         self._states: deque[str] = deque(maxlen=256)
         self._progress: dict[str, str] = {}
@@ -113,27 +115,13 @@ class Subscriber:
         self._progress[job] = text  # only the latest tick matters
         self._wake.set()
 
-    def offer_pages(self, texts: Sequence[str], *, now: float = 0.0, share: float = 0.0) -> None:
-        """Buffer ``texts``; ``share``: page messages a second this client may be sent
-        (0: no limit)."""
+    def offer_pages(self, texts: Sequence[str]) -> None:
+        """Buffer ``texts`` (the same list for every client: not changed here)."""
         if self.kicked is not None:
             return
         if self.lagging:
             self._drop(len(texts))
             return
-        if share > 0:
-            elapsed = max(0.0, now - self._refilled)
-            # At most a second's share at once: a burst never exceeds the rate for long.
-            self._tokens = min(max(share, 1.0), self._tokens + elapsed * share)
-            self._refilled = now
-            allowed = min(len(texts), int(self._tokens))
-            self._tokens -= allowed
-            if allowed < len(texts):
-                self._drop(len(texts) - allowed)
-                texts = texts[:allowed]
-                self._wake.set()
-            if not texts:
-                return
         if len(self._pages) + len(texts) > self._limits.queue:
             self._drop(len(self._pages) + len(texts))
             self._pages.clear()
@@ -164,8 +152,11 @@ class Subscriber:
             self._pages.clear()
         out.extend(self._progress.values())
         self._progress.clear()
-        if self.dropped:
-            out.append(_dumps({"type": "dropped", "count": self.dropped}))
+        skipped = self._skipped.of(self.job)
+        missed = self.dropped + max(0, skipped - self._skip_mark)
+        self._skip_mark = skipped
+        if missed:
+            out.append(_dumps({"type": "dropped", "count": missed}))
             self.dropped = 0
         self._wake.clear()
         return out
@@ -194,6 +185,24 @@ class Subscriber:
             self.caught_up()
 
 
+class _Skipped:
+    """Pages the hub skipped (over the page rate), by job and in all: each subscriber
+    keeps the count it last reported and reports the difference."""
+
+    __slots__ = ("all", "by_job")
+
+    def __init__(self) -> None:
+        self.all = 0
+        self.by_job: dict[str, int] = {}
+
+    def of(self, job: str | None) -> int:
+        return self.all if job is None else self.by_job.get(job, 0)
+
+    def add(self, job: str, count: int) -> None:
+        self.all += count
+        self.by_job[job] = self.by_job.get(job, 0) + count
+
+
 class EventHub:
     """Fans job events out to subscribers; every method returns at once."""
 
@@ -203,13 +212,16 @@ class EventHub:
         self.limits = limits or HubLimits()
         self._clock = clock
         self._subscribers: set[Subscriber] = set()
+        self._skipped = _Skipped()
+        self._tokens = 0.0
+        self._refilled = clock()
 
     @property
     def clients(self) -> int:
         return len(self._subscribers)
 
     def subscribe(self, job: str | None) -> Subscriber:
-        subscriber = Subscriber(job, self.limits, now=self._clock())
+        subscriber = Subscriber(job, self.limits, self._skipped)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -217,14 +229,26 @@ class EventHub:
         self._subscribers.discard(subscriber)
 
     def publish_pages(self, job: str, results: Sequence[FetchResult]) -> None:
-        if not self._subscribers or not results:
+        subscribers = self._subscribers
+        if not subscribers or not results:
             return
+        rate = self.limits.page_rate
+        if rate > 0:  # 0: every page to every client
+            now, share = self._clock(), rate / len(subscribers)
+            # At most a second's share at once: a burst never exceeds the rate for long.
+            self._tokens = min(max(share, 1.0), self._tokens + (now - self._refilled) * share)
+            self._refilled = now
+            allowed = min(len(results), int(self._tokens))
+            if allowed < len(results):
+                self._skipped.add(job, len(results) - allowed)
+                if not allowed:
+                    return
+                results = results[:allowed]
+            self._tokens -= allowed
         texts = [page_message(job, result) for result in results]
-        # page_rate 0: no limit.
-        now, share = self._clock(), self.limits.page_rate / len(self._subscribers)
-        for subscriber in self._subscribers:
-            if subscriber.wants(job):
-                subscriber.offer_pages(texts, now=now, share=share)
+        for subscriber in subscribers:
+            if subscriber.job is None or subscriber.job == job:
+                subscriber.offer_pages(texts)
 
     def publish_progress(self, job: str, progress: dict[str, Any]) -> None:
         if not self._subscribers:
@@ -239,6 +263,8 @@ class EventHub:
         if error is not None:
             message["error"] = error
         text = _dumps(message)
+        if state == "deleted":
+            self._skipped.by_job.pop(job, None)
         for subscriber in self._subscribers:
             if subscriber.wants(job):
                 subscriber.offer_state(text)
