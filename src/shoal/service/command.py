@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from shoal.cli.observe import Observe, observe_options
 from shoal.core.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -17,6 +20,10 @@ __all__ = ["serve"]
 
 EXIT_USAGE = 2
 EXIT_STORE = 3
+EXIT_INTERRUPTED = 130
+OPEN_FILES = 65536
+"""Descriptors the service asks for: one per WebSocket client and per connection of its
+jobs (never above the hard limit)."""
 
 
 @click.command()
@@ -58,6 +65,7 @@ EXIT_STORE = 3
     multiple=True,
     help="Allow browsers on this origin to call the API (repeat; off by default).",
 )
+@observe_options
 def serve(
     store: str,
     host: str,
@@ -67,6 +75,7 @@ def serve(
     max_jobs: int,
     ws_page_rate: float,
     cors_origins: tuple[str, ...],
+    **observing: Any,
 ) -> None:
     """Run the job service: REST API, WebSocket events and /metrics (docs/service.md)."""
     from shoal.service._settings import ServiceSettings
@@ -85,14 +94,24 @@ def serve(
     except ConfigError as exc:
         click.echo(f"shoal: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    run(settings)
+    run(settings, Observe.of(observing))
 
 
-def run(settings: ServiceSettings) -> None:
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    """What a SIGTERM does once uvicorn has shut down gracefully on it: nothing more, so
+    that the run ends normally (a profile is written) and exits 0."""
+
+
+def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
     import uvicorn
 
+    from shoal.cli.observe import debugged
+    from shoal.engine.profiling import profiled
+    from shoal.engine.resources import raise_nofile_limit, run_loop
     from shoal.service._app import create_app
     from shoal.store import open_store
+
+    observe = observe or Observe()
 
     try:
         store = open_store(settings.store)
@@ -121,4 +140,12 @@ def run(settings: ServiceSettings) -> None:
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    server.run()
+    raise_nofile_limit(OPEN_FILES)
+    # uvicorn handles SIGTERM itself, then raises it again once it has stopped.
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with profiled(observe.profile):
+            main = server.serve()
+            run_loop(debugged(main, observe) if observe.debug else main)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
