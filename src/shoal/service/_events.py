@@ -19,9 +19,10 @@ row without once draining its buffer, is closed with a reason (``TooSlow``).
 Sending costs the service's own loop, which the crawls share: all clients together are
 sent at most ``page_rate`` page messages a second. The hub picks, from the stream of
 results, a client's equal share of them (a token bucket holding at most a second's share),
-encodes each picked page once and hands the same text to every client; the pages it skips
-are only counted, and each client learns how many it missed in its next ``dropped``
-message. Publishing a page nobody is sent costs no encoding and no loop over clients.
+encodes each picked page once and hands the same text to every client. The pages it
+skips are only counted: each ``progress`` message says how many of the job's pages were
+skipped so far (``skipped``), the same text for every client. Publishing a page nobody
+is sent costs no encoding and no loop over clients, and a skipped page costs no frame.
 """
 
 from __future__ import annotations
@@ -89,11 +90,9 @@ class HubLimits:
 class Subscriber:
     """One client's buffers. ``job`` None: every job's events."""
 
-    def __init__(self, job: str | None, limits: HubLimits, skipped: _Skipped) -> None:
+    def __init__(self, job: str | None, limits: HubLimits) -> None:
         self.job = job
         self._limits = limits
-        self._skipped = skipped
-        self._skip_mark = skipped.of(job)
         self._pages: deque[str] = deque()
         self._states: deque[str] = deque(maxlen=256)
         self._progress: dict[str, str] = {}
@@ -152,11 +151,8 @@ class Subscriber:
             self._pages.clear()
         out.extend(self._progress.values())
         self._progress.clear()
-        skipped = self._skipped.of(self.job)
-        missed = self.dropped + max(0, skipped - self._skip_mark)
-        self._skip_mark = skipped
-        if missed:
-            out.append(_dumps({"type": "dropped", "count": missed}))
+        if self.dropped:
+            out.append(_dumps({"type": "dropped", "count": self.dropped}))
             self.dropped = 0
         self._wake.clear()
         return out
@@ -185,24 +181,6 @@ class Subscriber:
             self.caught_up()
 
 
-class _Skipped:
-    """Pages the hub skipped (over the page rate), by job and in all: each subscriber
-    keeps the count it last reported and reports the difference."""
-
-    __slots__ = ("all", "by_job")
-
-    def __init__(self) -> None:
-        self.all = 0
-        self.by_job: dict[str, int] = {}
-
-    def of(self, job: str | None) -> int:
-        return self.all if job is None else self.by_job.get(job, 0)
-
-    def add(self, job: str, count: int) -> None:
-        self.all += count
-        self.by_job[job] = self.by_job.get(job, 0) + count
-
-
 class EventHub:
     """Fans job events out to subscribers; every method returns at once."""
 
@@ -212,7 +190,7 @@ class EventHub:
         self.limits = limits or HubLimits()
         self._clock = clock
         self._subscribers: set[Subscriber] = set()
-        self._skipped = _Skipped()
+        self._skipped: dict[str, int] = {}  # pages over the rate, by job
         self._tokens = 0.0
         self._refilled = clock()
 
@@ -221,7 +199,7 @@ class EventHub:
         return len(self._subscribers)
 
     def subscribe(self, job: str | None) -> Subscriber:
-        subscriber = Subscriber(job, self.limits, self._skipped)
+        subscriber = Subscriber(job, self.limits)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -240,7 +218,7 @@ class EventHub:
             self._refilled = now
             allowed = min(len(results), int(self._tokens))
             if allowed < len(results):
-                self._skipped.add(job, len(results) - allowed)
+                self._skipped[job] = self._skipped.get(job, 0) + len(results) - allowed
                 if not allowed:
                     return
                 results = results[:allowed]
@@ -253,7 +231,9 @@ class EventHub:
     def publish_progress(self, job: str, progress: dict[str, Any]) -> None:
         if not self._subscribers:
             return
-        text = _dumps({"type": "progress", "job": job, **progress})
+        text = _dumps(
+            {"type": "progress", "job": job, **progress, "skipped": self._skipped.get(job, 0)}
+        )
         for subscriber in self._subscribers:
             if subscriber.wants(job):
                 subscriber.offer_progress(job, text)
@@ -264,7 +244,7 @@ class EventHub:
             message["error"] = error
         text = _dumps(message)
         if state == "deleted":
-            self._skipped.by_job.pop(job, None)
+            self._skipped.pop(job, None)
         for subscriber in self._subscribers:
             if subscriber.wants(job):
                 subscriber.offer_state(text)

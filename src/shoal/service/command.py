@@ -134,6 +134,9 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_ws_message_bytes,
+        # Events are small JSON texts; compressing each one for each client would cost a
+        # zlib stream per client in memory and a compression per frame sent.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=30,
         server_header=False,
         log_level="info",
