@@ -40,6 +40,7 @@ async def test_a_crawl_followed_live_matches_the_cli_crawl_of_the_same_spec(
                 assert created.status_code == 201, created.text
                 pages, _ = await follow_until(ws, "site", "finished")
                 job = (await http.get("/jobs/site")).json()
+                assert "shoal_websocket_clients 1.0" in (await http.get("/metrics")).text
         served_results = await stored_results(tmp_path / "served.db", "site")
         assert len(pages) == len(served_results) == job["counts"]["total"]
         assert sorted(p["url"] for p in pages) == [r[0] for r in served_results]

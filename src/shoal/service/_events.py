@@ -77,8 +77,8 @@ def _title(result: FetchResult) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HubLimits:
-    """``queue``: page messages buffered per client; ``send_timeout``: seconds one send
-    may stay blocked; ``max_strikes``: overflows in a row before a client is closed;
+    """``queue``: page messages buffered per client; ``send_timeout``: seconds sending
+    what was taken at once may stay blocked; ``max_strikes``: overflows in a row before a client is closed;
     ``page_rate``: page messages a second sent to all clients together (0: no limit)."""
 
     queue: int = 1000
@@ -172,12 +172,14 @@ class Subscriber:
                 await self.wait()
             if self.kicked is not None:
                 raise TooSlow(self.kicked)
-            for text in self.take():
-                try:
-                    async with asyncio.timeout(timeout):
+            texts = self.take()
+            try:
+                # One deadline for what was taken (a handful of messages), not one each.
+                async with asyncio.timeout(timeout):
+                    for text in texts:
                         await send(text)
-                except TimeoutError:
-                    raise TooSlow(f"too slow: a send was blocked for {timeout:g} s") from None
+            except TimeoutError:
+                raise TooSlow(f"too slow: a send was blocked for {timeout:g} s") from None
             self.caught_up()
 
 
