@@ -99,11 +99,14 @@ async def start_service(
 class Crawled:
     pages_per_s: float
     cpu_us_per_page: float  # the service's CPU time (all its threads) over the crawl
+    system_us_per_page: float  # of which in the kernel (sockets, loopback delivery)
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """The process's (user, system) CPU seconds so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 async def crawl(http: httpx.AsyncClient, name: str, seeds: list[str], pid: int) -> Crawled:
@@ -123,9 +126,11 @@ async def crawl(http: httpx.AsyncClient, name: str, seeds: list[str], pid: int) 
             # Another process's job: asking again is the only way to know.
             await asyncio.sleep(0.5)
     pages = job["counts"]["finished"]
+    user, system = cpu_seconds(pid)
     return Crawled(
         pages_per_s=pages / (job["finished_at"] - job["started_at"]),
-        cpu_us_per_page=1e6 * (cpu_seconds(pid) - cpu) / pages,
+        cpu_us_per_page=1e6 * (user + system - cpu[0] - cpu[1]) / pages,
+        system_us_per_page=1e6 * (system - cpu[1]) / pages,
     )
 
 
@@ -267,9 +272,12 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"pages/s alone (before, after) {rates}")
     print(f"pages/s with clients       {watched.pages_per_s:,.0f}")
     print(f"ratio                      {watched.pages_per_s / baseline:.2f}  (goal >= 0.9)")
-    cpus = ", ".join(f"{c.cpu_us_per_page:,.0f}" for c in alone)
-    print(f"service CPU/page alone     {cpus} us")
-    print(f"service CPU/page watched   {watched.cpu_us_per_page:,.0f} us")
+    cpus = ", ".join(f"{c.cpu_us_per_page:,.0f} ({c.system_us_per_page:,.0f})" for c in alone)
+    print(f"service CPU/page alone     {cpus} us (of which system)")
+    print(
+        f"service CPU/page watched   {watched.cpu_us_per_page:,.0f} "
+        f"({watched.system_us_per_page:,.0f}) us"
+    )
     print(f"CPU ratio alone / watched  {cpu_alone / watched.cpu_us_per_page:.2f}")
     print(f"service RSS idle           {rss_idle:,.0f} MiB")
     print(f"service RSS with clients   {rss_clients:,.0f} MiB")
