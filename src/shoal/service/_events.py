@@ -78,8 +78,9 @@ def _title(result: FetchResult) -> str | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HubLimits:
     """``queue``: page messages buffered per client; ``send_timeout``: seconds sending
-    what was taken at once may stay blocked; ``max_strikes``: overflows in a row before a client is closed;
-    ``page_rate``: page messages a second sent to all clients together (0: no limit)."""
+    what was taken at once may stay blocked; ``max_strikes``: overflows in a row before
+    a client is closed; ``page_rate``: page messages a second sent to all clients
+    together (0: no limit)."""
 
     queue: int = 1000
     send_timeout: float = 10.0
