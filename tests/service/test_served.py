@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -228,3 +229,35 @@ async def test_a_postgresql_service_shows_the_workers_that_join_its_job(
         host=1, cross_host=False
     )
     assert set(urls) == expected
+
+
+async def test_a_port_in_use_or_an_unknown_host_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, expected in (
+            (
+                ("--port", str(port)),
+                f"shoal: cannot listen on 127.0.0.1 port {port}: Address already in use",
+            ),
+            (
+                ("--host", "no-such-host.invalid", "--token", TOKEN),
+                "shoal: cannot listen on no-such-host.invalid: ",
+            ),
+        ):
+            refused = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "shoal",
+                "serve",
+                "--store",
+                str(tmp_path / "s.db"),
+                *args,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            async with asyncio.timeout(60):
+                _, err = await refused.communicate()
+            assert refused.returncode == 2
+            lines = err.decode().strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(expected), lines

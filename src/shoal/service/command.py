@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,25 @@ def serve(
     run(settings, Observe.of(observing))
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the service could not listen on ``host``:``port`` (None: it can), found by
+    binding a socket to each of its addresses as the server will, then closing it."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}: {exc.strerror}"
+    for family, kind, proto, _name, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+    return None
+
+
 def _stopped(_signum: int, _frame: FrameType | None) -> None:
     """What a SIGTERM does once uvicorn has shut down gracefully on it: nothing more, so
     that the run ends normally (a profile is written) and exits 0."""
@@ -128,6 +148,10 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
     except StoreError as exc:
         click.echo(f"shoal: store error: {exc}", err=True)
         sys.exit(EXIT_STORE)
+    problem = _cannot_listen(settings.host, settings.port)
+    if problem is not None:
+        click.echo(f"shoal: {problem}", err=True)
+        sys.exit(EXIT_USAGE)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -152,3 +176,8 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
             run_loop(debugged(main, observe) if observe.debug else main)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == uvicorn.config.STARTUP_FAILURE:
+            # uvicorn logged why; its code would read as shoal's "store error" (3).
+            sys.exit(EXIT_USAGE)
+        raise
