@@ -21,8 +21,9 @@ sent at most ``page_rate`` page messages a second. The hub picks, from the strea
 results, a client's equal share of them (a token bucket holding at most a second's share),
 encodes each picked page once and hands the same text to every client. The pages it
 skips are only counted: each ``progress`` message says how many of the job's pages were
-skipped so far (``skipped``), the same text for every client. Publishing a page nobody
-is sent costs no encoding and no loop over clients, and a skipped page costs no frame.
+skipped since the service started (``skipped``), the same text for every client.
+Publishing a page nobody is sent costs no encoding and no loop over clients, and a
+skipped page costs no frame.
 """
 
 from __future__ import annotations
