@@ -150,3 +150,16 @@ async def test_serve_debugs_and_profiles_until_sigterm(tmp_path: Path) -> None:
     functions = {name for (_, _, name) in stats.stats}  # type: ignore[attr-defined]
     assert "create_job" in functions
     assert "publish_pages" in functions
+
+
+def test_a_profile_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/\n")
+    missing = tmp_path / "missing" / "run.prof"
+    for command in (["fetch", "in.txt"], ["worker", "--job", "x"], ["serve", "--port", "0"]):
+        ran = run_shoal(*command, "--profile", str(missing), cwd=tmp_path)
+        assert ran.code == 2, ran.stderr
+        assert ran.stderr.strip().splitlines() == [
+            f"shoal: Invalid value for '--profile': cannot write {missing}: "
+            f"{missing.parent} does not exist (see 'shoal {command[0]} --help')"
+        ]
+    assert not (tmp_path / "shoal.db").exists()  # refused before the store was touched

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["serve"]
 
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_INTERRUPTED = 130
@@ -58,7 +60,7 @@ jobs (never above the hard limit)."""
     show_default=True,
     type=click.FloatRange(min=0),
     help="Page events a second sent to all WebSocket clients together (0: no limit); "
-    "each client gets an equal share, the rest is counted as dropped.",
+    "each client gets an equal share, the rest are counted as skipped.",
 )
 @click.option(
     "--cors-origin",
@@ -181,3 +183,12 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
             # uvicorn logged why; its code would read as shoal's "store error" (3).
             sys.exit(EXIT_USAGE)
         raise
+    except Exception as exc:
+        if observe.debug or os.environ.get("SHOAL_DEBUG"):
+            raise
+        click.echo(
+            f"shoal: internal error: {type(exc).__name__}: {exc} "
+            "(set SHOAL_DEBUG=1 or give --debug for details)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
