@@ -99,14 +99,42 @@ async def test_all_clients_together_get_at_most_the_page_rate() -> None:
     first, second = hub.subscribe(None), hub.subscribe(None)
     now[0] += 5  # a bucket holds one second's share (100 each), however long it waited
     hub.publish_pages("a", results(0, 150))
-    assert kinds(first.take()) == ["page"] * 100 + ["dropped"]
+    assert kinds(first.take()) == ["page"] * 100  # a skipped page costs no message
     second.take()
     now[0] += 0.5  # each client's share: 100 a second, so 50 more now
     hub.publish_pages("a", results(100, 80))
+    hub.publish_progress("a", {"finished": 230})
     sent = first.take()
-    assert kinds(sent) == ["page"] * 50 + ["dropped"]
-    assert json.loads(sent[-1])["count"] == 30
+    assert kinds(sent) == ["page"] * 50 + ["progress"]
+    assert json.loads(sent[-1])["skipped"] == 50 + 30  # the job's pages skipped so far
     assert not first.lagging and first.kicked is None  # over its share is not a strike
     now[0] += 10
     hub.publish_pages("a", results(200, 5))
     assert kinds(first.take()) == ["page"] * 5
+    pages = [json.loads(t) for t in second.take()]
+    assert [p["id"] for p in pages if p["type"] == "page"] == [*range(100, 150), *range(200, 205)]
+
+
+async def test_over_the_rate_every_client_gets_the_same_pages_encoded_once() -> None:
+    now = [0.0]
+    hub = EventHub(HubLimits(queue=100, page_rate=1000), clock=lambda: now[0])
+    watchers = [hub.subscribe(None) for _ in range(999)] + [hub.subscribe("a")]
+    elsewhere = hub.subscribe("b")  # 1,001 clients: a share under one page a second
+    now[0] += 2
+    hub.publish_pages("a", results(0, 200))
+    hub.publish_progress("a", {"finished": 200})
+    sent = [w.take() for w in watchers]
+    assert all(kinds(texts) == ["page", "progress"] for texts in sent)
+    assert all(texts[0] is sent[0][0] for texts in sent)  # one text for all, not one each
+    assert all(texts[1] is sent[0][1] for texts in sent)
+    assert json.loads(sent[0][1])["skipped"] == 199
+    assert elsewhere.take() == []  # another job's pages are not its to see
+    hub.publish_pages("a", results(200, 50))  # no time passed: nothing to send
+    assert all(w.take() == [] for w in watchers)
+    hub.publish_pages("b", results(300, 5))
+    hub.publish_progress("b", {"finished": 5})
+    assert kinds(watchers[-1].take()) == []
+    assert json.loads(elsewhere.take()[0])["skipped"] == 5
+    hub.publish_state("a", "deleted")
+    hub.publish_progress("a", {"finished": 0})  # a job of the same name starts afresh
+    assert json.loads(watchers[-1].take()[-1])["skipped"] == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 
 from shoal.store import SQLiteStore
@@ -240,3 +242,97 @@ async def test_a_job_that_fails_is_its_state_and_the_service_goes_on(tmp_path: P
         assert (await client.post("/jobs", json=body)).status_code == 201
         fine = await wait_for_state(app, client, "fine", "finished")
         assert fine["counts"]["done"] == 1
+
+
+async def test_the_store_holds_at_most_max_jobs(tmp_path: Path) -> None:
+    async with served(tmp_path, max_jobs=2) as (_app, client):
+        for name in ("a", "b"):
+            body = {"name": name, "kind": "fetch", "urls": []}
+            assert (await client.post("/jobs", json=body)).status_code == 201
+        third = await client.post("/jobs", json={"name": "c", "kind": "fetch", "urls": []})
+        assert third.status_code == 409
+        assert third.json()["detail"] == "the service holds 2 jobs already"
+        again = await client.post("/jobs", json={"name": "a", "kind": "fetch", "urls": []})
+        assert again.status_code == 200  # a job it holds is no new job
+        assert (await client.delete("/jobs/a")).status_code == 204
+        third = await client.post("/jobs", json={"name": "c", "kind": "fetch", "urls": []})
+        assert third.status_code == 201
+
+
+async def test_cors_is_off_unless_an_origin_is_configured(tmp_path: Path) -> None:
+    preflight = {
+        "Origin": "http://ui.test",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    async with served(tmp_path) as (_app, client):
+        plain = await client.get("/jobs", headers={"Origin": "http://ui.test"})
+        assert plain.status_code == 200
+        assert "access-control-allow-origin" not in plain.headers
+        refused = await client.options("/jobs", headers=preflight)
+        assert refused.status_code == 405
+        assert "access-control-allow-origin" not in refused.headers
+    async with served(tmp_path, cors_origins=("http://ui.test",)) as (_app, client):
+        allowed = await client.options("/jobs", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "http://ui.test"
+        other = await client.options("/jobs", headers={**preflight, "Origin": "http://evil.test"})
+        assert other.status_code == 400
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_saved_body_is_a_safe_download_and_in_the_warc_export(tmp_path: Path) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+
+    async with TestWeb(SiteSpec(hosts=1, pages=5)) as web, served(tmp_path) as (app, client):
+        url = web.url(0, "/page/1")
+        async with httpx.AsyncClient() as direct:
+            page = (await direct.get(url)).content
+        # Bodies are stored by content: the job without them fetches another page.
+        for name, save, where in (("kept", True, url), ("plain", False, web.url(0, "/page/2"))):
+            body = {"name": name, "kind": "fetch", "urls": [where], "save_bodies": save}
+            assert (await client.post("/jobs", json=body)).status_code == 201
+            await wait_for_state(app, client, name, "finished")
+        [kept] = (await client.get("/jobs/kept/results")).json()["results"]
+        download = await client.get(f"/jobs/kept/results/{kept['id']}/body")
+        assert download.status_code == 200
+        assert download.content == page
+        assert download.headers["content-type"] == "application/octet-stream"
+        assert download.headers["content-disposition"] == f'attachment; filename="{kept["id"]}"'
+        assert download.headers["x-content-type-options"] == "nosniff"
+        assert download.headers["content-security-policy"] == "sandbox"
+        assert download.headers["x-shoal-content-type"].startswith("text/html")
+        [plain] = (await client.get("/jobs/plain/results")).json()["results"]
+        assert (await client.get(f"/jobs/plain/results/{plain['id']}/body")).status_code == 404
+        assert (await client.get("/jobs/kept/results/999999/body")).status_code == 404
+        warc = await client.get("/jobs/kept/export", params={"format": "warc"})
+        assert warc.status_code == 200
+        records = [
+            (record.rec_headers.get_header("WARC-Target-URI"), record.content_stream().read())
+            for record in ArchiveIterator(io.BytesIO(warc.content))
+            if record.rec_type == "response"
+        ]
+        assert records == [(url, page)]
+
+
+async def test_metrics_show_what_runs_and_errors_by_kind(tmp_path: Path) -> None:
+    spec = SiteSpec(hosts=1, pages=200, latency_ms=20)
+    async with TestWeb(spec) as web, served(tmp_path) as (app, client):
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{unused.getsockname()[1]}/"
+        refused = {"name": "refused", "kind": "fetch", "urls": [closed], "retries": 0}
+        assert (await client.post("/jobs", json=refused)).status_code == 201
+        await wait_for_state(app, client, "refused", "finished")
+        body = {"name": "slow", "kind": "crawl", "seeds": [web.url(0, "/")], "per_host": 1}
+        assert (await client.post("/jobs", json=body)).status_code == 201
+        await wait_for_state(app, client, "slow", "running")
+        text = (await client.get("/metrics")).text
+        assert 'shoal_requests_in_flight{job="slow"}' in text
+        assert 'shoal_frontier_queued{job="slow"}' in text
+        assert 'shoal_jobs{state="running"} 1.0' in text
+        assert 'shoal_pages_total{job="refused",status_class="error"} 1.0' in text
+        assert 'shoal_errors_total{job="refused",kind="connect_error"} 1.0' in text
+        assert (await client.post("/jobs/slow/cancel")).status_code == 200
+        text = (await client.get("/metrics")).text
+        assert 'shoal_requests_in_flight{job="slow"}' not in text

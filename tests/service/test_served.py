@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ async def test_a_crawl_followed_live_matches_the_cli_crawl_of_the_same_spec(
                 assert created.status_code == 201, created.text
                 pages, _ = await follow_until(ws, "site", "finished")
                 job = (await http.get("/jobs/site")).json()
+                assert "shoal_websocket_clients 1.0" in (await http.get("/metrics")).text
         served_results = await stored_results(tmp_path / "served.db", "site")
         assert len(pages) == len(served_results) == job["counts"]["total"]
         assert sorted(p["url"] for p in pages) == [r[0] for r in served_results]
@@ -170,3 +172,92 @@ async def test_a_store_that_cannot_open_is_a_one_line_error(tmp_path: Path) -> N
         f"shoal: store error: cannot open store {tmp_path / 'missing' / 's.db'}: "
         f"directory {tmp_path / 'missing'} does not exist"
     ]
+
+
+async def test_a_postgresql_service_shows_the_workers_that_join_its_job(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    from shoal.store import open_store
+
+    spec = SiteSpec(hosts=2, pages=150, latency_ms=20, cross_host_links=0.0)
+    async with TestWeb(spec) as web:
+        seeds = [web.url(0, "/"), web.url(1, "/")]
+        async with shoal_serve(pg_dsn, "--allow-private") as served, client(served) as http:
+            body = {"name": "fleet", "kind": "crawl", "seeds": seeds, "per_host": 1}
+            assert (await http.post("/jobs", json=body)).status_code == 201
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "shoal",
+                "worker",
+                "--store",
+                pg_dsn,
+                "--job",
+                "fleet",
+                "--processes",
+                "0",
+                "-q",
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                async with asyncio.timeout(60):
+                    while True:
+                        job = (await http.get("/jobs/fleet")).json()
+                        if worker.pid in {w["pid"] for w in job["workers"]}:
+                            break
+                        assert job["state"] == "running", job
+                        # Another process's row: asking again is the only way to see it.
+                        await asyncio.sleep(0.1)
+                assert len(job["workers"]) == 2  # the service's own run, and the worker
+                assert all(w["heartbeat_at"] >= w["started_at"] for w in job["workers"])
+                async with connect(served.ws_url + "/jobs/fleet/events") as ws:
+                    await follow_until(ws, "fleet", "finished")
+                async with asyncio.timeout(120):
+                    _, err = await worker.communicate()
+                assert worker.returncode == 0, err.decode()
+            finally:
+                if worker.returncode is None:
+                    worker.kill()
+                    await worker.wait()
+    store = open_store(pg_dsn)
+    async with store:
+        info = await store.get_job("fleet")
+        assert info is not None
+        urls = [r.url async for batch in store.iter_results(info.id) for r in batch]
+    assert len(urls) == len(set(urls))
+    expected = web.expected_pages(host=0, cross_host=False) | web.expected_pages(
+        host=1, cross_host=False
+    )
+    assert set(urls) == expected
+
+
+async def test_a_port_in_use_or_an_unknown_host_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, expected in (
+            (
+                ("--port", str(port)),
+                f"shoal: cannot listen on 127.0.0.1 port {port}: Address already in use",
+            ),
+            (
+                ("--host", "no-such-host.invalid", "--token", TOKEN),
+                "shoal: cannot listen on no-such-host.invalid: ",
+            ),
+        ):
+            refused = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "shoal",
+                "serve",
+                "--store",
+                str(tmp_path / "s.db"),
+                *args,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            async with asyncio.timeout(60):
+                _, err = await refused.communicate()
+            assert refused.returncode == 2
+            lines = err.decode().strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(expected), lines

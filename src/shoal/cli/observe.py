@@ -51,6 +51,19 @@ class Observe:
             os.environ[PROFILE_ENV] = os.path.abspath(self.profile)
 
 
+def _profile_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a profile that cannot be written before the run, not after it."""
+    if value is None:
+        return None
+    if os.path.isdir(value):
+        raise click.BadParameter(f"{value} is a directory")
+    parent = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(parent):
+        problem = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise click.BadParameter(f"cannot write {value}: {parent} {problem}")
+    return value
+
+
 def observe_options(func: F) -> F:
     """``--debug``, ``--slow-callback-ms`` and ``--profile``."""
     options = [
@@ -72,6 +85,7 @@ def observe_options(func: F) -> F:
             "--profile",
             metavar="FILE",
             default=None,
+            callback=_profile_path,
             help="Write a profile of the run: FILE.html (pyinstrument, open in a browser) or "
             "any other name (cProfile: python -m pstats FILE, or snakeviz FILE); fetch "
             "processes write FILE.fetch-PID beside it.",

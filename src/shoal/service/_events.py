@@ -17,9 +17,13 @@ stays blocked for ``send_timeout`` seconds, or that overflows ``max_strikes`` ti
 row without once draining its buffer, is closed with a reason (``TooSlow``).
 
 Sending costs the service's own loop, which the crawls share: all clients together are
-sent at most ``page_rate`` page messages a second, each client an equal share (a token
-bucket holding at most a second's share); pages over its share are dropped and counted
-like a lagging client's.
+sent at most ``page_rate`` page messages a second. The hub picks, from the stream of
+results, a client's equal share of them (a token bucket holding at most a second's share),
+encodes each picked page once and hands the same text to every client. The pages it
+skips are only counted: each ``progress`` message says how many of the job's pages were
+skipped since the service started (``skipped``), the same text for every client.
+Publishing a page nobody is sent costs no encoding and no loop over clients, and a
+skipped page costs no frame.
 """
 
 from __future__ import annotations
@@ -74,9 +78,10 @@ def _title(result: FetchResult) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HubLimits:
-    """``queue``: page messages buffered per client; ``send_timeout``: seconds one send
-    may stay blocked; ``max_strikes``: overflows in a row before a client is closed;
-    ``page_rate``: page messages a second sent to all clients together (0: no limit)."""
+    """``queue``: page messages buffered per client; ``send_timeout``: seconds sending
+    what was taken at once may stay blocked; ``max_strikes``: overflows in a row before
+    a client is closed; ``page_rate``: page messages a second sent to all clients
+    together (0: no limit)."""
 
     queue: int = 1000
     send_timeout: float = 10.0
@@ -87,11 +92,9 @@ class HubLimits:
 class Subscriber:
     """One client's buffers. ``job`` None: every job's events."""
 
-    def __init__(self, job: str | None, limits: HubLimits, *, now: float = 0.0) -> None:
+    def __init__(self, job: str | None, limits: HubLimits) -> None:
         self.job = job
         self._limits = limits
-        self._tokens = 0.0
-        self._refilled = now
         self._pages: deque[str] = deque()
         self._states: deque[str] = deque(maxlen=256)
         self._progress: dict[str, str] = {}
@@ -113,27 +116,13 @@ class Subscriber:
         self._progress[job] = text  # only the latest tick matters
         self._wake.set()
 
-    def offer_pages(self, texts: Sequence[str], *, now: float = 0.0, share: float = 0.0) -> None:
-        """Buffer ``texts``; ``share``: page messages a second this client may be sent
-        (0: no limit)."""
+    def offer_pages(self, texts: Sequence[str]) -> None:
+        """Buffer ``texts`` (the same list for every client: not changed here)."""
         if self.kicked is not None:
             return
         if self.lagging:
             self._drop(len(texts))
             return
-        if share > 0:
-            elapsed = max(0.0, now - self._refilled)
-            # At most a second's share at once: a burst never exceeds the rate for long.
-            self._tokens = min(max(share, 1.0), self._tokens + elapsed * share)
-            self._refilled = now
-            allowed = min(len(texts), int(self._tokens))
-            self._tokens -= allowed
-            if allowed < len(texts):
-                self._drop(len(texts) - allowed)
-                texts = texts[:allowed]
-                self._wake.set()
-            if not texts:
-                return
         if len(self._pages) + len(texts) > self._limits.queue:
             self._drop(len(self._pages) + len(texts))
             self._pages.clear()
@@ -185,12 +174,14 @@ class Subscriber:
                 await self.wait()
             if self.kicked is not None:
                 raise TooSlow(self.kicked)
-            for text in self.take():
-                try:
-                    async with asyncio.timeout(timeout):
+            texts = self.take()
+            try:
+                # One deadline for what was taken (a handful of messages), not one each.
+                async with asyncio.timeout(timeout):
+                    for text in texts:
                         await send(text)
-                except TimeoutError:
-                    raise TooSlow(f"too slow: a send was blocked for {timeout:g} s") from None
+            except TimeoutError:
+                raise TooSlow(f"too slow: a send was blocked for {timeout:g} s") from None
             self.caught_up()
 
 
@@ -203,13 +194,16 @@ class EventHub:
         self.limits = limits or HubLimits()
         self._clock = clock
         self._subscribers: set[Subscriber] = set()
+        self._skipped: dict[str, int] = {}  # pages over the rate, by job
+        self._tokens = 0.0
+        self._refilled = clock()
 
     @property
     def clients(self) -> int:
         return len(self._subscribers)
 
     def subscribe(self, job: str | None) -> Subscriber:
-        subscriber = Subscriber(job, self.limits, now=self._clock())
+        subscriber = Subscriber(job, self.limits)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -217,19 +211,33 @@ class EventHub:
         self._subscribers.discard(subscriber)
 
     def publish_pages(self, job: str, results: Sequence[FetchResult]) -> None:
-        if not self._subscribers or not results:
+        subscribers = self._subscribers
+        if not subscribers or not results:
             return
+        rate = self.limits.page_rate
+        if rate > 0:  # 0: every page to every client
+            now, share = self._clock(), rate / len(subscribers)
+            # At most a second's share at once: a burst never exceeds the rate for long.
+            self._tokens = min(max(share, 1.0), self._tokens + (now - self._refilled) * share)
+            self._refilled = now
+            allowed = min(len(results), int(self._tokens))
+            if allowed < len(results):
+                self._skipped[job] = self._skipped.get(job, 0) + len(results) - allowed
+                if not allowed:
+                    return
+                results = results[:allowed]
+            self._tokens -= allowed
         texts = [page_message(job, result) for result in results]
-        # page_rate 0: no limit.
-        now, share = self._clock(), self.limits.page_rate / len(self._subscribers)
-        for subscriber in self._subscribers:
-            if subscriber.wants(job):
-                subscriber.offer_pages(texts, now=now, share=share)
+        for subscriber in subscribers:
+            if subscriber.job is None or subscriber.job == job:
+                subscriber.offer_pages(texts)
 
     def publish_progress(self, job: str, progress: dict[str, Any]) -> None:
         if not self._subscribers:
             return
-        text = _dumps({"type": "progress", "job": job, **progress})
+        text = _dumps(
+            {"type": "progress", "job": job, **progress, "skipped": self._skipped.get(job, 0)}
+        )
         for subscriber in self._subscribers:
             if subscriber.wants(job):
                 subscriber.offer_progress(job, text)
@@ -239,6 +247,8 @@ class EventHub:
         if error is not None:
             message["error"] = error
         text = _dumps(message)
+        if state == "deleted":
+            self._skipped.pop(job, None)
         for subscriber in self._subscribers:
             if subscriber.wants(job):
                 subscriber.offer_state(text)

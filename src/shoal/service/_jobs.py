@@ -423,6 +423,8 @@ class JobManager:
             self._set_state(entry, "failed", error=_describe(exc))
             return
         entry.finished_at = time.time()
+        if entry.last is not None:  # the run's last numbers, before it leaves "running"
+            self.hub.publish_progress(entry.name, progress_of(entry.last))
         self._set_state(entry, self._idle_state(job, counts))
 
     async def _admit_now(self, entry: _JobEntry, requests: Sequence[NewRequest]) -> int:
