@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.channel import Channel
 
 from shoal.core.errors import ConfigError, InputError, JobConflict
 from shoal.core.jobspec import JobSpec
@@ -45,6 +46,7 @@ from shoal.queue._amqp import (
     declare_results,
     publish_errors,
 )
+from shoal.queue._frames import Outgoing, ack_batch, publish_batch
 from shoal.queue._messages import CrawlOrder, RequestOrder, parse_order, request_id_of, result_body
 from shoal.store.base import Store
 
@@ -52,7 +54,8 @@ __all__ = ["QueueStats", "QueueWorker"]
 
 log = logging.getLogger("shoal.queue")
 
-_PUBLISHERS = 256  # result messages awaiting their confirm at once
+_BATCHES = 64  # batches of result messages awaiting their confirms at once
+_CONFIRM_TIMEOUT = 30.0
 _SWEEP_INTERVAL = 2.0  # how often requests still open are looked up in the store
 _MAX_REASON = 500
 _BROKER_WAIT = 10.0  # seconds to cancel the consumer or close the connection at the end
@@ -78,6 +81,17 @@ class _Delivery:
     request_id: str
     publishing: int = 0
     published: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A result to publish for a delivery; ``ack``: the delivery is acked once it is
+    confirmed (a crawl order's pages are not: the order is acked when its crawl ends)."""
+
+    delivery: _Delivery
+    result: FetchResult
+    job: str
+    ack: bool
 
 
 @dataclass(eq=False, slots=True)
@@ -136,7 +150,11 @@ class QueueWorker:
         self._secrets = HeldSecrets()
         self._incoming: list[_Delivery] = []
         self._arrived = asyncio.Event()
-        self._outbox: asyncio.Queue[tuple[_Delivery, FetchResult, str, bool]] = asyncio.Queue()
+        self._outbox: list[_Answer] = []
+        self._answerable = asyncio.Event()
+        self._unanswered = 0  # answers handed to _answer and not yet confirmed (or given up)
+        self._answered_all = asyncio.Event()
+        self._batches = asyncio.Semaphore(_BATCHES)
         self._stop = asyncio.Event()
         self._closing = asyncio.Event()
         self._consuming = False
@@ -173,10 +191,7 @@ class QueueWorker:
                 helpers = [
                     tasks.create_task(self._admit_loop(), name="shoal-queue-admit"),
                     tasks.create_task(self._sweep(), name="shoal-queue-sweep"),
-                    *(
-                        tasks.create_task(self._publisher(), name=f"shoal-queue-publish-{i}")
-                        for i in range(_PUBLISHERS)
-                    ),
+                    tasks.create_task(self._answerer(), name="shoal-queue-answer"),
                 ]
                 self._consuming = True
                 tag = await requests.consume(self._on_message)
@@ -387,30 +402,87 @@ class QueueWorker:
 
     def _answer(self, delivery: _Delivery, result: FetchResult, job: str, ack: bool = True) -> None:
         delivery.publishing += 1
-        self._outbox.put_nowait((delivery, result, job, ack))
+        self._unanswered += 1
+        self._answered_all.clear()
+        self._outbox.append(_Answer(delivery, result, job, ack))
+        self._answerable.set()
 
-    async def _publisher(self) -> None:
-        outbox = self._outbox
+    async def _answerer(self) -> None:
+        """Publishes what ``_answer`` queued, a batch (all that is waiting) at a time in one
+        write; many batches await their confirms at once (``_confirm``)."""
+        assert self._tasks is not None and self._channel is not None
+        exchange = self._topology.results
         while True:
-            delivery, result, job, ack = await outbox.get()
-            try:
-                body = result_body(
-                    result, job=job, meta=delivery.order.meta, request_id=delivery.request_id
+            await self._answerable.wait()
+            self._answerable.clear()
+            await self._batches.acquire()
+            answers, self._outbox = self._outbox, []
+            if not answers:
+                self._batches.release()
+                continue
+            outgoing = [
+                Outgoing(
+                    answer.job,
+                    result_body(
+                        answer.result,
+                        job=answer.job,
+                        meta=answer.delivery.order.meta,
+                        request_id=answer.delivery.request_id,
+                    ),
                 )
-                assert self._exchange is not None
-                await self._publish(self._exchange, body, routing_key=job)
-                if ack:
-                    # A delivery from before a reconnection cannot be acked any more: the
-                    # broker delivers it again and it is answered from the store.
-                    await _settled(delivery.message.ack())
-                    self._stats["answered"] += 1
-                    self._settle()
+                for answer in answers
+            ]
+            futures: list[asyncio.Future[object]] | None
+            try:
+                channel = await self._channel.get_underlay_channel()
+                assert isinstance(channel, Channel)
+                futures = await publish_batch(channel, exchange, outgoing)
+            except publish_errors as exc:
+                log.info("publishing a batch failed (%s); publishing one by one", exc)
+                futures = None
+            self._tasks.create_task(self._confirm(answers, outgoing, futures))
+
+    async def _confirm(
+        self,
+        answers: list[_Answer],
+        outgoing: list[Outgoing],
+        futures: list[asyncio.Future[object]] | None,
+    ) -> None:
+        """Wait for a batch's confirms, then ack its requests in one write; an answer the
+        broker did not confirm is published again (``_publish`` waits out a broker away)."""
+        try:
+            failed = await _failures(futures) if futures is not None else [True] * len(answers)
+            acks: dict[Channel, list[int]] = {}
+            stats = self._stats
+            for answer, message, failure in zip(answers, outgoing, failed, strict=True):
+                if failure:
+                    assert self._exchange is not None
+                    await self._publish(
+                        self._exchange, message.body, routing_key=message.routing_key
+                    )
+                if not answer.ack:
+                    stats["results"] += 1
+                    continue
+                try:
+                    channel = answer.delivery.message.channel
+                except publish_errors:
+                    pass  # its channel is gone: the broker delivers the request again
                 else:
-                    self._stats["results"] += 1
-            finally:
-                outbox.task_done()
-                delivery.publishing -= 1
-                delivery.published.set()
+                    assert isinstance(channel, Channel)
+                    acks.setdefault(channel, []).append(answer.delivery.message.delivery_tag or 0)
+                stats["answered"] += 1
+                self._settle()
+            for channel, tags in acks.items():
+                with contextlib.suppress(*publish_errors):
+                    await ack_batch(channel, tags)
+        finally:
+            self._batches.release()
+            for answer in answers:
+                answer.delivery.publishing -= 1
+                answer.delivery.published.set()
+            self._unanswered -= len(answers)
+            if self._unanswered <= 0:
+                self._answered_all.set()
 
     async def _publish(
         self,
@@ -488,9 +560,19 @@ class QueueWorker:
             await asyncio.wait(runs)
         try:
             async with asyncio.timeout(self._grace):
-                await self._outbox.join()
+                while self._unanswered > 0:
+                    await self._answered_all.wait()
         except TimeoutError:
             log.warning("results still unpublished at shutdown: their requests are redelivered")
+
+
+async def _failures(futures: Sequence[asyncio.Future[object]]) -> list[bool]:
+    """Which of a batch's confirmation futures did not end in the broker's confirm within
+    ``_CONFIRM_TIMEOUT`` (refused, the channel closed, or no answer)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_CONFIRM_TIMEOUT):
+            await asyncio.wait(futures)
+    return [not f.done() or f.cancelled() or f.exception() is not None for f in futures]
 
 
 async def _settled(settling: Awaitable[object]) -> None:
