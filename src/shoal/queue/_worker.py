@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import (
@@ -80,7 +80,7 @@ class _Delivery:
     order: RequestOrder | CrawlOrder
     request_id: str
     publishing: int = 0
-    published: asyncio.Event = field(default_factory=asyncio.Event)
+    published: asyncio.Event | None = None  # made by whoever waits for ``publishing`` to end
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +194,13 @@ class QueueWorker:
                     tasks.create_task(self._answerer(), name="shoal-queue-answer"),
                 ]
                 self._consuming = True
-                tag = await requests.consume(self._on_message)
+                # aio-pika runs a plain function as a callback too (aio_pika.tools
+                # .create_task), with no task per delivery; its annotation asks for a
+                # coroutine function.
+                on_message = cast(
+                    Callable[[AbstractIncomingMessage], Awaitable[Any]], self._on_message
+                )
+                tag = await requests.consume(on_message)
                 self.ready.set()
                 await self._stop.wait()
                 self._consuming = False
@@ -214,22 +220,23 @@ class QueueWorker:
 
     # -- receiving --------------------------------------------------------------
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # A plain function: aio-pika calls it without a task of its own per delivery.
+        assert self._tasks is not None
         if not self._consuming:
             # Delivered as the consumer was cancelled: another worker takes it.
-            await _settled(message.nack(requeue=True))
+            self._tasks.create_task(_settled(message.nack(requeue=True)))
             return
         self._stats["received"] += 1
         try:
             order = parse_order(message.body)
         except InputError as exc:
-            await self._dead_letter(message, exc.reason)
+            self._tasks.create_task(self._dead_letter(message, exc.reason))
             return
         delivery = _Delivery(message, order, request_id_of(message.message_id, message.body))
         self._open += 1
         self._settled.clear()
         if isinstance(order, CrawlOrder):
-            assert self._tasks is not None
             self._tasks.create_task(self._crawl(delivery), name="shoal-queue-crawl")
             return
         self._incoming.append(delivery)
@@ -390,9 +397,10 @@ class QueueWorker:
             outcome = await runner.run()
         finally:
             stop_on_close.cancel()
+        delivery.published = published = asyncio.Event()
         while delivery.publishing:
-            delivery.published.clear()
-            await delivery.published.wait()
+            published.clear()
+            await published.wait()
         if outcome.completed:
             await _settled(delivery.message.ack())
             self._stats["answered"] += 1
@@ -478,8 +486,10 @@ class QueueWorker:
         finally:
             self._batches.release()
             for answer in answers:
-                answer.delivery.publishing -= 1
-                answer.delivery.published.set()
+                delivery = answer.delivery
+                delivery.publishing -= 1
+                if delivery.published is not None:
+                    delivery.published.set()
             self._unanswered -= len(answers)
             if self._unanswered <= 0:
                 self._answered_all.set()
