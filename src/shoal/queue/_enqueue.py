@@ -68,13 +68,13 @@ async def enqueue(
         await declare_requests(channel, topology)
         underlay = await channel.get_underlay_channel()
         assert isinstance(underlay, Channel)
-        unconfirmed: deque[tuple[int, list[asyncio.Future[object]]]] = deque()
+        unconfirmed: deque[tuple[int, asyncio.Future[None]]] = deque()
         outstanding = 0
 
-        async def confirmed(count: int, futures: list[asyncio.Future[object]]) -> None:
+        async def confirmed(count: int, batch: asyncio.Future[None]) -> None:
             try:
                 async with asyncio.timeout(_CONFIRM_TIMEOUT):
-                    await asyncio.gather(*futures)
+                    await batch
             except _confirm_errors as exc:
                 raise BrokerUnavailable(f"the broker did not confirm a message: {exc}") from None
             report.published += count
@@ -85,8 +85,7 @@ async def enqueue(
 
         async def send() -> None:
             nonlocal outstanding
-            futures = await publish_batch(underlay, "", batch)
-            unconfirmed.append((len(batch), futures))
+            unconfirmed.append((len(batch), await publish_batch(underlay, "", batch)))
             outstanding += len(batch)
             batch.clear()
             while outstanding > _WINDOW:

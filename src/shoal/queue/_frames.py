@@ -19,6 +19,7 @@ import asyncio
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiormq.abc import ChannelFrame
 from aiormq.channel import Channel
@@ -114,23 +115,54 @@ def ack_frames(channel_number: int, delivery_tags: Sequence[int]) -> bytes:
     )
 
 
+class _Tally:
+    """Stands for one message of a batch in the channel's ``confirmations``, where aiormq
+    keeps a future per delivery tag: it calls ``done``, ``cancelled``, ``set_result`` (the
+    broker's ack) or ``set_exception`` (its nack) on it. One future per batch is cheaper
+    than one per message, and a batch is acked or published again as a whole anyway."""
+
+    __slots__ = ("_batch", "_remaining")
+
+    def __init__(self, batch: asyncio.Future[None], count: int) -> None:
+        self._batch = batch
+        self._remaining = count
+
+    def done(self) -> bool:
+        return False  # a late confirm of a failed batch is counted, and ignored
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, _frame: object) -> None:
+        self._remaining -= 1
+        if self._remaining == 0 and not self._batch.done():
+            self._batch.set_result(None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self._batch.done():
+            self._batch.set_exception(exc)
+
+
 async def publish_batch(
     channel: Channel, exchange: str, messages: Sequence[Outgoing]
-) -> list[asyncio.Future[object]]:
-    """Publish ``messages`` in one write; one future per message, done when the broker
-    confirms it (an exception if it refuses it or the channel closes first). The
+) -> asyncio.Future[None]:
+    """Publish ``messages`` in one write. The future returned is done when the broker has
+    confirmed every one of them; it fails if the broker refuses one, or if the channel
+    closes first (then some may have arrived: publish them again, at least once). The
     channel must be in confirm mode."""
     if not channel.publisher_confirms:
         raise ValueError("publish_batch needs a channel with publisher confirms")
+    if not messages:
+        raise ValueError("publish_batch needs at least one message")
     payload = publish_frames(channel.number, exchange, messages, channel.max_content_size)
-    futures: list[asyncio.Future[object]] = []
+    # From the channel, so that it fails when the channel closes.
+    batch: asyncio.Future[None] = channel.create_future()
+    tally = _Tally(batch, len(messages))
     async with channel.lock:
         first = channel.delivery_tag + 1
-        confirmations = channel.confirmations
+        confirmations: dict[int, Any] = channel.confirmations
         for tag in range(first, first + len(messages)):
-            future = channel.create_future()
-            confirmations[tag] = future
-            futures.append(future)
+            confirmations[tag] = tally
         channel.delivery_tag += len(messages)
         try:
             # The lock keeps aiormq's own publishers from taking tags until this is queued.
@@ -138,11 +170,11 @@ async def publish_batch(
         except BaseException:
             # Not queued, so the broker never sees these tags: give them back.
             channel.delivery_tag = first - 1
-            for tag, future in enumerate(futures, first):
+            for tag in range(first, first + len(messages)):
                 confirmations.pop(tag, None)
-                future.cancel()
+            batch.cancel()
             raise
-    return futures
+    return batch
 
 
 async def ack_batch(channel: Channel, delivery_tags: Sequence[int]) -> None:

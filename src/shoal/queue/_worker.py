@@ -56,6 +56,9 @@ log = logging.getLogger("shoal.queue")
 
 _BATCHES = 64  # batches of result messages awaiting their confirms at once
 _CONFIRM_TIMEOUT = 30.0
+_unconfirmed: tuple[type[BaseException], ...] = (TimeoutError, *publish_errors)
+_ADMIT_BATCH = 256  # deliveries worth admitting to the store at once
+_ADMIT_GATHER = 0.005  # seconds a smaller batch waits for more deliveries
 _SWEEP_INTERVAL = 2.0  # how often requests still open are looked up in the store
 _MAX_REASON = 500
 _BROKER_WAIT = 10.0  # seconds to cancel the consumer or close the connection at the end
@@ -239,14 +242,26 @@ class QueueWorker:
         if isinstance(order, CrawlOrder):
             self._tasks.create_task(self._crawl(delivery), name="shoal-queue-crawl")
             return
-        self._incoming.append(delivery)
-        self._arrived.set()
+        incoming = self._incoming
+        incoming.append(delivery)
+        if len(incoming) == 1 or len(incoming) >= _ADMIT_BATCH:
+            self._arrived.set()
 
     async def _admit_loop(self) -> None:
+        arrived = self._arrived
         while True:
-            await self._arrived.wait()
-            self._arrived.clear()
+            await arrived.wait()
+            arrived.clear()
+            if len(self._incoming) < _ADMIT_BATCH:
+                # Admitting costs store round trips per batch, whatever its size: let a
+                # burst of deliveries gather, a few milliseconds at most.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_ADMIT_GATHER):
+                        await arrived.wait()
+                arrived.clear()
             batch, self._incoming = self._incoming, []
+            if not batch:
+                continue
             by_job: dict[str, list[_Delivery]] = {}
             for delivery in batch:
                 by_job.setdefault(delivery.order.job or self._default_job, []).append(delivery)
@@ -440,30 +455,30 @@ class QueueWorker:
                 )
                 for answer in answers
             ]
-            futures: list[asyncio.Future[object]] | None
+            confirmed: asyncio.Future[None] | None
             try:
                 channel = await self._channel.get_underlay_channel()
                 assert isinstance(channel, Channel)
-                futures = await publish_batch(channel, exchange, outgoing)
+                confirmed = await publish_batch(channel, exchange, outgoing)
             except publish_errors as exc:
                 log.info("publishing a batch failed (%s); publishing one by one", exc)
-                futures = None
-            self._tasks.create_task(self._confirm(answers, outgoing, futures))
+                confirmed = None
+            self._tasks.create_task(self._confirm(answers, outgoing, confirmed))
 
     async def _confirm(
         self,
         answers: list[_Answer],
         outgoing: list[Outgoing],
-        futures: list[asyncio.Future[object]] | None,
+        confirmed: asyncio.Future[None] | None,
     ) -> None:
         """Wait for a batch's confirms, then ack its requests in one write; an answer the
         broker did not confirm is published again (``_publish`` waits out a broker away)."""
         try:
-            failed = await _failures(futures) if futures is not None else [True] * len(answers)
+            failed = confirmed is None or not await _confirmed(confirmed)
             acks: dict[Channel, list[int]] = {}
             stats = self._stats
-            for answer, message, failure in zip(answers, outgoing, failed, strict=True):
-                if failure:
+            for answer, message in zip(answers, outgoing, strict=True):
+                if failed:
                     assert self._exchange is not None
                     await self._publish(
                         self._exchange, message.body, routing_key=message.routing_key
@@ -576,13 +591,15 @@ class QueueWorker:
             log.warning("results still unpublished at shutdown: their requests are redelivered")
 
 
-async def _failures(futures: Sequence[asyncio.Future[object]]) -> list[bool]:
-    """Which of a batch's confirmation futures did not end in the broker's confirm within
-    ``_CONFIRM_TIMEOUT`` (refused, the channel closed, or no answer)."""
-    with contextlib.suppress(TimeoutError):
+async def _confirmed(batch: asyncio.Future[None]) -> bool:
+    """Whether the broker confirmed a whole batch within ``_CONFIRM_TIMEOUT`` (not: it
+    refused a message, the channel closed, or no answer)."""
+    try:
         async with asyncio.timeout(_CONFIRM_TIMEOUT):
-            await asyncio.wait(futures)
-    return [not f.done() or f.cancelled() or f.exception() is not None for f in futures]
+            await batch
+    except _unconfirmed:
+        return False
+    return True
 
 
 async def _settled(settling: Awaitable[object]) -> None:
