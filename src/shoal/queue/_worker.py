@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import (
@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.channel import Channel
 
 from shoal.core.errors import ConfigError, InputError, JobConflict
 from shoal.core.jobspec import JobSpec
@@ -45,6 +46,7 @@ from shoal.queue._amqp import (
     declare_results,
     publish_errors,
 )
+from shoal.queue._frames import Outgoing, ack_batch, publish_batch
 from shoal.queue._messages import CrawlOrder, RequestOrder, parse_order, request_id_of, result_body
 from shoal.store.base import Store
 
@@ -52,7 +54,11 @@ __all__ = ["QueueStats", "QueueWorker"]
 
 log = logging.getLogger("shoal.queue")
 
-_PUBLISHERS = 256  # result messages awaiting their confirm at once
+_BATCHES = 64  # batches of result messages awaiting their confirms at once
+_CONFIRM_TIMEOUT = 30.0
+_unconfirmed: tuple[type[BaseException], ...] = (TimeoutError, *publish_errors)
+_ADMIT_BATCH = 256  # deliveries worth admitting to the store at once
+_ADMIT_GATHER = 0.005  # seconds a smaller batch waits for more deliveries
 _SWEEP_INTERVAL = 2.0  # how often requests still open are looked up in the store
 _MAX_REASON = 500
 _BROKER_WAIT = 10.0  # seconds to cancel the consumer or close the connection at the end
@@ -77,7 +83,18 @@ class _Delivery:
     order: RequestOrder | CrawlOrder
     request_id: str
     publishing: int = 0
-    published: asyncio.Event = field(default_factory=asyncio.Event)
+    published: asyncio.Event | None = None  # made by whoever waits for ``publishing`` to end
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A result to publish for a delivery; ``ack``: the delivery is acked once it is
+    confirmed (a crawl order's pages are not: the order is acked when its crawl ends)."""
+
+    delivery: _Delivery
+    result: FetchResult
+    job: str
+    ack: bool
 
 
 @dataclass(eq=False, slots=True)
@@ -136,7 +153,11 @@ class QueueWorker:
         self._secrets = HeldSecrets()
         self._incoming: list[_Delivery] = []
         self._arrived = asyncio.Event()
-        self._outbox: asyncio.Queue[tuple[_Delivery, FetchResult, str, bool]] = asyncio.Queue()
+        self._outbox: list[_Answer] = []
+        self._answerable = asyncio.Event()
+        self._unanswered = 0  # answers handed to _answer and not yet confirmed (or given up)
+        self._answered_all = asyncio.Event()
+        self._batches = asyncio.Semaphore(_BATCHES)
         self._stop = asyncio.Event()
         self._closing = asyncio.Event()
         self._consuming = False
@@ -173,13 +194,16 @@ class QueueWorker:
                 helpers = [
                     tasks.create_task(self._admit_loop(), name="shoal-queue-admit"),
                     tasks.create_task(self._sweep(), name="shoal-queue-sweep"),
-                    *(
-                        tasks.create_task(self._publisher(), name=f"shoal-queue-publish-{i}")
-                        for i in range(_PUBLISHERS)
-                    ),
+                    tasks.create_task(self._answerer(), name="shoal-queue-answer"),
                 ]
                 self._consuming = True
-                tag = await requests.consume(self._on_message)
+                # aio-pika runs a plain function as a callback too (aio_pika.tools
+                # .create_task), with no task per delivery; its annotation asks for a
+                # coroutine function.
+                on_message = cast(
+                    Callable[[AbstractIncomingMessage], Awaitable[Any]], self._on_message
+                )
+                tag = await requests.consume(on_message)
                 self.ready.set()
                 await self._stop.wait()
                 self._consuming = False
@@ -199,32 +223,45 @@ class QueueWorker:
 
     # -- receiving --------------------------------------------------------------
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # A plain function: aio-pika calls it without a task of its own per delivery.
+        assert self._tasks is not None
         if not self._consuming:
             # Delivered as the consumer was cancelled: another worker takes it.
-            await _settled(message.nack(requeue=True))
+            self._tasks.create_task(_settled(message.nack(requeue=True)))
             return
         self._stats["received"] += 1
         try:
             order = parse_order(message.body)
         except InputError as exc:
-            await self._dead_letter(message, exc.reason)
+            self._tasks.create_task(self._dead_letter(message, exc.reason))
             return
         delivery = _Delivery(message, order, request_id_of(message.message_id, message.body))
         self._open += 1
         self._settled.clear()
         if isinstance(order, CrawlOrder):
-            assert self._tasks is not None
             self._tasks.create_task(self._crawl(delivery), name="shoal-queue-crawl")
             return
-        self._incoming.append(delivery)
-        self._arrived.set()
+        incoming = self._incoming
+        incoming.append(delivery)
+        if len(incoming) == 1 or len(incoming) >= _ADMIT_BATCH:
+            self._arrived.set()
 
     async def _admit_loop(self) -> None:
+        arrived = self._arrived
         while True:
-            await self._arrived.wait()
-            self._arrived.clear()
+            await arrived.wait()
+            arrived.clear()
+            if len(self._incoming) < _ADMIT_BATCH:
+                # Admitting costs store round trips per batch, whatever its size: let a
+                # burst of deliveries gather, a few milliseconds at most.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_ADMIT_GATHER):
+                        await arrived.wait()
+                arrived.clear()
             batch, self._incoming = self._incoming, []
+            if not batch:
+                continue
             by_job: dict[str, list[_Delivery]] = {}
             for delivery in batch:
                 by_job.setdefault(delivery.order.job or self._default_job, []).append(delivery)
@@ -375,9 +412,10 @@ class QueueWorker:
             outcome = await runner.run()
         finally:
             stop_on_close.cancel()
+        delivery.published = published = asyncio.Event()
         while delivery.publishing:
-            delivery.published.clear()
-            await delivery.published.wait()
+            published.clear()
+            await published.wait()
         if outcome.completed:
             await _settled(delivery.message.ack())
             self._stats["answered"] += 1
@@ -387,30 +425,89 @@ class QueueWorker:
 
     def _answer(self, delivery: _Delivery, result: FetchResult, job: str, ack: bool = True) -> None:
         delivery.publishing += 1
-        self._outbox.put_nowait((delivery, result, job, ack))
+        self._unanswered += 1
+        self._answered_all.clear()
+        self._outbox.append(_Answer(delivery, result, job, ack))
+        self._answerable.set()
 
-    async def _publisher(self) -> None:
-        outbox = self._outbox
+    async def _answerer(self) -> None:
+        """Publishes what ``_answer`` queued, a batch (all that is waiting) at a time in one
+        write; many batches await their confirms at once (``_confirm``)."""
+        assert self._tasks is not None and self._channel is not None
+        exchange = self._topology.results
         while True:
-            delivery, result, job, ack = await outbox.get()
-            try:
-                body = result_body(
-                    result, job=job, meta=delivery.order.meta, request_id=delivery.request_id
+            await self._answerable.wait()
+            self._answerable.clear()
+            await self._batches.acquire()
+            answers, self._outbox = self._outbox, []
+            if not answers:
+                self._batches.release()
+                continue
+            outgoing = [
+                Outgoing(
+                    answer.job,
+                    result_body(
+                        answer.result,
+                        job=answer.job,
+                        meta=answer.delivery.order.meta,
+                        request_id=answer.delivery.request_id,
+                    ),
                 )
-                assert self._exchange is not None
-                await self._publish(self._exchange, body, routing_key=job)
-                if ack:
-                    # A delivery from before a reconnection cannot be acked any more: the
-                    # broker delivers it again and it is answered from the store.
-                    await _settled(delivery.message.ack())
-                    self._stats["answered"] += 1
-                    self._settle()
+                for answer in answers
+            ]
+            confirmed: asyncio.Future[None] | None
+            try:
+                channel = await self._channel.get_underlay_channel()
+                assert isinstance(channel, Channel)
+                confirmed = await publish_batch(channel, exchange, outgoing)
+            except publish_errors as exc:
+                log.info("publishing a batch failed (%s); publishing one by one", exc)
+                confirmed = None
+            self._tasks.create_task(self._confirm(answers, outgoing, confirmed))
+
+    async def _confirm(
+        self,
+        answers: list[_Answer],
+        outgoing: list[Outgoing],
+        confirmed: asyncio.Future[None] | None,
+    ) -> None:
+        """Wait for a batch's confirms, then ack its requests in one write; an answer the
+        broker did not confirm is published again (``_publish`` waits out a broker away)."""
+        try:
+            failed = confirmed is None or not await _confirmed(confirmed)
+            acks: dict[Channel, list[int]] = {}
+            stats = self._stats
+            for answer, message in zip(answers, outgoing, strict=True):
+                if failed:
+                    assert self._exchange is not None
+                    await self._publish(
+                        self._exchange, message.body, routing_key=message.routing_key
+                    )
+                if not answer.ack:
+                    stats["results"] += 1
+                    continue
+                try:
+                    channel = answer.delivery.message.channel
+                except publish_errors:
+                    pass  # its channel is gone: the broker delivers the request again
                 else:
-                    self._stats["results"] += 1
-            finally:
-                outbox.task_done()
+                    assert isinstance(channel, Channel)
+                    acks.setdefault(channel, []).append(answer.delivery.message.delivery_tag or 0)
+                stats["answered"] += 1
+                self._settle()
+            for channel, tags in acks.items():
+                with contextlib.suppress(*publish_errors):
+                    await ack_batch(channel, tags)
+        finally:
+            self._batches.release()
+            for answer in answers:
+                delivery = answer.delivery
                 delivery.publishing -= 1
-                delivery.published.set()
+                if delivery.published is not None:
+                    delivery.published.set()
+            self._unanswered -= len(answers)
+            if self._unanswered <= 0:
+                self._answered_all.set()
 
     async def _publish(
         self,
@@ -488,9 +585,21 @@ class QueueWorker:
             await asyncio.wait(runs)
         try:
             async with asyncio.timeout(self._grace):
-                await self._outbox.join()
+                while self._unanswered > 0:
+                    await self._answered_all.wait()
         except TimeoutError:
             log.warning("results still unpublished at shutdown: their requests are redelivered")
+
+
+async def _confirmed(batch: asyncio.Future[None]) -> bool:
+    """Whether the broker confirmed a whole batch within ``_CONFIRM_TIMEOUT`` (not: it
+    refused a message, the channel closed, or no answer)."""
+    try:
+        async with asyncio.timeout(_CONFIRM_TIMEOUT):
+            await batch
+    except _unconfirmed:
+        return False
+    return True
 
 
 async def _settled(settling: Awaitable[object]) -> None:

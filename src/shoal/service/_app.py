@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, WebSocket, WebSocketDisconnect
@@ -30,6 +30,7 @@ from shoal.service._jobs import (
     JobManager,
     JobView,
     NoSuchJob,
+    ResultHook,
     ServiceConflict,
     SpecConflict,
     progress_of,
@@ -116,16 +117,23 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
         state.store = opened
         timed = cast(Store, TimedStore(opened, state.metrics.store_writes))
         try:
-            async with JobManager(
-                timed,
-                hub,
-                max_jobs=settings.max_jobs,
-                progress_interval=settings.progress_interval,
-                configure=with_processes(settings.processes),
-                on_results=state.metrics.record,
-                block_private=not settings.allow_private,
-            ) as jobs:
-                state.jobs = jobs
+            async with contextlib.AsyncExitStack() as stack:
+                on_results: ResultHook = state.metrics.record
+                if settings.emit is not None:
+                    on_results = await _emitting(settings.emit, on_results, stack)
+                # Entered after the emitter, so left before it: every result of the jobs'
+                # last batches is handed over, then confirmed before the emitter closes.
+                state.jobs = await stack.enter_async_context(
+                    JobManager(
+                        timed,
+                        hub,
+                        max_jobs=settings.max_jobs,
+                        progress_interval=settings.progress_interval,
+                        configure=with_processes(settings.processes),
+                        on_results=on_results,
+                        block_private=not settings.allow_private,
+                    )
+                )
                 yield
         finally:
             if own:
@@ -155,6 +163,23 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
     if settings.token is not None:
         app.add_middleware(TokenGuard, token=settings.token)
     return app
+
+
+async def _emitting(url: str, record: ResultHook, stack: contextlib.AsyncExitStack) -> ResultHook:
+    """``--emit``: a result hook that also publishes every committed batch of every job
+    to the broker (routing key: the job); when ``stack`` closes, what was handed over is
+    confirmed."""
+    from shoal.queue import ResultEmitter
+
+    emitter = ResultEmitter(url)
+    await emitter.open()
+    stack.push_async_callback(emitter.close)
+
+    def on_results(job: str, batch: Sequence[FetchResult]) -> None:
+        record(job, batch)
+        emitter.emit(job, batch)
+
+    return on_results
 
 
 def _version() -> str:

@@ -31,7 +31,9 @@ class ServiceSettings:
     allowed on loopback only). ``allow_private``: jobs may fetch loopback and private
     addresses. The rest are limits: a request body's bytes, URLs in one request, jobs in
     the store, an incoming WebSocket message's bytes, page events buffered per client, and
-    page events sent a second to all clients together.
+    page events sent a second to all clients together. ``emit``: a broker URL
+    (``amqp://...``) every job's results are published to as they are committed (the
+    topic exchange ``shoal.results``, routing key the job); None: not published.
     """
 
     store: str
@@ -49,6 +51,7 @@ class ServiceSettings:
     progress_interval: float = 1.0
     processes: int = 0
     cors_origins: tuple[str, ...] = ()
+    emit: str | None = None
 
     def __post_init__(self) -> None:
         if self.token is not None and (len(self.token) < 16 or not self.token.isprintable()):
@@ -65,5 +68,7 @@ class ServiceSettings:
                 raise ConfigError(f"{name} must be at least 1")
         if self.max_jobs < 0:
             raise ConfigError("max_jobs must be at least 0")
+        if self.emit is not None and not self.emit.startswith(("amqp://", "amqps://")):
+            raise ConfigError("--emit takes a broker URL starting with amqp:// or amqps://")
         if not self.progress_interval > 0 or not self.ws_send_timeout > 0:
             raise ConfigError("progress_interval and ws_send_timeout must be positive")

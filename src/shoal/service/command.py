@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -63,6 +64,14 @@ jobs (never above the hard limit)."""
     "each client gets an equal share, the rest are counted as skipped.",
 )
 @click.option(
+    "--emit",
+    envvar="SHOAL_EMIT",
+    default=None,
+    metavar="AMQP_URL",
+    help="Publish every result of every job as it lands to this broker's topic exchange "
+    "shoal.results (routing key: the job).",
+)
+@click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
@@ -78,6 +87,7 @@ def serve(
     max_jobs: int,
     ws_page_rate: float,
     cors_origins: tuple[str, ...],
+    emit: str | None,
     **observing: Any,
 ) -> None:
     """Run the job service: REST API, WebSocket events and /metrics (docs/service.md)."""
@@ -93,6 +103,7 @@ def serve(
             max_jobs=max_jobs,
             ws_page_rate=ws_page_rate,
             cors_origins=cors_origins,
+            emit=emit or None,
         )
     except ConfigError as exc:
         click.echo(f"shoal: {exc}", err=True)
@@ -144,11 +155,33 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
     async def check() -> None:
         await store.open()  # creates or migrates it
         await store.close()
+        if settings.emit is not None:
+            from shoal.queue._amqp import connect
+
+            # Before uvicorn configures logging, the AMQP clients' retry messages would
+            # reach stderr as bare lines; the outcome is reported below, in one line.
+            loggers = [logging.getLogger(name) for name in ("aio_pika", "aiormq")]
+            levels = [logger.level for logger in loggers]
+            for logger in loggers:
+                logger.setLevel(logging.CRITICAL)
+            try:
+                connection = await connect(settings.emit)
+                await connection.close()
+            finally:
+                for logger, level in zip(loggers, levels, strict=True):
+                    logger.setLevel(level)
+
+    from shoal.queue import BrokerUnavailable
 
     try:
-        asyncio.run(check())  # a store that cannot be opened is a one-line error, up front
+        # A store that cannot be opened, or a broker that cannot be reached, is a
+        # one-line error up front.
+        asyncio.run(check())
     except StoreError as exc:
         click.echo(f"shoal: store error: {exc}", err=True)
+        sys.exit(EXIT_STORE)
+    except BrokerUnavailable as exc:
+        click.echo(f"shoal: broker error: {exc}", err=True)
         sys.exit(EXIT_STORE)
     problem = _cannot_listen(settings.host, settings.port)
     if problem is not None:
