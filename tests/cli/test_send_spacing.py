@@ -1,10 +1,12 @@
 """``--delay`` as the server sees it, with fetch processes on and the command busy.
 
-The server times each request's start. On a machine shared with other work, either side
-may be kept off the CPU for milliseconds now and then, so a few gaps the server sees
-come out short whoever sends; requests bunched by the hand-off to the fetch processes
-(what this guards against) made many come out at a fraction of the delay. That the
-sender itself holds the gap exactly is tested on a fake clock (tests/engine/test_spacing.py).
+The server times each request's start. The sender keeps the gap by construction: a
+host's turn is held until its request is written, and a host moves between the
+command and its fetch processes only between requests, the new sender counting from
+the last answer (tests/engine/test_spacing.py, tests/engine/test_fetchpool.py). What
+is left is the server's own scheduling: on a machine shared with other work, the
+thread serving may be kept off the CPU for milliseconds, and then reads the requests
+that arrived meanwhile back to back, however far apart they came.
 """
 
 from __future__ import annotations

@@ -538,10 +538,12 @@ class JobRun:
     async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
         """Fetch the host's robots.txt in this request's slot, then queue the request again,
         so that its own start keeps the host's spacing after the robots.txt request."""
-        dispatch = self._dispatch
-        assert dispatch is not None
+        dispatch, pool = self._dispatch, self._pool
+        assert dispatch is not None and pool is not None
         with self._in_flight(request):
-            rules = await gate.load(request)
+            rules = await pool.send_aside(
+                request.host, dispatch.host_delay(request.host), lambda: gate.load(request)
+            )
         if isinstance(rules, RobotsFailure):
             self._recorder.robots_unreachable(request, rules)
         elif dispatch.closed:
