@@ -67,6 +67,25 @@ def test_crawl_host_scope_with_robots(crawl_site: TestWeb, tmp_path: Path) -> No
     assert lines["skipped"].split() == ["skipped", "robots_disallowed", f"{len(blocked):,}"]
 
 
+def test_a_missing_sitemap_is_counted_as_such_not_failed(tmp_path: Path) -> None:
+    spec = SiteSpec(hosts=1, pages=12, links_per_page=2, sitemaps=False, robots="")
+    with TestWeb.run_in_thread(spec) as web:
+        seed = web.url(0, "/")
+        ran = run_shoal("crawl", seed, "--sitemaps", "--job", "maps", "--quiet", cwd=tmp_path)
+        assert ran.code == 0, ran.stderr
+        served = {record.path: record.status for record in web.stats().hosts[0].log}
+    assert served["/sitemap.xml"] == 404  # looked for, and not there
+    rows = result_rows(tmp_path / "shoal.db", "maps")
+    sitemap = web.url(0, "/sitemap.xml")
+    assert (sitemap, None, "sitemap_missing") in rows
+    assert [row for row in rows if row[0] != sitemap and row[1] != 200] == []
+    stats = run_shoal("stats", "--job", "maps", cwd=tmp_path)
+    lines = {line.split(None, 1)[0]: line for line in stats.stdout.splitlines() if line.strip()}
+    assert lines["failed"].split()[-1] == "0"
+    assert lines["skipped"].split() == ["skipped", "sitemap_missing", "1"]
+    assert "4xx" not in stats.stdout
+
+
 def test_crawl_usage_errors(tmp_path: Path) -> None:
     for args in (
         ("crawl",),
