@@ -37,6 +37,7 @@ from shoal.core.model import FetchResult, JobInfo, Request
 from shoal.core.ratelimit import TokenBucket
 from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
+from shoal.core.urls import canonical_fingerprint
 from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
 from shoal.engine.dispatch import Dispatcher
@@ -139,6 +140,9 @@ class JobRun:
             clock=clock,
         )
         self._listeners = list(listeners)
+        # A crawl's link processor: it counts redirect chains, read back from the store
+        # when they were followed where it did not see them.
+        self._links = processor if isinstance(processor, LinkProcessor) else None
         self._robots_policy = robots
         self._robots: RobotsGate | None = None
         self._strict_depth = strict_depth
@@ -418,6 +422,7 @@ class JobRun:
         gate, health = self._robots, recorder.health
         extract, before_fetch = self._extract, self._before_fetch
         after_fetch, bucket, clock = self._after_fetch, self._bucket, self._clock
+        chains = self._links
         while True:
             request = acquire_nowait()
             if request is None:
@@ -463,6 +468,8 @@ class JobRun:
                 release(request)
             if attempt.proxy_taken_out:
                 stats.proxies_taken_out += 1
+            if chains is not None and chains.chain_unknown(request, attempt.result):
+                await self._recall_chain(chains, request)
             if after_fetch is not None:
                 after_fetch(attempt.result)
             if extract is not None and attempt.body is not None and not attempt.fields_done:
@@ -497,6 +504,8 @@ class JobRun:
                 request if before_fetch is None else before_fetch(request),
                 gap=dispatch.host_delay(request.host),
             )
+        if self._links is not None and self._links.chain_unknown(request, attempt.result):
+            await self._recall_chain(self._links, request)
         if self._after_fetch is not None:
             self._after_fetch(attempt.result)
         if self._extract is not None and attempt.body is not None and not attempt.fields_done:
@@ -536,6 +545,15 @@ class JobRun:
         finally:
             self.stats.in_flight -= 1
             dispatch.release(request)
+
+    async def _recall_chain(self, links: LinkProcessor, request: Request) -> None:
+        """Read the redirect chain that led to ``request`` back from the store: the row of
+        its parent, written in the same transaction that admitted it."""
+        assert request.parent_url is not None
+        fingerprint = canonical_fingerprint(request.parent_url)
+        found = await patiently(lambda: self.store.find_requests(self.job.id, [fingerprint]))
+        parent = found.get(fingerprint)
+        links.recall_chain(request.url, parent.result if parent is not None else None)
 
     async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
         """Fetch the host's robots.txt in this request's slot, then queue the request again,
