@@ -219,24 +219,27 @@ async def test_a_host_handed_from_this_process_to_a_child_keeps_its_delay() -> N
     config = quick(
         limits=Limits(concurrency=8, processes=2), politeness=Politeness(per_host=1, delay=delay)
     )
-    async with TestWeb(SiteSpec(hosts=3, pages=20, latency_ms=5)) as web:
+    async with TestWeb(SiteSpec(hosts=3, pages=400, latency_ms=5)) as web:
         async with open_transport(config) as local, FetchPool(local, config, 2).opened() as pool:
 
             async def fetch_pages(host: int) -> None:
-                for n in range(12):
+                n = 0
+                after_ready = 0
+                while after_ready < 4:  # on until the children are up, then 4 more
                     if n == 2 and host == 0:
                         pool.start_soon()  # ready while requests go on
                     url = web.url(host, f"/page/{n}")
-                    request = Request(id=100 * host + n, url=url, host=canonical_host(url))
+                    request = Request(id=1000 * host + n, url=url, host=canonical_host(url))
                     attempt = await pool.fetch(request, gap=delay)
                     assert attempt.result.status == 200
+                    n += 1
+                    after_ready += pool.running == 2
 
-            async with asyncio.TaskGroup() as tasks:
+            async with asyncio.timeout(90), asyncio.TaskGroup() as tasks:
                 for host in range(3):
                     tasks.create_task(fetch_pages(host))
-            assert pool.kept >= 6 and pool.offloaded > 0 and pool.peak == 2
+            assert pool.kept >= 6 and pool.offloaded >= 9 and pool.peak == 2
         for host in web.stats().hosts:
-            assert host.requests == 12
             # Measured by the server, as in the fleet's tests; a request handed over at
             # once would come a few milliseconds after the one before.
             assert host.min_start_gap is not None and host.min_start_gap >= delay * 0.75, host
