@@ -378,7 +378,21 @@ class FetchPool:
             for other in ready:
                 if len(other.pending) < fewest:
                     child, fewest = other, len(other.pending)
-        return await self._fetch_in(child, request, 0.0)
+        # As ``_fetch_in``, without its frame: this is every page's path.
+        self._seq += 1
+        seq = self._seq
+        future = child.submit(seq, request, 0.0, _NEVER)
+        try:
+            attempt = await future
+        except ChildGone:
+            return await self.fetch(request)
+        except asyncio.CancelledError:
+            child.pending.pop(seq, None)
+            raise
+        self.offloaded += 1
+        if attempt.links is not None or attempt.fields_done:
+            self.pages_read += 1
+        return attempt
 
     async def _fetch_spaced(self, request: Request, gap: float) -> Attempt:
         """A delayed request, sent by its host's sender (``spacing.HostRoutes``)."""
@@ -411,9 +425,7 @@ class FetchPool:
         finally:
             self._routes.done(host, sender)
 
-    async def _fetch_in(
-        self, child: _Child, request: Request, gap: float, after: float = _NEVER
-    ) -> Attempt:
+    async def _fetch_in(self, child: _Child, request: Request, gap: float, after: float) -> Attempt:
         self._seq += 1
         seq = self._seq
         future = child.submit(seq, request, gap, after)
