@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +69,25 @@ def test_crawl_host_scope_with_robots(crawl_site: TestWeb, tmp_path: Path) -> No
     assert lines["skipped"].split() == ["skipped", "robots_disallowed", f"{len(blocked):,}"]
 
 
+def test_a_missing_sitemap_is_counted_as_such_not_failed(tmp_path: Path) -> None:
+    spec = SiteSpec(hosts=1, pages=12, links_per_page=2, sitemaps=False, robots="")
+    with TestWeb.run_in_thread(spec) as web:
+        seed = web.url(0, "/")
+        ran = run_shoal("crawl", seed, "--sitemaps", "--job", "maps", "--quiet", cwd=tmp_path)
+        assert ran.code == 0, ran.stderr
+        served = {record.path: record.status for record in web.stats().hosts[0].log}
+    assert served["/sitemap.xml"] == 404  # looked for, and not there
+    rows = result_rows(tmp_path / "shoal.db", "maps")
+    sitemap = web.url(0, "/sitemap.xml")
+    assert (sitemap, None, "sitemap_missing") in rows
+    assert [row for row in rows if row[0] != sitemap and row[1] != 200] == []
+    stats = run_shoal("stats", "--job", "maps", cwd=tmp_path)
+    lines = {line.split(None, 1)[0]: line for line in stats.stdout.splitlines() if line.strip()}
+    assert lines["failed"].split()[-1] == "0"
+    assert lines["skipped"].split() == ["skipped", "sitemap_missing", "1"]
+    assert "4xx" not in stats.stdout
+
+
 def test_crawl_usage_errors(tmp_path: Path) -> None:
     for args in (
         ("crawl",),
@@ -106,3 +127,35 @@ def test_crawl_kill_9_resume_equals_clean_crawl(crawl_site: TestWeb, tmp_path: P
     ran = run_shoal("crawl", seed, *common, cwd=tmp_path)
     assert ran.code == 0, ran.stderr
     assert result_rows(db, "k") == expected
+
+
+def test_a_redirect_chain_killed_midway_still_ends_at_max_redirects(tmp_path: Path) -> None:
+    # Every hop is its own row; the chain so far is kept in memory and, for a run that
+    # did not see it (this one, after kill -9), read back from the row that redirected.
+    with TestWeb.run_in_thread(SiteSpec(hosts=1, pages=3, robots="")) as web:
+        seed = web.url(0, "/redirect-endless/0")
+        common = ("--max-redirects", "5", "--delay", "0.3", "--quiet", "--job", "chain")
+        db = tmp_path / "shoal.db"
+        kills = 0
+        for kill_after in (2, 4):
+            proc = subprocess.Popen(
+                shoal_argv("crawl", seed, *common),
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if _wait_rows(db, "chain", at_least=kill_after, proc=proc):
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=30)
+        assert kills == 2
+        ran = run_shoal("crawl", seed, *common, cwd=tmp_path)
+        assert ran.code == 0, ran.stderr
+        served = web.stats().hosts[0].requests
+    hops = [web.url(0, f"/redirect-endless/{n}") for n in range(7)]
+    rows = result_rows(db, "chain")
+    assert rows == [(url, 302, None) for url in hops[:5]] + [(hops[5], 302, "too_many_redirects")]
+    assert served <= len(hops)  # each hop fetched once (one may have been cut off by a kill)
+    with sqlite3.connect(db) as conn:
+        chains = dict(conn.execute("SELECT url, redirects FROM results"))
+    assert json.loads(chains[hops[5]]) == hops[:6]

@@ -69,6 +69,25 @@ async def wait_results(dsn: str, job: str, at_least: int, procs: list[subprocess
             await asyncio.sleep(0.05)
 
 
+async def wait_workers(dsn: str, job: str, count: int, procs: list[subprocess.Popen[bytes]]):
+    """Wait (at most 120 s) until ``count`` processes work on the job (registered, their
+    store open), or a process ended."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with asyncio.timeout(120):
+            while not any(p.poll() is not None for p in procs):
+                working = await conn.fetchval(
+                    "SELECT count(*) FROM shoal_workers w JOIN shoal_jobs j ON j.id = w.job_id"
+                    " WHERE j.name = $1",
+                    job,
+                )
+                if working >= count:
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
 def start(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         shoal_argv(*args), cwd=cwd, env=FLEET_ENV, stdout=subprocess.DEVNULL,
@@ -134,6 +153,9 @@ async def test_workers_ride_out_a_postgres_restart(fleet_site: TestWeb, tmp_path
         await wait_results(pg.dsn, "restart", 20, [first])
         other = start("worker", "--store", pg.dsn, "--job", "restart", cwd=tmp_path)
         await wait_results(pg.dsn, "restart", 80, [first, other])
+        # Restarted while both work (a worker slow to start on a loaded machine would
+        # otherwise meet it while opening the store, before it has anything to ride out).
+        await wait_workers(pg.dsn, "restart", 2, [first, other])
         assert first.poll() is None and other.poll() is None
         await asyncio.to_thread(pg.restart)
         outcomes = [await finish(proc) for proc in (first, other)]

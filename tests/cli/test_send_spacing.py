@@ -1,10 +1,11 @@
 """``--delay`` as the server sees it, with fetch processes on and the command busy.
 
-The server times each request's start. On a machine shared with other work, either side
-may be kept off the CPU for milliseconds now and then, so a few gaps the server sees
-come out short whoever sends; requests bunched by the hand-off to the fetch processes
-(what this guards against) made many come out at a fraction of the delay. That the
-sender itself holds the gap exactly is tested on a fake clock (tests/engine/test_spacing.py).
+The server times each request's start. The sender keeps the gap by construction: a
+host's turn is held until its request is written, and a host moves between the
+command and its fetch processes only between requests, the new sender counting from
+the last answer (tests/engine/test_spacing.py, tests/engine/test_fetchpool.py). A
+request the server gets to late (its thread kept off the CPU on a machine shared with
+other work) is dated by when it arrived, to the kernel's clock tick (a few ms).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from .test_fetch_command import write_urls
 
 HOSTS = 6
 SHORT_SHARE = 0.10  # of the gaps, at most, under half the delay ...
-# ... for a delay this long at least: a machine under heavy load keeps the server off
-# the CPU for longer than 10 ms at times, and it then starts the requests that queued
-# meanwhile back to back, however they were sent.
+# ... for a delay this long at least: the server's kernel dates arrivals to its clock
+# tick, up to 4 ms, a good part of a shorter delay.
 SHARP_FROM = 0.05
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
-from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.model import FetchResult, JobInfo, NewRequest, Request
 from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
@@ -457,3 +457,19 @@ async def test_the_urls_taken_from_sitemaps_are_bounded(sqlite_store: Store) -> 
     assert outcome.completed
     assert len(found) == 1 + 25
     assert rejected["sitemap_limit"] == 25 * 10 - 15  # 10 per index fetched, 25 taken in all
+
+
+def test_a_redirect_target_is_admitted_at_the_depth_of_the_row_that_redirected() -> None:
+    processor = LinkProcessor(
+        scope=Scope(mode="any", seeds=("http://a.test/",)), traps=TrapLimits()
+    )
+    rejected: Counter[str] = Counter()
+    for depth in (0, 2):
+        url = f"http://a.test/moved/{depth}"
+        request = Request(id=1, url=url, host="a.test", depth=depth, parent_url="http://a.test/")
+        result = FetchResult(
+            request_id=1, url=url, status=301, headers=(("Location", "/new/" + str(depth)),)
+        )
+        [target] = processor(request, result, b"", rejected)
+        assert (target.url, target.depth) == (f"http://a.test/new/{depth}", depth)
+        assert result.final_url == target.url and result.redirects == (url,)

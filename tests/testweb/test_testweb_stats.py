@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -122,3 +125,26 @@ async def test_record_false_keeps_counts_only(session: aiohttp.ClientSession) ->
         assert host.max_in_flight == 1
         assert host.log == ()
         assert host.min_start_gap is None
+
+
+def test_a_request_the_server_gets_to_late_is_dated_by_its_arrival() -> None:
+    # A server kept off the CPU reads the requests that arrived meanwhile back to back; their
+    # starts are when they arrived, not when it got to them, so that gaps between starts
+    # are the client's.
+    with TestWeb.run_in_thread(SiteSpec(hosts=1, pages=2)) as web:
+        blocking, unblocked = threading.Event(), []
+
+        def block() -> None:
+            blocking.set()
+            time.sleep(1.0)  # the server's loop is held here, as by a loaded machine
+            unblocked.append(time.monotonic())
+
+        holder = threading.Thread(target=lambda: web._on_loop(block))
+        holder.start()
+        assert blocking.wait(30)
+        sent = time.monotonic()
+        with urllib.request.urlopen(web.url(0, "/page/0"), timeout=30) as response:
+            assert response.status == 200
+        holder.join(30)
+        [record] = web.stats().hosts[0].log
+    assert sent <= record.start < unblocked[0]

@@ -239,3 +239,23 @@ async def test_invalid_names_fail_without_asking_a_name_server(name: str) -> Non
         await resolver.resolve(name, 80)
     assert (await resolver.resolve("127.0.0.1", 80))[0]["host"] == "127.0.0.1"
     await resolver.close()
+
+
+def _spin(seconds: float) -> None:
+    """Hold the CPU for ``seconds`` of this thread's own CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+async def test_the_loop_watch_sees_a_callback_that_blocks() -> None:
+    # What the zoo tests rely on: a callback that computes, or waits in a blocking call,
+    # for longer than the threshold is caught, however loaded the machine.
+    loop = asyncio.get_running_loop()
+    async with watching_the_loop(0.1) as slow:
+        for block in (lambda: _spin(0.15), lambda: time.sleep(0.15)):  # noqa: ASYNC251
+            done = loop.create_future()
+            loop.call_soon(lambda b=block, d=done: (b(), d.set_result(None)))
+            await done
+        await asyncio.sleep(0)
+    assert len(slow) == 2, slow

@@ -58,7 +58,7 @@ def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
 
 
 # Outcomes that are shoal choosing not to fetch, not failures: counted apart, as skipped.
-_SKIPPED = frozenset({"robots_disallowed", "out_of_scope"})
+_SKIPPED = frozenset({"robots_disallowed", "out_of_scope", "sitemap_missing"})
 
 
 def _split_skipped(by_error_kind: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:

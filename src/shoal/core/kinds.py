@@ -30,6 +30,7 @@ class ErrorKind(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     INVALID_REDIRECT = "invalid_redirect"
     ROBOTS_DISALLOWED = "robots_disallowed"
+    SITEMAP_MISSING = "sitemap_missing"  # a sitemap shoal looked for is not there
     HOST_ABANDONED = "host_abandoned"
     BLOCKED_ADDRESS = "blocked_address"  # a service's job may not reach that address
     INTERNAL_ERROR = "internal_error"

@@ -21,7 +21,6 @@ import sys
 from typing import Any
 
 from shoal.core.extract import ExtractRules, extract_fields
-from shoal.core.model import Request
 from shoal.engine._wire import (
     WIRE_VERSION,
     Answer,
@@ -34,7 +33,7 @@ from shoal.engine._wire import (
 from shoal.engine.fetcher import Attempt
 from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
-from shoal.engine.spacing import SendSpacing
+from shoal.engine.spacing import SendSpacing, send_in_turn
 from shoal.engine.transport import open_transport
 
 PROCESS_NAME = "shoal-fetch"
@@ -89,15 +88,19 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         open_transport(config, keep_body=keep_body) as transport,
         asyncio.TaskGroup() as tasks,
     ):
-        fetch = transport.fetch
+        fetch, marks_send = transport.fetch, transport.marks_send
         running: set[asyncio.Task[None]] = set()
 
         spacing = SendSpacing()
 
-        async def one(seq: int, request: Request, gap: float) -> None:
+        async def one(order: FetchOrder) -> None:
             nonlocal sending
-            await spacing.wait_turn(request.host, gap)
-            attempt = await fetch(request)
+            request = order.request
+            if order.gap > 0:
+                turn = await spacing.take_turn(request.host, order.gap, after=order.after)
+                attempt = await send_in_turn(turn, marks_send, lambda: fetch(request))
+            else:
+                attempt = await fetch(request)
             if rules is not None:
                 _extract_fields(attempt, rules)
             if links is not None and attempt.body:
@@ -105,7 +108,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
             elif rules is not None and not body_wanted and not config.follow_links:
                 attempt.body = None  # its fields are out: nothing in the crawler reads it
             # Not answers.append(await ...): that would bind the list sent meanwhile.
-            answers.append(Answer(seq, attempt))
+            answers.append(Answer(order.seq, attempt))
             if not sending:
                 sending = True
                 loop.call_soon(send_answers)
@@ -114,7 +117,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         orders: list[FetchOrder]
         while (orders := await source.messages.get()) is not None:
             for order in orders:
-                task = tasks.create_task(one(order.seq, order.request, order.gap))
+                task = tasks.create_task(one(order))
                 running.add(task)
                 task.add_done_callback(running.discard)
         # The crawl is gone or no longer waits for these: the task group ends with them.

@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 3
+WIRE_VERSION = 4
 
 _LENGTH = struct.Struct("!I")
 
@@ -66,12 +66,14 @@ class Ready:
 # fields on every call, and one of these crosses a pipe for every request.
 @dataclass(frozen=True)
 class FetchOrder:
-    """Fetch ``request``, ``gap`` seconds at least after the one before to its host (see
+    """Fetch ``request``, ``gap`` seconds at least after the one before to its host, or
+    after ``after`` (a monotonic time) when the one before went from another process (see
     ``engine.spacing``); answer with the same ``seq``."""
 
     seq: int
     request: Request
     gap: float = 0.0
+    after: float = float("-inf")
 
 
 # No slots: a slotted dataclass pickles through a Python-level __getstate__ that lists its

@@ -37,6 +37,7 @@ from shoal.core.model import FetchResult, JobInfo, Request
 from shoal.core.ratelimit import TokenBucket
 from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
+from shoal.core.urls import canonical_fingerprint
 from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
 from shoal.engine.dispatch import Dispatcher
@@ -96,6 +97,7 @@ class JobRun:
         robots: RobotsPolicy | None = None,
         autothrottle: AutoThrottle | None = None,
         sitemaps_from_robots: bool = False,
+        sitemaps_sought: Sequence[str] = (),
         strict_depth: bool = False,
         host_pause: float = 30.0,
         lease_ttl: float = 60.0,
@@ -132,11 +134,15 @@ class JobRun:
             processor=processor,
             autothrottle=autothrottle,
             sitemaps_from_robots=sitemaps_from_robots,
+            sitemaps_sought=sitemaps_sought,
             host_pause=host_pause,
             seed=seed,
             clock=clock,
         )
         self._listeners = list(listeners)
+        # A crawl's link processor: it counts redirect chains, read back from the store
+        # when they were followed where it did not see them.
+        self._links = processor if isinstance(processor, LinkProcessor) else None
         self._robots_policy = robots
         self._robots: RobotsGate | None = None
         self._strict_depth = strict_depth
@@ -416,6 +422,7 @@ class JobRun:
         gate, health = self._robots, recorder.health
         extract, before_fetch = self._extract, self._before_fetch
         after_fetch, bucket, clock = self._after_fetch, self._bucket, self._clock
+        chains = self._links
         while True:
             request = acquire_nowait()
             if request is None:
@@ -461,6 +468,8 @@ class JobRun:
                 release(request)
             if attempt.proxy_taken_out:
                 stats.proxies_taken_out += 1
+            if chains is not None and chains.chain_unknown(request, attempt.result):
+                await self._recall_chain(chains, request)
             if after_fetch is not None:
                 after_fetch(attempt.result)
             if extract is not None and attempt.body is not None and not attempt.fields_done:
@@ -495,6 +504,8 @@ class JobRun:
                 request if before_fetch is None else before_fetch(request),
                 gap=dispatch.host_delay(request.host),
             )
+        if self._links is not None and self._links.chain_unknown(request, attempt.result):
+            await self._recall_chain(self._links, request)
         if self._after_fetch is not None:
             self._after_fetch(attempt.result)
         if self._extract is not None and attempt.body is not None and not attempt.fields_done:
@@ -535,13 +546,24 @@ class JobRun:
             self.stats.in_flight -= 1
             dispatch.release(request)
 
+    async def _recall_chain(self, links: LinkProcessor, request: Request) -> None:
+        """Read the redirect chain that led to ``request`` back from the store: the row of
+        its parent, written in the same transaction that admitted it."""
+        assert request.parent_url is not None
+        fingerprint = canonical_fingerprint(request.parent_url)
+        found = await patiently(lambda: self.store.find_requests(self.job.id, [fingerprint]))
+        parent = found.get(fingerprint)
+        links.recall_chain(request.url, parent.result if parent is not None else None)
+
     async def _load_robots(self, gate: RobotsGate, request: Request) -> None:
         """Fetch the host's robots.txt in this request's slot, then queue the request again,
         so that its own start keeps the host's spacing after the robots.txt request."""
-        dispatch = self._dispatch
-        assert dispatch is not None
+        dispatch, pool = self._dispatch, self._pool
+        assert dispatch is not None and pool is not None
         with self._in_flight(request):
-            rules = await gate.load(request)
+            rules = await pool.send_aside(
+                request.host, dispatch.host_delay(request.host), lambda: gate.load(request)
+            )
         if isinstance(rules, RobotsFailure):
             self._recorder.robots_unreachable(request, rules)
         elif dispatch.closed:

@@ -30,6 +30,7 @@ from shoal.core.urls import split_userinfo
 from shoal.engine.addressguard import public_only_socket
 from shoal.engine.failures import map_exception
 from shoal.engine.redirects import origin_bound_exchange
+from shoal.engine.spacing import marks_sends, send_trace
 
 __all__ = [
     "Attempt",
@@ -129,6 +130,9 @@ def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp
         # given or turned off; only when one is set, since aiohttp then looks the proxy up
         # in a thread for every request.
         trust_env=config.proxy_env and not config.proxies and _proxy_env_set(),
+        # With a delay, each request's turn at its host ends as it is written
+        # (``engine.spacing``); without one, no request pays for the trace.
+        trace_configs=[send_trace()] if config.politeness.delay > 0 else None,
     )
 
 
@@ -182,6 +186,8 @@ class Fetcher:
         self._shown = {p: redacted(p) for p in config.proxies}
         one = config.proxies[0] if config.proxies and not rotating else None
         self._session_proxy = None if one is None else self._shown[one]
+        #: Whether the session ends a request's ``spacing.SENDING`` turn as it is written.
+        self.marks_send = marks_sends(session)
 
     def _exchange(
         self, request: Request, proxy: str | None = None

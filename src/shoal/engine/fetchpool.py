@@ -29,7 +29,8 @@ import gc
 import logging
 import os
 import pickle
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
@@ -45,7 +46,7 @@ from shoal.engine._wire import (
 )
 from shoal.engine.fetcher import Attempt, wants_body
 from shoal.engine.processor import LinkSettings
-from shoal.engine.spacing import SendSpacing
+from shoal.engine.spacing import HostRoutes, SendSpacing, send_in_turn
 from shoal.engine.transport import Transport
 
 __all__ = [
@@ -63,6 +64,12 @@ AUTO_START_ROWS = 1_000
 _MAX_AUTO = 4  # children, at most, when left to auto
 _CLOSE_GRACE = 5.0  # seconds a child gets to exit after its input closes
 _START_TIMEOUT = 30.0  # seconds ``start`` waits for the children to be ready
+_NEVER = float("-inf")
+_T = TypeVar("_T")
+
+
+def _alive(sender: _Child | None) -> bool:
+    return sender is None or sender.ready
 
 
 def auto_processes() -> int:
@@ -199,10 +206,12 @@ class _Child:
         if self._input is not None and not self._input.is_closing():
             self._input.write(frame(message))
 
-    def submit(self, seq: int, request: Request, gap: float) -> asyncio.Future[Attempt]:
+    def submit(
+        self, seq: int, request: Request, gap: float, after: float
+    ) -> asyncio.Future[Attempt]:
         future: asyncio.Future[Attempt] = asyncio.get_running_loop().create_future()
         self.pending[seq] = future
-        self._outbox.append(FetchOrder(seq, request, gap))
+        self._outbox.append(FetchOrder(seq, request, gap, after))
         if not self._sending:
             self._sending = True
             asyncio.get_running_loop().call_soon(self._send_outbox)
@@ -282,6 +291,7 @@ class FetchPool:
         self._closing = False
         self._tasks: asyncio.TaskGroup | None = None
         self._spacing = SendSpacing()  # for the requests fetched in this process
+        self._routes: HostRoutes[_Child | None] = HostRoutes()  # None: this process
         self._start_task: asyncio.Task[None] | None = None
 
     @property
@@ -356,23 +366,69 @@ class FetchPool:
     async def fetch(self, request: Request, *, gap: float = 0.0) -> Attempt:
         """One attempt at ``request``, sent ``gap`` seconds at least after the one before to
         its host (its delay, kept where requests are sent: see ``engine.spacing``)."""
+        if gap > 0:
+            return await self._fetch_spaced(request, gap)
         ready = self._ready
         if not ready:
             self.kept += 1
-            await self._spacing.wait_turn(request.host, gap)
             return await self._local.fetch(request)
-        if gap > 0:
-            child = self._child_for(request.host)
-        else:
-            child = ready[0]
-            if len(ready) > 1:
-                fewest = len(child.pending)
-                for other in ready:
-                    if len(other.pending) < fewest:
-                        child, fewest = other, len(other.pending)
+        child = ready[0]
+        if len(ready) > 1:
+            fewest = len(child.pending)
+            for other in ready:
+                if len(other.pending) < fewest:
+                    child, fewest = other, len(other.pending)
+        # As ``_fetch_in``, without its frame: this is every page's path.
         self._seq += 1
         seq = self._seq
-        future = child.submit(seq, request, gap)
+        future = child.submit(seq, request, 0.0, _NEVER)
+        try:
+            attempt = await future
+        except ChildGone:
+            return await self.fetch(request)
+        except asyncio.CancelledError:
+            child.pending.pop(seq, None)
+            raise
+        self.offloaded += 1
+        if attempt.links is not None or attempt.fields_done:
+            self.pages_read += 1
+        return attempt
+
+    async def _fetch_spaced(self, request: Request, gap: float) -> Attempt:
+        """A delayed request, sent by its host's sender (``spacing.HostRoutes``)."""
+        host = request.host
+        offered = self._child_for(host) if self._ready else None
+        sender, after = self._routes.take(host, gap, offered, _alive)
+        try:
+            if sender is None:
+                self.kept += 1
+                turn = await self._spacing.take_turn(host, gap, after=after)
+                local = self._local
+                return await send_in_turn(turn, local.marks_send, lambda: local.fetch(request))
+            return await self._fetch_in(sender, request, gap, after)
+        finally:
+            self._routes.done(host, sender)
+
+    async def send_aside(self, host: str, gap: float, send: Callable[[], Awaitable[_T]]) -> _T:
+        """``send()``, a request of this process's own to ``host`` (its robots.txt) through
+        the local transport's session, in the host's turn, so that the host's requests keep
+        their spacing after it too. While the host's requests are in flight in a fetch
+        process, it goes without a turn (a robots.txt read again after it expired)."""
+        if gap <= 0:
+            return await send()
+        sender, after = self._routes.take(host, gap, None, _alive)
+        try:
+            if sender is not None:
+                return await send()
+            turn = await self._spacing.take_turn(host, gap, after=after)
+            return await send_in_turn(turn, self._local.marks_send, send)
+        finally:
+            self._routes.done(host, sender)
+
+    async def _fetch_in(self, child: _Child, request: Request, gap: float, after: float) -> Attempt:
+        self._seq += 1
+        seq = self._seq
+        future = child.submit(seq, request, gap, after)
         try:
             attempt = await future
         except ChildGone:
@@ -386,8 +442,9 @@ class FetchPool:
         return attempt
 
     def _child_for(self, host: str) -> _Child:
-        """The ready child that sends every delayed request to ``host`` (the next ready one
-        in start order if its own is not ready), so that one ``SendSpacing`` sees them all."""
+        """The ready child offered a host's delayed requests (the next ready one in start
+        order if its own is not ready); ``HostRoutes`` moves the host to it between
+        requests, so that one ``SendSpacing`` sees all of a host's requests in flight."""
         children = self._children
         first = hash(host) % len(children)
         for step in range(len(children)):

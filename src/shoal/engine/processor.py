@@ -343,6 +343,24 @@ class LinkProcessor:
         page = _read_links(result, body, page_url, self.settings)
         return self._from_page(page, page_url, request, result, rejected)
 
+    def chain_unknown(self, request: Request, result: FetchResult) -> bool:
+        """Whether ``result`` is a redirect whose row was admitted where this processor did
+        not see it (an earlier run, another worker, or longer ago than it remembers), from a
+        row that may itself have redirected to it: the chain so far is then in the store,
+        in that row (``recall_chain``), and ``max_redirects`` must count it."""
+        return (
+            result.status in _REDIRECTS
+            and request.parent_url is not None
+            and request.url not in self.recent
+            and not self.chains.get(request.url)
+        )
+
+    def recall_chain(self, url: str, parent: FetchResult | None) -> None:
+        """Take the chain that led to ``url`` from the stored row of its parent, if that row
+        redirected to it."""
+        if parent is not None and parent.status in _REDIRECTS and parent.final_url == url:
+            self.chains.put(url, parent.redirects)
+
     def _from_page(
         self,
         page: PageLinks,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterable
 from typing import Protocol
 
 from shoal.core.config import CrawlConfig
@@ -64,6 +65,7 @@ class Recorder:
         "_processor",
         "_rng",
         "_sitemaps_from_robots",
+        "_sitemaps_sought",
         "buffer",
         "config",
         "dispatch",
@@ -81,6 +83,7 @@ class Recorder:
         processor: Processor | None,
         autothrottle: AutoThrottle | None,
         sitemaps_from_robots: bool,
+        sitemaps_sought: Iterable[str] = (),
         host_pause: float,
         seed: int | None,
         clock: Clock = REAL_CLOCK,
@@ -91,6 +94,9 @@ class Recorder:
         self._processor = processor
         self._autothrottle = autothrottle
         self._sitemaps_from_robots = sitemaps_from_robots
+        # Sitemaps shoal went looking for (the seeds' /sitemap.xml, robots.txt's Sitemap:
+        # lines): one that is not there is no page of the site, and no failure.
+        self._sitemaps_sought = set(sitemaps_sought)
         self._host_pause = host_pause
         self._rng = random.Random(seed)
         self.health = HostHealth()
@@ -199,6 +205,11 @@ class Recorder:
                 if attempt.retry_after is not None:
                     self.dispatch.pause_host(request.host, self._clock.monotonic() + delay)
                 return
+        if status is not None and status >= 400 and request.url in self._sitemaps_sought:
+            if request.parent_url is None:
+                result.error_kind = ErrorKind.SITEMAP_MISSING
+                result.error = f"no sitemap here (HTTP {status})"
+                result.status, status = None, None
         self._settle(request, Step.FAIL if status is None else Step.COMPLETE)
         body, page, processor = attempt.body, attempt.links, self._processor
         if processor is not None and status is not None and (body is not None or page is not None):
@@ -304,6 +315,7 @@ class Recorder:
                 dispatch.set_host_delay(host, wanted)
         if self._sitemaps_from_robots and self._processor is not None:
             for url in rules.sitemaps():
+                self._sitemaps_sought.add(url)
                 self.buffer.discovered.append(NewRequest.for_url(url))
 
     def _adapt_host(self, host: str, result: FetchResult) -> None:

@@ -260,6 +260,7 @@ class JobRunner:
             robots=plan.robots,
             autothrottle=AutoThrottle() if spec.autothrottle else None,
             sitemaps_from_robots=spec.sitemaps,
+            sitemaps_sought=sought_sitemaps(spec),
             strict_depth=spec.depth is not None,
             lease_ttl=self._lease_ttl,
             before_fetch=self._restored_then(before_fetch),
@@ -460,10 +461,18 @@ def seed_requests(spec: JobSpec) -> list[NewRequest]:
         else r
         for r in requests
     ]
-    if spec.sitemaps:
-        origins = dict.fromkeys(origin_of(url) for url in spec.seeds)
-        requests += [NewRequest.for_url(origin + "/sitemap.xml") for origin in origins]
+    requests += [NewRequest.for_url(url) for url in sought_sitemaps(spec)]
     return requests
+
+
+def sought_sitemaps(spec: JobSpec) -> list[str]:
+    """The /sitemap.xml of each seed's origin, when the crawl reads sitemaps (and it is not
+    a seed itself): looked for, so recorded as ``sitemap_missing`` when not there."""
+    if not spec.sitemaps:
+        return []
+    seeds = set(spec.seeds)
+    origins = dict.fromkeys(origin_of(url) for url in spec.seeds)
+    return [url for origin in origins if (url := origin + "/sitemap.xml") not in seeds]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,10 @@ __all__ = ["Transport", "open_transport"]
 class Transport(Protocol):
     """What the fetch workers and the fetch processes call for each request."""
 
+    #: Whether ``fetch`` ends the calling task's ``spacing.SENDING`` turn itself, as the
+    #: request is written; if not, the turn ends just before ``fetch`` is called.
+    marks_send: bool
+
     async def fetch(self, request: Request) -> Attempt:
         """One attempt: its result (status or ``ErrorKind``), and the body if kept."""
         ...

@@ -68,6 +68,8 @@ class _Failure(Exception):
 class ReqwestTransport:
     """One pyreqwest client shared by a run's fetch workers (``Transport``)."""
 
+    marks_send = False  # the client writes requests where no hook of shoal's runs
+
     def __init__(self, client: Client, config: CrawlConfig, *, keep_body: bool | None) -> None:
         self._client = client
         self._max_bytes = config.limits.max_bytes

@@ -19,7 +19,9 @@ __all__ = ["HostStats", "TrafficRecorder", "RequestRecord", "TestWebStats"]
 class RequestRecord(NamedTuple):
     """One request as the server saw it.
 
-    ``end`` is None while the handler runs; ``status`` is 0 when the handler
+    ``start`` is when it arrived (``time.monotonic``): when its handler began, or, for a
+    request the server got to late (its thread kept off the CPU), when its bytes reached
+    the TCP stack. ``end`` is None while the handler runs; ``status`` is 0 when the handler
     did not produce a response (cancelled, client gone, crashed).
     """
 
