@@ -35,7 +35,7 @@ from shoal.engine.fetcher import Attempt
 from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 from shoal.engine.spacing import SendSpacing
-from shoal.engine.transport import open_transport
+from shoal.engine.transport import fetch_in_turn, open_transport
 
 PROCESS_NAME = "shoal-fetch"
 
@@ -89,15 +89,13 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         open_transport(config, keep_body=keep_body) as transport,
         asyncio.TaskGroup() as tasks,
     ):
-        fetch = transport.fetch
         running: set[asyncio.Task[None]] = set()
 
         spacing = SendSpacing()
 
         async def one(seq: int, request: Request, gap: float) -> None:
             nonlocal sending
-            await spacing.wait_turn(request.host, gap)
-            attempt = await fetch(request)
+            attempt = await fetch_in_turn(transport, spacing, request, gap)
             if rules is not None:
                 _extract_fields(attempt, rules)
             if links is not None and attempt.body:

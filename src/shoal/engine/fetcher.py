@@ -37,6 +37,7 @@ __all__ = [
     "SpecialUseResolver",
     "header_text",
     "make_session",
+    "proxy_env_set",
     "wants_body",
 ]
 
@@ -128,14 +129,15 @@ def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp
         # The proxy environment variables, as curl and wget read them, unless proxies were
         # given or turned off; only when one is set, since aiohttp then looks the proxy up
         # in a thread for every request.
-        trust_env=config.proxy_env and not config.proxies and _proxy_env_set(),
+        trust_env=config.proxy_env and not config.proxies and proxy_env_set(),
     )
 
 
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
 
 
-def _proxy_env_set() -> bool:
+def proxy_env_set() -> bool:
+    """Whether a proxy environment variable (``http_proxy`` and the like) is set."""
     return any(value and name.lower() in _PROXY_VARIABLES for name, value in os.environ.items())
 
 

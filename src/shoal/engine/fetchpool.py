@@ -46,7 +46,7 @@ from shoal.engine._wire import (
 from shoal.engine.fetcher import Attempt, wants_body
 from shoal.engine.processor import LinkSettings
 from shoal.engine.spacing import SendSpacing
-from shoal.engine.transport import Transport
+from shoal.engine.transport import Transport, fetch_in_turn
 
 __all__ = [
     "AUTO_START_ROWS",
@@ -81,9 +81,9 @@ def prefork(processes: int | None, *, http: str | None = None) -> None:
     ``FetchPool`` takes them; if the job stays small they are never sent work and
     exit when the run closes their input.
 
-    ``http`` names the HTTP client the run uses, when known: its module is imported
-    here too, so that the children share it with this process instead of each
-    importing a copy of its own.
+    ``http`` names the HTTP client the run uses (``engine.transport.client_for``), when
+    known: its module is imported here too, so that the children share it with this
+    process instead of each importing a copy of its own.
     """
     count = auto_processes() if processes is None else processes
     if count:
@@ -359,8 +359,7 @@ class FetchPool:
         ready = self._ready
         if not ready:
             self.kept += 1
-            await self._spacing.wait_turn(request.host, gap)
-            return await self._local.fetch(request)
+            return await fetch_in_turn(self._local, self._spacing, request, gap)
         if gap > 0:
             child = self._child_for(request.host)
         else:
