@@ -44,13 +44,18 @@ def test_auto_is_aiohttp_when_the_proxy_environment_is_read(
     assert client_for(CrawlConfig(proxy_env=False)) == "pyreqwest"
 
 
-class ControlByteServer:
-    """Answers every request with a head whose header value holds control bytes, which
-    hyper refuses and aiohttp keeps; counts the requests by method."""
+CONTROL_BYTES = b"X-Control: a\x01b\x7fc\r\n"  # hyper refuses the head
+LATIN1 = b"X-Latin1: caf\xe9\r\n"  # pyreqwest refuses a value that is not UTF-8
 
-    def __init__(self, clock: FakeClock | None = None) -> None:
+
+class ControlByteServer:
+    """Answers every request with a head holding ``header``, which pyreqwest refuses and
+    aiohttp keeps; counts the requests by method."""
+
+    def __init__(self, clock: FakeClock | None = None, header: bytes = CONTROL_BYTES) -> None:
         self.seen: list[tuple[str, float]] = []
         self._clock = clock
+        self._header = header
         self.url = ""
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,8 +64,9 @@ class ControlByteServer:
             when = self._clock.monotonic() if self._clock is not None else 0.0
             self.seen.append((head.split(b" ", 1)[0].decode(), when))
             writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Control: a\x01b\x7fc\r\n"
-                b"Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                + self._header
+                + b"Content-Length: 2\r\nConnection: close\r\n\r\nok"
             )
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -69,8 +75,10 @@ class ControlByteServer:
             writer.close()
 
     @classmethod
-    async def started(cls, clock: FakeClock | None = None) -> AsyncIterator[ControlByteServer]:
-        server = cls(clock)
+    async def started(
+        cls, clock: FakeClock | None = None, header: bytes = CONTROL_BYTES
+    ) -> AsyncIterator[ControlByteServer]:
+        server = cls(clock, header)
         listening = await asyncio.start_server(server._serve, "127.0.0.1", 0)
         port = listening.sockets[0].getsockname()[1]
         server.url = f"http://127.0.0.1:{port}/page"
@@ -100,6 +108,16 @@ async def test_a_refused_head_is_read_again_by_aiohttp(control_bytes: ControlByt
     assert dict(result.headers)["X-Control"].encode("latin-1") == b"a\x01b\x7fc"
     assert attempt.body == b"ok"
     assert [method for method, _ in control_bytes.seen] == ["GET", "GET"]
+
+
+async def test_a_header_value_that_is_not_utf8_is_read_again_by_aiohttp() -> None:
+    async for server in ControlByteServer.started(header=LATIN1):
+        async with open_transport(CONFIG, keep_body=True) as transport:
+            attempt = await fetch_in_turn(transport, SendSpacing(), request(server.url), 0.0)
+        result = attempt.result
+        assert (result.status, result.error_kind) == (200, None), result.error
+        assert dict(result.headers)["X-Latin1"].encode("latin-1") == b"caf\xe9"
+        assert [method for method, _ in server.seen] == ["GET", "GET"]
 
 
 async def test_a_refused_post_is_not_sent_again(control_bytes: ControlByteServer) -> None:

@@ -8,9 +8,9 @@ client (``HTTP_CLIENTS``):
 
 ``auto`` (the default)
     pyreqwest where it is the faster choice and its memory per connection is
-    affordable, aiohttp otherwise (``client_for``). A response head hyper
-    refuses (a header value with control bytes) is read again by aiohttp, so
-    that such a page is recorded as aiohttp records it.
+    affordable, aiohttp otherwise (``client_for``). A response head pyreqwest
+    refuses (a header value with control bytes, or not UTF-8) is read again by
+    aiohttp, so that such a page is recorded as aiohttp records it.
 ``aiohttp``
     ``engine.fetcher.Fetcher`` on an ``aiohttp.ClientSession`` (HTTP/1.1).
 ``pyreqwest``
@@ -34,8 +34,9 @@ from shoal.engine.spacing import SendSpacing
 
 __all__ = ["AutoTransport", "Transport", "client_for", "fetch_in_turn", "open_transport"]
 
-# What hyper says of a response head it will not parse, where aiohttp's parser may keep it.
-_REFUSED_HEAD = "invalid HTTP header parsed"
+# What pyreqwest says of a response head it will not read, where aiohttp's parser keeps it:
+# hyper refuses control bytes in a header value, and pyreqwest a value that is not UTF-8.
+_REFUSED_HEAD = ("invalid HTTP header parsed", "failed to convert header to a str")
 _READ_AGAIN_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -68,9 +69,10 @@ def client_for(config: CrawlConfig) -> str:
 
 
 class AutoTransport:
-    """pyreqwest for every request, and aiohttp to read again a head hyper refused.
+    """pyreqwest for every request, and aiohttp to read again a head pyreqwest refused.
 
-    hyper refuses a whole response whose head has a header value with control bytes;
+    hyper refuses a whole response whose head has a header value with control bytes,
+    and pyreqwest one with a header value that is not UTF-8 (Latin-1 text, say);
     aiohttp keeps such a value as it came. A GET or HEAD so refused is sent once more
     through aiohttp (``fetch_in_turn`` gives it a turn of its own in the host's
     spacing); another method's attempt stays the ``protocol_error`` hyper made of it,
@@ -91,7 +93,7 @@ class AutoTransport:
         return (
             result.error_kind == ErrorKind.PROTOCOL_ERROR
             and request.method in _READ_AGAIN_METHODS
-            and _REFUSED_HEAD in (result.error or "")
+            and any(refusal in (result.error or "") for refusal in _REFUSED_HEAD)
         )
 
     async def fetch_leniently(self, request: Request) -> Attempt:
