@@ -151,7 +151,9 @@ def run_child(
 ) -> Run:
     measured = run_measured(
         name,
-        [sys.executable, str(HERE / script), f"{base}/", str(concurrency), *extra],
+        # -P: not this directory first on sys.path, where queue.py would shadow the stdlib
+        # module of that name (Twisted, under Scrapy, imports it).
+        [sys.executable, "-P", str(HERE / script), f"{base}/", str(concurrency), *extra],
         expected,
         keep_stdout=True,
     )

@@ -42,3 +42,18 @@ async def test_the_gap_counts_from_when_the_last_one_went() -> None:
     assert clock.monotonic() == 5.0
     await spacing.wait_turn("a.test", 2.0)
     assert clock.monotonic() == 7.0
+
+
+async def test_a_later_send_moves_the_next_turn() -> None:
+    """A client that sends from its own thread reports when the request went at the latest
+    (its response's first byte): the next turn counts from then, never from earlier."""
+    clock = FakeClock(start=0.0)
+    spacing = SendSpacing(clock)
+    await spacing.wait_turn("a.test", 2.0)  # its turn at 0.0; the thread sent it by 1.5
+    spacing.sent_by("a.test", 1.5)
+    spacing.sent_by("a.test", 0.5)  # an earlier bound changes nothing
+    spacing.sent_by("b.test", 9.0)  # a host without a turn yet is not remembered
+    await spacing.wait_turn("a.test", 2.0)
+    assert clock.monotonic() == 3.5
+    await spacing.wait_turn("b.test", 2.0)
+    assert clock.monotonic() == 3.5

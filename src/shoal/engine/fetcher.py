@@ -167,6 +167,8 @@ class SpecialUseResolver(aiohttp.ThreadedResolver):
 
 
 class Fetcher:
+    sends_in_turn = True  # aiohttp writes the request in the step that starts it
+
     def __init__(
         self, session: aiohttp.ClientSession, config: CrawlConfig, *, keep_body: bool | None = None
     ) -> None:

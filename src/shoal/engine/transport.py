@@ -41,7 +41,13 @@ _READ_AGAIN_METHODS = frozenset({"GET", "HEAD"})
 
 
 class Transport(Protocol):
-    """What the fetch workers and the fetch processes call for each request."""
+    """What the fetch workers and the fetch processes call for each request.
+
+    ``sends_in_turn``: the request leaves in the same step of the event loop that
+    starts it (aiohttp), or later, from another thread (pyreqwest's runtime), which a
+    busy machine may delay past the next request's turn."""
+
+    sends_in_turn: bool
 
     async def fetch(self, request: Request) -> Attempt:
         """One attempt: its result (status or ``ErrorKind``), and the body if kept."""
@@ -79,6 +85,8 @@ class AutoTransport:
     as sending it again could repeat what it did.
     """
 
+    sends_in_turn = False
+
     def __init__(self, fast: Transport, lenient: Transport) -> None:
         self._fast = fast
         self._lenient = lenient
@@ -105,9 +113,20 @@ async def fetch_in_turn(
 ) -> Attempt:
     """One attempt at ``request``, sent in its host's turn (``gap`` seconds at least after
     the one before it); a head an ``AutoTransport`` refused is asked again in a turn of its
-    own."""
+    own.
+
+    With a transport that sends from another thread, the time the request left is not
+    known here: once its response began, the host's next turn counts from then (or from
+    the end of an attempt that got no response), so that starts as the server sees them
+    stay ``gap`` apart however late that thread sent it."""
     await spacing.wait_turn(request.host, gap)
+    clock = spacing.clock
+    started = clock.monotonic()
     attempt = await transport.fetch(request)
+    if gap > 0 and not transport.sends_in_turn:
+        ttfb_ms = attempt.result.ttfb_ms
+        answered = clock.monotonic() if ttfb_ms is None else started + ttfb_ms / 1000.0
+        spacing.sent_by(request.host, answered)
     if isinstance(transport, AutoTransport) and transport.refused(request, attempt):
         await spacing.wait_turn(request.host, gap)
         attempt = await transport.fetch_leniently(request)

@@ -78,6 +78,8 @@ class _Failure(Exception):
 class ReqwestTransport:
     """One pyreqwest client shared by a run's fetch workers (``Transport``)."""
 
+    sends_in_turn = False  # the request leaves from pyreqwest's runtime thread
+
     def __init__(self, client: Client, config: CrawlConfig, *, keep_body: bool | None) -> None:
         self._client = client
         self._max_bytes = config.limits.max_bytes
