@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("--http", action="append", help="client(s) to run (default: each)")
     parser.add_argument("--processes", type=int, default=None, help="default: shoal's own")
     args = parser.parse_args()
-    clients = args.http or ["aiohttp", "pyreqwest"]
+    clients = args.http or ["auto", "aiohttp", "pyreqwest"]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     shoal = str(Path(sys.executable).with_name("shoal"))

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Measured, run_measured, static_server  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SHOAL_CLIENTS = ("aiohttp", "pyreqwest")
+SHOAL_CLIENTS = ("auto", "aiohttp", "pyreqwest")
 BARE = {"aiohttp": "_bare_fetch.py", "pyreqwest": "_bare_pyreqwest.py", "rnet": "_bare_rnet.py"}
 WRK_SECONDS = 5
 

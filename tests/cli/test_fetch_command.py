@@ -93,7 +93,7 @@ def test_usage_and_store_errors_are_one_line(site: TestWeb, tmp_path: Path) -> N
         (("fetch", "u.txt", "--store", "/nonexistent-dir/x/shoal.db"), 3),
         (("fetch", "u.txt", "-o", "out.unknown"), 2),
         (("fetch", "u.txt", "--http", "curl"), 2),
-        (("fetch", "u.txt", "--http2"), 2),
+        (("fetch", "u.txt", "--http", "aiohttp", "--http2"), 2),
         (("export", "--job", "nope", "-o", "x.jsonl"), 3),
         (("stats", "--store", "nothing-here.db"), 3),
     ]

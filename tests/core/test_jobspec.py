@@ -131,8 +131,10 @@ def test_the_http_client_is_a_run_setting() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"http": "curl"}, "http must be one of aiohttp, pyreqwest"),
-        ({"http2": True}, "http2 needs the pyreqwest client"),
+        ({"http": "curl"}, "http must be one of auto, aiohttp, pyreqwest"),
+        ({"http": "aiohttp", "http2": True}, "http2 needs the pyreqwest client"),
+        ({"http": "pyreqwest", "proxies": ("http://127.0.0.1:3128",)}, "proxies need the aiohttp"),
+        ({"http2": True, "proxies": ("http://127.0.0.1:3128",)}, "http2 needs the pyreqwest"),
     ],
 )
 def test_an_unknown_client_or_http2_on_aiohttp_is_refused(

@@ -141,3 +141,18 @@ async def test_an_aiohttp_session_with_the_send_trace_ends_the_turn_as_it_writes
     assert went[1] >= starts[0] + 0.3
     async with make_session(CrawlConfig()) as plain:
         assert not marks_sends(plain)  # no delay: no request pays for the trace
+
+
+async def test_a_later_send_moves_the_next_turn() -> None:
+    """A client that sends from its own thread reports when the request went at the latest
+    (its response's first byte): the next turn counts from then, never from earlier."""
+    clock = FakeClock(start=0.0)
+    spacing = SendSpacing(clock)
+    await spacing.wait_turn("a.test", 2.0)  # its turn at 0.0; the thread sent it by 1.5
+    spacing.sent_by("a.test", 1.5)
+    spacing.sent_by("a.test", 0.5)  # an earlier bound changes nothing
+    spacing.sent_by("b.test", 9.0)  # a host without a turn yet is not remembered
+    await spacing.wait_turn("a.test", 2.0)
+    assert clock.monotonic() == 3.5
+    await spacing.wait_turn("b.test", 2.0)
+    assert clock.monotonic() == 3.5

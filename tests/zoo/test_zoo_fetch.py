@@ -15,6 +15,7 @@ from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, NewRequest
 from shoal.engine.crawler import JobRun
 from shoal.engine.fetcher import SpecialUseResolver
+from shoal.engine.transport import client_for
 from shoal.store import Store
 
 from ..engine.test_crawler import results_by_url
@@ -94,6 +95,11 @@ DIFFERENT: dict[str, dict[str, tuple[int | None, str | None]]] = {
         "raw/cl-short": (200, None),
         # reqwest's read timeout bounds the wait for the whole response head, not each
         # read of it: a head dripped slower than that is a read timeout.
+        "raw/drip-headers": (None, "read_timeout"),
+    },
+    # pyreqwest at this concurrency; the head hyper refuses is read again by aiohttp.
+    "auto": {
+        "raw/cl-short": (200, None),
         "raw/drip-headers": (None, "read_timeout"),
     },
 }
@@ -202,7 +208,7 @@ async def test_self_signed_certificate_needs_insecure(
     else:
         assert (result.status, result.error_kind) == (None, "certificate_error")
         # OpenSSL (aiohttp) names the cause; rustls (pyreqwest) says no trusted root signed it.
-        cause = "UnknownIssuer" if http == "pyreqwest" else "self-signed"
+        cause = "UnknownIssuer" if client_for(config) == "pyreqwest" else "self-signed"
         assert cause in (result.error or "")
         assert result.attempts == 1, "a certificate that fails verification is not retried"
 

@@ -48,6 +48,7 @@ from shoal.engine.fetchpool import prefork
 from shoal.engine.profiling import profiled
 from shoal.engine.resources import run_loop
 from shoal.engine.run import AdmitContext
+from shoal.engine.transport import client_for
 from shoal.export.writers import EXPORT_FORMATS, SUFFIXES_TEXT
 
 __all__ = ["cli", "main"]
@@ -218,7 +219,7 @@ def _run_job(request: JobRequest, observe: Observe) -> None:
     """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
     while this process has no thread or event loop yet (see ``engine.fetchpool``)."""
     observe.export_profile()
-    prefork(request.spec.config.limits.processes, http=request.spec.config.http)
+    prefork(request.spec.config.limits.processes, http=client_for(request.spec.config))
     _run(run_job(request, Console(stderr=True)), observe)
 
 

@@ -16,6 +16,7 @@ import click
 
 from shoal.cli.observe import observe_options
 from shoal.core.config import (
+    AUTO_PYREQWEST_CONCURRENCY,
     DEFAULT_USER_AGENT,
     HTTP_CLIENTS,
     CrawlConfig,
@@ -326,15 +327,16 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 type=click.Choice(HTTP_CLIENTS),
                 default=HTTP_CLIENTS[0],
                 show_default=True,
-                help="HTTP client doing the requests: aiohttp, or pyreqwest (Rust's "
-                "reqwest and hyper; HTTP/2 with --http2).",
+                help="HTTP client doing the requests: aiohttp, pyreqwest (Rust's "
+                "reqwest and hyper; HTTP/2 with --http2), or auto: pyreqwest up to "
+                f"{AUTO_PYREQWEST_CONCURRENCY} connections without a proxy, else aiohttp.",
             ),
             _opt(
                 "--http2/--no-http2",
                 env="HTTP2",
                 default=False,
                 show_default=True,
-                help="Offer HTTP/2 to HTTPS servers (ALPN); needs --http pyreqwest.",
+                help="Offer HTTP/2 to HTTPS servers (ALPN); needs pyreqwest (which auto then is).",
             ),
             _opt(
                 "--extract",

@@ -18,6 +18,7 @@ from shoal.core.proxies import check_proxy, is_socks, redacted
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "AUTO_PYREQWEST_CONCURRENCY",
     "HTTP_CLIENTS",
     "MAX_HOST_LENGTH",
     "CrawlConfig",
@@ -34,8 +35,12 @@ __all__ = [
 
 DEFAULT_USER_AGENT = "shoal/0.1 (+https://github.com/shoal-crawler/shoal)"
 MiB = 1024 * 1024
-HTTP_CLIENTS = ("aiohttp", "pyreqwest")
-"""The HTTP clients a run can fetch with (``CrawlConfig.http``); the first is the default."""
+HTTP_CLIENTS = ("auto", "aiohttp", "pyreqwest")
+"""The HTTP clients a run can fetch with (``CrawlConfig.http``); the first is the default.
+``auto`` is one of the other two, chosen for each run by ``engine.transport.client_for``."""
+AUTO_PYREQWEST_CONCURRENCY = 1024
+"""``auto`` fetches with pyreqwest up to this concurrency, with aiohttp above it: pyreqwest
+costs less CPU per page, but holds more memory per open connection (docs/benchmarks.md)."""
 
 
 MAX_HOST_LENGTH = 253  # characters in a domain name, without a trailing dot (RFC 1035)
@@ -203,9 +208,10 @@ class CrawlConfig:
     """Everything one job run needs to know; ``follow_links`` makes it a crawl.
 
     ``extract``: rules whose values are recorded per page as ``FetchResult.fields``.
-    ``http``: the HTTP client under the fetcher (one of ``HTTP_CLIENTS``); ``http2``
-    lets it negotiate HTTP/2 over TLS (ALPN) where it can (pyreqwest; aiohttp speaks
-    HTTP/1.1 only).
+    ``http``: the HTTP client under the fetcher (one of ``HTTP_CLIENTS``; the engine
+    chooses one for ``auto``: ``shoal.engine.transport.client_for``); ``http2`` lets it
+    negotiate HTTP/2 over TLS (ALPN) where it can (pyreqwest; aiohttp speaks HTTP/1.1
+    only).
     ``proxies``: what requests go through (one is ``--proxy``; several rotate, see
     ``shoal.core.proxies``); none: the ``http_proxy``/``https_proxy``/``all_proxy``/
     ``no_proxy`` environment variables if ``proxy_env``, else direct. A job records its
@@ -237,8 +243,10 @@ class CrawlConfig:
             raise ConfigError(f"http must be one of {', '.join(HTTP_CLIENTS)}, got {self.http!r}")
         if self.http2 and self.http == "aiohttp":
             raise ConfigError("http2 needs the pyreqwest client (aiohttp speaks HTTP/1.1 only)")
-        if self.proxies and self.http != "aiohttp":
+        if self.proxies and self.http == "pyreqwest":
             raise ConfigError("proxies need the aiohttp client")
+        if self.proxies and self.http2:
+            raise ConfigError("http2 needs the pyreqwest client, and proxies the aiohttp one")
         if self.extract is not None and not isinstance(self.extract, ExtractRules):
             raise ConfigError(f"extract must be ExtractRules, got {type(self.extract).__name__}")
 

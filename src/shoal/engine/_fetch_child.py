@@ -33,8 +33,8 @@ from shoal.engine._wire import (
 from shoal.engine.fetcher import Attempt
 from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
-from shoal.engine.spacing import SendSpacing, send_in_turn
-from shoal.engine.transport import open_transport
+from shoal.engine.spacing import SendSpacing
+from shoal.engine.transport import fetch_in_turn, open_transport
 
 PROCESS_NAME = "shoal-fetch"
 
@@ -88,7 +88,6 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         open_transport(config, keep_body=keep_body) as transport,
         asyncio.TaskGroup() as tasks,
     ):
-        fetch, marks_send = transport.fetch, transport.marks_send
         running: set[asyncio.Task[None]] = set()
 
         spacing = SendSpacing()
@@ -96,11 +95,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         async def one(order: FetchOrder) -> None:
             nonlocal sending
             request = order.request
-            if order.gap > 0:
-                turn = await spacing.take_turn(request.host, order.gap, after=order.after)
-                attempt = await send_in_turn(turn, marks_send, lambda: fetch(request))
-            else:
-                attempt = await fetch(request)
+            attempt = await fetch_in_turn(transport, spacing, request, order.gap, after=order.after)
             if rules is not None:
                 _extract_fields(attempt, rules)
             if links is not None and attempt.body:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -111,6 +112,8 @@ class JobRun:
         clock: Clock = REAL_CLOCK,
         block_private: bool = False,
     ) -> None:
+        if block_private and config.http == "auto":
+            config = dataclasses.replace(config, http="aiohttp")
         if block_private and (config.limits.processes != 0 or config.http != "aiohttp"):
             # The address check is in the aiohttp session's connector of this process.
             raise ConfigError("block_private needs in-process fetching with aiohttp")

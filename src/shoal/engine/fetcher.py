@@ -38,6 +38,7 @@ __all__ = [
     "SpecialUseResolver",
     "header_text",
     "make_session",
+    "proxy_env_set",
     "wants_body",
 ]
 
@@ -129,7 +130,7 @@ def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp
         # The proxy environment variables, as curl and wget read them, unless proxies were
         # given or turned off; only when one is set, since aiohttp then looks the proxy up
         # in a thread for every request.
-        trust_env=config.proxy_env and not config.proxies and _proxy_env_set(),
+        trust_env=config.proxy_env and not config.proxies and proxy_env_set(),
         # With a delay, each request's turn at its host ends as it is written
         # (``engine.spacing``); without one, no request pays for the trace.
         trace_configs=[send_trace()] if config.politeness.delay > 0 else None,
@@ -139,7 +140,8 @@ def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"})
 
 
-def _proxy_env_set() -> bool:
+def proxy_env_set() -> bool:
+    """Whether a proxy environment variable (``http_proxy`` and the like) is set."""
     return any(value and name.lower() in _PROXY_VARIABLES for name, value in os.environ.items())
 
 
@@ -169,6 +171,8 @@ class SpecialUseResolver(aiohttp.ThreadedResolver):
 
 
 class Fetcher:
+    sends_in_turn = True  # aiohttp writes the request in the step that starts it
+
     def __init__(
         self, session: aiohttp.ClientSession, config: CrawlConfig, *, keep_body: bool | None = None
     ) -> None:

@@ -47,7 +47,7 @@ from shoal.engine._wire import (
 from shoal.engine.fetcher import Attempt, wants_body
 from shoal.engine.processor import LinkSettings
 from shoal.engine.spacing import HostRoutes, SendSpacing, send_in_turn
-from shoal.engine.transport import Transport
+from shoal.engine.transport import Transport, fetch_in_turn
 
 __all__ = [
     "AUTO_START_ROWS",
@@ -88,9 +88,9 @@ def prefork(processes: int | None, *, http: str | None = None) -> None:
     ``FetchPool`` takes them; if the job stays small they are never sent work and
     exit when the run closes their input.
 
-    ``http`` names the HTTP client the run uses, when known: its module is imported
-    here too, so that the children share it with this process instead of each
-    importing a copy of its own.
+    ``http`` names the HTTP client the run uses (``engine.transport.client_for``), when
+    known: its module is imported here too, so that the children share it with this
+    process instead of each importing a copy of its own.
     """
     count = auto_processes() if processes is None else processes
     if count:
@@ -371,7 +371,7 @@ class FetchPool:
         ready = self._ready
         if not ready:
             self.kept += 1
-            return await self._local.fetch(request)
+            return await fetch_in_turn(self._local, self._spacing, request, 0.0)
         child = ready[0]
         if len(ready) > 1:
             fewest = len(child.pending)
@@ -402,9 +402,7 @@ class FetchPool:
         try:
             if sender is None:
                 self.kept += 1
-                turn = await self._spacing.take_turn(host, gap, after=after)
-                local = self._local
-                return await send_in_turn(turn, local.marks_send, lambda: local.fetch(request))
+                return await fetch_in_turn(self._local, self._spacing, request, gap, after=after)
             return await self._fetch_in(sender, request, gap, after)
         finally:
             self._routes.done(host, sender)

@@ -58,6 +58,7 @@ class SendSpacing:
 
     def __init__(self, clock: Clock = REAL_CLOCK) -> None:
         self._clock = clock
+        self.clock = clock
         self._hosts: dict[str, _HostLine] = {}
 
     async def take_turn(self, host: str, gap: float, *, after: float = _NEVER) -> SendTurn | None:
@@ -87,6 +88,15 @@ class SendSpacing:
         turn = await self.take_turn(host, gap)
         if turn is not None:
             await turn.go()
+
+    def sent_by(self, host: str, when: float) -> None:
+        """The request to ``host`` that had its turn last went no later than ``when`` (on
+        this spacing's clock): the next turn counts from then if that is later. For a
+        client that sends on a thread of its own, after its turn, at a time not seen
+        here: the response's first byte bounds it."""
+        state = self._hosts.get(host)
+        if state is not None and when > state.sent:
+            state.sent = when
 
     def _forget(self) -> None:
         """Forget the hosts nobody waits on: what a host's next request waits for is in

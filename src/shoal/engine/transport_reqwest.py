@@ -8,10 +8,14 @@ at a time (the chain recorded, schemes other than http and https refused,
 per-request headers not sent to another origin), the body is streamed under
 the byte cap, and names under ``.invalid`` fail without a lookup.
 
+A compressed body (``Content-Encoding`` gzip, deflate, br or zstd) arrives as
+it was sent and is inflated here, under the cap, by the decoders aiohttp uses
+(``aiohttp.compression_utils``), in the same steps: a bomb ends as
+``too_large`` as it does with aiohttp, and the response's ``Content-Encoding``
+and ``Content-Length`` are recorded as the server sent them.
+
 Header names are recorded in their canonical spelling (``Content-Type``):
 hyper keeps them in lower case, and the name's case carries no meaning.
-A decoded body's ``Content-Encoding`` and ``Content-Length`` are not
-recorded, as reqwest removes them once it decodes the body.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import xxhash
+from aiohttp.compression_utils import BrotliDecompressor, ZLibDecompressor, ZSTDDecompressor
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import (
     BodyDecodeError,
@@ -55,6 +60,11 @@ _hash = xxhash.xxh3_128_hexdigest
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HTTP_SCHEMES = frozenset({"http", "https"})
 _YIELD_EVERY = 1 << 18  # bytes of body read between two turns given to the other tasks
+_INFLATE_STEP = 1 << 18  # bytes inflated at most by one call of a decoder
+# The encodings decoded, as aiohttp decodes them (one, not a list), and the Accept-Encoding
+# it sends for them.
+_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
+_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 
 
 class _Failure(Exception):
@@ -69,6 +79,7 @@ class ReqwestTransport:
     """One pyreqwest client shared by a run's fetch workers (``Transport``)."""
 
     marks_send = False  # the client writes requests where no hook of shoal's runs
+    sends_in_turn = False  # the request leaves from pyreqwest's runtime thread
 
     def __init__(self, client: Client, config: CrawlConfig, *, keep_body: bool | None) -> None:
         self._client = client
@@ -116,7 +127,7 @@ class ReqwestTransport:
         loop_time = self._loop_time
         url, method, body = request.url, request.method, request.body
         headers: tuple[tuple[str, str], ...] | None = request.headers or None
-        origin = _origin(url)
+        origin = _origin(url) if headers else None  # needed only to keep headers to it
         history: list[str] = []
         while True:
             _refuse_invalid_name(url)
@@ -164,7 +175,12 @@ class ReqwestTransport:
                     data, size = b"", 0
                     error_kind, error = ErrorKind.TOO_LARGE, f"Content-Length {declared} > {cap}"
                 else:
-                    data, size = await _read_capped(response.body_reader, cap)
+                    encoding = found.get("Content-Encoding")
+                    encoding = encoding.strip().lower() if encoding else None
+                    if encoding in _DECODED and method != "HEAD":
+                        data, size = await _read_decoded(response.body_reader, encoding, cap)
+                    else:
+                        data, size = await _read_capped(response.body_reader, cap)
                     if size > cap:
                         error_kind, error = ErrorKind.TOO_LARGE, f"body exceeds {cap} bytes"
                 result = FetchResult(
@@ -202,10 +218,12 @@ def build_client(config: CrawlConfig) -> Client:
         .follow_redirects(False)
         .referer(False)
         .no_proxy()
-        .gzip(True)
-        .deflate(True)
-        .brotli(True)
-        .zstd(True)
+        # Bodies arrive as sent: ``_read_decoded`` inflates them under the cap.
+        .gzip(False)
+        .deflate(False)
+        .brotli(False)
+        .zstd(False)
+        .default_headers({"Accept-Encoding": _ACCEPT_ENCODING})
         .connect_timeout(timedelta(seconds=timeouts.connect))
         .read_timeout(timedelta(seconds=timeouts.read))
         .pool_timeout(timedelta(seconds=timeouts.total))
@@ -240,6 +258,71 @@ async def _read_capped(reader: Any, cap: int) -> tuple[bytes, int]:
     return b"".join(chunks), size
 
 
+async def _read_decoded(reader: Any, encoding: str, cap: int) -> tuple[bytes, int]:
+    """Read a compressed body and inflate it; stop as soon as it passes ``cap`` and report
+    the size seen, as ``_read_capped`` does for the bytes as sent.
+
+    Each call of the decoder inflates ``_INFLATE_STEP`` bytes at most, and what one
+    chunk holds is drained in such steps, with a turn given to the other tasks every
+    ``_YIELD_EVERY`` bytes: a bomb costs at most ``cap`` plus one step of memory.
+    """
+    decoder: ZLibDecompressor | BrotliDecompressor | ZSTDDecompressor | None = None
+    chunks: list[bytes] = []
+    size = 0
+    next_yield = _YIELD_EVERY
+    while size <= cap:
+        raw = await reader.read_chunk()
+        if raw is None:
+            break
+        if not raw:
+            continue
+        if decoder is None:
+            decoder = _decoder(encoding, bytes(raw[:1]))
+        out = _inflate(decoder, encoding, raw)
+        while True:
+            if out:
+                chunks.append(out)
+                size += len(out)
+            if size > cap or not decoder.data_available:
+                break
+            if size >= next_yield:
+                await asyncio.sleep(0)
+                next_yield = size + _YIELD_EVERY
+            out = _inflate(decoder, encoding, b"")
+        if size >= next_yield:
+            await asyncio.sleep(0)
+            next_yield = size + _YIELD_EVERY
+    if size > cap:
+        return b"", size
+    if isinstance(decoder, ZLibDecompressor) and encoding == "deflate" and not decoder.eof:
+        raise _Failure(ErrorKind.PROTOCOL_ERROR, "Can not decode content-encoding: deflate")
+    return b"".join(chunks), size
+
+
+def _decoder(
+    encoding: str, first: bytes
+) -> ZLibDecompressor | BrotliDecompressor | ZSTDDecompressor:
+    """aiohttp's decoder for ``encoding``; ``deflate`` without its zlib header (RFC 1950)
+    is read as raw deflate, as browsers and aiohttp read it."""
+    if encoding == "br":
+        return BrotliDecompressor()
+    if encoding == "zstd":
+        return ZSTDDecompressor()
+    raw_deflate = encoding == "deflate" and first[0] & 0xF != 8
+    return ZLibDecompressor(encoding=encoding, suppress_deflate_header=raw_deflate)
+
+
+def _inflate(
+    decoder: ZLibDecompressor | BrotliDecompressor | ZSTDDecompressor, encoding: str, data: Any
+) -> bytes:
+    try:
+        return decoder.decompress_sync(data, _INFLATE_STEP)
+    except Exception as exc:  # noqa: BLE001 - each library raises its own error
+        raise _Failure(
+            ErrorKind.PROTOCOL_ERROR, f"Can not decode content-encoding: {encoding}"
+        ) from exc
+
+
 def _bare(url: str) -> str:
     """``url`` without credentials a redirect put in it: they are never recorded."""
     return split_userinfo(url)[0] if "@" in url else url
@@ -247,6 +330,8 @@ def _bare(url: str) -> str:
 
 def _refuse_invalid_name(url: str) -> None:
     """RFC 6761 §6.4: a name under ``.invalid`` never resolves; say so without a lookup."""
+    if "invalid" not in url.lower():
+        return  # the common case, without parsing the URL
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     if host == "invalid" or host.endswith(".invalid"):
         raise _Failure(
