@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 3
+WIRE_VERSION = 4
 
 _LENGTH = struct.Struct("!I")
 
