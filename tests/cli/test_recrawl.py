@@ -182,3 +182,58 @@ def test_recrawl_refuses_what_it_cannot_go_with(web: TestWeb, tmp_path: Path) ->
     missing = run_shoal("recrawl", "nope", cwd=tmp_path)
     assert missing.code == 2 and "no job 'nope'" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_shoal_recrawl_on_every_backend(web: TestWeb, tmp_path: Path, store_location: str) -> None:
+    """``shoal recrawl JOB`` runs with the job's stored settings, on SQLite and PostgreSQL."""
+    store = ("--store", store_location)
+    assert run_shoal(*crawl_args(web), *store, "--quiet", cwd=tmp_path).code == 0
+    web.reset_stats()
+    web.set_revision(1)
+    ran = run_shoal("recrawl", "rev", *store, "-o", "now.csv", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    assert "recrawling 6 finished URLs" in ran.stderr
+    assert recrawl_counts(ran.stderr) == (2, 3, 2, 1)
+    assert web.revisions() == (6, 2)
+    lines = (tmp_path / "now.csv").read_text().splitlines()
+    assert len(lines) == 1 + 8  # a header, then each URL once
+    # Nothing changed since: a second recrawl finds every page as it was.
+    web.reset_stats()
+    again = run_shoal("recrawl", "rev", *store, cwd=tmp_path)
+    assert again.code == 0, again.stderr
+    # /rev/5 is still gone (a 410 has no validators: asked plainly, 410 again, unchanged);
+    # the others are asked conditionally and answer 304.
+    assert recrawl_counts(again.stderr) == (8, 0, 0, 0)
+    assert web.revisions() == (7, 7)
+
+
+def test_recrawl_from_the_environment_and_a_toml_file(web: TestWeb, tmp_path: Path) -> None:
+    assert run_shoal(*crawl_args(web), "--quiet", cwd=tmp_path).code == 0
+    web.set_revision(1)
+    web.reset_stats()
+    ran = run_shoal(*crawl_args(web), cwd=tmp_path, env={"SHOAL_RECRAWL": "1"})
+    assert ran.code == 0, ran.stderr
+    assert web.revisions().conditional == 6
+    config = tmp_path / "shoal.toml"
+    config.write_text('[crawl]\nrevisit_after = "1d"\nkeep_history = 5\n')
+    web.reset_stats()
+    fresh = run_shoal("--config", str(config), *crawl_args(web), cwd=tmp_path)
+    assert fresh.code == 0, fresh.stderr
+    assert web.revisions().conditional == 0  # everything was fetched just now
+    assert recrawl_counts(fresh.stderr) == (0, 0, 0, 0)
+    assert "keep_history 3 → 5" in fresh.stderr
+
+
+def test_a_fetch_job_recrawls_its_list_and_a_new_url_is_new(web: TestWeb, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{web.url(0, '/rev/1')}\n{web.url(0, '/rev/2')}\n")
+    fetch = ("fetch", str(urls), "--job", "list")
+    assert run_shoal(*fetch, "--quiet", cwd=tmp_path).code == 0
+    web.set_revision(1)
+    web.reset_stats()
+    urls.write_text(urls.read_text() + f"{web.url(0, '/rev/6')}\n")
+    ran = run_shoal(*fetch, "--recrawl", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
+    assert recrawl_counts(ran.stderr) == (1, 1, 1, 0)
+    assert web.revisions() == (2, 1)
+    assert [path for path, inm, _ in rev_requests(web) if inm is None] == ["/rev/6"]
