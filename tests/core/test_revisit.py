@@ -54,8 +54,9 @@ def test_conditional_headers_come_from_the_validators_there_are() -> None:
 
 
 OK = Revisit('"e"', None, 200, "same")
-FAILED = Revisit(None, None, None, None)
+FAILED = Revisit(None, None, None, None, "timeout")
 NOT_FOUND = Revisit(None, None, 404, "nf")
+TOO_LARGE = Revisit(None, None, 200, None, "too_large")
 
 
 @pytest.mark.parametrize(
@@ -72,9 +73,13 @@ NOT_FOUND = Revisit(None, None, 404, "nf")
         (OK, None, "robots_disallowed", None, "gone"),
         (FAILED, 200, None, "new", "changed"),
         (FAILED, None, "timeout", None, "unchanged"),  # failing as before
+        (FAILED, None, "connect_error", None, "changed"),  # failing otherwise
         (NOT_FOUND, 404, None, "nf2", "unchanged"),
         (NOT_FOUND, 410, None, "x", "changed"),
         (NOT_FOUND, 304, None, "x", "unchanged"),
+        (TOO_LARGE, 200, "too_large", None, "unchanged"),  # cut at the cap again
+        (TOO_LARGE, 200, None, "small", "changed"),
+        (TOO_LARGE, None, "timeout", None, "changed"),
     ],
 )
 def test_what_an_answer_means(

@@ -69,7 +69,7 @@ async def test_revisit_sends_finished_rows_back_with_what_their_results_remember
     leased = {r.url: r.revisit for r in await lease_all(store, job.id, now=T0 + 10)}
     assert leased["https://a.test/0"] == Revisit('"e1"', "Tue, 14 Nov 2023 22:13:20 GMT", 200, "h1")
     assert leased["https://a.test/1"] == Revisit('"e2"', "Tue, 14 Nov 2023 22:13:20 GMT", 200, "h2")
-    assert leased["https://a.test/20"] == Revisit(None, None, None, None)
+    assert leased["https://a.test/20"] == Revisit(None, None, None, None, "connect_error")
     assert leased["https://a.test/10"] is None  # open: never had a result
 
 

@@ -90,6 +90,7 @@ class Revisit:
     last_modified: str | None
     status: int | None
     body_hash: str | None
+    error_kind: str | None = None
 
     def headers(self) -> tuple[tuple[str, str], ...]:
         """The conditional request headers these validators make (none: a plain GET)."""
@@ -102,7 +103,7 @@ class Revisit:
 
     @property
     def was_ok(self) -> bool:
-        return self.status is not None and 200 <= self.status <= 299
+        return self.error_kind is None and self.status is not None and 200 <= self.status <= 299
 
 
 def change_of(
@@ -119,4 +120,5 @@ def change_of(
         return "changed"
     if revisit.was_ok:
         return "gone"
-    return "unchanged" if status == revisit.status else "changed"
+    same = status == revisit.status and error_kind == revisit.error_kind
+    return "unchanged" if same else "changed"

@@ -562,7 +562,9 @@ async def reopen(conn: Conn, job_id: int, which: str, depth: int | None, now: fl
 # A recrawl's rows keep their results (see _sqlite_ops._REVISIT).
 _REVISIT = f"""
 WITH chosen AS (
-    SELECT r.id, json_build_array(s.etag, s.last_modified, s.status, s.body_hash)::text AS memo
+    SELECT r.id,
+        json_build_array(s.etag, s.last_modified, s.status, s.body_hash, s.error_kind)::text
+            AS memo
     FROM shoal_requests r JOIN shoal_results s ON s.request_id = r.id
     WHERE r.job_id = $1 AND r.state IN ({State.DONE}, {State.FAILED})
         AND ($2::float8 IS NULL OR s.fetched_at < $2::float8)

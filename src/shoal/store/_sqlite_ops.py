@@ -192,7 +192,8 @@ UPDATE requests SET state = {State.PENDING}, attempts = 0, next_at = :now,
     lease_owner = NULL, lease_expires = NULL, last_error_kind = NULL, last_error = NULL,
     suspect = 0, crashes = 0,
     revisit = (
-        SELECT json_array(s.etag, s.last_modified, s.status, s.body_hash) FROM results s
+        SELECT json_array(s.etag, s.last_modified, s.status, s.body_hash, s.error_kind)
+        FROM results s
         WHERE s.request_id = requests.id
     )
 WHERE id IN (

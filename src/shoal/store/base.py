@@ -99,8 +99,9 @@ class Store(Protocol):
         """A recrawl: send finished rows back to ``pending`` (as ``reopen`` does), keeping
         their results; returns how many. Only rows whose result was fetched (or last
         confirmed unchanged) before ``fetched_before`` move, or all finished rows when it is
-        None. Each leased row then carries its result's validators, status and body hash
-        (``Request.revisit``), and ``complete`` settles its new result by its ``change``:
+        None. Each leased row then carries its result's validators, status, body hash and
+        error kind (``Request.revisit``), and ``complete`` settles its new result by its
+        ``change``:
         ``unchanged`` keeps the result (body and fields) and only sets its ``fetched_at``
         (and any new ``etag``/``last_modified``); ``changed`` or ``gone`` moves the result
         to the job's history and records the new one. ``keep_history`` (0 to

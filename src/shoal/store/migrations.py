@@ -31,7 +31,7 @@ version 5 lacked ``results.etag``, ``results.last_modified``, ``requests.revisit
                         crashes   how many times the process holding the row died (or
                                   its lease expired) while the row was 2
                       and, for a row a recrawl sent back, revisit: what its result
-                      remembers, JSON [etag, last_modified, status, body_hash] (NULL
+                      remembers, JSON [etag, last_modified, status, body_hash, error_kind] (NULL
                       otherwise); such a row keeps its result while it is open, so
                       counting finished rows by results leaves out those (partial index
                       requests_revisiting: open rows with a revisit)
@@ -232,8 +232,9 @@ _V4 = (
 _V5 = ("ALTER TABLE jobs ADD COLUMN desired TEXT",)
 
 # Version 6: recrawls. Results keep their validators; a row sent back by a recrawl keeps
-# what its result remembers (JSON [etag, last_modified, status, body_hash]); a result a
-# recrawl replaced moves to result_history, which keeps the job's last keep_history per URL.
+# what its result remembers (JSON [etag, last_modified, status, body_hash, error_kind]); a
+# result a recrawl replaced moves to result_history, which keeps the job's last
+# keep_history per URL.
 _V6 = (
     "ALTER TABLE results ADD COLUMN etag TEXT",
     "ALTER TABLE results ADD COLUMN last_modified TEXT",
