@@ -27,6 +27,7 @@ from shoal.core.config import check_header_value, check_host_name
 from shoal.core.errors import ConfigError, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, Header, JobInfo, NewRequest, Request
+from shoal.core.revisit import Recrawl
 from shoal.core.secrets import HeldSecrets
 from shoal.engine.run import AdmitContext, JobRunner, Refetch
 from shoal.store import open_store
@@ -203,6 +204,7 @@ async def stream_job(
     job: str | None,
     fresh: bool = False,
     refetch: Refetch | None = None,
+    recrawl: Recrawl | None = None,
     max_buffered: int | None = None,
     before_fetch: Callable[[Request], Request] | None = None,
     handle: RunHandle | None = None,
@@ -229,6 +231,7 @@ async def stream_job(
         name=job,
         fresh=fresh,
         refetch=refetch,
+        recrawl=recrawl,
         listeners=[on_results],
         before_fetch=before_fetch,
     )

@@ -21,7 +21,8 @@ requests are deduplicated by canonical URL, so a URL the job already finished
 is not fetched or yielded again; only what is new or was left unfinished is.
 A job is named by ``job=`` or, without it, as the CLI names it; a rerun whose
 settings cannot apply to the job raises ``JobConflict`` (``fresh=True`` starts
-the job over; ``refetch="failed"`` or ``"all"`` fetches finished URLs again).
+the job over; ``refetch="failed"`` or ``"all"`` fetches finished URLs again;
+``recrawl=True`` asks finished URLs again whether they changed: see ``fetch``).
 
 Results carry their bodies by default (``result.body`` up to the config's
 ``max_bytes``, ``result.text`` decoded); ``bodies=False`` leaves them out.
@@ -71,6 +72,7 @@ from shoal.core.extract import ExtractRules
 from shoal.core.inputs import input_digest, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobSummary, NewRequest, Request
+from shoal.core.revisit import Recrawl, parse_duration
 from shoal.engine.run import Refetch
 from shoal.store.base import Store
 
@@ -102,6 +104,9 @@ async def fetch(
     bodies: bool = True,
     fresh: bool = False,
     refetch: Refetch | None = None,
+    recrawl: bool = False,
+    revisit_after: float | str | None = None,
+    keep_history: int | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Fetch every URL once, yielding each result as soon as it is recorded.
 
@@ -117,19 +122,29 @@ async def fetch(
     config's ``max_bytes``; ``bodies=False`` keeps them out (and out of the store).
     ``store``, ``job``, ``fresh`` and ``refetch`` are as for ``shoal fetch``: see
     ``shoal.JobSpec`` for how a job is named and when a rerun resumes it.
+
+    ``recrawl=True`` asks the job's finished URLs again whether they changed, as
+    ``shoal fetch --recrawl`` does; ``revisit_after`` (seconds, or ``"30m"``, ``"1d"``...,
+    implying ``recrawl``) only those fetched longer ago; ``keep_history`` is how many
+    replaced results the job keeps per URL. Each answer is yielded as it came, its
+    ``result.change`` saying what it meant (``unchanged``, ``changed``, ``gone``; None
+    for a URL the job did not have); the store keeps an unchanged page's result as it was.
     """
     plan = _fetch_plan(urls, concurrency, per_host, config, extract, bodies)
+    spec = _kept(plan.spec, keep_history)
+    again = _recrawl_of(recrawl, revisit_after)
     if max_buffered < 1:
         raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
     async with opened_store(store) as backend:
         async with contextlib.aclosing(
             stream_job(
-                plan.spec,
+                spec,
                 plan.requests,
                 backend=backend,
                 job=job,
                 fresh=fresh,
                 refetch=refetch,
+                recrawl=again,
                 max_buffered=max_buffered,
             )
         ) as results:
@@ -152,6 +167,9 @@ async def crawl(
     bodies: bool = True,
     fresh: bool = False,
     refetch: Refetch | None = None,
+    recrawl: bool = False,
+    revisit_after: float | str | None = None,
+    keep_history: int | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Crawl from ``seeds``, following links within ``scope``; yield each result as recorded.
 
@@ -162,15 +180,20 @@ async def crawl(
     ``per_host`` overrides ``config`` (default 2 requests in flight per host
     when no ``config`` is given). ``extract`` rules fill ``result.fields``. A
     bad seed raises ``InputError``, a bad rule ``ConfigError``, before
-    anything is fetched. ``bodies``, ``fresh`` and ``refetch`` are as for
-    ``fetch``.
+    anything is fetched. ``bodies``, ``fresh``, ``refetch``, ``recrawl``, ``revisit_after``
+    and ``keep_history`` are as for ``fetch``; a recrawl follows the links of changed
+    pages within the scope, so new pages join the job.
     """
     spec = _crawl_spec(
         seeds, depth, per_host, scope, obey_robots, config, max_pages, extract, bodies
     )
+    spec = _kept(spec, keep_history)
+    again = _recrawl_of(recrawl, revisit_after)
     async with opened_store(store) as backend:
         async with contextlib.aclosing(
-            stream_job(spec, (), backend=backend, job=job, fresh=fresh, refetch=refetch)
+            stream_job(
+                spec, (), backend=backend, job=job, fresh=fresh, refetch=refetch, recrawl=again
+            )
         ) as results:
             async for result in results:
                 yield result
@@ -188,6 +211,9 @@ def fetch_all(
     bodies: bool = True,
     fresh: bool = False,
     refetch: Refetch | None = None,
+    recrawl: bool = False,
+    revisit_after: float | str | None = None,
+    keep_history: int | None = None,
 ) -> list[FetchResult]:
     """Fetch every URL (as ``fetch``) and return all results, from synchronous code.
 
@@ -211,6 +237,9 @@ def fetch_all(
             bodies=bodies,
             fresh=fresh,
             refetch=refetch,
+            recrawl=recrawl,
+            revisit_after=revisit_after,
+            keep_history=keep_history,
         )
         async with contextlib.aclosing(results):
             return [result async for result in results]
@@ -325,6 +354,9 @@ class Crawler:
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         fresh: bool = False,
         refetch: Refetch | None = None,
+        recrawl: bool = False,
+        revisit_after: float | str | None = None,
+        keep_history: int | None = None,
     ) -> JobSummary:
         """Fetch every URL once (as ``shoal.fetch``), calling ``on_page`` with each result."""
         plan = _fetch_plan(
@@ -333,11 +365,12 @@ class Crawler:
         if max_buffered < 1:
             raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
         return await self._run(
-            plan.spec,
+            _kept(plan.spec, keep_history),
             plan.requests,
             job=job,
             fresh=fresh,
             refetch=refetch,
+            recrawl=_recrawl_of(recrawl, revisit_after),
             max_buffered=max_buffered,
         )
 
@@ -352,6 +385,9 @@ class Crawler:
         max_pages: int | None = None,
         fresh: bool = False,
         refetch: Refetch | None = None,
+        recrawl: bool = False,
+        revisit_after: float | str | None = None,
+        keep_history: int | None = None,
     ) -> JobSummary:
         """Crawl from ``seeds`` (as ``shoal.crawl``), calling ``on_page`` with each result."""
         spec = _crawl_spec(
@@ -366,7 +402,14 @@ class Crawler:
             self._bodies,
             concurrency=self._concurrency,
         )
-        return await self._run(spec, (), job=job, fresh=fresh, refetch=refetch)
+        return await self._run(
+            _kept(spec, keep_history),
+            (),
+            job=job,
+            fresh=fresh,
+            refetch=refetch,
+            recrawl=_recrawl_of(recrawl, revisit_after),
+        )
 
     async def run(
         self, spec: JobSpec, *, job: str | None = None, fresh: bool = False
@@ -384,6 +427,7 @@ class Crawler:
         job: str | None,
         fresh: bool,
         refetch: Refetch | None,
+        recrawl: Recrawl | None = None,
         max_buffered: int | None = None,
     ) -> JobSummary:
         backend = self.store
@@ -399,6 +443,7 @@ class Crawler:
                 job=job,
                 fresh=fresh,
                 refetch=refetch,
+                recrawl=recrawl,
                 max_buffered=max_buffered,
                 before_fetch=self._before_fetch,
                 handle=handle,
@@ -424,6 +469,20 @@ class _FetchPlan:
 
     spec: JobSpec
     requests: list[NewRequest]
+
+
+def _recrawl_of(recrawl: bool, revisit_after: float | str | None) -> Recrawl | None:
+    """The run's recrawl (None: not one); ``revisit_after`` implies one."""
+    if not isinstance(recrawl, bool):
+        raise ConfigError(f"recrawl must be true or false, got {recrawl!r}")
+    if not recrawl and revisit_after is None:
+        return None
+    older = parse_duration(revisit_after) if isinstance(revisit_after, str) else revisit_after
+    return Recrawl(older_than=older)
+
+
+def _kept(spec: JobSpec, keep_history: int | None) -> JobSpec:
+    return spec if keep_history is None else dataclasses.replace(spec, keep_history=keep_history)
 
 
 def _rules(extract: Extract | None) -> ExtractRules | None:

@@ -114,3 +114,22 @@ def test_a_resumed_job_keeps_its_session(web: TestWeb, tmp_path: Path) -> None:
     (member,) = [seen for seen in web.seen() if seen.path == "/members/2"]
     assert member.header("Cookie") == "session=s3cr3t-session"
     assert member_statuses(tmp_path / "shoal.db", "sess") == {"members/2": 200}
+
+
+def test_the_jars_limits_hold_at_the_server(web: TestWeb, tmp_path: Path) -> None:
+    """A host setting 60 cookies and one of 5,000 bytes gets back 50 (the per-host limit),
+    none over 4,096 bytes (name and value): what the next request to it carries."""
+    web.reset_stats()
+    ran = run_shoal(
+        "crawl", web.url(1, "/cookie-flood?n=60&big=5000"), "--ignore-robots", "--job", "flood",
+        "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.code == 0, ran.stderr
+    [after] = [seen for seen in web.seen() if seen.path == "/echo/after-flood"]
+    header = after.header("Cookie")
+    assert header is not None
+    cookies = dict(pair.split("=", 1) for pair in header.split("; "))
+    assert len(cookies) == 50
+    assert "big" not in cookies
+    assert all(name.startswith("c") and value == "v" for name, value in cookies.items())
+    assert max(len(name) + len(value) for name, value in cookies.items()) <= 4096

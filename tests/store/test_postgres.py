@@ -102,7 +102,7 @@ async def test_a_version_1_schema_is_migrated_keeping_its_rows(pg_server: str) -
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 4
+            assert int(version) == LATEST_VERSION == 5
         finally:
             await conn.close()
 
@@ -137,7 +137,66 @@ async def test_a_version_2_schema_is_migrated_keeping_its_jobs(pg_server: str) -
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 4
+            assert int(version) == LATEST_VERSION == 5
+        finally:
+            await conn.close()
+
+
+async def test_a_version_4_schema_is_migrated_and_its_results_can_be_recrawled(
+    pg_server: str,
+) -> None:
+    """Version 5 adds validators, a row's revisit and the history: a result written before
+    has no validators and is asked again with a plain GET, its status and body hash kept."""
+    async with fresh_schema(pg_server) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                for step in MIGRATIONS[:4]:
+                    for statement in step:
+                        await conn.execute(statement)
+                await conn.execute("INSERT INTO shoal_meta VALUES ('schema_version', '4')")
+                await conn.execute(
+                    "INSERT INTO shoal_jobs (id, name, mode, created_at)"
+                    " VALUES (1, 'j', 'crawl', $1)",
+                    T0,
+                )
+                await conn.execute(
+                    "INSERT INTO shoal_hosts (job_id, host, next_seq) VALUES (1, 'a.test', 1)"
+                )
+                await conn.execute(
+                    "INSERT INTO shoal_requests"
+                    " (id, job_id, fingerprint, url, host, next_at, state)"
+                    " VALUES (7, 1, '\\x01', 'https://a.test/', 'a.test', $1, 2)",
+                    T0,
+                )
+                await conn.execute(
+                    "INSERT INTO shoal_results (request_id, job_id, url, status, body_hash,"
+                    " fetched_at) VALUES (7, 1, 'https://a.test/', 200, 'h0', $1)",
+                    T0,
+                )
+        finally:
+            await conn.close()
+
+        async with PostgresStore(dsn) as store:
+            [before] = [r async for batch in store.iter_results(1) for r in batch]
+            assert (before.etag, before.last_modified, before.status) == (None, None, 200)
+            assert await store.counts(1) == JobCounts(done=1)
+            assert await store.revisit(1, keep_history=3, now=T0 + 1) == 1
+            assert await store.counts(1) == JobCounts(pending=1)
+            [row] = await store.lease(1, "w1", limit=10, now=T0 + 1, ttl=60)
+            assert row.revisit is not None and row.revisit.headers() == ()
+            assert (row.revisit.status, row.revisit.body_hash) == (200, "h0")
+            answer = ok(row, fetched_at=T0 + 1, change="changed", etag='"new"', body_hash="h1")
+            await store.complete(1, "w1", Completion(results=[answer]), now=T0 + 1)
+            [after] = [r async for batch in store.iter_results(1) for r in batch]
+            assert after.etag == '"new"'
+            assert [r.body_hash for r in await store.history(1, "https://a.test/")] == ["h0"]
+        conn = await asyncpg.connect(dsn)
+        try:
+            version = await conn.fetchval(
+                "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
+            )
+            assert int(version) == LATEST_VERSION == 5
         finally:
             await conn.close()
 

@@ -173,7 +173,7 @@ async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> 
     columns = {row[1]: row[4] for row in conn.execute("PRAGMA table_info(requests)")}
     assert (columns["suspect"], columns["crashes"]) == ("0", "0")
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 5
+    assert int(version[0]) == LATEST_VERSION == 6
     conn.close()
 
 
@@ -201,7 +201,52 @@ async def test_a_version_3_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> 
         assert [j.desired for j in await store.list_jobs()] == ["paused"]
     conn = raw(path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 5
+    assert int(version[0]) == LATEST_VERSION == 6
+    conn.close()
+
+
+async def test_a_version_5_file_is_migrated_and_its_results_can_be_recrawled(
+    tmp_path: Path,
+) -> None:
+    """Version 6 adds validators, a row's revisit and the history: a result written before
+    has no validators and is asked again with a plain GET, its status and body hash kept."""
+    path = tmp_path / "v5.db"
+    conn = raw(path)
+    for step in MIGRATIONS[:5]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    conn.execute("INSERT INTO jobs (id, name, mode, created_at) VALUES (1, 'j', 'crawl', ?)", (T0,))
+    conn.execute(
+        "INSERT INTO requests (id, job_id, fingerprint, url, host, next_at, state)"
+        " VALUES (7, 1, x'01', 'https://a.test/', 'a.test', ?, 2)",
+        (T0,),
+    )
+    conn.execute(
+        "INSERT INTO results (request_id, job_id, url, status, body_hash, fetched_at, fields)"
+        " VALUES (7, 1, 'https://a.test/', 200, 'h0', ?, '{\"t\": 1}')",
+        (T0,),
+    )
+    conn.close()
+
+    async with SQLiteStore(path) as store:
+        [before] = await all_results(store, 1)
+        assert (before.etag, before.last_modified, before.fields) == (None, None, {"t": 1})
+        assert await store.counts(1) == JobCounts(done=1)
+        assert await store.revisit(1, keep_history=3, now=T0 + 1) == 1
+        assert await store.counts(1) == JobCounts(pending=1)
+        [row] = await lease_all(store, 1, now=T0 + 1)
+        assert row.revisit is not None and row.revisit.headers() == ()
+        assert (row.revisit.status, row.revisit.body_hash) == (200, "h0")
+        answer = ok(row, fetched_at=T0 + 1, change="changed", etag='"new"', body_hash="h1")
+        await store.complete(1, "w1", Completion(results=[answer]), now=T0 + 1)
+        [after] = await all_results(store, 1)
+        assert after.etag == '"new"'
+        assert [r.body_hash for r in await store.history(1, "https://a.test/")] == ["h0"]
+    conn = raw(path)
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(version[0]) == LATEST_VERSION == 6
     conn.close()
 
 

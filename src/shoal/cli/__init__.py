@@ -33,6 +33,7 @@ from shoal.cli.options import (
     build_config,
     build_cookies,
     build_extra_headers,
+    build_recrawl,
     check_toml_values,
     csv_escape_option,
     load_toml_defaults,
@@ -120,6 +121,7 @@ class _LazyGroup(click.Group):
         "demo": "shoal.cli.demo:demo",
         "enqueue": "shoal.cli.enqueue:enqueue",
         "jobs": "shoal.cli.jobs:jobs",
+        "recrawl": "shoal.cli.recrawl:recrawl",
         "serve": "shoal.service.command:serve",
         "testweb": "shoal.testweb.cli:testweb",
         "worker": "shoal.cli.worker:worker",
@@ -349,6 +351,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
     if input_path != "-" and not os.path.exists(input_path):
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     _check_output(params)
+    recrawl = build_recrawl(params)
     config = build_config(params, follow_links=False)
     extra_headers = build_extra_headers(params)
     cookies = build_cookies(params)
@@ -367,6 +370,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         strict=strict,
         extra_headers=extra_headers,
         cookies=cookies is not None,
+        keep_history=params["keep_history"],
     )
 
     secrets = HeldSecrets()
@@ -395,6 +399,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
         source=source,
         fresh=params["fresh"],
         refetch=params["refetch"],
+        recrawl=recrawl,
         emit=params["emit"],
         cookies=cookies,
         save_cookies=params["save_cookies"],

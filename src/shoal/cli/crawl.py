@@ -13,6 +13,7 @@ from shoal.cli.options import (
     build_config,
     build_cookies,
     build_extra_headers,
+    build_recrawl,
     run_options,
 )
 from shoal.core.errors import ConfigError, InputError
@@ -109,6 +110,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
     _check_output(params)
     config = build_config(params, follow_links=True)
     cookies = build_cookies(params)
+    recrawl = build_recrawl(params)
     try:
         spec = JobSpec.crawl(
             [_with_scheme(seed) for seed in seeds],
@@ -126,6 +128,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
             robots=not params["ignore_robots"],
             extra_headers=build_extra_headers(params),
             cookies=cookies is not None,
+            keep_history=params["keep_history"],
         )
     except InputError as exc:
         raise click.BadParameter(exc.reason, param_hint="SEED") from None
@@ -142,6 +145,7 @@ def crawl(seeds: tuple[str, ...], **params: Any) -> None:
         quiet=params["quiet"],
         fresh=params["fresh"],
         refetch=params["refetch"],
+        recrawl=recrawl,
         emit=params["emit"],
         cookies=cookies,
         save_cookies=params["save_cookies"],

@@ -25,6 +25,7 @@ from shoal.core.errors import (
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.revisit import Recrawl
 from shoal.core.secrets import HeldSecrets
 from shoal.engine.cookies import JobCookies
 from shoal.engine.run import Admission, AdmitContext, JobRunner, Refetch
@@ -101,6 +102,7 @@ class JobRequest:
     source: str = "input"
     fresh: bool = False
     refetch: Refetch | None = None
+    recrawl: Recrawl | None = None
     join: bool = False
     csv_escape: bool = True
     held: HeldSecrets = field(default_factory=HeldSecrets)
@@ -471,6 +473,7 @@ async def _run_job(
         name=request.name,
         fresh=request.fresh,
         refetch=request.refetch,
+        recrawl=request.recrawl,
         join=request.join,
         listeners=listeners,
         cookies=request.cookies,
@@ -491,9 +494,11 @@ async def _run_job(
                     f"resuming job [bold]{job.name}[/]: {counts.finished:,} of "
                     f"{counts.total:,} already finished"
                 )
-        if output is not None:
+        if output is not None and request.recrawl is None:
             await output.catch_up(store, job)
             output.live = True
+        # A recrawl replaces results as it goes: its -o is written from the store at the
+        # end, each URL's current result once.
     except BaseException:
         await runner.close()
         if output is not None:
@@ -567,7 +572,11 @@ async def _run_job(
         raise CliFailure("no valid URLs in the input; nothing to do", EXIT_USAGE)
     if not request.quiet:
         summary = await store.summary(job.id)
-        console.print(render_summary(summary, job=job.name, this_run=outcome.stats))
+        console.print(
+            render_summary(
+                summary, job=job.name, this_run=outcome.stats, recrawl=request.recrawl is not None
+            )
+        )
         console.print(_where(store, job, request.output), markup=False, highlight=False)
     if outcome.completed:
         return EXIT_OK

@@ -31,6 +31,7 @@ from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules, FieldRule
 from shoal.core.proxies import check_proxy, read_proxy_list
 from shoal.core.ratelimit import parse_rate
+from shoal.core.revisit import DEFAULT_KEEP_HISTORY, MAX_KEEP_HISTORY, Recrawl, parse_duration
 from shoal.core.sendheaders import ExtraHeaders, parse_header
 from shoal.engine.cookies import JobCookies
 from shoal.engine.fetchpool import AUTO_START_ROWS
@@ -43,6 +44,8 @@ __all__ = [
     "build_cookies",
     "build_extra_headers",
     "build_proxies",
+    "build_recrawl",
+    "recrawl_options",
     "csv_escape_option",
     "header_options",
     "load_toml_defaults",
@@ -110,6 +113,22 @@ class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic since cli
             value = str(value)
         try:
             return parse_rate(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """A duration: ``90`` (seconds), ``30m``, ``12h``, ``1d``, ``2w``."""
+
+    name = "AGE"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return parse_duration(str(value))
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -196,6 +215,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 default=None,
                 help="Fetch again what the job finished: failed (network errors and 5xx) or all.",
             ),
+            *_RECRAWL_OPTIONS,
             _opt(
                 "-o",
                 "--output",
@@ -368,6 +388,55 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
         return header_options(cookie_options(proxy_options(observe_options(func))))
 
     return decorate
+
+
+_RECRAWL_OPTIONS = (
+    _opt(
+        "--recrawl",
+        env="RECRAWL",
+        is_flag=True,
+        help="Fetch the job's finished URLs again, asking each server whether the page "
+        "changed (If-None-Match, If-Modified-Since): a 304 keeps the result; a changed "
+        "page replaces it, the old one kept in the job's history; new links are followed.",
+    ),
+    _opt(
+        "--revisit-after",
+        env="REVISIT_AFTER",
+        type=DurationParam(),
+        default=None,
+        help="With --recrawl (which it implies): only URLs fetched longer ago than this "
+        "(30m, 12h, 1d, 2w).",
+    ),
+    _opt(
+        "--keep-history",
+        env="KEEP_HISTORY",
+        type=click.IntRange(0, MAX_KEEP_HISTORY),
+        default=DEFAULT_KEEP_HISTORY,
+        show_default=True,
+        help="Earlier results a recrawl keeps per URL when a page changes.",
+    ),
+)
+
+
+def recrawl_options(func: F) -> F:
+    """``--recrawl``, ``--revisit-after`` and ``--keep-history``."""
+    for option in reversed(_RECRAWL_OPTIONS):
+        func = option(func)
+    return func
+
+
+def build_recrawl(params: Mapping[str, Any]) -> Recrawl | None:
+    """The run's recrawl from ``--recrawl`` / ``--revisit-after`` (None: not one); one
+    that cannot go with ``--fresh`` or ``--refetch`` is a usage error."""
+    after = params.get("revisit_after")
+    if not params.get("recrawl") and after is None:
+        return None
+    for name in ("fresh", "refetch"):
+        if params.get(name):
+            raise click.UsageError(
+                f"--recrawl asks again what the job has; it does not go with --{name}"
+            )
+    return Recrawl(older_than=after)
 
 
 def header_options(func: F) -> F:

@@ -166,8 +166,11 @@ class Progress:
         )
 
 
-def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | None) -> Table:
-    """The end-of-run summary: counts by outcome, latency, throughput."""
+def render_summary(
+    summary: JobSummary, *, job: str, this_run: StatsSnapshot | None, recrawl: bool = False
+) -> Table:
+    """The end-of-run summary: counts by outcome, latency, throughput; with ``recrawl``,
+    what this run found changed since the run before (``shoal.core.revisit``)."""
     counts = summary.counts
     table = Table(title=f"job {job}", show_header=False, title_justify="left", box=None)
     table.add_column(style="bold")
@@ -192,6 +195,8 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
             "not followed",
             ", ".join(f"{k} {v:,}" for k, v in _by_count(summary.rejected)),
         )
+    if recrawl and this_run is not None:
+        table.add_row("recrawl", recrawl_line(this_run))
     table.add_row("bytes", _human_bytes(summary.bytes))
     if summary.p50_ms is not None:
         p95 = summary.p95_ms if summary.p95_ms is not None else float("nan")
@@ -214,3 +219,14 @@ def render_summary(summary: JobSummary, *, job: str, this_run: StatsSnapshot | N
             ),
         )
     return table
+
+
+def recrawl_line(this_run: StatsSnapshot) -> str:
+    """``3 unchanged, 2 changed, 1 new, 0 gone``: a recrawl's pages by what it found; new
+    ones are those the job did not have (found by following links, or added input)."""
+    changes = this_run.changes
+    new = this_run.finished_this_run - sum(changes.values())
+    return (
+        f"{changes.get('unchanged', 0):,} unchanged, {changes.get('changed', 0):,} changed, "
+        f"{new:,} new, {changes.get('gone', 0):,} gone"
+    )

@@ -38,6 +38,7 @@ from typing import Any, Literal, TypeAlias, get_args
 from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.model import job_name
+from shoal.core.revisit import DEFAULT_KEEP_HISTORY, MAX_KEEP_HISTORY
 from shoal.core.scope import ScopeMode
 from shoal.core.sendheaders import ExtraHeaders
 from shoal.core.urls import canonical_host, canonicalize, split_userinfo
@@ -111,7 +112,8 @@ class JobSpec:
     settings (limits, timeouts, politeness, retries, user agent, bodies, rules).
     ``extra_headers``: headers and credentials added to what is sent (stored by name only,
     see ``shoal.core.sendheaders``). ``cookies``: keep the cookies sites set and send them
-    back, like a browser session (a change applies from now on).
+    back, like a browser session (a change applies from now on). ``keep_history``: how many
+    earlier results a recrawl keeps per URL when a page changes (``shoal.core.revisit``).
     """
 
     kind: JobKind
@@ -136,6 +138,7 @@ class JobSpec:
     Basic auth, never part of the seed URL, the job's record or a comparison."""
     extra_headers: ExtraHeaders = field(default_factory=ExtraHeaders)
     cookies: bool = True
+    keep_history: int = DEFAULT_KEEP_HISTORY
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -158,6 +161,7 @@ class JobSpec:
         check_count("depth", self.depth, low=0, high=MAX_DEPTH)
         check_count("max_pages", self.max_pages)
         check_count("max_pages_per_host", self.max_pages_per_host)
+        check_count("keep_history", self.keep_history, low=0, high=MAX_KEEP_HISTORY)
         if self.kind == "crawl":
             if not self.seeds:
                 raise ConfigError("a crawl needs at least one seed URL")
@@ -221,6 +225,7 @@ class JobSpec:
         strict: bool = False,
         extra_headers: ExtraHeaders | None = None,
         cookies: bool = True,
+        keep_history: int = DEFAULT_KEEP_HISTORY,
     ) -> JobSpec:
         base = config or CrawlConfig()
         return cls(
@@ -231,6 +236,7 @@ class JobSpec:
             strict=strict,
             extra_headers=extra_headers or ExtraHeaders(),
             cookies=cookies,
+            keep_history=keep_history,
         )
 
     # -- records --------------------------------------------------------------
@@ -259,6 +265,7 @@ class JobSpec:
                 "strict": self.strict,
                 "extra_headers": list(self.extra_headers.summary()) or None,
                 "cookies": self.cookies,
+                "keep_history": self.keep_history,
             }
         )
         return record
@@ -293,6 +300,7 @@ class JobSpec:
             strict=bool(record.get("strict", False)),
             extra_headers=ExtraHeaders.from_summary(record.get("extra_headers")),
             cookies=bool(record.get("cookies", True)),
+            keep_history=record.get("keep_history", DEFAULT_KEEP_HISTORY),
         )
 
     # -- names and comparison ----------------------------------------------------

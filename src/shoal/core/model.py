@@ -7,10 +7,13 @@ import operator
 import re
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shoal.core.charset import codec_for, decode
 from shoal.core.urls import canonical_fingerprint, canonical_host, split_userinfo
+
+if TYPE_CHECKING:
+    from shoal.core.revisit import Change, Revisit
 
 __all__ = [
     "Completion",
@@ -94,6 +97,8 @@ class Request:
     ``suspect`` is set when a worker that held the row stopped (killed, crashed) before
     finishing it: the row may be what killed it. ``crashes`` counts the deaths of processes
     that had durably marked the row as being fetched (``Store.mark_started``).
+    ``revisit``: a recrawl's row, with what its current result remembers
+    (``shoal.core.revisit``); None for a first fetch.
     """
 
     id: int
@@ -107,6 +112,7 @@ class Request:
     attempts: int = 0
     suspect: bool = False
     crashes: int = 0
+    revisit: Revisit | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -143,6 +149,12 @@ class FetchResult:
     proxy: str | None = None
     """The proxy the request went through, without credentials (None: direct, or the proxy
     environment variables chose)."""
+    etag: str | None = None
+    """The response's ``ETag`` (a recrawl sends it back as ``If-None-Match``)."""
+    last_modified: str | None = None
+    """The response's ``Last-Modified`` (sent back as ``If-Modified-Since``)."""
+    change: Change | None = None
+    """What a recrawl found (``shoal.core.revisit``); None for a first fetch."""
 
     @property
     def failed(self) -> bool:

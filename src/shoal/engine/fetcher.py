@@ -279,6 +279,8 @@ class Fetcher:
                     parent_url=request.parent_url,
                     method=request.method,
                     proxy=shown,
+                    etag=_latin1(headers.get("ETag")),
+                    last_modified=_latin1(headers.get("Last-Modified")),
                 )
                 retry_after = headers.get("Retry-After") if status >= 400 else None
                 attempt = Attempt(result, body if self._keep_body else None, retry_after)

@@ -27,6 +27,7 @@ from shoal.core.lifecycle import State, Step, transition
 from shoal.core.links import PageLinks
 from shoal.core.model import Completion, FetchResult, NewRequest, Request, RetryUpdate
 from shoal.core.retry import decide_retry
+from shoal.core.revisit import change_of
 from shoal.core.robots import RobotsRules
 from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.dispatch import Dispatcher
@@ -216,6 +217,14 @@ class Recorder:
             discovered = processor(request, result, body, self.rejected, page)
             if discovered:
                 self.buffer.discovered.extend(discovered)
+        revisit = request.revisit
+        if revisit is not None:
+            change = result.change = change_of(
+                revisit, status=status, error_kind=result.error_kind, body_hash=result.body_hash
+            )
+            stats.changes[change] += 1
+            if change == "unchanged":
+                body = None  # the result keeps the body it has
         if self.config.save_bodies and result.error_kind is None:
             result.body = body
         self.buffer.results.append(result)
@@ -232,19 +241,21 @@ class Recorder:
     def record_failure(self, request: Request, kind: ErrorKind, message: str) -> None:
         """A final outcome reached without fetching (robots, abandoned host)."""
         self._settle(request, Step.FAIL)
-        self.buffer.results.append(
-            FetchResult(
-                request_id=request.id,
-                url=request.url,
-                error_kind=kind,
-                error=message,
-                attempts=request.attempts,
-                fetched_at=self._clock.time(),
-                depth=request.depth,
-                parent_url=request.parent_url,
-                method=request.method,
-            )
+        result = FetchResult(
+            request_id=request.id,
+            url=request.url,
+            error_kind=kind,
+            error=message,
+            attempts=request.attempts,
+            fetched_at=self._clock.time(),
+            depth=request.depth,
+            parent_url=request.parent_url,
+            method=request.method,
         )
+        if request.revisit is not None:
+            result.change = change_of(request.revisit, status=None, error_kind=kind, body_hash=None)
+            self.stats.changes[result.change] += 1
+        self.buffer.results.append(result)
         self.stats.failed += 1
         self.stats.by_error_kind[kind] += 1
 

@@ -14,8 +14,10 @@ Every way of running a job goes through ``JobRunner``: ``shoal fetch``,
    worker whose owner starts with ``COMMAND_OWNER``; workers that join with
    ``join=True`` do not count, and a dead holder never blocks: the same
    rules as for taking back a dead worker's leases);
-4. reopens what a raised limit or ``refetch`` asks to fetch again, admits a
-   crawl's seeds, and then runs the engine's ``JobRun`` on it (``run``).
+4. reopens what a raised limit or ``refetch`` asks to fetch again (or, for a
+   ``recrawl``, sends the finished URLs back to be asked again whether they
+   changed: ``shoal.core.revisit``), admits a crawl's seeds, and then runs the
+   engine's ``JobRun`` on it (``run``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from shoal.core.errors import ConfigError, JobConflict, StoreError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.jobspec import JobSpec, SpecComparison
 from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
+from shoal.core.revisit import Recrawl
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
@@ -108,7 +111,8 @@ class JobRunner:
     of results; ``before_fetch`` changes what is sent (headers, auth), never what is
     stored. ``cookies``: the run's cookie jar (default: an empty one, unless the spec
     turns cookies off). ``block_private``: connect only to public addresses (what the
-    service does unless told otherwise; fetching in this process only).
+    service does unless told otherwise; fetching in this process only). ``recrawl``: ask
+    the job's finished URLs again whether they changed (``shoal.core.revisit``).
     """
 
     def __init__(
@@ -125,9 +129,17 @@ class JobRunner:
         cookies: JobCookies | None = None,
         lease_ttl: float = 60.0,
         block_private: bool = False,
+        recrawl: Recrawl | None = None,
     ) -> None:
         if refetch not in (None, "failed", "all"):
             raise ConfigError(f"refetch must be 'failed' or 'all', got {refetch!r}")
+        if recrawl is not None and not isinstance(recrawl, Recrawl):
+            raise ConfigError(f"recrawl must be a Recrawl, got {type(recrawl).__name__}")
+        if recrawl is not None and (refetch is not None or fresh or join):
+            raise ConfigError(
+                "a recrawl asks again what the job has: it goes with neither --refetch, "
+                "--fresh nor a joining worker"
+            )
         if join and name is None:
             raise ConfigError("a worker joins a job by its name")
         self.store = store
@@ -139,6 +151,7 @@ class JobRunner:
         self._name = name
         self._fresh = fresh
         self._refetch = refetch
+        self._recrawl = recrawl
         self._join = join
         self._listeners = list(listeners)
         self._before_fetch = before_fetch
@@ -192,6 +205,8 @@ class JobRunner:
             if self._refetch is not None:
                 reopened = await store.reopen(job.id, which=self._refetch)
                 self.notes.append(f"job {job.name}: {reopened:,} finished URLs to fetch again")
+            if self._recrawl is not None:
+                await self._revisit(job, self._recrawl)
             if self.spec.kind == "crawl":
                 await self._admit_seeds(job)
         except BaseException:
@@ -245,7 +260,8 @@ class JobRunner:
         spec = self.spec
         plan = _plan(spec)
         before_fetch = _chained(
-            spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch
+            conditional_headers,
+            _chained(spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch),
         )
         cookies = self.cookies if spec.cookies else None
         if cookies is not None:
@@ -430,6 +446,20 @@ class JobRunner:
             notes.append("pages fetched before keep no body (--refetch all fetches them again)")
         self.notes.append("; ".join(notes))
 
+    async def _revisit(self, job: JobInfo, recrawl: Recrawl) -> None:
+        now = time.time()
+        again = await self.store.revisit(
+            job.id,
+            fetched_before=recrawl.fetched_before(now),
+            keep_history=self.spec.keep_history,
+            now=now,
+        )
+        older = "" if recrawl.older_than is None else " fetched before the --revisit-after age"
+        self.notes.append(
+            f"job {job.name}: recrawling {again:,} finished URLs{older}, each asked whether "
+            "it changed"
+        )
+
     async def _admit_seeds(self, job: JobInfo) -> None:
         spec, store = self.spec, self.store
         await store.set_limits(
@@ -448,6 +478,18 @@ def _chained(
     if first is None or then is None:
         return first or then
     return lambda request: then(first(request))
+
+
+def conditional_headers(request: Request) -> Request:
+    """A recrawl's request asks the server whether the page changed: its result's
+    validators go out as ``If-None-Match`` and ``If-Modified-Since``."""
+    revisit = request.revisit
+    if revisit is None:
+        return request
+    headers = revisit.headers()
+    if not headers:
+        return request
+    return replace(request, headers=request.headers + headers)
 
 
 def seed_requests(spec: JobSpec) -> list[NewRequest]:

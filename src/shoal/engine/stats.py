@@ -30,6 +30,7 @@ class StatsSnapshot:
     fetch_processes: int = 0  # the most child processes fetching at once this run
     robots_waiting: tuple[str, ...] = ()  # origins whose robots.txt is awaited
     proxies_taken_out: int = 0  # times a failing proxy was taken out of the rotation
+    changes: dict[str, int] = field(default_factory=dict)  # a recrawl's answers, by change
 
     @property
     def remaining(self) -> int:
@@ -41,6 +42,7 @@ class LiveStats:
         "by_error_kind",
         "by_status",
         "bytes",
+        "changes",
         "done",
         "failed",
         "fetch_processes",
@@ -71,6 +73,7 @@ class LiveStats:
         self.by_status: Counter[int] = Counter()
         self.by_error_kind: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()  # discovered URLs not followed, by reason
+        self.changes: Counter[str] = Counter()  # a recrawl's answers (core.revisit.Change)
 
     def snapshot(self, now: float) -> StatsSnapshot:
         classes: Counter[str] = Counter()
@@ -94,4 +97,5 @@ class LiveStats:
             fetch_processes=self.fetch_processes,
             robots_waiting=tuple(self.robots_waiting),
             proxies_taken_out=self.proxies_taken_out,
+            changes=dict(self.changes),
         )

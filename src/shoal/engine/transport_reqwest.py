@@ -202,6 +202,8 @@ class ReqwestTransport:
                     depth=request.depth,
                     parent_url=request.parent_url,
                     method=request.method,
+                    etag=found.get(_ETAG),
+                    last_modified=found.get("Last-Modified"),
                 )
                 retry_after = found.get("Retry-After") if status >= 400 else None
                 return Attempt(result, data if self._keep_body else None, retry_after)
@@ -373,6 +375,7 @@ def _content_length(value: str | None) -> int | None:
 
 
 _CANONICAL: dict[str, str] = {}
+_ETAG = "Etag"  # how _canonical spells the name the client gives as "etag"
 
 
 def _canonical(name: str) -> str:

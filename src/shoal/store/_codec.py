@@ -17,8 +17,10 @@ import zstandard
 
 from shoal.core.errors import ConfigError
 from shoal.core.model import FetchResult, Header, Request, WorkerInfo
+from shoal.core.revisit import Revisit
 
 __all__ = [
+    "HISTORY_COLUMNS",
     "RESULT_COLUMNS",
     "ZSTD_LEVEL",
     "compress",
@@ -96,7 +98,7 @@ def storable(text: str) -> str:
 
 def request_from_row(row: Any) -> Request:
     """A leased request from (id, url, host, method, headers, body, depth, parent_url,
-    attempts, host_seq, suspect, crashes)."""
+    attempts, host_seq, suspect, crashes, revisit)."""
     return Request(
         id=row[0],
         url=row[1],
@@ -109,6 +111,7 @@ def request_from_row(row: Any) -> Request:
         attempts=row[8],
         suspect=row[10] != 0,
         crashes=row[11],
+        revisit=None if row[12] is None else Revisit(*decode_json(row[12])),
     )
 
 
@@ -117,7 +120,15 @@ def request_from_row(row: Any) -> Request:
 RESULT_COLUMNS = """
     r.request_id, r.url, r.final_url, r.redirects, r.status, r.error_kind, r.error, r.headers,
     r.content_type, r.bytes, r.body_hash, r.attempts, r.ttfb_ms, r.elapsed_ms, r.fetched_at,
-    r.depth, r.parent_url, r.method, r.fields, r.encoding, r.proxy
+    r.depth, r.parent_url, r.method, r.fields, r.encoding, r.proxy, r.etag, r.last_modified
+"""
+
+
+# A results row's columns as a recrawl copies them to the history table (same names).
+HISTORY_COLUMNS = """
+    request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
+    content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
+    parent_url, method, fields, encoding, proxy, etag, last_modified
 """
 
 
@@ -136,7 +147,7 @@ def result_from_row(row: Any) -> FetchResult:
         content_type=row[8],
         bytes=row[9],
         body_hash=row[10],
-        body=None if row[21] is None else decompress(row[21]),
+        body=None if row[23] is None else decompress(row[23]),
         attempts=row[11],
         ttfb_ms=row[12],
         elapsed_ms=row[13],
@@ -147,6 +158,8 @@ def result_from_row(row: Any) -> FetchResult:
         fields=None if row[18] is None else dec(row[18]),
         encoding=row[19],
         proxy=row[20],
+        etag=row[21],
+        last_modified=row[22],
     )
 
 

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from shoal.core.lifecycle import State, Step, Suspicion, sql_from
-from shoal.core.model import Completion, NewRequest, Request
+from shoal.core.model import Completion, FetchResult, NewRequest, Request
 from shoal.store._admission import FINGERPRINT_COLUMN, HOST_COLUMN, request_rows, sequence_rows
-from shoal.store._codec import encode_fields, encode_json, request_from_row
+from shoal.store._codec import HISTORY_COLUMNS, encode_fields, encode_json, request_from_row
 from shoal.store._reopen import reopen_condition
 from shoal.store.base import HOST_REGRAB
 
@@ -39,6 +39,7 @@ __all__ = [
     "release_leases",
     "reopen",
     "renew_leases",
+    "revisit",
 ]
 
 Conn = Any  # an asyncpg.Connection (asyncpg ships no type information)
@@ -77,13 +78,20 @@ ON CONFLICT (job_id, name) DO UPDATE SET n = shoal_counters.n + excluded.n
 # Bodies are shared by identical pages across jobs: only those no other job refers to go.
 _DELETE_JOB_BODIES = """
 DELETE FROM shoal_bodies b
-WHERE b.hash IN (SELECT body_hash FROM shoal_results WHERE job_id = $1)
+WHERE b.hash IN (
+        SELECT body_hash FROM shoal_results WHERE job_id = $1
+        UNION SELECT body_hash FROM shoal_result_history WHERE job_id = $1
+    )
     AND NOT EXISTS (
         SELECT 1 FROM shoal_results o WHERE o.body_hash = b.hash AND o.job_id <> $1
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM shoal_result_history o WHERE o.body_hash = b.hash AND o.job_id <> $1
     )
 """
 _JOB_TABLES = (
     "shoal_results",
+    "shoal_result_history",
     "shoal_requests",
     "shoal_hosts",
     "shoal_counters",
@@ -223,7 +231,7 @@ WHERE r.job_id = $1 AND r.id IN (
     ORDER BY id FOR UPDATE SKIP LOCKED
 )
 RETURNING r.id, r.url, r.host, r.method, r.headers, r.body, r.depth, r.parent_url,
-    r.attempts, r.host_seq, r.suspect, r.crashes
+    r.attempts, r.host_seq, r.suspect, r.crashes, r.revisit
 """
 _OTHER_WORKERS = """
 SELECT EXISTS (
@@ -284,18 +292,19 @@ _INSERT_RESULTS = """
 INSERT INTO shoal_results (
     request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
     content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-    parent_url, method, fields, encoding, proxy
+    parent_url, method, fields, encoding, proxy, etag, last_modified
 )
 SELECT t.request_id, $1, t.url, t.final_url, t.redirects, t.status, t.error_kind, t.error,
     t.headers, t.content_type, t.bytes, t.body_hash, t.attempts, t.ttfb_ms, t.elapsed_ms,
-    t.fetched_at, t.depth, t.parent_url, t.method, t.fields, t.encoding, t.proxy
+    t.fetched_at, t.depth, t.parent_url, t.method, t.fields, t.encoding, t.proxy, t.etag,
+    t.last_modified
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::int[],
     $14::float8[], $15::float8[], $16::float8[], $17::int[], $18::text[], $19::text[],
-    $20::text[], $21::text[], $22::text[])
+    $20::text[], $21::text[], $22::text[], $23::text[], $24::text[])
     AS t(request_id, url, final_url, redirects, status, error_kind, error, headers,
         content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-        parent_url, method, fields, encoding, proxy)
+        parent_url, method, fields, encoding, proxy, etag, last_modified)
 JOIN shoal_requests r ON r.id = t.request_id AND r.job_id = $1
 ORDER BY t.request_id
 ON CONFLICT (request_id) DO NOTHING
@@ -328,6 +337,42 @@ UPDATE shoal_requests SET state = {_RELEASE_STATE}, lease_owner = NULL, lease_ex
 WHERE id = ANY($3::bigint[]) AND job_id = $1 AND state {sql_from(Step.RELEASE)}
     AND lease_owner = $2
 """
+# A recrawl's answers (FetchResult.change) for rows still open, as _FINISH takes them:
+# unchanged keeps the result and sets when it was last confirmed (and new validators);
+# changed or gone moves the result to the history (trimmed to the job's keep_history per
+# URL) before the new one is inserted.
+_STILL_OPEN = f"""
+JOIN shoal_requests q ON q.id = s.request_id AND q.job_id = $1
+    AND q.state {sql_from(Step.COMPLETE, Step.LATE_COMPLETE)}
+"""
+_KEEP_UNCHANGED = f"""
+UPDATE shoal_results s SET fetched_at = t.fetched_at, etag = coalesce(t.etag, s.etag),
+    last_modified = coalesce(t.last_modified, s.last_modified)
+FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::text[])
+    AS t(request_id, fetched_at, etag, last_modified),
+    shoal_requests q
+WHERE s.request_id = t.request_id AND s.job_id = $1 AND q.id = s.request_id
+    AND q.state {sql_from(Step.COMPLETE, Step.LATE_COMPLETE)}
+"""
+_TO_HISTORY = f"""
+WITH moved AS (
+    DELETE FROM shoal_results WHERE request_id IN (
+        SELECT s.request_id FROM shoal_results s {_STILL_OPEN}
+        WHERE s.request_id = ANY($2::bigint[]) AND s.job_id = $1
+    )
+    RETURNING {HISTORY_COLUMNS}
+)
+INSERT INTO shoal_result_history (replaced_at, {HISTORY_COLUMNS})
+SELECT $3, {HISTORY_COLUMNS} FROM moved ORDER BY request_id
+"""
+_TRIM_HISTORY = """
+DELETE FROM shoal_result_history h USING (
+    SELECT id, row_number() OVER (PARTITION BY request_id ORDER BY id DESC) AS n
+    FROM shoal_result_history WHERE request_id = ANY($2::bigint[])
+) ranked
+WHERE h.id = ranked.id
+    AND ranked.n > (SELECT keep_history FROM shoal_jobs WHERE id = $1)
+"""
 _INSERT_BODIES = """
 INSERT INTO shoal_bodies (hash, data) SELECT * FROM unnest($1::text[], $2::bytea[])
 ON CONFLICT (hash) DO NOTHING
@@ -349,6 +394,22 @@ async def complete(
         # Admissions of a job run one at a time: lock the job first, before any row.
         await conn.execute("SELECT 1 FROM shoal_jobs WHERE id = $1 FOR UPDATE", job_id)
     results = sorted(batch.results, key=lambda r: r.request_id)
+    unchanged = [r for r in results if r.change == "unchanged"]
+    if unchanged:
+        await conn.execute(
+            _KEEP_UNCHANGED,
+            job_id,
+            [r.request_id for r in unchanged],
+            [r.fetched_at for r in unchanged],
+            [r.etag for r in unchanged],
+            [r.last_modified for r in unchanged],
+        )
+        await _finish(conn, job_id, unchanged)
+        results = [r for r in results if r.change != "unchanged"]
+    replaced = [r.request_id for r in results if r.change is not None]
+    if replaced:
+        await conn.execute(_TO_HISTORY, job_id, replaced, now)
+        await conn.execute(_TRIM_HISTORY, job_id, replaced)
     if results:
         enc, enc_fields = encode_json, encode_fields
         await conn.execute(
@@ -375,15 +436,10 @@ async def complete(
             [None if r.fields is None else enc_fields(r.fields) for r in results],
             [r.encoding for r in results],
             [r.proxy for r in results],
+            [r.etag for r in results],
+            [r.last_modified for r in results],
         )
-        done, failed = int(State.DONE), int(State.FAILED)
-        await conn.execute(
-            _FINISH,
-            job_id,
-            [r.request_id for r in results],
-            [failed if r.status is None else done for r in results],
-            [r.attempts for r in results],
-        )
+        await _finish(conn, job_id, results)
     if bodies:
         await conn.execute(_INSERT_BODIES, [h for h, _ in bodies], [d for _, d in bodies])
     retries = sorted(batch.retries, key=lambda u: u.request_id)
@@ -402,6 +458,17 @@ async def complete(
         await conn.execute(_RELEASE, job_id, owner, sorted(batch.released))
     await add_counters(conn, job_id, batch.counters)
     return await admit(conn, job_id, discovered, now)
+
+
+async def _finish(conn: Conn, job_id: int, results: list[FetchResult]) -> None:
+    done, failed = int(State.DONE), int(State.FAILED)
+    await conn.execute(
+        _FINISH,
+        job_id,
+        [r.request_id for r in results],
+        [failed if r.status is None else done for r in results],
+        [r.attempts for r in results],
+    )
 
 
 # -- leases and hosts -----------------------------------------------------------
@@ -486,7 +553,32 @@ async def reopen(conn: Conn, job_id: int, which: str, depth: int | None, now: fl
         " gone AS (DELETE FROM shoal_results WHERE request_id IN (SELECT id FROM chosen))"
         f" UPDATE shoal_requests SET state = {int(State.PENDING)}, attempts = 0, next_at = $3,"
         " lease_owner = NULL, lease_expires = NULL, last_error_kind = NULL, last_error = NULL,"
-        " suspect = 0, crashes = 0 WHERE id IN (SELECT id FROM chosen)",
+        " suspect = 0, crashes = 0, revisit = NULL WHERE id IN (SELECT id FROM chosen)",
         *params,
     )
     return _rowcount(status)
+
+
+# A recrawl's rows keep their results (see _sqlite_ops._REVISIT).
+_REVISIT = f"""
+WITH chosen AS (
+    SELECT r.id,
+        json_build_array(s.etag, s.last_modified, s.status, s.body_hash, s.error_kind)::text
+            AS memo
+    FROM shoal_requests r JOIN shoal_results s ON s.request_id = r.id
+    WHERE r.job_id = $1 AND r.state IN ({State.DONE}, {State.FAILED})
+        AND ($2::float8 IS NULL OR s.fetched_at < $2::float8)
+    ORDER BY r.id FOR UPDATE OF r
+)
+UPDATE shoal_requests q SET state = {State.PENDING}, attempts = 0, next_at = $3,
+    lease_owner = NULL, lease_expires = NULL, last_error_kind = NULL, last_error = NULL,
+    suspect = 0, crashes = 0, revisit = chosen.memo
+FROM chosen WHERE q.id = chosen.id
+"""
+
+
+async def revisit(
+    conn: Conn, job_id: int, fetched_before: float | None, keep: int, now: float
+) -> int:
+    await conn.execute("UPDATE shoal_jobs SET keep_history = $2 WHERE id = $1", job_id, keep)
+    return _rowcount(await conn.execute(_REVISIT, job_id, fetched_before, now))

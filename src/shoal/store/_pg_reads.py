@@ -37,6 +37,7 @@ __all__ = [
     "get_body",
     "get_job",
     "get_robots",
+    "history",
     "list_jobs",
     "list_workers",
     "min_open_depth",
@@ -97,6 +98,14 @@ async def next_due(conn: Conn, job_id: int) -> float | None:
     return None if value is None else float(value)
 
 
+_COUNT_REVISITING = f"""
+SELECT count(*), count(s.status) FROM shoal_requests q
+JOIN shoal_results s ON s.request_id = q.id
+WHERE q.job_id = $1 AND q.revisit IS NOT NULL
+    AND q.state IN ({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})
+"""
+
+
 async def counts(conn: Conn, job_id: int) -> JobCounts:
     by_state = dict(
         await conn.fetch(
@@ -109,6 +118,10 @@ async def counts(conn: Conn, job_id: int) -> JobCounts:
     finished, done = await conn.fetchrow(
         "SELECT count(*), count(status) FROM shoal_results WHERE job_id = $1", job_id
     )
+    # A row a recrawl sent back keeps its result while it is open: not finished.
+    open_finished, open_done = await conn.fetchrow(_COUNT_REVISITING, job_id)
+    finished -= open_finished
+    done -= open_done
     return JobCounts(
         pending=by_state.get(State.PENDING, 0),
         leased=by_state.get(State.LEASED, 0),
@@ -200,6 +213,17 @@ async def find_requests(
         result = None if row[2] is None else result_from_row(tuple(row)[3:])
         found[bytes(row[0])] = FoundRequest(id=row[1], result=result)
     return found
+
+
+_HISTORY = f"""
+SELECT {RESULT_COLUMNS}, NULL::bytea FROM shoal_result_history r
+WHERE r.job_id = $1 AND r.url = $2 ORDER BY r.id DESC
+"""
+
+
+async def history(conn: Conn, job_id: int, url: str) -> list[FetchResult]:
+    """The results a recrawl replaced for ``url``, newest first."""
+    return [result_from_row(row) for row in await conn.fetch(_HISTORY, job_id, url)]
 
 
 # Every table of the schema (shoal_ prefixed, in the store's search path), indexes and

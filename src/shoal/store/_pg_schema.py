@@ -18,6 +18,10 @@ Indexes, all per job:
                                                                      host handover)
     shoal_hosts     PRIMARY KEY (job_id, host), (job_id, owner)      a worker's own hosts
     shoal_results   PRIMARY KEY request_id, (job_id, request_id)     export in admission order
+    shoal_result_history  (request_id, id), (job_id, url, id)        a recrawl's replaced
+                                                                     results: trim, read
+    shoal_requests  (job_id) of open rows with a revisit             rows a recrawl asks
+                                                                     again: not finished
 """
 
 from __future__ import annotations
@@ -176,7 +180,52 @@ _V3 = (
 # restarted service resumes the jobs it was running and leaves paused ones alone.
 _V4 = ("ALTER TABLE shoal_jobs ADD COLUMN desired text",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Version 5: recrawls (SQLite's version 6): results keep their validators, a row sent back
+# by a recrawl keeps what its result remembers, replaced results go to the history.
+_V5 = (
+    "ALTER TABLE shoal_results ADD COLUMN etag text",
+    "ALTER TABLE shoal_results ADD COLUMN last_modified text",
+    "ALTER TABLE shoal_requests ADD COLUMN revisit text",
+    """
+    CREATE INDEX shoal_requests_revisiting ON shoal_requests (job_id)
+        WHERE revisit IS NOT NULL AND state IN (0, 1, 3)
+    """,
+    "ALTER TABLE shoal_jobs ADD COLUMN keep_history integer NOT NULL DEFAULT 3",
+    """
+    CREATE TABLE shoal_result_history (
+        id            bigserial PRIMARY KEY,
+        replaced_at   double precision NOT NULL,
+        request_id    bigint NOT NULL,
+        job_id        bigint NOT NULL,
+        url           text NOT NULL,
+        final_url     text,
+        redirects     text,
+        status        integer,
+        error_kind    text,
+        error         text,
+        headers       text,
+        content_type  text,
+        bytes         bigint NOT NULL DEFAULT 0,
+        body_hash     text,
+        attempts      integer NOT NULL DEFAULT 1,
+        ttfb_ms       double precision,
+        elapsed_ms    double precision,
+        fetched_at    double precision NOT NULL,
+        depth         integer NOT NULL DEFAULT 0,
+        parent_url    text,
+        method        text NOT NULL DEFAULT 'GET',
+        fields        text,
+        encoding      text,
+        proxy         text,
+        etag          text,
+        last_modified text
+    )
+    """,
+    "CREATE INDEX shoal_result_history_request ON shoal_result_history (request_id, id)",
+    "CREATE INDEX shoal_result_history_url ON shoal_result_history (job_id, url, id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

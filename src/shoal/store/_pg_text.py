@@ -47,6 +47,8 @@ def clean_completion(batch: Completion) -> Completion:
             parent_url=_clean(r.parent_url),
             encoding=_clean(r.encoding),
             proxy=_clean(r.proxy),
+            etag=_clean(r.etag),
+            last_modified=_clean(r.last_modified),
         )
         for r in batch.results
     ]

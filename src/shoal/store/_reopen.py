@@ -2,7 +2,8 @@
 
 A reopened row goes back to ``pending`` as if newly admitted (no attempts, no
 crash marks) and its result is deleted in the same transaction, so that a job
-never holds two results for one URL.
+never holds two results for one URL. A recrawl (``Store.revisit``) keeps the
+results instead: the new answer settles against them (``shoal.core.revisit``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from typing import Literal, TypeAlias
 
 from shoal.core.errors import ConfigError
+from shoal.core.revisit import MAX_KEEP_HISTORY
 
-__all__ = ["REOPENABLE", "Reopen", "reopen_condition"]
+__all__ = ["REOPENABLE", "Reopen", "check_keep_history", "reopen_condition"]
 
 Reopen: TypeAlias = Literal["failed", "all", "pages"]
 REOPENABLE: tuple[str, ...] = ("failed", "all", "pages")
@@ -35,3 +37,11 @@ def reopen_condition(which: str, *, depth_placeholder: str | None) -> str:
     if depth_placeholder is not None:
         condition += f" AND r.depth = {depth_placeholder}"
     return condition
+
+
+def check_keep_history(keep: object) -> None:
+    """Raise ``ConfigError`` unless ``keep`` is a whole number of results to keep."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= MAX_KEEP_HISTORY:
+        raise ConfigError(
+            f"keep_history must be a whole number from 0 to {MAX_KEEP_HISTORY}, got {keep!r}"
+        )

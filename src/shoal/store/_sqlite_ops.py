@@ -25,7 +25,14 @@ from shoal.core.lifecycle import State, Step, Suspicion, sql_from
 from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request
 from shoal.store._admission import Row, first_of_each, request_rows
 from shoal.store._admitted import AdmittedFingerprints
-from shoal.store._codec import compress, encode_fields, encode_json, request_from_row, storable
+from shoal.store._codec import (
+    HISTORY_COLUMNS,
+    compress,
+    encode_fields,
+    encode_json,
+    request_from_row,
+    storable,
+)
 from shoal.store._reopen import reopen_condition
 from shoal.store._sqlite_admit import ADD_COUNTER, admit
 from shoal.store._sqlite_reads import get_job
@@ -41,6 +48,7 @@ __all__ = [
     "mark_started",
     "put_robots",
     "reopen",
+    "revisit",
     "update_job",
     "register_worker",
     "release_leases",
@@ -96,12 +104,25 @@ INSERT OR IGNORE INTO jobs (id, name, mode, created_at, config) VALUES (
 # Bodies are shared by identical pages across jobs: only those no other job refers to go.
 _DELETE_JOB_BODIES = """
 DELETE FROM bodies
-WHERE hash IN (SELECT body_hash FROM results WHERE job_id = :job_id)
+WHERE hash IN (
+        SELECT body_hash FROM results WHERE job_id = :job_id
+        UNION SELECT body_hash FROM result_history WHERE job_id = :job_id
+    )
     AND hash NOT IN (
         SELECT body_hash FROM results WHERE job_id <> :job_id AND body_hash IS NOT NULL
+        UNION SELECT body_hash FROM result_history
+        WHERE job_id <> :job_id AND body_hash IS NOT NULL
     )
 """
-_JOB_TABLES = ("results", "requests", "hosts", "job_counters", "workers", "job_cookies")
+_JOB_TABLES = (
+    "results",
+    "result_history",
+    "requests",
+    "hosts",
+    "job_counters",
+    "workers",
+    "job_cookies",
+)
 _LIVE_WORKER = "SELECT 1 FROM workers WHERE job_id = ? AND heartbeat_at >= ? LIMIT 1"
 
 
@@ -158,10 +179,37 @@ def reopen(conn: sqlite3.Connection, job_id: int, which: str, depth: int | None,
         conn.executemany(
             "UPDATE requests SET state = ?, attempts = 0, next_at = ?, lease_owner = NULL,"
             " lease_expires = NULL, last_error_kind = NULL, last_error = NULL, suspect = 0,"
-            " crashes = 0 WHERE id = ?",
+            " crashes = 0, revisit = NULL WHERE id = ?",
             [(State.PENDING, now, row_id) for (row_id,) in chosen],
         )
     return len(chosen)
+
+
+# A recrawl's rows keep their results: each goes back to pending with what its result
+# remembers (core.revisit.Revisit), and complete() settles the new answer against it.
+_REVISIT = f"""
+UPDATE requests SET state = {State.PENDING}, attempts = 0, next_at = :now,
+    lease_owner = NULL, lease_expires = NULL, last_error_kind = NULL, last_error = NULL,
+    suspect = 0, crashes = 0,
+    revisit = (
+        SELECT json_array(s.etag, s.last_modified, s.status, s.body_hash, s.error_kind)
+        FROM results s
+        WHERE s.request_id = requests.id
+    )
+WHERE id IN (
+    SELECT s.request_id FROM results s WHERE s.job_id = :job_id
+        AND (:before IS NULL OR s.fetched_at < :before)
+) AND state IN ({State.DONE}, {State.FAILED})
+"""
+
+
+def revisit(
+    conn: sqlite3.Connection, job_id: int, fetched_before: float | None, keep: int, now: float
+) -> int:
+    with write_transaction(conn):
+        conn.execute("UPDATE jobs SET keep_history = ? WHERE id = ?", (keep, job_id))
+        params = {"job_id": job_id, "before": fetched_before, "now": now}
+        return conn.execute(_REVISIT, params).rowcount
 
 
 # -- frontier ---------------------------------------------------------------
@@ -250,7 +298,7 @@ WHERE id IN (
     ORDER BY c.depth, c.host_seq, c.id LIMIT :limit
 )
 RETURNING id, url, host, method, headers, body, depth, parent_url, attempts, host_seq,
-    suspect, crashes
+    suspect, crashes, revisit
 """
 # Claims the leased rows' hosts, or renews them; owned_since restarts only on a new claim.
 _CLAIM = """
@@ -324,10 +372,37 @@ _INSERT_RESULT = """
 INSERT OR IGNORE INTO results (
     request_id, job_id, url, final_url, redirects, status, error_kind, error, headers,
     content_type, bytes, body_hash, attempts, ttfb_ms, elapsed_ms, fetched_at, depth,
-    parent_url, method, fields, encoding, proxy
+    parent_url, method, fields, encoding, proxy, etag, last_modified
 )
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM requests
 WHERE id = ? AND job_id = ?
+"""
+# A recrawl's answer (FetchResult.change) for a row still open (as _FINISH would take it):
+# unchanged keeps the result as it is, only when it was last confirmed and any new
+# validators; otherwise the result moves to the history, which keeps the job's last
+# keep_history per URL, and the new one is inserted as a first result is.
+_STILL_OPEN = f"""EXISTS (
+    SELECT 1 FROM requests WHERE id = :rid AND job_id = :job_id
+        AND state {sql_from(Step.COMPLETE, Step.LATE_COMPLETE)}
+)"""
+_KEEP_UNCHANGED = f"""
+UPDATE results SET fetched_at = :fetched_at, etag = coalesce(:etag, etag),
+    last_modified = coalesce(:last_modified, last_modified)
+WHERE request_id = :rid AND job_id = :job_id AND {_STILL_OPEN}
+"""
+_TO_HISTORY = f"""
+INSERT INTO result_history (replaced_at, {HISTORY_COLUMNS})
+SELECT :now, {HISTORY_COLUMNS} FROM results
+WHERE request_id = :rid AND job_id = :job_id AND {_STILL_OPEN}
+"""
+_REPLACED = f"DELETE FROM results WHERE request_id = :rid AND job_id = :job_id AND {_STILL_OPEN}"
+_TRIM_HISTORY = """
+DELETE FROM result_history INDEXED BY result_history_request
+WHERE request_id = :rid AND id NOT IN (
+    SELECT id FROM result_history INDEXED BY result_history_request
+    WHERE request_id = :rid ORDER BY id DESC
+    LIMIT (SELECT keep_history FROM jobs WHERE id = :job_id)
+)
 """
 # Steps: COMPLETE and FAIL (a leased row, whoever holds it), LATE_COMPLETE and LATE_FAIL
 # (a row given back meanwhile). ``?`` state is DONE or FAILED.
@@ -404,8 +479,25 @@ def complete(
     done, failed = int(State.DONE), int(State.FAILED)
     result_rows: list[Row] = []
     finish_rows: list[Row] = []
+    unchanged: list[dict[str, object]] = []
+    replaced: list[dict[str, object]] = []
     for r in batch.results:
         rid = r.request_id
+        change = r.change
+        if change is not None:
+            if change == "unchanged":
+                unchanged.append(
+                    {
+                        "rid": rid,
+                        "job_id": job_id,
+                        "fetched_at": r.fetched_at,
+                        "etag": r.etag,
+                        "last_modified": r.last_modified,
+                    }
+                )
+                finish_rows.append((failed if r.status is None else done, r.attempts, rid, job_id))
+                continue
+            replaced.append({"rid": rid, "job_id": job_id, "now": now})
         result_rows.append(
             (
                 rid,
@@ -430,6 +522,8 @@ def complete(
                 None if r.fields is None else enc_fields(r.fields),
                 r.encoding,
                 r.proxy,
+                r.etag,
+                r.last_modified,
                 rid,
                 job_id,
             )
@@ -451,7 +545,13 @@ def complete(
         counters: list[Row],
     ) -> tuple[int, list[bytes]]:
         with write_transaction(conn):
-            if results:
+            if unchanged:
+                conn.executemany(_KEEP_UNCHANGED, unchanged)
+            if replaced:
+                conn.executemany(_TO_HISTORY, replaced)
+                conn.executemany(_REPLACED, replaced)
+                conn.executemany(_TRIM_HISTORY, replaced)
+            if finish_rows:
                 # Results first: the INSERT reads the request row, and a row finished here
                 # ignores any retry or release for it later in the same batch.
                 conn.executemany(_INSERT_RESULT, results)

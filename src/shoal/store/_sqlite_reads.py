@@ -42,6 +42,7 @@ __all__ = [
     "get_body",
     "get_job",
     "get_robots",
+    "history",
     "list_jobs",
     "list_workers",
     "min_open_depth",
@@ -132,8 +133,15 @@ WHERE job_id = ? AND state IN ({State.PENDING}, {State.RETRY_WAIT}) GROUP BY sta
 _COUNT_LEASED = f"""
 SELECT count(*) FROM requests INDEXED BY requests_leased WHERE job_id = ? AND state = {State.LEASED}
 """
-# Every terminal row has exactly one result; a failed one has no status.
+# Every terminal row has exactly one result; a failed one has no status. A row a recrawl
+# sent back keeps its result while it is open (see Store.revisit): not finished.
 _COUNT_FINISHED = "SELECT count(*), count(status) FROM results WHERE job_id = ?"
+_COUNT_REVISITING = f"""
+SELECT count(*), count(s.status) FROM requests q INDEXED BY requests_revisiting
+JOIN results s ON s.request_id = q.id
+WHERE q.job_id = ? AND q.revisit IS NOT NULL
+    AND q.state IN ({State.PENDING}, {State.LEASED}, {State.RETRY_WAIT})
+"""
 
 
 def counts(conn: sqlite3.Connection, job_id: int) -> JobCounts:
@@ -141,6 +149,9 @@ def counts(conn: sqlite3.Connection, job_id: int) -> JobCounts:
         waiting = dict(conn.execute(_COUNT_WAITING, (job_id,)).fetchall())
         (leased,) = conn.execute(_COUNT_LEASED, (job_id,)).fetchone()
         finished, done = conn.execute(_COUNT_FINISHED, (job_id,)).fetchone()
+        open_finished, open_done = conn.execute(_COUNT_REVISITING, (job_id,)).fetchone()
+    finished -= open_finished
+    done -= open_done
     return JobCounts(
         pending=waiting.get(State.PENDING, 0),
         leased=leased,
@@ -235,6 +246,17 @@ def find_requests(
                 result = None if row[2] is None else result_from_row(tuple(row)[3:])
                 found[bytes(row[0])] = FoundRequest(id=row[1], result=result)
     return found
+
+
+_HISTORY = f"""
+SELECT {RESULT_COLUMNS}, NULL FROM result_history r INDEXED BY result_history_url
+WHERE r.job_id = ? AND r.url = ? ORDER BY r.id DESC
+"""
+
+
+def history(conn: sqlite3.Connection, job_id: int, url: str) -> list[FetchResult]:
+    """The results a recrawl replaced for ``url``, newest first."""
+    return [result_from_row(row) for row in conn.execute(_HISTORY, (job_id, url))]
 
 
 def size_bytes(conn: sqlite3.Connection, path: str) -> int:

@@ -93,6 +93,23 @@ class Store(Protocol):
         never touched, so a row still leased by a live worker keeps its lease."""
         ...
 
+    async def revisit(
+        self, job_id: int, *, fetched_before: float | None = None, keep_history: int, now: float
+    ) -> int:
+        """A recrawl: send finished rows back to ``pending`` (as ``reopen`` does), keeping
+        their results; returns how many. Only rows whose result was fetched (or last
+        confirmed unchanged) before ``fetched_before`` move, or all finished rows when it is
+        None. Each leased row then carries its result's validators, status, body hash and
+        error kind (``Request.revisit``), and ``complete`` settles its new result by its
+        ``change``:
+        ``unchanged`` keeps the result (body and fields) and only sets its ``fetched_at``
+        (and any new ``etag``/``last_modified``); ``changed`` or ``gone`` moves the result
+        to the job's history and records the new one. ``keep_history`` (0 to
+        ``MAX_KEEP_HISTORY``, else ``ConfigError``) is how many replaced results the job
+        keeps per URL from now on, the oldest dropped first. ``reopen`` clears a row's
+        revisit: a result it deleted has nothing to compare with."""
+        ...
+
     # frontier
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
         """Admit requests as ``pending``, due from ``now``. Returns how many were admitted.
@@ -274,6 +291,11 @@ class Store(Protocol):
         """The job's requests with these fingerprints (those it admitted), each with its
         result if it has one (without the body), from one consistent read. A fingerprint
         the job never admitted is not in the answer."""
+        ...
+
+    async def history(self, job_id: int, url: str) -> list[FetchResult]:
+        """The results of ``url`` a recrawl replaced (without bodies), newest first; what
+        the job has now is its result (``iter_results``)."""
         ...
 
     async def get_body(self, body_hash: str) -> bytes | None:

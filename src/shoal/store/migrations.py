@@ -7,9 +7,11 @@ version lives in the ``meta`` table, and the file is marked as a shoal
 store by ``PRAGMA application_id`` so a foreign SQLite file is refused
 before anything in it is touched.
 
-Schema (version 5; version 1 lacked the host ownership columns, their indexes and
+Schema (version 6; version 1 lacked the host ownership columns, their indexes and
 ``results.encoding``; version 2 lacked ``requests.suspect`` and ``requests.crashes``;
-version 3 lacked ``job_cookies`` and ``results.proxy``; version 4 lacked ``jobs.desired``)::
+version 3 lacked ``job_cookies`` and ``results.proxy``; version 4 lacked ``jobs.desired``;
+version 5 lacked ``results.etag``, ``results.last_modified``, ``requests.revisit``,
+``jobs.keep_history`` and ``result_history``)::
 
     meta              key → value ('schema_version')
     jobs              id, name UNIQUE, mode, created_at, config (JSON),
@@ -17,7 +19,8 @@ version 3 lacked ``job_cookies`` and ``results.proxy``; version 4 lacked ``jobs.
                       admitted (how many requests the job ever admitted; kept exact by
                       admission, so max_pages needs no count(*)),
                       desired (what an operator asked of the job: 'running', 'paused',
-                      'cancelled'; NULL: nothing asked; the service resumes 'running' jobs)
+                      'cancelled'; NULL: nothing asked; the service resumes 'running' jobs),
+                      keep_history (earlier results a recrawl keeps per URL)
     requests          the frontier: one row per admitted request. Besides its lifecycle
                       (state, attempts, next_at, lease_owner, lease_expires) it keeps what
                       tells a URL that kills its worker from one that was merely in a
@@ -27,6 +30,11 @@ version 3 lacked ``job_cookies`` and ``results.proxy``; version 4 lacked ``jobs.
                                   durably before fetching it)
                         crashes   how many times the process holding the row died (or
                                   its lease expired) while the row was 2
+                      and, for a row a recrawl sent back, revisit: what its result
+                      remembers, JSON [etag, last_modified, status, body_hash, error_kind] (NULL
+                      otherwise); such a row keeps its result while it is open, so
+                      counting finished rows by results leaves out those (partial index
+                      requests_revisiting: open rows with a revisit)
                       It is indexed by
                         UNIQUE (job_id, fingerprint)           admission dedupe
                         (job_id, depth, host_seq, id,          partial, waiting rows (pending,
@@ -55,7 +63,11 @@ version 3 lacked ``job_cookies`` and ``results.proxy``; version 4 lacked ``jobs.
     job_counters      (job_id, name) → n: URLs rejected before admission, by reason (the
                       engine's, e.g. out_of_scope; the store's max_pages, host_page_limit)
     results           request_id INTEGER PRIMARY KEY (so a row never gets two results),
-                      indexed by job_id (rowid order = request_id order) for export
+                      indexed by job_id (rowid order = request_id order) for export;
+                      etag and last_modified are the response's validators
+    result_history    results a recrawl replaced (the same columns, and replaced_at), the
+                      last jobs.keep_history per URL; indexed by (request_id, id) and
+                      (job_id, url, id)
     bodies            hash PRIMARY KEY → zstd-compressed body, shared by identical bodies
     workers           (job_id, owner) → pid, hostname, started_at, heartbeat_at
     job_cookies       job_id → data: the job's cookie jar (the engine's, opaque JSON text)
@@ -219,7 +231,55 @@ _V4 = (
 # restarted service resumes the jobs it was running and leaves paused ones alone.
 _V5 = ("ALTER TABLE jobs ADD COLUMN desired TEXT",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: recrawls. Results keep their validators; a row sent back by a recrawl keeps
+# what its result remembers (JSON [etag, last_modified, status, body_hash, error_kind]); a
+# result a recrawl replaced moves to result_history, which keeps the job's last
+# keep_history per URL.
+_V6 = (
+    "ALTER TABLE results ADD COLUMN etag TEXT",
+    "ALTER TABLE results ADD COLUMN last_modified TEXT",
+    "ALTER TABLE requests ADD COLUMN revisit TEXT",
+    # Open rows that still hold their result: what counts() must not take as finished.
+    """
+    CREATE INDEX requests_revisiting ON requests (job_id)
+        WHERE revisit IS NOT NULL AND state IN (0, 1, 3)
+    """,
+    "ALTER TABLE jobs ADD COLUMN keep_history INTEGER NOT NULL DEFAULT 3",
+    """
+    CREATE TABLE result_history (
+        id            INTEGER PRIMARY KEY,
+        replaced_at   REAL NOT NULL,
+        request_id    INTEGER NOT NULL,
+        job_id        INTEGER NOT NULL,
+        url           TEXT NOT NULL,
+        final_url     TEXT,
+        redirects     TEXT,
+        status        INTEGER,
+        error_kind    TEXT,
+        error         TEXT,
+        headers       TEXT,
+        content_type  TEXT,
+        bytes         INTEGER NOT NULL DEFAULT 0,
+        body_hash     TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 1,
+        ttfb_ms       REAL,
+        elapsed_ms    REAL,
+        fetched_at    REAL NOT NULL,
+        depth         INTEGER NOT NULL DEFAULT 0,
+        parent_url    TEXT,
+        method        TEXT NOT NULL DEFAULT 'GET',
+        fields        TEXT,
+        encoding      TEXT,
+        proxy         TEXT,
+        etag          TEXT,
+        last_modified TEXT
+    )
+    """,
+    "CREATE INDEX result_history_request ON result_history (request_id, id)",
+    "CREATE INDEX result_history_url ON result_history (job_id, url, id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -48,7 +48,7 @@ from shoal.store._codec import compress, job_config_json
 from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
 from shoal.store._pg_schema import migrate
 from shoal.store._pg_text import clean_completion, clean_request, storable_text
-from shoal.store._reopen import Reopen
+from shoal.store._reopen import Reopen, check_keep_history
 from shoal.store.base import HOST_QUANTUM
 
 __all__ = ["PostgresStore"]
@@ -291,6 +291,15 @@ class PostgresStore:
     async def reopen(self, job_id: int, *, which: Reopen, depth: int | None = None) -> int:
         now = time.time()
         return await self._tx("reopen", lambda conn: ops.reopen(conn, job_id, which, depth, now))
+
+    async def revisit(
+        self, job_id: int, *, fetched_before: float | None = None, keep_history: int, now: float
+    ) -> int:
+        check_keep_history(keep_history)
+        return await self._tx(
+            "revisit",
+            lambda conn: ops.revisit(conn, job_id, fetched_before, keep_history, now),
+        )
 
     # -- frontier -----------------------------------------------------------
 
@@ -556,6 +565,11 @@ class PostgresStore:
             lambda conn: reads.find_requests(conn, job_id, wanted),
             read_only=True,
             snapshot=True,
+        )
+
+    async def history(self, job_id: int, url: str) -> list[FetchResult]:
+        return await self._tx(
+            "history", lambda conn: reads.history(conn, job_id, url), read_only=True
         )
 
     async def get_body(self, body_hash: str) -> bytes | None:

@@ -53,7 +53,7 @@ from shoal.store._admission import check_limits
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import job_config_json
 from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
-from shoal.store._reopen import Reopen
+from shoal.store._reopen import Reopen, check_keep_history
 from shoal.store.base import HOST_QUANTUM
 
 __all__ = ["SQLiteStore"]
@@ -340,6 +340,21 @@ class SQLiteStore:
             partial(ops.reopen, job_id=job_id, which=which, depth=depth, now=time.time()),
         )
 
+    async def revisit(
+        self, job_id: int, *, fetched_before: float | None = None, keep_history: int, now: float
+    ) -> int:
+        check_keep_history(keep_history)
+        return await self._write(
+            "revisit",
+            partial(
+                ops.revisit,
+                job_id=job_id,
+                fetched_before=fetched_before,
+                keep=keep_history,
+                now=now,
+            ),
+        )
+
     async def list_jobs(self) -> list[JobInfo]:
         return await self._read("list_jobs", reads.list_jobs)
 
@@ -581,6 +596,9 @@ class SQLiteStore:
         return await self._read(
             "find_requests", partial(reads.find_requests, job_id=job_id, fingerprints=wanted)
         )
+
+    async def history(self, job_id: int, url: str) -> list[FetchResult]:
+        return await self._read("history", partial(reads.history, job_id=job_id, url=url))
 
     async def get_body(self, body_hash: str) -> bytes | None:
         return await self._read("get_body", partial(reads.get_body, body_hash=body_hash))

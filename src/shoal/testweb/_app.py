@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from shoal.testweb._endpoints import control_routes, routes
+from shoal.testweb._revisions import revision_routes
 from shoal.testweb._session import session_routes
 from shoal.testweb._state import STATE, ServerState
 
@@ -74,6 +75,7 @@ def build_app(
     app.add_routes(control_routes)
     app.add_routes(routes)
     app.add_routes(session_routes)
+    app.add_routes(revision_routes)
     app.add_routes(extra_routes)
     app.on_shutdown.append(wake_waiters)
     return app

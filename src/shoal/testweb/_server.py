@@ -17,6 +17,7 @@ from aiohttp import web
 
 from shoal.testweb import site
 from shoal.testweb._app import build_app
+from shoal.testweb._revisions import RevisionCounts, revision_counts
 from shoal.testweb._state import SeenRequest, ServerState
 from shoal.testweb._stats import TestWebStats
 from shoal.testweb.site import SiteSpec
@@ -227,6 +228,24 @@ class TestWeb:
         oldest first, with every header."""
         state = self._require_state()
         return self._on_loop(lambda: list(state.seen))
+
+    def set_revision(self, revision: int) -> None:
+        """Move the ``/rev/`` pages to ``revision`` (0 at start): even pages change, page 5
+        is gone and pages 6 and 7 appear from revision 1 (see ``_revisions``)."""
+        if revision < 0:
+            raise ValueError(f"revision must be ≥ 0, got {revision}")
+        state = self._require_state()
+
+        def move() -> None:
+            state.revision = revision
+
+        self._on_loop(move)
+
+    def revisions(self) -> RevisionCounts:
+        """Conditional requests the ``/rev/`` pages received and 304s they served, since
+        start or the last ``reset_stats``."""
+        state = self._require_state()
+        return self._on_loop(lambda: revision_counts(state))
 
     def reset_stats(self) -> None:
         """Forget recorded requests and stateful counters (``/flaky``)."""

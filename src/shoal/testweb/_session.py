@@ -9,6 +9,8 @@ client sent: which headers reached which host, which cookies came back.
 ``/private/{name}``        401 without an ``Authorization`` header, else as echo
 ``/login``                 sets cookie ``session``; links to ``/members/0``
 ``/members/{n}``           403 without the ``session`` cookie; links to n+1 (< 3)
+``/cookie-flood``          ``?n=N&big=B``: sets N cookies ``c0``...(value ``v``) and
+                           ``big`` of B bytes (0: none); links to ``/echo/after-flood``
 =========================  ===================================================
 """
 
@@ -62,6 +64,25 @@ async def login(request: web.Request) -> web.StreamResponse:
     _seen(request)
     response = _page("login", ["/members/0"])
     response.set_cookie(SESSION_COOKIE, _SESSION_VALUE, path="/", httponly=True)
+    return response
+
+
+_MAX_FLOOD = 1000
+_MAX_BIG = 65_536
+
+
+@session_routes.get("/cookie-flood")
+async def cookie_flood(request: web.Request) -> web.StreamResponse:
+    _seen(request)
+    n_text, big_text = request.query.get("n", "60"), request.query.get("big", "0")
+    if not (n_text.isdigit() and big_text.isdigit()):
+        raise web.HTTPBadRequest(text="n and big are whole numbers\n")
+    n, big = min(int(n_text), _MAX_FLOOD), min(int(big_text), _MAX_BIG)
+    response = _page("cookie flood", ["/echo/after-flood"])
+    for k in range(n):
+        response.set_cookie(f"c{k}", "v", path="/")
+    if big:
+        response.set_cookie("big", "x" * big, path="/")
     return response
 
 

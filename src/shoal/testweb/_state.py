@@ -60,6 +60,8 @@ class ServerState:
         self.counters: dict[tuple[int, str], int] = {}
         #: Requests with their headers, from the endpoints that record them (``_session``).
         self.seen: deque[SeenRequest] = deque(maxlen=MAX_SEEN)
+        #: The site's revision: what the ``/rev/`` pages are now (``_revisions``).
+        self.revision = 0
         self._host_by_address = {address: index for index, address in enumerate(addresses)}
         self._closing = asyncio.Event()
         self.page_body = functools.lru_cache(maxsize=16384)(self._page_body)
