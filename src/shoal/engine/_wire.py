@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 4
+WIRE_VERSION = 5
 
 _LENGTH = struct.Struct("!I")
 
