@@ -86,7 +86,21 @@ def test_a_meta_that_says_utf16_means_utf8() -> None:
     assert (decoded.encoding, decoded.text) == ("utf-8", '<meta charset="utf-16"><p>café</p>')
 
 
-@pytest.mark.parametrize("label", ["utf-7", "rot13", "base64", "no-such-charset", "", "zlib"])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "utf-7",
+        "rot13",
+        "base64",
+        "no-such-charset",
+        "",
+        "zlib",
+        "unicode-escape",
+        "raw_unicode_escape",
+        "idna",
+        "punycode",
+    ],
+)
 def test_unusable_labels_are_passed_over(label: str) -> None:
     assert codec_for(label) is None
     body = '<meta charset="windows-1251"><p>Привет</p>'.encode("cp1251")

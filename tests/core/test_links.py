@@ -450,6 +450,14 @@ DECODING = [
     ('<a href="/café">'.encode("shift_jis", "replace"), "text/html", "idna", "same"),
     ('<a href="/café">'.encode(), "text/html", "punycode", "same"),
     ('<a href="/café">'.encode(), "text/html", "utf-7", "same"),
+    # Python's escape codecs are no charset: the bytes are read as UTF-8.
+    (
+        b'<a href="/caf\\e9">',
+        "text/html; charset=unicode-escape",
+        None,
+        "https://example.com/caf/e9",
+    ),
+    ('<a href="/café">'.encode(), "text/html", "raw-unicode-escape", CAFE),
 ]
 
 

@@ -113,8 +113,22 @@ _WHATWG_LABELS = {
     "ucs-2": "utf-16-le",
 }
 
-# Never decoded with, whatever a page says: UTF-7 smuggles markup past filters.
-_REFUSED = frozenset({"utf-7", "utf_7", "u7", "unicode-1-1-utf-7", "csunicode11utf7"})
+# Never decoded with, whatever a page says: UTF-7 smuggles markup past filters, and
+# Python's own codecs (escape sequences, IDNA, punycode) are no charset of the web.
+_REFUSED = frozenset(
+    {
+        "utf-7",
+        "utf_7",
+        "u7",
+        "unicode-1-1-utf-7",
+        "csunicode11utf7",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "idna",
+        "punycode",
+        "undefined",
+    }
+)
 
 _UTF16 = frozenset({"utf-16", "utf-16-le", "utf-16-be"})
 

@@ -64,6 +64,7 @@ from typing import NamedTuple, Protocol, TypeAlias
 
 from selectolax.lexbor import LexborHTMLParser
 
+from shoal.core.charset import codec_for, media_type
 from shoal.core.errors import InputError
 from shoal.core.urls import ParamFilter, canonicalize
 
@@ -119,17 +120,6 @@ _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # One tree walk in document order; base and meta are sorted out in Python.
 _SELECTOR = "a[href],area[href],link[href][rel],frame[src],iframe[src],base[href],meta[name]"
 _FOLLOW_RELS = frozenset({"next", "prev", "previous"})
-
-# WHATWG maps these labels to windows-1252; Python's latin-1 and ascii differ.
-_CODEC_ALIASES = {
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "l1": "cp1252",
-    "us-ascii": "cp1252",
-    "ascii": "cp1252",
-}
 
 # X-Robots-Tag directives that take a value after a colon, so that their name
 # is not mistaken for a crawler's token ("unavailable_after: 25 Jun 2030").
@@ -300,50 +290,21 @@ def hazardous_markup(body: bytes) -> bool:
 
 def _is_html(body: bytes, content_type: str | None) -> bool:
     if content_type is not None and content_type.strip():
-        return _media_type(content_type)[0] in _HTML_TYPES
+        return media_type(content_type)[0] in _HTML_TYPES
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         head = body[:_SNIFF_BYTES].decode("utf-16", "replace").encode("utf-8", "replace")
         return _SNIFF_HTML.match(head) is not None
     return _SNIFF_HTML.match(body) is not None
 
 
-@lru_cache(maxsize=256)
-def _media_type(content_type: str) -> tuple[str, str | None]:
-    """The lowercase media type and the charset parameter of a Content-Type value."""
-    media_type, *params = content_type.split(";")
-    charset = None
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip("\"'") or None
-            break
-    return media_type.strip().lower(), charset
-
-
 def _transport_codec(body: bytes, encoding: str | None, content_type: str | None) -> str | None:
     """The codec the transport layer names, unless a byte-order mark overrides it."""
     label = encoding
     if label is None and content_type is not None:
-        label = _media_type(content_type)[1]
+        label = media_type(content_type)[1]
     if label is None or body.startswith(_BOMS):
         return None
-    return _codec(label)
-
-
-@lru_cache(maxsize=256)
-def _codec(label: str) -> str | None:
-    """A Python text codec for a charset label, or None when there is none."""
-    name = label.strip().lower()
-    name = _CODEC_ALIASES.get(name, name)
-    try:
-        info = codecs.lookup(name)
-        # Not every registered codec is a text encoding (rot13, base64...).
-        if not getattr(info, "_is_text_encoding", False):
-            return None
-        b"<html>".decode(info.name, "replace")
-    except (LookupError, ValueError, TypeError, UnicodeError):
-        return None
-    return info.name
+    return codec_for(label)
 
 
 def _decode(body: bytes, codec: str) -> str | None:
