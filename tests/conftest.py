@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from shoal.core.model import JobInfo
-from shoal.engine._fetch_child import PROCESS_NAME
+from shoal.engine.fetch.child import PROCESS_NAME
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import SiteSpec, TestWeb
 from shoal.testweb.pgcluster import ThrowawayPostgres
@@ -33,7 +33,7 @@ def alive(pid: int) -> bool:
 
 
 def fetch_children(pid: int) -> list[int]:
-    """The live fetch processes ``pid`` started (see ``shoal.engine.fetchpool``)."""
+    """The live fetch processes ``pid`` started (see ``shoal.engine.fetch.pool``)."""
     try:
         pids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except FileNotFoundError:

@@ -33,7 +33,7 @@ def test_all_is_exactly_the_public_attributes() -> None:
 
 
 def test_store_and_error_kind_are_reachable() -> None:
-    from shoal.store.base import Store
+    from shoal.core.ports import Store
 
     assert shoal.Store is Store
     assert shoal.ErrorKind is ErrorKind

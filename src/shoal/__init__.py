@@ -35,7 +35,7 @@ from shoal.core.extract import ExtractRules, FieldRule
 from shoal.core.jobspec import JobSpec
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, JobCounts, JobSummary
-from shoal.store.base import Store
+from shoal.core.ports import Store
 
 if _TYPE_CHECKING:
     from shoal.api import Crawler, crawl, fetch, fetch_all

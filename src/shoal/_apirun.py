@@ -27,11 +27,11 @@ from shoal.core.config import check_header_value, check_host_name
 from shoal.core.errors import ConfigError, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, Header, JobInfo, NewRequest, Request
+from shoal.core.ports import Store
 from shoal.core.revisit import Recrawl
 from shoal.core.secrets import HeldSecrets
-from shoal.engine.run import AdmitContext, JobRunner, Refetch
+from shoal.engine.run.runner import AdmitContext, JobRunner, Refetch
 from shoal.store import open_store
-from shoal.store.base import Store
 
 __all__ = [
     "HeadersFor",

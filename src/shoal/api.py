@@ -15,7 +15,7 @@ Every call takes ``extract=`` rules (``{"title": "css:title::text"}``, see
 ``shoal.core.extract``); their values are in ``result.fields``.
 
 Each call builds a ``JobSpec`` and runs it through the same runner as the CLI
-(``shoal.engine.run``). Without ``store=`` the store is a temporary SQLite
+(``shoal.engine.run.runner``). Without ``store=`` the store is a temporary SQLite
 file, removed when the generator ends. With ``store=`` a call resumes its job:
 requests are deduplicated by canonical URL, so a URL the job already finished
 is not fetched or yielded again; only what is new or was left unfinished is.
@@ -72,9 +72,9 @@ from shoal.core.extract import ExtractRules
 from shoal.core.inputs import input_digest, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobSummary, NewRequest, Request
+from shoal.core.ports import Store
 from shoal.core.revisit import Recrawl, parse_duration
-from shoal.engine.run import Refetch
-from shoal.store.base import Store
+from shoal.engine.run.runner import Refetch
 
 __all__ = ["Crawler", "Extract", "HeadersFor", "OnPage", "crawl", "fetch", "fetch_all"]
 

@@ -17,7 +17,7 @@ import time
 from shoal.core.config import CrawlConfig, Limits, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import Request
-from shoal.engine.crawler import JobRun
+from shoal.engine.run.job import JobRun
 from shoal.store import SQLiteStore
 
 

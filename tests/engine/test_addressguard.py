@@ -9,9 +9,9 @@ import pytest
 
 from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
-from shoal.engine.addressguard import BlockedAddress, public_only_socket
-from shoal.engine.failures import map_exception
-from shoal.engine.fetcher import make_session
+from shoal.engine.fetch.addressguard import BlockedAddress, public_only_socket
+from shoal.engine.fetch.failures import map_exception
+from shoal.engine.fetch.fetcher import make_session
 from shoal.testweb import SiteSpec, TestWeb
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shoal.core.model import FetchResult, Request
-from shoal.engine.cookies import JobCookies
+from shoal.engine.fetch.cookies import JobCookies
 
 
 def response(url: str, *cookies: str) -> FetchResult:

@@ -19,7 +19,7 @@ import pytest
 from shoal.core.config import CrawlConfig, Limits, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import Completion, JobInfo, NewRequest
-from shoal.engine.crawler import CRASH_LIMIT, JobRun
+from shoal.engine.run.job import CRASH_LIMIT, JobRun
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import TestWeb
 

@@ -10,7 +10,7 @@ import pytest
 from shoal.core.config import HTTP_CLIENTS, CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, JobInfo, NewRequest
-from shoal.engine.crawler import JobRun
+from shoal.engine.run.job import JobRun
 from shoal.store import Store
 from shoal.testweb import TestWeb
 

@@ -8,7 +8,7 @@ import pytest
 
 from shoal.core.model import Request
 from shoal.core.schedule import HostScheduler
-from shoal.engine.dispatch import Dispatcher
+from shoal.engine.frontier.dispatch import Dispatcher
 
 
 def _requests(n: int, host: str = "a.test") -> list[Request]:

@@ -20,13 +20,13 @@ from shoal.core.model import JobInfo, Request
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonical_host, canonicalize
-from shoal.engine._wire import FrameReader, frame
-from shoal.engine.crawler import JobRun
-from shoal.engine.fetchpool import FetchPool
-from shoal.engine.processor import LinkProcessor
-from shoal.engine.transport import open_transport
+from shoal.engine.fetch.pool import FetchPool
+from shoal.engine.fetch.transport import open_transport
+from shoal.engine.fetch.wire import FrameReader, frame
+from shoal.engine.pages.processor import LinkProcessor
+from shoal.engine.run.job import JobRun
 from shoal.store import Store
-from shoal.store.sqlite import SQLiteStore
+from shoal.store.sqlite.store import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
 
 from .. import shop

@@ -8,7 +8,7 @@ import pytest
 
 from shoal.core.config import CrawlConfig, RetryPolicy, Timeouts
 from shoal.core.model import JobInfo
-from shoal.engine.crawler import JobRun
+from shoal.engine.run.job import JobRun
 from shoal.store import Store
 from shoal.testweb._tls import tls_available
 from shoal.testweb.h2 import Http2Endpoint

@@ -11,10 +11,10 @@ from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, Request
 from shoal.core.schedule import HostScheduler
 from shoal.engine.clock import FakeClock
-from shoal.engine.dispatch import Dispatcher
-from shoal.engine.fetcher import Attempt
-from shoal.engine.recorder import Recorder
-from shoal.engine.stats import LiveStats
+from shoal.engine.fetch.fetcher import Attempt
+from shoal.engine.frontier.dispatch import Dispatcher
+from shoal.engine.frontier.recorder import Recorder
+from shoal.engine.run.stats import LiveStats
 
 
 def _recorder(clock: FakeClock | None = None, config: CrawlConfig | None = None) -> Recorder:

@@ -10,8 +10,8 @@ from shoal.core.config import CrawlConfig, Politeness
 from shoal.core.model import Request
 from shoal.core.urls import canonical_host
 from shoal.engine.clock import FakeClock
-from shoal.engine.fetcher import Fetcher, make_session
-from shoal.engine.spacing import HostRoutes, SendSpacing, marks_sends, send_in_turn
+from shoal.engine.fetch.fetcher import Fetcher, make_session
+from shoal.engine.fetch.spacing import HostRoutes, SendSpacing, marks_sends, send_in_turn
 from shoal.testweb import SiteSpec, TestWeb
 
 

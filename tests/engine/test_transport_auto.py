@@ -10,8 +10,8 @@ import pytest
 from shoal.core.config import AUTO_PYREQWEST_CONCURRENCY, CrawlConfig, Limits, Timeouts
 from shoal.core.model import Request
 from shoal.engine.clock import FakeClock
-from shoal.engine.spacing import SendSpacing
-from shoal.engine.transport import AutoTransport, client_for, fetch_in_turn, open_transport
+from shoal.engine.fetch.spacing import SendSpacing
+from shoal.engine.fetch.transport import AutoTransport, client_for, fetch_in_turn, open_transport
 
 PROXY = ("http://127.0.0.1:3128",)
 

@@ -14,8 +14,8 @@ from backports import zstd
 
 from shoal.core.config import HTTP_CLIENTS, CrawlConfig, Timeouts
 from shoal.core.model import Request
-from shoal.engine.spacing import SendSpacing
-from shoal.engine.transport import fetch_in_turn, open_transport
+from shoal.engine.fetch.spacing import SendSpacing
+from shoal.engine.fetch.transport import fetch_in_turn, open_transport
 
 BODY = b"<!doctype html><title>decoded</title>" + b"<p>the same words again</p>" * 4000
 

@@ -15,7 +15,7 @@ from pyreqwest.exceptions import (
 )
 
 from shoal.core.kinds import ErrorKind
-from shoal.engine.transport_reqwest import classify_reqwest
+from shoal.engine.fetch.reqwest import classify_reqwest
 
 
 def failure(kind: type[RequestError], message: str, *causes: str) -> RequestError:

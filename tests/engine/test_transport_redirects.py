@@ -12,7 +12,7 @@ from aiohttp import web
 
 from shoal.core.config import HTTP_CLIENTS, CrawlConfig, RetryPolicy, Timeouts
 from shoal.core.model import FetchResult, JobInfo
-from shoal.engine.crawler import JobRun
+from shoal.engine.run.job import JobRun
 from shoal.store import Store
 
 from .test_crawler import requests_for, results_by_url

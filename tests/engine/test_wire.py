@@ -12,7 +12,8 @@ import pytest
 from shoal.core.config import CrawlConfig, Limits
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
-from shoal.engine._wire import (
+from shoal.engine.fetch.fetcher import Attempt
+from shoal.engine.fetch.wire import (
     WIRE_VERSION,
     Answer,
     ChildSettings,
@@ -21,7 +22,6 @@ from shoal.engine._wire import (
     Ready,
     frame,
 )
-from shoal.engine.fetcher import Attempt
 
 
 def _round_trip(message: object) -> object:
@@ -94,7 +94,7 @@ def test_a_child_refuses_settings_of_another_version() -> None:
     from_parent, to_child = os.pipe()
     from_child, to_parent = os.pipe()
     child = subprocess.Popen(
-        [sys.executable, "-m", "shoal.engine._fetch_child", str(from_parent), str(to_parent)],
+        [sys.executable, "-m", "shoal.engine.fetch.child", str(from_parent), str(to_parent)],
         pass_fds=(from_parent, to_parent),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

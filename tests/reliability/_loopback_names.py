@@ -52,7 +52,7 @@ def _install(mapping: dict[str, str]) -> None:
 def _install_for_pyreqwest(mapping: dict[str, str]) -> None:
     """The same names for the pyreqwest transport: its client is built with a static
     resolution of each (reqwest then connects to the URL's port)."""
-    import shoal.engine.transport_reqwest as transport_reqwest
+    import shoal.engine.fetch.reqwest as transport_reqwest
 
     real = transport_reqwest.ClientBuilder
 

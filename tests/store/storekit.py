@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shoal.core.model import FetchResult, NewRequest, Request
-from shoal.store.base import Store
+from shoal.core.ports import Store
 
 T0 = 1_000_000.0
 """The tests' clock starts here; every ``now`` is passed explicitly."""

@@ -32,7 +32,7 @@ from shoal.core.model import (
     Request,
     RetryUpdate,
 )
-from shoal.store.base import Store
+from shoal.core.ports import Store
 
 from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
 

@@ -7,7 +7,7 @@ import pytest
 
 from shoal.core.filters import ResultFilter
 from shoal.core.model import Completion, JobCounts, JobInfo
-from shoal.store.base import Store
+from shoal.core.ports import Store
 
 from .storekit import T0, all_results, lease_all, new_requests, ok
 

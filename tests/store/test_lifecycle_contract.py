@@ -15,7 +15,7 @@ import pytest
 from shoal.core.errors import IllegalTransition
 from shoal.core.lifecycle import STEPS, Row, State, Step, Suspicion, after, transition
 from shoal.core.model import Completion, JobCounts, JobInfo, Request, RetryUpdate
-from shoal.store.base import Store
+from shoal.core.ports import Store
 
 from .storekit import T0, lease_all, new_requests, ok
 

@@ -13,7 +13,7 @@ import pytest
 from shoal.core.errors import SchemaError, StoreError, StoreUnavailable
 from shoal.core.model import Completion, JobCounts, NewRequest
 from shoal.store import PostgresStore, open_store
-from shoal.store._pg_schema import LATEST_VERSION, MIGRATIONS
+from shoal.store.postgres.schema import LATEST_VERSION, MIGRATIONS
 from shoal.testweb.pgcluster import ThrowawayPostgres
 
 from ..conftest import fresh_schema

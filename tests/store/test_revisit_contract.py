@@ -10,8 +10,8 @@ import pytest
 
 from shoal.core.errors import ConfigError
 from shoal.core.model import Completion, FetchResult, JobCounts, JobInfo, Request
+from shoal.core.ports import Store
 from shoal.core.revisit import Revisit
-from shoal.store.base import Store
 
 from .storekit import T0, all_results, lease_all, new_requests, ok
 

@@ -18,7 +18,7 @@ import shoal.store
 from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
 from shoal.core.model import Completion, JobCounts, NewRequest
 from shoal.store import PostgresStore, SQLiteStore, Store, open_store
-from shoal.store.migrations import APPLICATION_ID, LATEST_VERSION, MIGRATIONS
+from shoal.store.sqlite.schema import APPLICATION_ID, LATEST_VERSION, MIGRATIONS
 
 from .storekit import T0, all_results, lease_all, new_request, new_requests, ok
 

@@ -13,9 +13,9 @@ import pytest
 from shoal.core.config import HTTP_CLIENTS, CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.model import FetchResult, NewRequest
-from shoal.engine.crawler import JobRun
-from shoal.engine.fetcher import SpecialUseResolver
-from shoal.engine.transport import client_for
+from shoal.engine.fetch.fetcher import SpecialUseResolver
+from shoal.engine.fetch.transport import client_for
+from shoal.engine.run.job import JobRun
 from shoal.store import Store
 
 from ..engine.test_crawler import results_by_url

@@ -23,7 +23,7 @@ from shoal.cli.jobrun import AdmitReport, JobRequest, admit_held, run_job
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.jobspec import JobSpec
-from shoal.engine.run import AdmitContext
+from shoal.engine.run.runner import AdmitContext
 from shoal.export.writers import SUFFIXES_TEXT
 
 __all__ = ["demo"]

@@ -25,13 +25,13 @@ from shoal.core.errors import (
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.ports import Store
 from shoal.core.revisit import Recrawl
 from shoal.core.secrets import HeldSecrets
-from shoal.engine.cookies import JobCookies
-from shoal.engine.run import Admission, AdmitContext, JobRunner, Refetch
+from shoal.engine.fetch.cookies import JobCookies
+from shoal.engine.run.runner import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
-from shoal.store.base import Store
 
 __all__ = [
     "EXIT_INPUT",

@@ -18,8 +18,8 @@ from shoal.cli.progress import _human_bytes
 from shoal.cli.results import job_named
 from shoal.core.jobstate import JobState, job_state, live_workers
 from shoal.core.model import JobInfo, WorkerInfo
+from shoal.core.ports import Store
 from shoal.export.records import iso_utc
-from shoal.store.base import Store
 
 __all__ = ["jobs"]
 

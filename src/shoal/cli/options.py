@@ -33,8 +33,8 @@ from shoal.core.proxies import check_proxy, read_proxy_list
 from shoal.core.ratelimit import parse_rate
 from shoal.core.revisit import DEFAULT_KEEP_HISTORY, MAX_KEEP_HISTORY, Recrawl, parse_duration
 from shoal.core.sendheaders import ExtraHeaders, parse_header
-from shoal.engine.cookies import JobCookies
-from shoal.engine.fetchpool import AUTO_START_ROWS
+from shoal.engine.fetch.cookies import JobCookies
+from shoal.engine.fetch.pool import AUTO_START_ROWS
 from shoal.export.writers import SUFFIXES_TEXT
 
 __all__ = [

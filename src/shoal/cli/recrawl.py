@@ -81,14 +81,14 @@ def recrawl(
     --bearer stored their names only: give the same ones again.
     """
     from shoal.cli import _check_output_path, _run
-    from shoal.engine.fetchpool import prefork
+    from shoal.engine.fetch.pool import prefork
 
     observe = Observe.of(observing)
     if output:
         _check_output_path(output)
     extra_headers = build_extra_headers(observing)
     observe.export_profile()
-    # Forked now, before the event loop (see shoal.engine.fetchpool).
+    # Forked now, before the event loop (see shoal.engine.fetch.pool).
     prefork(None)
     plan = _RecrawlAsked(
         location=store,

@@ -17,8 +17,8 @@ from shoal.cli.jobrun import EXIT_OUTPUT, EXIT_USAGE, CliFailure, open_ready_sto
 from shoal.core.errors import ConfigError
 from shoal.core.filters import ResultFilter, parse_statuses
 from shoal.core.model import FetchResult, JobInfo, JobSummary
+from shoal.core.ports import Store
 from shoal.export.records import iso_utc
-from shoal.store.base import Store
 
 __all__ = ["export_results", "no_such_job", "result_filter", "show_failed", "show_stats"]
 

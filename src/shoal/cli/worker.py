@@ -332,7 +332,7 @@ def worker(
     (stored without credentials); --proxy/--proxies replace them.
     """
     from shoal.cli import _run
-    from shoal.engine.fetchpool import prefork
+    from shoal.engine.fetch.pool import prefork
 
     # Forked now, before the event loop; how many the job wants is known only inside it
     # (a pool takes what it needs and starts more, or leaves the rest idle).

@@ -209,7 +209,7 @@ class CrawlConfig:
 
     ``extract``: rules whose values are recorded per page as ``FetchResult.fields``.
     ``http``: the HTTP client under the fetcher (one of ``HTTP_CLIENTS``; the engine
-    chooses one for ``auto``: ``shoal.engine.transport.client_for``); ``http2`` lets it
+    chooses one for ``auto``: ``shoal.engine.fetch.transport.client_for``); ``http2`` lets it
     negotiate HTTP/2 over TLS (ALPN) where it can (pyreqwest; aiohttp speaks HTTP/1.1
     only).
     ``proxies``: what requests go through (one is ``--proxy``; several rotate, see

@@ -36,8 +36,9 @@ from aiormq.channel import Channel
 from shoal.core.errors import ConfigError, InputError, JobConflict
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo
+from shoal.core.ports import Store
 from shoal.core.secrets import HeldSecrets
-from shoal.engine.run import AdmitContext, JobRunner
+from shoal.engine.run.runner import AdmitContext, JobRunner
 from shoal.queue._amqp import (
     REASON_HEADER,
     Topology,
@@ -48,7 +49,6 @@ from shoal.queue._amqp import (
 )
 from shoal.queue._frames import Outgoing, ack_batch, publish_batch
 from shoal.queue._messages import CrawlOrder, RequestOrder, parse_order, request_id_of, result_body
-from shoal.store.base import Store
 
 __all__ = ["QueueStats", "QueueWorker"]
 

@@ -1,5 +1,5 @@
 """``shoal serve``: a job service with a REST API, live WebSocket events and Prometheus
-metrics. Jobs run through the one runner (``shoal.engine.run``), in the service's own
+metrics. Jobs run through the one runner (``shoal.engine.run.runner``), in the service's own
 TaskGroup; their state lives in the store. See docs/service.md."""
 
 from shoal.service._app import create_app

@@ -22,6 +22,7 @@ from shoal.core.inputs import MAX_LINE_BYTES, parse_line
 from shoal.core.jobspec import JobSpec
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, NewRequest
+from shoal.core.ports import Store
 from shoal.export.writers import FORMATS, open_writer
 from shoal.service._dashboard import mount_dashboard
 from shoal.service._events import EventHub, HubLimits, TooSlow
@@ -55,7 +56,6 @@ from shoal.service._models import (
 )
 from shoal.service._settings import ServiceSettings
 from shoal.store import open_store
-from shoal.store.base import Store
 
 __all__ = ["create_app"]
 

@@ -29,10 +29,10 @@ from typing import Literal, TypeAlias
 from shoal.core.errors import ConfigError, JobConflict, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobCounts, JobInfo, NewRequest
-from shoal.engine.run import Admission, AdmitContext, JobRunner
-from shoal.engine.stats import StatsSnapshot
+from shoal.core.ports import Store
+from shoal.engine.run.runner import Admission, AdmitContext, JobRunner
+from shoal.engine.run.stats import StatsSnapshot
 from shoal.service._events import EventHub
-from shoal.store.base import Store
 
 __all__ = ["JobManager", "JobState", "NoSuchJob", "ServiceConflict", "SpecConflict"]
 

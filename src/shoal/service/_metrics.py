@@ -11,8 +11,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shoal.core.model import Completion, FetchResult, NewRequest
-from shoal.engine.stats import StatsSnapshot
-from shoal.store.base import Store
+from shoal.core.ports import Store
+from shoal.engine.run.stats import StatsSnapshot
 
 __all__ = ["ServiceMetrics", "TimedStore"]
 

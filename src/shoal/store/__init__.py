@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 
 from shoal.core.errors import ConfigError
-from shoal.store.base import Store
-from shoal.store.postgres import PostgresStore
-from shoal.store.sqlite import SQLiteStore
+from shoal.core.ports import Store
+from shoal.store.postgres.store import PostgresStore
+from shoal.store.sqlite.store import SQLiteStore
 
 __all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store"]
 

@@ -8,15 +8,11 @@ results instead: the new answer settles against them (``shoal.core.revisit``).
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
-
 from shoal.core.errors import ConfigError
+from shoal.core.ports import REOPENABLE
 from shoal.core.revisit import MAX_KEEP_HISTORY
 
-__all__ = ["REOPENABLE", "Reopen", "check_keep_history", "reopen_condition"]
-
-Reopen: TypeAlias = Literal["failed", "all", "pages"]
-REOPENABLE: tuple[str, ...] = ("failed", "all", "pages")
+__all__ = ["check_keep_history", "reopen_condition"]
 
 # Conditions on the finished row ``r`` and its result ``s``. A robots.txt refusal is no
 # failure to try again: robots.txt decides it, and the job keeps obeying it.

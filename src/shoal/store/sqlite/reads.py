@@ -2,7 +2,7 @@
 
 Plain synchronous functions on one connection, like ``_sqlite_ops`` (the
 writes), run in the thread that owns ``conn``; none of them writes, so
-``shoal.store.sqlite`` can hand most of them to its reader thread (a
+``shoal.store.sqlite.store`` can hand most of them to its reader thread (a
 ``query_only`` connection) and ``iter_results`` to a snapshot thread of its
 own, where a progress poll never queues behind a large ``complete``.
 """

@@ -1,7 +1,7 @@
 """The PostgreSQL store's write path: admission, lease, completion, leases and hosts.
 
 Plain async functions on one ``asyncpg`` connection, each called inside the
-transaction its caller opened (see ``shoal.store.postgres``). Bulk rows travel
+transaction its caller opened (see ``shoal.store.postgres.store``). Bulk rows travel
 as arrays and are unpacked with ``unnest``: one statement and one round trip
 per table, whatever the batch size.
 
@@ -24,10 +24,10 @@ from typing import Any
 
 from shoal.core.lifecycle import State, Step, Suspicion, sql_from
 from shoal.core.model import Completion, FetchResult, NewRequest, Request
+from shoal.core.ports import HOST_REGRAB
 from shoal.store._admission import FINGERPRINT_COLUMN, HOST_COLUMN, request_rows, sequence_rows
 from shoal.store._codec import HISTORY_COLUMNS, encode_fields, encode_json, request_from_row
 from shoal.store._reopen import reopen_condition
-from shoal.store.base import HOST_REGRAB
 
 __all__ = [
     "delete_job",

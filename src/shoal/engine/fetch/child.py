@@ -7,7 +7,7 @@ fetches still running are dropped, as the crawler no longer waits for them.
 Ctrl-C and SIGTERM are the crawler's to handle, so this process ignores them.
 
 Forked by ``fetchpool.prefork`` it runs ``serve_forever``; started by exec,
-``python -m shoal.engine._fetch_child READ_FD WRITE_FD``.
+``python -m shoal.engine.fetch.child READ_FD WRITE_FD``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import sys
 from typing import Any
 
 from shoal.core.extract import ExtractRules, extract_fields
-from shoal.engine._wire import (
+from shoal.engine.fetch.fetcher import Attempt
+from shoal.engine.fetch.spacing import SendSpacing
+from shoal.engine.fetch.transport import fetch_in_turn, open_transport
+from shoal.engine.fetch.wire import (
     WIRE_VERSION,
     Answer,
     ChildSettings,
@@ -30,11 +33,8 @@ from shoal.engine._wire import (
     Ready,
     frame,
 )
-from shoal.engine.fetcher import Attempt
-from shoal.engine.processor import LinkSettings, add_fields, has_fields, page_links
-from shoal.engine.resources import raise_nofile_limit, run_loop
-from shoal.engine.spacing import SendSpacing
-from shoal.engine.transport import fetch_in_turn, open_transport
+from shoal.engine.pages.processor import LinkSettings, add_fields, has_fields, page_links
+from shoal.engine.run.resources import raise_nofile_limit, run_loop
 
 PROCESS_NAME = "shoal-fetch"
 
@@ -169,7 +169,7 @@ def serve_forever(read_fd: int, write_fd: int) -> None:
 
 
 def main() -> None:
-    from shoal.engine.profiling import child_profile_path, profiled
+    from shoal.engine.run.profiling import child_profile_path, profiled
 
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
     with profiled(child_profile_path(os.getpid())):

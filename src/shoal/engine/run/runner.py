@@ -35,19 +35,19 @@ from shoal.core.errors import ConfigError, JobConflict, StoreError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.jobspec import JobSpec, SpecComparison
 from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
+from shoal.core.ports import Store
 from shoal.core.revisit import Recrawl
 from shoal.core.robots import RobotsPolicy, ua_token
 from shoal.core.scope import Scope
 from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
 from shoal.core.traps import TrapLimits
-from shoal.engine.cookies import JobCookies
-from shoal.engine.crawler import JobRun, ResultListener, RunOutcome
-from shoal.engine.patience import patiently
-from shoal.engine.processor import LinkProcessor
-from shoal.engine.resources import pid_alive
-from shoal.engine.robots import origin_of
-from shoal.engine.stats import StatsSnapshot
-from shoal.store.base import Store
+from shoal.engine.fetch.cookies import JobCookies
+from shoal.engine.fleet.patience import patiently
+from shoal.engine.frontier.robots import origin_of
+from shoal.engine.pages.processor import LinkProcessor
+from shoal.engine.run.job import JobRun, ResultListener, RunOutcome
+from shoal.engine.run.resources import pid_alive
+from shoal.engine.run.stats import StatsSnapshot
 
 __all__ = [
     "COMMAND_OWNER",
@@ -58,7 +58,7 @@ __all__ = [
     "live_commands",
 ]
 
-log = logging.getLogger("shoal.engine.run")
+log = logging.getLogger("shoal.engine.run.runner")
 
 COMMAND_OWNER = "command-"
 """How the owner id of a command (not a joining worker) starts, in the workers table."""

@@ -15,7 +15,7 @@ beside the reasons the engine reports in ``Completion.counters``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Protocol
+from typing import Literal, Protocol, TypeAlias
 
 from shoal.core.filters import ResultFilter
 from shoal.core.model import (
@@ -30,9 +30,12 @@ from shoal.core.model import (
     Request,
     WorkerInfo,
 )
-from shoal.store._reopen import Reopen
 
-__all__ = ["HOST_QUANTUM", "HOST_REGRAB", "Store"]
+__all__ = ["HOST_QUANTUM", "HOST_REGRAB", "REOPENABLE", "Reopen", "Store"]
+
+Reopen: TypeAlias = Literal["failed", "all", "pages"]
+"""Which finished rows a rerun fetches again: the failed, all, or the pages (2xx)."""
+REOPENABLE: tuple[str, ...] = ("failed", "all", "pages")
 
 HOST_QUANTUM = 5.0
 """Seconds a worker owns a host before handing it over, when other workers are alive."""

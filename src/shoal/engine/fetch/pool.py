@@ -11,7 +11,7 @@ Children come from one of two places. The command line forks them at start
 loaded already, so it is ready in milliseconds, and it waits, costing nothing,
 until the run knows whether the job is big enough to use it. Otherwise (the
 Python API, or more than were forked) a child is started as
-``python -m shoal.engine._fetch_child`` and is ready after its imports, about a
+``python -m shoal.engine.fetch.child`` and is ready after its imports, about a
 quarter second.
 
 The messages, on two pipes per child, are those of ``engine._wire``. Until a
@@ -34,8 +34,11 @@ from typing import TypeVar
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
-from shoal.engine._processes import ChildProcess, fork_children, spawn, take_preforked
-from shoal.engine._wire import (
+from shoal.engine.fetch.fetcher import Attempt, wants_body
+from shoal.engine.fetch.processes import ChildProcess, fork_children, spawn, take_preforked
+from shoal.engine.fetch.spacing import HostRoutes, SendSpacing, send_in_turn
+from shoal.engine.fetch.transport import Transport, fetch_in_turn
+from shoal.engine.fetch.wire import (
     WIRE_VERSION,
     Answer,
     ChildSettings,
@@ -44,10 +47,7 @@ from shoal.engine._wire import (
     Ready,
     frame,
 )
-from shoal.engine.fetcher import Attempt, wants_body
-from shoal.engine.processor import LinkSettings
-from shoal.engine.spacing import HostRoutes, SendSpacing, send_in_turn
-from shoal.engine.transport import Transport, fetch_in_turn
+from shoal.engine.pages.processor import LinkSettings
 
 __all__ = [
     "AUTO_START_ROWS",
@@ -56,7 +56,7 @@ __all__ = [
     "prefork",
 ]
 
-log = logging.getLogger("shoal.engine.fetchpool")
+log = logging.getLogger("shoal.engine.fetch.pool")
 
 # With processes left to auto, children start once a run has this many rows to do: a
 # shorter job is over about when a child would have finished starting.
@@ -107,10 +107,10 @@ def _share_before_fork(http: str | None) -> None:
     that live as long as the process, and a collection in a child would otherwise
     write to each one's header and so copy every page that holds one.
     """
-    import shoal.engine._fetch_child  # noqa: F401
+    import shoal.engine.fetch.child  # noqa: F401
 
     if http == "pyreqwest":
-        import shoal.engine.transport_reqwest  # noqa: F401
+        import shoal.engine.fetch.reqwest  # noqa: F401
     gc.collect()
     gc.freeze()
 

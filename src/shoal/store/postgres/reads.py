@@ -1,7 +1,7 @@
 """The PostgreSQL store's reads: jobs, frontier counts, robots, workers, results, the summary.
 
 Plain async functions on one ``asyncpg`` connection, each called inside the
-transaction its caller opened (see ``shoal.store.postgres``); the writes live
+transaction its caller opened (see ``shoal.store.postgres.store``); the writes live
 in ``_pg_ops``. ``counts`` and ``summary`` read several tables, so the store
 runs them in a REPEATABLE READ transaction, where every statement sees the
 same state.

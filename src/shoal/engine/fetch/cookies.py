@@ -33,7 +33,7 @@ from shoal.core.model import FetchResult, Header, Request
 
 __all__ = ["JobCookies"]
 
-log = logging.getLogger("shoal.engine.cookies")
+log = logging.getLogger("shoal.engine.fetch.cookies")
 
 # What a stored cookie keeps (http.cookiejar.Cookie's attributes, port and comments aside).
 _FIELDS = (

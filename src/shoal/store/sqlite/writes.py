@@ -1,7 +1,7 @@
 """The SQLite store's writes: plain synchronous functions on one connection.
 
 Each function here runs inside the thread that owns ``conn`` (the writer; see
-``shoal.store.sqlite``) and is one transaction; the reads live in
+``shoal.store.sqlite.store``) and is one transaction; the reads live in
 ``_sqlite_reads``. They know SQL and the row encodings; they know nothing
 about threads, the event loop or error wrapping. Write transactions start
 with ``BEGIN IMMEDIATE`` so that two processes sharing the file queue on the
@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from shoal.core.lifecycle import State, Step, Suspicion, sql_from
 from shoal.core.model import Completion, FetchResult, JobInfo, NewRequest, Request
+from shoal.core.ports import HOST_QUANTUM, HOST_REGRAB
 from shoal.store._admission import Row, first_of_each, request_rows
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import (
@@ -34,9 +35,8 @@ from shoal.store._codec import (
     storable,
 )
 from shoal.store._reopen import reopen_condition
-from shoal.store._sqlite_admit import ADD_COUNTER, admit
-from shoal.store._sqlite_reads import get_job
-from shoal.store.base import HOST_QUANTUM, HOST_REGRAB
+from shoal.store.sqlite.admit import ADD_COUNTER, admit
+from shoal.store.sqlite.reads import get_job
 
 __all__ = [
     "add_requests",

@@ -49,12 +49,12 @@ from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, Request
 from shoal.core.urls import split_userinfo
-from shoal.engine.failures import map_exception
-from shoal.engine.fetcher import Attempt, wants_body
+from shoal.engine.fetch.failures import map_exception
+from shoal.engine.fetch.fetcher import Attempt, wants_body
 
 __all__ = ["ReqwestTransport", "classify_reqwest"]
 
-log = logging.getLogger("shoal.engine.transport_reqwest")
+log = logging.getLogger("shoal.engine.fetch.reqwest")
 
 _hash = xxhash.xxh3_128_hexdigest
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -1,6 +1,6 @@
 """The PostgreSQL store's schema, as an ordered list of migration steps, and ``migrate``.
 
-The same tables as the SQLite store (see ``shoal.store.migrations`` for what
+The same tables as the SQLite store (see ``shoal.store.sqlite.schema`` for what
 each column means), named with a ``shoal_`` prefix so that they can live in a
 database (or schema: ``?search_path=crawls`` in the DSN) beside others. Steps
 are only ever appended; the version lives in ``shoal_meta``. Migration runs in

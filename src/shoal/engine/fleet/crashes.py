@@ -19,15 +19,15 @@ from collections.abc import Awaitable, Callable
 from shoal.core.errors import StoreUnavailable
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import Request
-from shoal.engine.dispatch import Dispatcher
-from shoal.engine.patience import patiently
-from shoal.engine.recorder import Recorder
-from shoal.engine.resources import pid_alive
-from shoal.store.base import Store
+from shoal.core.ports import Store
+from shoal.engine.fleet.patience import patiently
+from shoal.engine.frontier.dispatch import Dispatcher
+from shoal.engine.frontier.recorder import Recorder
+from shoal.engine.run.resources import pid_alive
 
 __all__ = ["CRASH_LIMIT", "CrashGuard", "heartbeat", "reclaim_dead_workers"]
 
-log = logging.getLogger("shoal.engine.crashes")
+log = logging.getLogger("shoal.engine.fleet.crashes")
 
 CRASH_LIMIT = 3
 """Deaths of the process fetching a URL (it was marked started and never finished) after

@@ -41,7 +41,7 @@ __all__ = [
     "page_links",
 ]
 
-log = logging.getLogger("shoal.engine.processor")
+log = logging.getLogger("shoal.engine.pages.processor")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _V = TypeVar("_V")

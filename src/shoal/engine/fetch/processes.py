@@ -2,7 +2,7 @@
 
 ``fork_children`` forks children before the command has any thread or event loop
 (a fork then has every module loaded and is ready in milliseconds); ``spawn``
-starts one as ``python -m shoal.engine._fetch_child READ_FD WRITE_FD``. Either
+starts one as ``python -m shoal.engine.fetch.child READ_FD WRITE_FD``. Either
 way this process holds a ``ChildProcess``: its pid and this end of its two pipes.
 """
 
@@ -95,8 +95,8 @@ def fork_children(count: int) -> None:
         if pid == 0:  # the child: keep its own two ends, close every other descriptor
             try:
                 _close_all_but(from_parent, to_parent)
-                from shoal.engine._fetch_child import serve_forever
-                from shoal.engine.profiling import child_profile_path, profiled
+                from shoal.engine.fetch.child import serve_forever
+                from shoal.engine.run.profiling import child_profile_path, profiled
 
                 with profiled(child_profile_path(os.getpid())):
                     serve_forever(from_parent, to_parent)
@@ -138,7 +138,7 @@ def spawn() -> ChildProcess:
             [
                 sys.executable,
                 "-m",
-                "shoal.engine._fetch_child",
+                "shoal.engine.fetch.child",
                 str(from_parent),
                 str(to_parent),
             ],

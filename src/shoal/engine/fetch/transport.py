@@ -29,8 +29,8 @@ import aiohttp
 from shoal.core.config import AUTO_PYREQWEST_CONCURRENCY, CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import Request
-from shoal.engine.fetcher import Attempt, Fetcher, make_session, proxy_env_set
-from shoal.engine.spacing import SendSpacing, send_in_turn
+from shoal.engine.fetch.fetcher import Attempt, Fetcher, make_session, proxy_env_set
+from shoal.engine.fetch.spacing import SendSpacing, send_in_turn
 
 __all__ = ["AutoTransport", "Transport", "client_for", "fetch_in_turn", "open_transport"]
 
@@ -165,7 +165,7 @@ async def open_transport(
             if client == "aiohttp":
                 yield lenient
                 return
-        from shoal.engine.transport_reqwest import ReqwestTransport
+        from shoal.engine.fetch.reqwest import ReqwestTransport
 
         fast = await stack.enter_async_context(ReqwestTransport.open(config, keep_body=keep_body))
         yield fast if config.http == "pyreqwest" else AutoTransport(fast, lenient)

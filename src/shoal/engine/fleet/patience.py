@@ -11,11 +11,11 @@ from typing import TypeVar
 
 from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Completion
-from shoal.store.base import Store
+from shoal.core.ports import Store
 
 __all__ = ["STORE_PATIENCE", "complete_patiently", "patiently"]
 
-log = logging.getLogger("shoal.engine.patience")
+log = logging.getLogger("shoal.engine.fleet.patience")
 
 T = TypeVar("T")
 

@@ -40,16 +40,16 @@ from shoal.core.model import (
     Request,
     WorkerInfo,
 )
-from shoal.store import _pg_ops as ops
-from shoal.store import _pg_reads as reads
+from shoal.core.ports import HOST_QUANTUM, Reopen
 from shoal.store._admission import check_limits, first_of_each
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import compress, job_config_json
 from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
-from shoal.store._pg_schema import migrate
-from shoal.store._pg_text import clean_completion, clean_request, storable_text
-from shoal.store._reopen import Reopen, check_keep_history
-from shoal.store.base import HOST_QUANTUM
+from shoal.store._reopen import check_keep_history
+from shoal.store.postgres import reads
+from shoal.store.postgres import writes as ops
+from shoal.store.postgres.schema import migrate
+from shoal.store.postgres.text import clean_completion, clean_request, storable_text
 
 __all__ = ["PostgresStore"]
 

@@ -35,23 +35,23 @@ from shoal.core.config import CrawlConfig
 from shoal.core.errors import ConfigError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.model import FetchResult, JobInfo, Request
+from shoal.core.ports import Store
 from shoal.core.ratelimit import TokenBucket
 from shoal.core.robots import RobotsPolicy
 from shoal.core.schedule import HostScheduler
 from shoal.core.urls import canonical_fingerprint
 from shoal.engine.clock import REAL_CLOCK, Clock
-from shoal.engine.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
-from shoal.engine.dispatch import Dispatcher
-from shoal.engine.fetcher import make_session
-from shoal.engine.fetchpool import AUTO_START_ROWS, FetchPool, auto_processes
-from shoal.engine.patience import STORE_PATIENCE, complete_patiently, patiently
-from shoal.engine.processor import FieldExtractor, LinkProcessor
-from shoal.engine.recorder import Processor, Recorder
-from shoal.engine.resources import raise_nofile_limit
-from shoal.engine.robots import RobotsFailure, RobotsGate
-from shoal.engine.stats import LiveStats, StatsSnapshot
-from shoal.engine.transport import Transport, open_transport
-from shoal.store.base import Store
+from shoal.engine.fetch.fetcher import make_session
+from shoal.engine.fetch.pool import AUTO_START_ROWS, FetchPool, auto_processes
+from shoal.engine.fetch.transport import Transport, open_transport
+from shoal.engine.fleet.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
+from shoal.engine.fleet.patience import STORE_PATIENCE, complete_patiently, patiently
+from shoal.engine.frontier.dispatch import Dispatcher
+from shoal.engine.frontier.recorder import Processor, Recorder
+from shoal.engine.frontier.robots import RobotsFailure, RobotsGate
+from shoal.engine.pages.processor import FieldExtractor, LinkProcessor
+from shoal.engine.run.resources import raise_nofile_limit
+from shoal.engine.run.stats import LiveStats, StatsSnapshot
 
 __all__ = [
     "CRASH_LIMIT",

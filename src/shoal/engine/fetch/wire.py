@@ -23,8 +23,8 @@ from typing import Any
 
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
-from shoal.engine.fetcher import Attempt
-from shoal.engine.processor import LinkSettings
+from shoal.engine.fetch.fetcher import Attempt
+from shoal.engine.pages.processor import LinkSettings
 
 __all__ = [
     "WIRE_VERSION",

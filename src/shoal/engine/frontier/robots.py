@@ -27,14 +27,14 @@ import aiohttp
 
 from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Request
+from shoal.core.ports import Store
 from shoal.core.robots import RobotsPolicy, RobotsRules, rules_from_response
-from shoal.engine.addressguard import is_blocked
-from shoal.engine.failures import map_exception
-from shoal.store.base import Store
+from shoal.engine.fetch.addressguard import is_blocked
+from shoal.engine.fetch.failures import map_exception
 
 __all__ = ["ROBOTS_ATTEMPTS", "ROBOTS_TIMEOUT", "RobotsFailure", "RobotsGate", "origin_of"]
 
-log = logging.getLogger("shoal.engine.robots")
+log = logging.getLogger("shoal.engine.frontier.robots")
 
 _MAX_REDIRECTS = 5  # RFC 9309 §2.3.1.2
 ROBOTS_TIMEOUT = 15.0  # seconds one robots.txt fetch may take, at most (--timeout if less)

@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, Tra
 from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 
 from shoal.core.kinds import ErrorKind
-from shoal.engine.addressguard import is_blocked
+from shoal.engine.fetch.addressguard import is_blocked
 
 __all__ = ["map_exception"]
 

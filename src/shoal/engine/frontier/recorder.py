@@ -30,14 +30,14 @@ from shoal.core.retry import decide_retry
 from shoal.core.revisit import change_of
 from shoal.core.robots import RobotsRules
 from shoal.engine.clock import REAL_CLOCK, Clock
-from shoal.engine.dispatch import Dispatcher
-from shoal.engine.fetcher import Attempt
-from shoal.engine.robots import RobotsFailure
-from shoal.engine.stats import LiveStats
+from shoal.engine.fetch.fetcher import Attempt
+from shoal.engine.frontier.dispatch import Dispatcher
+from shoal.engine.frontier.robots import RobotsFailure
+from shoal.engine.run.stats import LiveStats
 
 __all__ = ["Processor", "Recorder"]
 
-log = logging.getLogger("shoal.engine.recorder")
+log = logging.getLogger("shoal.engine.frontier.recorder")
 
 
 class Processor(Protocol):

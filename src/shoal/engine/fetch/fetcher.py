@@ -27,10 +27,10 @@ from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
 from shoal.core.proxies import ProxyRotation, is_socks, redacted
 from shoal.core.urls import split_userinfo
-from shoal.engine.addressguard import public_only_socket
-from shoal.engine.failures import map_exception
-from shoal.engine.redirects import origin_bound_exchange
-from shoal.engine.spacing import marks_sends, send_trace
+from shoal.engine.fetch.addressguard import public_only_socket
+from shoal.engine.fetch.failures import map_exception
+from shoal.engine.fetch.redirects import origin_bound_exchange
+from shoal.engine.fetch.spacing import marks_sends, send_trace
 
 __all__ = [
     "Attempt",
@@ -42,7 +42,7 @@ __all__ = [
     "wants_body",
 ]
 
-log = logging.getLogger("shoal.engine.fetcher")
+log = logging.getLogger("shoal.engine.fetch.fetcher")
 
 _hash = xxhash.xxh3_128_hexdigest
 _PROXY_FAILURES = (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)
@@ -96,7 +96,7 @@ class Attempt:
 
 def make_session(config: CrawlConfig, *, block_private: bool = False) -> aiohttp.ClientSession:
     """The one HTTP session a crawler's workers share. ``block_private``: connect only to
-    public addresses (``shoal.engine.addressguard``)."""
+    public addresses (``shoal.engine.fetch.addressguard``)."""
     timeouts = config.timeouts
     pool = {
         "limit": config.limits.concurrency,

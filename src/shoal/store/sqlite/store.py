@@ -46,15 +46,14 @@ from shoal.core.model import (
     Request,
     WorkerInfo,
 )
-from shoal.store import _sqlite_ops as ops
-from shoal.store import _sqlite_reads as reads
-from shoal.store import migrations
+from shoal.core.ports import HOST_QUANTUM, Reopen
 from shoal.store._admission import check_limits
 from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import job_config_json
 from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
-from shoal.store._reopen import Reopen, check_keep_history
-from shoal.store.base import HOST_QUANTUM
+from shoal.store._reopen import check_keep_history
+from shoal.store.sqlite import reads, schema
+from shoal.store.sqlite import writes as ops
 
 __all__ = ["SQLiteStore"]
 
@@ -134,7 +133,7 @@ def _open_writer(path: str, busy_timeout: float) -> sqlite3.Connection:
     try:
         try:
             # Before anything writes: a foreign file must be left exactly as it was.
-            migrations.check_version(conn, path)
+            schema.check_version(conn, path)
         except sqlite3.DatabaseError as exc:
             if _error_name(exc).startswith("SQLITE_NOTADB"):
                 raise SchemaError(f"{path} is not a shoal store (not an SQLite database)") from exc
@@ -144,7 +143,7 @@ def _open_writer(path: str, busy_timeout: float) -> sqlite3.Connection:
             log.warning("%s: journal mode is %s, not WAL; concurrent readers will wait", path, mode)
         for pragma in _WRITER_PRAGMAS:
             conn.execute(pragma)
-        version = migrations.migrate(conn, path)
+        version = schema.migrate(conn, path)
         log.debug("opened %s (schema %d)", path, version)
     except BaseException as exc:
         conn.close()

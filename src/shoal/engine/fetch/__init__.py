@@ -1,0 +1,1 @@
+"""Fetching: the HTTP transports, fetch processes and the messages between them."""

@@ -1,0 +1,1 @@
+"""Sharing a job between processes: heartbeats, reclaiming the dead, store patience."""

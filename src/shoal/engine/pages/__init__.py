@@ -1,0 +1,1 @@
+"""What a fetched page yields: its fields and the links a crawl follows."""
