@@ -14,7 +14,7 @@ from shoal.engine.clock import FakeClock
 from shoal.engine.fetch.fetcher import Attempt
 from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.recorder import Recorder
-from shoal.engine.run.stats import LiveStats
+from shoal.engine.frontier.stats import LiveStats
 
 
 def _recorder(clock: FakeClock | None = None, config: CrawlConfig | None = None) -> Recorder:

@@ -47,8 +47,8 @@ from shoal.core.model import NewRequest
 from shoal.core.secrets import HeldSecrets
 from shoal.engine.fetch.pool import prefork
 from shoal.engine.fetch.transport import client_for
-from shoal.engine.run.profiling import profiled
-from shoal.engine.run.resources import run_loop
+from shoal.engine.profiling import profiled
+from shoal.engine.resources import run_loop
 from shoal.engine.run.runner import AdmitContext
 from shoal.export.writers import EXPORT_FORMATS, SUFFIXES_TEXT
 

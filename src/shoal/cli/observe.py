@@ -7,7 +7,7 @@ reported, and an internal error shows its whole traceback. It slows the run
 down; it is for finding out why a run stalls.
 
 ``--profile FILE`` writes a profile of the whole run (see
-``shoal.engine.run.profiling``): the command's, and one per fetch process beside it.
+``shoal.engine.profiling``): the command's, and one per fetch process beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from shoal.engine.run.profiling import PROFILE_ENV
+from shoal.engine.profiling import PROFILE_ENV
 
 __all__ = ["Observe", "debugged", "observe_options"]
 

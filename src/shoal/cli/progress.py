@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shoal.core.model import JobSummary
-from shoal.engine.run.stats import StatsSnapshot
+from shoal.engine.frontier.stats import StatsSnapshot
 
 __all__ = ["Progress", "render_summary"]
 

@@ -1,4 +1,5 @@
-"""The one ``Store`` protocol every backend implements.
+"""What the engine needs from a store, as ports, and ``Store``: all of them, which every
+backend implements.
 
 A store holds many jobs. Each job has a frontier of request rows moving
 through the lifecycle in ``shoal.core.lifecycle`` and, for each finished
@@ -31,7 +32,18 @@ from shoal.core.model import (
     WorkerInfo,
 )
 
-__all__ = ["HOST_QUANTUM", "HOST_REGRAB", "REOPENABLE", "Reopen", "Store"]
+__all__ = [
+    "HOST_QUANTUM",
+    "HOST_REGRAB",
+    "REOPENABLE",
+    "FleetPort",
+    "FrontierPort",
+    "HostStatePort",
+    "JobsPort",
+    "Reopen",
+    "ResultsPort",
+    "Store",
+]
 
 Reopen: TypeAlias = Literal["failed", "all", "pages"]
 """Which finished rows a rerun fetches again: the failed, all, or the pages (2xx)."""
@@ -43,21 +55,9 @@ HOST_REGRAB = 0.5
 """Seconds after a handover before the same worker may claim the host again."""
 
 
-class Store(Protocol):
-    """Persistent frontier and results. Every method is safe to call from one event loop."""
+class JobsPort(Protocol):
+    """The jobs a store holds: created, found, listed, steered, reopened and removed."""
 
-    @property
-    def location(self) -> str:
-        """Where the store lives, for messages (a path or a DSN without password)."""
-        ...
-
-    async def open(self) -> None:
-        """Connect, create or migrate the schema. Raises ``StoreUnavailable`` or ``SchemaError``."""
-        ...
-
-    async def close(self) -> None: ...
-
-    # jobs
     async def ensure_job(self, name: str, *, mode: str, config: Mapping[str, object]) -> JobInfo:
         """Return the job called ``name``, creating it if it does not exist."""
         ...
@@ -113,7 +113,10 @@ class Store(Protocol):
         revisit: a result it deleted has nothing to compare with."""
         ...
 
-    # frontier
+
+class FrontierPort(Protocol):
+    """A job's frontier: admission, leases, completion in batches, and its counts."""
+
     async def add_requests(self, job_id: int, requests: Sequence[NewRequest], *, now: float) -> int:
         """Admit requests as ``pending``, due from ``now``. Returns how many were admitted.
 
@@ -236,7 +239,11 @@ class Store(Protocol):
         A URL turned away in several batches is counted each time."""
         ...
 
-    # per-host state, shared by every worker of a job
+
+class HostStatePort(Protocol):
+    """What every worker of a job shares about its hosts and its session: robots.txt
+    data, the cookie jar, and a view of the hosts for a person."""
+
     async def get_robots(self, job_id: int, host: str, *, now: float) -> str | None:
         """The robots data stored for ``host``, or None if there is none or it expired
         (``now >= expires``)."""
@@ -247,7 +254,6 @@ class Store(Protocol):
         ``host`` until ``expires``, replacing what was there."""
         ...
 
-    # the job's session
     async def get_cookies(self, job_id: int) -> str | None:
         """The job's cookie jar as ``put_cookies`` stored it (opaque text), or None."""
         ...
@@ -261,7 +267,10 @@ class Store(Protocol):
         at: rows by state, pacing, robots.txt cached, owner."""
         ...
 
-    # workers
+
+class FleetPort(Protocol):
+    """The worker processes of a job: registered, alive (heartbeats), gone."""
+
     async def register_worker(
         self, job_id: int, owner: str, *, pid: int, hostname: str, now: float
     ) -> None: ...
@@ -272,7 +281,10 @@ class Store(Protocol):
 
     async def list_workers(self, job_id: int) -> list[WorkerInfo]: ...
 
-    # results
+
+class ResultsPort(Protocol):
+    """A job's results: read in pages, found by fingerprint, their history and bodies."""
+
     def iter_results(
         self,
         job_id: int,
@@ -309,3 +321,18 @@ class Store(Protocol):
         """Counts, status classes, error kinds, bytes, latency percentiles and ``rejected``
         (the same as ``counters``), from one consistent read."""
         ...
+
+
+class Store(JobsPort, FrontierPort, HostStatePort, FleetPort, ResultsPort, Protocol):
+    """Persistent frontier and results. Every method is safe to call from one event loop."""
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages (a path or a DSN without password)."""
+        ...
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema. Raises ``StoreUnavailable`` or ``SchemaError``."""
+        ...
+
+    async def close(self) -> None: ...

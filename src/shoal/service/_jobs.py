@@ -30,8 +30,8 @@ from shoal.core.errors import ConfigError, JobConflict, ShoalError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobCounts, JobInfo, NewRequest
 from shoal.core.ports import Store
+from shoal.engine.frontier.stats import StatsSnapshot
 from shoal.engine.run.runner import Admission, AdmitContext, JobRunner
-from shoal.engine.run.stats import StatsSnapshot
 from shoal.service._events import EventHub
 
 __all__ = ["JobManager", "JobState", "NoSuchJob", "ServiceConflict", "SpecConflict"]

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from shoal.core.model import Completion, FetchResult, NewRequest
 from shoal.core.ports import Store
-from shoal.engine.run.stats import StatsSnapshot
+from shoal.engine.frontier.stats import StatsSnapshot
 
 __all__ = ["ServiceMetrics", "TimedStore"]
 

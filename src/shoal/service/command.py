@@ -139,8 +139,8 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
     import uvicorn
 
     from shoal.cli.observe import debugged
-    from shoal.engine.run.profiling import profiled
-    from shoal.engine.run.resources import raise_nofile_limit, run_loop
+    from shoal.engine.profiling import profiled
+    from shoal.engine.resources import raise_nofile_limit, run_loop
     from shoal.service._app import create_app
     from shoal.store import open_store
 

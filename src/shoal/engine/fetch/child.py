@@ -34,7 +34,7 @@ from shoal.engine.fetch.wire import (
     frame,
 )
 from shoal.engine.pages.processor import LinkSettings, add_fields, has_fields, page_links
-from shoal.engine.run.resources import raise_nofile_limit, run_loop
+from shoal.engine.resources import raise_nofile_limit, run_loop
 
 PROCESS_NAME = "shoal-fetch"
 
@@ -169,7 +169,7 @@ def serve_forever(read_fd: int, write_fd: int) -> None:
 
 
 def main() -> None:
-    from shoal.engine.run.profiling import child_profile_path, profiled
+    from shoal.engine.profiling import child_profile_path, profiled
 
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
     with profiled(child_profile_path(os.getpid())):

@@ -96,7 +96,7 @@ def fork_children(count: int) -> None:
             try:
                 _close_all_but(from_parent, to_parent)
                 from shoal.engine.fetch.child import serve_forever
-                from shoal.engine.run.profiling import child_profile_path, profiled
+                from shoal.engine.profiling import child_profile_path, profiled
 
                 with profiled(child_profile_path(os.getpid())):
                     serve_forever(from_parent, to_parent)

@@ -23,7 +23,7 @@ from shoal.core.ports import Store
 from shoal.engine.fleet.patience import patiently
 from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.recorder import Recorder
-from shoal.engine.run.resources import pid_alive
+from shoal.engine.resources import pid_alive
 
 __all__ = ["CRASH_LIMIT", "CrashGuard", "heartbeat", "reclaim_dead_workers"]
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Completion
-from shoal.core.ports import Store
+from shoal.core.ports import FrontierPort
 
 __all__ = ["STORE_PATIENCE", "complete_patiently", "patiently"]
 
@@ -40,7 +40,9 @@ async def patiently(call: Callable[[], Awaitable[T]]) -> T:
             delay = min(delay * 2, 8.0)
 
 
-async def complete_patiently(store: Store, job_id: int, owner: str, batch: Completion) -> int:
+async def complete_patiently(
+    store: FrontierPort, job_id: int, owner: str, batch: Completion
+) -> int:
     """Write ``batch`` (patiently); the number of new rows it admitted."""
     admitted = await patiently(lambda: store.complete(job_id, owner, batch, now=time.time()))
     return admitted or 0

@@ -33,7 +33,7 @@ from shoal.engine.clock import REAL_CLOCK, Clock
 from shoal.engine.fetch.fetcher import Attempt
 from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.robots import RobotsFailure
-from shoal.engine.run.stats import LiveStats
+from shoal.engine.frontier.stats import LiveStats
 
 __all__ = ["Processor", "Recorder"]
 

@@ -27,7 +27,7 @@ import aiohttp
 
 from shoal.core.errors import StoreUnavailable
 from shoal.core.model import Request
-from shoal.core.ports import Store
+from shoal.core.ports import HostStatePort
 from shoal.core.robots import RobotsPolicy, RobotsRules, rules_from_response
 from shoal.engine.fetch.addressguard import is_blocked
 from shoal.engine.fetch.failures import map_exception
@@ -72,7 +72,7 @@ class _Fetched:
 class RobotsGate:
     def __init__(
         self,
-        store: Store,
+        store: HostStatePort,
         job_id: int,
         session: aiohttp.ClientSession,
         policy: RobotsPolicy,

@@ -49,9 +49,9 @@ from shoal.engine.fleet.patience import STORE_PATIENCE, complete_patiently, pati
 from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.recorder import Processor, Recorder
 from shoal.engine.frontier.robots import RobotsFailure, RobotsGate
+from shoal.engine.frontier.stats import LiveStats, StatsSnapshot
 from shoal.engine.pages.processor import FieldExtractor, LinkProcessor
-from shoal.engine.run.resources import raise_nofile_limit
-from shoal.engine.run.stats import LiveStats, StatsSnapshot
+from shoal.engine.resources import raise_nofile_limit
 
 __all__ = [
     "CRASH_LIMIT",

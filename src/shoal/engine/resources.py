@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 __all__ = ["pid_alive", "raise_nofile_limit", "run_loop"]
 
-log = logging.getLogger("shoal.engine.run.resources")
+log = logging.getLogger("shoal.engine.resources")
 T = TypeVar("T")
 
 
