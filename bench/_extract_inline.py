@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shoal.cli import main
 from shoal.core.model import FetchResult
-from shoal.engine.pages.processor import FieldExtractor
+from shoal.engine.pages.fields import FieldExtractor
 
 
 async def _inline(self: FieldExtractor, result: FetchResult, body: bytes) -> None:

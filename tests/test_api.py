@@ -28,7 +28,7 @@ from shoal import (
     Timeouts,
 )
 from shoal._apirun import unwrapped
-from shoal.engine.pages.processor import FieldExtractor
+from shoal.engine.pages.fields import FieldExtractor
 from shoal.store import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
 

@@ -101,7 +101,7 @@ def test_imports_point_inward(path: pathlib.Path) -> None:
         ("shoal.core.urls", "shoal.engine.clock"),
         ("shoal.engine.run.job", "shoal.store.sqlite.store"),
         ("shoal.engine.fetch.pool", "shoal.engine.run.runner"),
-        ("shoal.engine.pages.processor", "shoal.engine.fetch.wire"),
+        ("shoal.engine.pages.links", "shoal.engine.fetch.wire"),
         ("shoal.store.sqlite.store", "shoal.store.postgres.text"),
         ("shoal.store._codec", "shoal.store.sqlite.reads"),
         ("shoal.export.writers", "shoal.cli.progress"),

@@ -16,7 +16,7 @@ from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonical_fingerprint, canonical_host, canonicalize
-from shoal.engine.pages.processor import MAX_SITEMAP_NESTING, LinkProcessor
+from shoal.engine.pages.links import MAX_SITEMAP_NESTING, LinkProcessor
 from shoal.engine.run.job import JobRun
 from shoal.store import Store
 from shoal.testweb import SiteSpec, TestWeb
@@ -406,7 +406,7 @@ async def test_a_prefix_seed_that_redirects_takes_its_targets_directory(
     async with TestWeb(SiteSpec(hosts=1, pages=20, links_per_page=3)) as web:
         seed = web.url(0, "/redirect-to?url=/page/0")
         processor = LinkProcessor(scope=Scope(mode="prefix", seeds=(seed,)), traps=TrapLimits())
-        with caplog.at_level(logging.WARNING, logger="shoal.engine.pages.processor"):
+        with caplog.at_level(logging.WARNING, logger="shoal.engine.pages.links"):
             found = await crawl_results(
                 sqlite_store, "prefix-redir", [seed], processor, crawl_config()
             )

@@ -17,7 +17,8 @@ from shoal.core.extract import Extraction, ExtractRules
 from shoal.core.model import FetchResult, NewRequest
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
-from shoal.engine.pages.processor import FieldExtractor, LinkProcessor
+from shoal.engine.pages.fields import FieldExtractor
+from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.run.job import JobRun
 from shoal.store import SQLiteStore, Store
 from shoal.testweb import SiteSpec, TestWeb
@@ -92,7 +93,7 @@ async def test_an_unforeseen_failure_leaves_the_fields_null_and_is_logged(
     extractor = Broken(RULES)
     result = page()
     try:
-        with caplog.at_level(logging.ERROR, logger="shoal.engine.pages.processor"):
+        with caplog.at_level(logging.ERROR, logger="shoal.engine.pages.links"):
             await extractor(result, b"<title>x</title>")
     finally:
         extractor.close()

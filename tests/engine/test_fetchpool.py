@@ -23,7 +23,7 @@ from shoal.core.urls import canonical_host, canonicalize
 from shoal.engine.fetch.pool import FetchPool
 from shoal.engine.fetch.transport import open_transport
 from shoal.engine.fetch.wire import FrameReader, frame
-from shoal.engine.pages.processor import LinkProcessor
+from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.run.job import JobRun
 from shoal.store import Store
 from shoal.store.sqlite.store import SQLiteStore

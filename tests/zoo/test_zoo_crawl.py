@@ -17,7 +17,7 @@ from shoal.core.robots import RobotsPolicy
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonicalize
-from shoal.engine.pages.processor import LinkProcessor
+from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.run.job import JobRun
 from shoal.store import Store
 from shoal.testweb import SiteSpec, TestWeb

@@ -33,7 +33,8 @@ from shoal.engine.fetch.wire import (
     Ready,
     frame,
 )
-from shoal.engine.pages.processor import LinkSettings, add_fields, has_fields, page_links
+from shoal.engine.pages.fields import add_fields, has_fields
+from shoal.engine.pages.links import LinkSettings, page_links
 from shoal.engine.resources import raise_nofile_limit, run_loop
 
 PROCESS_NAME = "shoal-fetch"

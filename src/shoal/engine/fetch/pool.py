@@ -47,7 +47,7 @@ from shoal.engine.fetch.wire import (
     Ready,
     frame,
 )
-from shoal.engine.pages.processor import LinkSettings
+from shoal.engine.pages.links import LinkSettings
 
 __all__ = [
     "AUTO_START_ROWS",

@@ -24,7 +24,7 @@ from typing import Any
 from shoal.core.config import CrawlConfig
 from shoal.core.model import Request
 from shoal.engine.fetch.fetcher import Attempt
-from shoal.engine.pages.processor import LinkSettings
+from shoal.engine.pages.links import LinkSettings
 
 __all__ = [
     "WIRE_VERSION",

@@ -50,7 +50,8 @@ from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.recorder import Processor, Recorder
 from shoal.engine.frontier.robots import RobotsFailure, RobotsGate
 from shoal.engine.frontier.stats import LiveStats, StatsSnapshot
-from shoal.engine.pages.processor import FieldExtractor, LinkProcessor
+from shoal.engine.pages.fields import FieldExtractor
+from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.resources import raise_nofile_limit
 
 __all__ = [

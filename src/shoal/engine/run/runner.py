@@ -45,7 +45,7 @@ from shoal.engine.fetch.cookies import JobCookies
 from shoal.engine.fleet.patience import patiently
 from shoal.engine.frontier.robots import origin_of
 from shoal.engine.frontier.stats import StatsSnapshot
-from shoal.engine.pages.processor import LinkProcessor
+from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.resources import pid_alive
 from shoal.engine.run.job import JobRun, ResultListener, RunOutcome
 
