@@ -260,6 +260,8 @@ async def stream_job(
             outstanding += added
             context.on_admitted(added)
 
+    # Not in a TaskGroup: an async generator cannot hold one open across its yields.
+    # The task is always awaited to its end, by the ``finally`` below (``_finish``).
     try:
         run_task = asyncio.create_task(
             runner.run(admission if requests else None), name="shoal-api-run"

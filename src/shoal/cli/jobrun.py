@@ -547,7 +547,9 @@ async def _run_job(
         if output is not None:
             # Never put in place with rows missing: a failed run's output is removed.
             output.live = False
-            with contextlib.suppress(BaseException):
+            # The run's own error is what is reported; a failure removing the partial
+            # output must not replace it.
+            with contextlib.suppress(Exception):
                 await output.close(keep=False)
         found = first_shoal_error(exc)
         if isinstance(found, StoreError):

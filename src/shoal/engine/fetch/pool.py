@@ -75,8 +75,8 @@ def _alive(sender: _Child | None) -> bool:
 def auto_processes() -> int:
     """Children to start when not told: one per core (at most four), none on one core.
 
-    Not one fewer than the cores: this process needs only part of one (for 20,000
-    pages on 2 cores, 2 children fetched 7,500 pages/s, 1 child 5,700).
+    Not one fewer than the cores: this process needs only part of one (measured in
+    docs/benchmarks.md).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return 0 if (cores or 1) < 2 else min(_MAX_AUTO, cores or 1)
