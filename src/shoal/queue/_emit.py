@@ -44,6 +44,7 @@ class ResultEmitter:
         self._exchange = await channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
+        # Owned by this emitter from open() to close(), which always ends them.
         self._tasks = [
             asyncio.create_task(self._publisher(), name=f"shoal-emit-{i}")
             for i in range(_PUBLISHERS)
@@ -60,9 +61,8 @@ class ResultEmitter:
         finally:
             for task in self._tasks:
                 task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # The publishers' own cancellations are collected; one of close() is not.
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._connection is not None:
                 with contextlib.suppress(Exception):
                     await self._connection.close()
