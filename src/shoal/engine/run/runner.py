@@ -34,20 +34,22 @@ from typing import Literal, TypeAlias
 from shoal.core.errors import ConfigError, JobConflict, StoreError
 from shoal.core.hosts import AutoThrottle
 from shoal.core.jobspec import JobSpec, SpecComparison
-from shoal.core.model import JobInfo, NewRequest, Request, WorkerInfo
+from shoal.core.model import JobInfo, Request, WorkerInfo
 from shoal.core.ports import Store
 from shoal.core.revisit import Recrawl
-from shoal.core.robots import RobotsPolicy, ua_token
-from shoal.core.scope import Scope
-from shoal.core.secrets import HeldSecrets, basic_authorization, without_redacted
-from shoal.core.traps import TrapLimits
+from shoal.core.secrets import HeldSecrets, without_redacted
 from shoal.engine.fetch.cookies import JobCookies
 from shoal.engine.fleet.patience import patiently
-from shoal.engine.frontier.robots import origin_of
 from shoal.engine.frontier.stats import StatsSnapshot
-from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.resources import pid_alive
 from shoal.engine.run.job import JobRun, ResultListener, RunOutcome
+from shoal.engine.run.plan import (
+    chained,
+    conditional_headers,
+    plan_for,
+    seed_requests,
+    sought_sitemaps,
+)
 
 __all__ = [
     "COMMAND_OWNER",
@@ -258,15 +260,15 @@ class JobRunner:
 
     def _make_crawler(self, job: JobInfo) -> JobRun:
         spec = self.spec
-        plan = _plan(spec)
-        before_fetch = _chained(
+        plan = plan_for(spec)
+        before_fetch = chained(
             conditional_headers,
-            _chained(spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch),
+            chained(spec.extra_headers.before_fetch(spec.credential_hosts()), self._before_fetch),
         )
         cookies = self.cookies if spec.cookies else None
         if cookies is not None:
             # Last: a Cookie header given with -H or a JSON input line wins over the jar.
-            before_fetch = _chained(before_fetch, cookies.add_to)
+            before_fetch = chained(before_fetch, cookies.add_to)
         return JobRun(
             self.store,
             job,
@@ -467,87 +469,3 @@ class JobRunner:
         )
         seeds = [self._secrets.hold(r) for r in seed_requests(spec)]
         await store.add_requests(job.id, seeds, now=time.time())
-
-
-def _chained(
-    first: Callable[[Request], Request] | None, then: Callable[[Request], Request] | None
-) -> Callable[[Request], Request] | None:
-    """Two ``before_fetch`` changes as one: the spec's headers, then the caller's. Each
-    leaves the headers already on a request alone: a request's own win over both, and the
-    spec's over the caller's."""
-    if first is None or then is None:
-        return first or then
-    return lambda request: then(first(request))
-
-
-def conditional_headers(request: Request) -> Request:
-    """A recrawl's request asks the server whether the page changed: its result's
-    validators go out as ``If-None-Match`` and ``If-Modified-Since``."""
-    revisit = request.revisit
-    if revisit is None:
-        return request
-    headers = revisit.headers()
-    if not headers:
-        return request
-    return replace(request, headers=request.headers + headers)
-
-
-def seed_requests(spec: JobSpec) -> list[NewRequest]:
-    """What a crawl admits from its spec: the seeds, and each seed origin's /sitemap.xml
-    when it reads sitemaps."""
-    credentials = dict(spec.seed_credentials)
-    requests = [NewRequest.for_url(url) for url in spec.seeds]
-    requests = [
-        replace(r, headers=(basic_authorization(credentials[r.url]),))
-        if r.url in credentials
-        else r
-        for r in requests
-    ]
-    requests += [NewRequest.for_url(url) for url in sought_sitemaps(spec)]
-    return requests
-
-
-def sought_sitemaps(spec: JobSpec) -> list[str]:
-    """The /sitemap.xml of each seed's origin, when the crawl reads sitemaps (and it is not
-    a seed itself): looked for, so recorded as ``sitemap_missing`` when not there."""
-    if not spec.sitemaps:
-        return []
-    seeds = set(spec.seeds)
-    origins = dict.fromkeys(origin_of(url) for url in spec.seeds)
-    return [url for origin in origins if (url := origin + "/sitemap.xml") not in seeds]
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    processor: LinkProcessor | None = None
-    robots: RobotsPolicy | None = None
-
-
-def _plan(spec: JobSpec) -> _Plan:
-    """The engine parts a spec asks for: a crawl's link processor and robots policy."""
-    if spec.kind != "crawl":
-        return _Plan()
-    config = spec.config
-    robots = (
-        RobotsPolicy(
-            user_agent_token=ua_token(config.user_agent),
-            max_crawl_delay=config.politeness.max_crawl_delay,
-        )
-        if spec.robots
-        else None
-    )
-    processor = LinkProcessor(
-        scope=Scope(
-            mode=spec.scope,
-            seeds=spec.seeds,
-            include=spec.include,
-            exclude=spec.exclude,
-            max_depth=spec.depth,
-        ),
-        traps=TrapLimits(),
-        strip_params=spec.strip_query_params,
-        sort_query=spec.sort_query,
-        robots_token=robots.user_agent_token if robots is not None else "shoal",
-        max_redirects=config.limits.max_redirects,
-    )
-    return _Plan(processor=processor, robots=robots)
