@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, open_ready_store, run_job
+from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, run_job
 from shoal.cli.observe import Observe, observe_options
 from shoal.cli.options import (
     EXIT_CODES,
@@ -19,8 +18,8 @@ from shoal.cli.options import (
     header_options,
     store_option,
 )
+from shoal.cli.results import stored_spec
 from shoal.core.errors import ConfigError
-from shoal.core.jobspec import JobSpec
 from shoal.core.revisit import MAX_KEEP_HISTORY, Recrawl
 from shoal.core.sendheaders import ExtraHeaders
 from shoal.export.writers import SUFFIXES_TEXT
@@ -118,19 +117,8 @@ class _RecrawlAsked:
 
 
 async def _recrawl(plan: _RecrawlAsked) -> int:
-    store = await open_ready_store(plan.location)
+    spec = await stored_spec(plan.location, plan.name)
     try:
-        job = await store.get_job(plan.name)
-    finally:
-        with contextlib.suppress(Exception):
-            await store.close()
-    if job is None:
-        raise CliFailure(
-            f"no job {plan.name!r} in {store.location}; start it with shoal fetch or shoal crawl",
-            EXIT_USAGE,
-        )
-    try:
-        spec = JobSpec.from_record(job.mode, job.config)
         if plan.keep_history is not None:
             spec = replace(spec, keep_history=plan.keep_history)
         # The job's headers are stored by name only: this command is given their values.

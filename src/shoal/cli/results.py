@@ -5,6 +5,7 @@ people (tables) or machines (``--json``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from rich.console import Console
 from shoal.cli.jobrun import EXIT_OUTPUT, EXIT_USAGE, CliFailure, open_ready_store
 from shoal.core.errors import ConfigError
 from shoal.core.filters import ResultFilter, parse_statuses
+from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobInfo, JobSummary
 from shoal.core.ports import Store
 from shoal.export.records import iso_utc
@@ -26,6 +28,27 @@ __all__ = ["export_results", "no_such_job", "result_filter", "show_failed", "sho
 def no_such_job(name: str, jobs: list[JobInfo]) -> str:
     known = ", ".join(j.name for j in jobs[:10]) or "none"
     return f"no job named {name!r} in the store (jobs: {known})"
+
+
+async def stored_spec(location: str, name: str) -> JobSpec:
+    """The spec job ``name`` stored in the store at ``location``, for a command that runs
+    it again; a one-line error when there is no such job or its settings are unusable."""
+    store = await open_ready_store(location)
+    try:
+        job = await store.get_job(name)
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+    if job is None:
+        raise CliFailure(
+            f"no job {name!r} in {store.location}; start it with shoal fetch or shoal crawl",
+            EXIT_USAGE,
+        )
+    try:
+        return JobSpec.from_record(job.mode, job.config)
+    except ConfigError as exc:
+        message = f"job {name!r} has settings this shoal cannot use: {exc}"
+        raise CliFailure(message, EXIT_USAGE) from None
 
 
 async def job_named(store: Store, name: str) -> JobInfo:

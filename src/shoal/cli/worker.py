@@ -37,6 +37,7 @@ from shoal.cli.options import (
     header_options,
     proxy_options,
 )
+from shoal.cli.results import stored_spec
 from shoal.core.config import CrawlConfig, Limits, Politeness
 from shoal.core.errors import ConfigError, StoreError
 from shoal.core.jobspec import JobSpec
@@ -55,19 +56,8 @@ async def _request(
     proxies: tuple[str, ...] | None = None,
     proxy_env: bool = True,
 ) -> JobRequest:
-    store = await open_ready_store(location)
+    spec = await stored_spec(location, name)
     try:
-        job = await store.get_job(name)
-    finally:
-        with contextlib.suppress(Exception):
-            await store.close()
-    if job is None:
-        raise CliFailure(
-            f"no job {name!r} in {store.location}; start it with shoal fetch or shoal crawl",
-            EXIT_USAGE,
-        )
-    try:
-        spec = JobSpec.from_record(job.mode, job.config)
         spec = replace(spec, config=_with_limits(spec.config, limits))
         if proxies is not None:
             # The job stored its proxies without credentials: this worker's own win.
