@@ -219,7 +219,7 @@ def _internal_error(exc: BaseException) -> str:
 
 def _run_job(request: JobRequest, observe: Observe) -> None:
     """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
-    while this process has no thread or event loop yet (see ``engine.fetchpool``)."""
+    while this process has no thread or event loop yet (see ``engine.fetch.pool``)."""
     observe.export_profile()
     prefork(request.spec.config.limits.processes, http=client_for(request.spec.config))
     _run(run_job(request, Console(stderr=True)), observe)

@@ -128,7 +128,7 @@ def _count(name: str, value: object, *, allow_zero: bool = False) -> None:
 class Limits:
     """How much work at once, and how much of each response.
 
-    ``processes``: child processes doing the HTTP (see ``engine.fetchpool``); ``None``
+    ``processes``: child processes doing the HTTP (see ``engine.fetch.pool``); ``None``
     lets the run decide (one per core beyond the first, once the job is big enough).
     ``rate``: request starts per second over all hosts, for each process running the job
     (``None``: no limit beyond the per-host ones).

@@ -2,7 +2,7 @@
 
 Both stores admit new requests (``add_requests``, and ``complete`` for
 discovered links) the same way; only the SQL in the middle differs
-(``_sqlite_admit.admit``, ``_pg_ops.admit``)::
+(``sqlite.admit.admit``, ``postgres.writes.admit``)::
 
     no lock    first_of_each ─▶ AdmittedFingerprints.unknown ─▶ request_rows
     write tx   drop the rows whose fingerprint the job has already

@@ -1,12 +1,12 @@
 """A fetch process of a ``FetchPool``: HTTP for the crawler that started it.
 
-Speaks the messages of ``engine._wire``: reads ``ChildSettings``, then lists
+Speaks the messages of ``engine.fetch.wire``: reads ``ChildSettings``, then lists
 of ``FetchOrder``; writes ``Ready`` once its session is up, then lists of
 ``Answer``. EOF on its input (the crawler closed it, or died) ends it:
 fetches still running are dropped, as the crawler no longer waits for them.
 Ctrl-C and SIGTERM are the crawler's to handle, so this process ignores them.
 
-Forked by ``fetchpool.prefork`` it runs ``serve_forever``; started by exec,
+Forked by ``pool.prefork`` it runs ``serve_forever``; started by exec,
 ``python -m shoal.engine.fetch.child READ_FD WRITE_FD``.
 """
 

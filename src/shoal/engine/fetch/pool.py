@@ -14,7 +14,7 @@ Python API, or more than were forked) a child is started as
 ``python -m shoal.engine.fetch.child`` and is ready after its imports, about a
 quarter second.
 
-The messages, on two pipes per child, are those of ``engine._wire``. Until a
+The messages, on two pipes per child, are those of ``engine.fetch.wire``. Until a
 child is ready, and after the last one is gone, requests are fetched in
 this process: ``FetchPool.fetch`` always returns an attempt. A child that dies
 takes nothing with it: its requests are fetched again.

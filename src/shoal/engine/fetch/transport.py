@@ -14,7 +14,7 @@ client (``HTTP_CLIENTS``):
 ``aiohttp``
     ``engine.fetcher.Fetcher`` on an ``aiohttp.ClientSession`` (HTTP/1.1).
 ``pyreqwest``
-    ``engine.transport_reqwest``: Rust's reqwest/hyper under asyncio, HTTP/1.1
+    ``engine.fetch.reqwest``: Rust's reqwest/hyper under asyncio, HTTP/1.1
     and, with ``CrawlConfig.http2``, HTTP/2 over TLS.
 """
 

@@ -2,7 +2,7 @@
 
 Plain async functions on one ``asyncpg`` connection, each called inside the
 transaction its caller opened (see ``shoal.store.postgres.store``); the writes live
-in ``_pg_ops``. ``counts`` and ``summary`` read several tables, so the store
+in ``writes`` and ``frontier``. ``counts`` and ``summary`` read several tables, so the store
 runs them in a REPEATABLE READ transaction, where every statement sees the
 same state.
 """
@@ -35,6 +35,7 @@ __all__ = [
     "counts",
     "find_requests",
     "get_body",
+    "get_cookies",
     "get_job",
     "get_robots",
     "history",
@@ -285,3 +286,8 @@ async def summary(conn: Conn, job_id: int) -> JobSummary:
         last_fetched_at=last,
         rejected=rejected,
     )
+
+
+async def get_cookies(conn: Conn, job_id: int) -> str | None:
+    data = await conn.fetchval("SELECT data FROM shoal_job_cookies WHERE job_id = $1", job_id)
+    return None if data is None else str(data)

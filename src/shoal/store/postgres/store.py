@@ -4,7 +4,7 @@ Many worker processes, on many machines, run one job on one database: leases
 are taken with ``FOR UPDATE SKIP LOCKED``, a dead worker's leases and hosts
 expire, and per-host politeness holds across workers through host ownership
 (see ``Store.lease``). Every method is one transaction on a pooled connection;
-the write path lives in ``_pg_ops``, the read path in ``_pg_reads``.
+the write path lives in ``writes`` and ``frontier``, the read path in ``reads``.
 
 Errors: asyncpg and socket exceptions never leave this module. They become
 ``StoreUnavailable`` when waiting or retrying may help (server unreachable,
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -46,10 +44,11 @@ from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import compress, job_config_json
 from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
 from shoal.store._reopen import check_keep_history
-from shoal.store.postgres import reads
+from shoal.store.postgres import frontier, reads
 from shoal.store.postgres import writes as ops
+from shoal.store.postgres.connections import TEXT_STATES, UnstorableText, redacted, store_error
 from shoal.store.postgres.schema import migrate
-from shoal.store.postgres.text import clean_completion, clean_request, storable_text
+from shoal.store.postgres.text import clean_completion, clean_request
 
 __all__ = ["PostgresStore"]
 
@@ -60,58 +59,6 @@ Conn = Any  # an asyncpg.Connection
 
 _RACES = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _RACE_RETRIES = 8
-# Server-side conditions that pass: shutting down, starting up, too many clients.
-_TRANSIENT_STATES = ("57P01", "57P02", "57P03", "53300", "08000", "08003", "08006")
-
-
-def _redacted(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-class _UnstorableText(Exception):
-    """A string PostgreSQL cannot hold: a NUL character or a lone surrogate."""
-
-
-# character_not_in_repertoire, untranslatable_character
-_TEXT_STATES = ("22021", "22P05")
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, asyncpg.DataError):
-        return False
-    if isinstance(exc, OSError | asyncio.TimeoutError | asyncpg.InterfaceError):
-        return True
-    if isinstance(exc, asyncpg.InternalClientError):
-        # A connection caught by a server shutdown mid-operation ("cannot switch to state
-        # ...; another operation is in progress"): the pool replaces it.
-        return True
-    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
-        return True
-    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TRANSIENT_STATES
-
-
-def _store_error(what: str, where: str, exc: BaseException) -> StoreError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return StoreUnavailable(f"cannot open store {where}: {reason}")
-    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        return StoreError(f"cannot open store {where}: {reason}")
-    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
-        reason = f"the server does not answer ({reason})"
-    message = (
-        f"cannot open store {where}: {reason}"
-        if what == "open"
-        else (f"{what} failed on {where}: {reason}")
-    )
-    return StoreUnavailable(message) if _is_transient(exc) else StoreError(message)
 
 
 class PostgresStore:
@@ -125,7 +72,7 @@ class PostgresStore:
         if pool_size < 1:
             raise ConfigError(f"pool_size must be ≥ 1, got {pool_size!r}")
         self._dsn = dsn
-        self._where = _redacted(dsn)
+        self._where = redacted(dsn)
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
@@ -165,7 +112,7 @@ class PostgresStore:
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid PostgreSQL store URL {self._where}: {exc}") from None
         except Exception as exc:
-            raise _store_error("open", self._where, exc) from None
+            raise store_error("open", self._where, exc) from None
         self._pool = pool
         try:
             await self._tx("open", lambda conn: migrate(conn, self._where))
@@ -215,11 +162,11 @@ class PostgresStore:
                 text = (
                     isinstance(exc, UnicodeEncodeError)
                     or (isinstance(exc, asyncpg.DataError) and "encode" in str(exc))
-                    or (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _TEXT_STATES)
+                    or (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in TEXT_STATES)
                 )
                 if text:
-                    raise _UnstorableText(str(exc)) from exc
-                raise _store_error(what, self._where, exc) from None
+                    raise UnstorableText(str(exc)) from exc
+                raise store_error(what, self._where, exc) from None
         raise AssertionError("unreachable")
 
     async def _write_text_safe(
@@ -229,11 +176,11 @@ class PostgresStore:
         cleans the text first. The first transaction was rolled back: nothing lands twice."""
         try:
             return await self._tx(what, make_work(False))
-        except _UnstorableText:
+        except UnstorableText:
             log.warning("replaced text PostgreSQL cannot store (NUL, lone surrogates) with U+FFFD")
         try:
             return await self._tx(what, make_work(True))
-        except _UnstorableText as exc:
+        except UnstorableText as exc:
             raise StoreError(f"{what} failed on {self._where}: {exc}") from None
 
     # -- jobs ---------------------------------------------------------------
@@ -347,7 +294,7 @@ class PostgresStore:
             return []
 
         async def work(conn: Conn) -> list[Request]:
-            return await ops.lease(
+            return await frontier.lease(
                 conn,
                 job_id,
                 owner,
@@ -373,7 +320,7 @@ class PostgresStore:
         def make_work(clean: bool) -> Callable[[Conn], Awaitable[tuple[int, list[bytes]]]]:
             done = clean_completion(batch) if clean else batch
             found = [clean_request(r) for r in discovered] if clean else discovered
-            return lambda conn: ops.complete(conn, job_id, owner, done, bodies, found, now)
+            return lambda conn: frontier.complete(conn, job_id, owner, done, bodies, found, now)
 
         new, present = await self._write_text_safe("complete", make_work)
         self._admitted.remember(job_id, present)
@@ -391,7 +338,7 @@ class PostgresStore:
 
     async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:
         async def work(conn: Conn) -> int:
-            return await ops.renew_leases(conn, job_id, owner, now, ttl)
+            return await frontier.renew_leases(conn, job_id, owner, now, ttl)
 
         return await self._tx("renew_leases", work)
 
@@ -399,7 +346,7 @@ class PostgresStore:
         self, job_id: int, owner: str, *, now: float, crashed: bool = False
     ) -> int:
         async def work(conn: Conn) -> int:
-            return await ops.release_leases(conn, job_id, owner, crashed, now)
+            return await frontier.release_leases(conn, job_id, owner, crashed, now)
 
         return await self._tx("release_leases", work)
 
@@ -410,7 +357,7 @@ class PostgresStore:
             return 0
 
         async def work(conn: Conn) -> int:
-            return await ops.mark_started(conn, job_id, owner, request_ids, now)
+            return await frontier.mark_started(conn, job_id, owner, request_ids, now)
 
         return await self._tx("mark_started", work)
 
@@ -442,80 +389,33 @@ class PostgresStore:
         )
 
     async def put_robots(self, job_id: int, host: str, data: str, *, expires: float) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO shoal_hosts (job_id, host, robots, robots_expires)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, host) DO UPDATE"
-                " SET robots = excluded.robots, robots_expires = excluded.robots_expires",
-                job_id,
-                storable_text(host),
-                storable_text(data),
-                expires,
-            )
-
-        await self._tx("put_robots", work)
+        await self._tx("put_robots", lambda conn: ops.put_robots(conn, job_id, host, data, expires))
 
     # -- session ------------------------------------------------------------
 
     async def get_cookies(self, job_id: int) -> str | None:
-        async def read(conn: Conn) -> str | None:
-            data = await conn.fetchval(
-                "SELECT data FROM shoal_job_cookies WHERE job_id = $1", job_id
-            )
-            return None if data is None else str(data)
-
-        return await self._tx("get_cookies", read, read_only=True)
+        return await self._tx(
+            "get_cookies", lambda conn: reads.get_cookies(conn, job_id), read_only=True
+        )
 
     async def put_cookies(self, job_id: int, data: str) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO shoal_job_cookies (job_id, data) VALUES ($1, $2)"
-                " ON CONFLICT (job_id) DO UPDATE SET data = excluded.data",
-                job_id,
-                storable_text(data),
-            )
-
-        await self._tx("put_cookies", work)
+        await self._tx("put_cookies", lambda conn: ops.put_cookies(conn, job_id, data))
 
     # -- workers ------------------------------------------------------------
 
     async def register_worker(
         self, job_id: int, owner: str, *, pid: int, hostname: str, now: float
     ) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO shoal_workers"
-                " (job_id, owner, pid, hostname, started_at, heartbeat_at)"
-                " VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (job_id, owner) DO UPDATE SET"
-                " pid = excluded.pid, hostname = excluded.hostname,"
-                " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
-                job_id,
-                owner,
-                pid,
-                hostname,
-                now,
-            )
-
-        await self._tx("register_worker", work)
+        await self._tx(
+            "register_worker",
+            lambda conn: ops.register_worker(conn, job_id, owner, pid, hostname, now),
+        )
 
     async def heartbeat(self, job_id: int, owner: str, *, now: float) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "UPDATE shoal_workers SET heartbeat_at = $3 WHERE job_id = $1 AND owner = $2",
-                job_id,
-                owner,
-                now,
-            )
-
-        await self._tx("heartbeat", work)
+        await self._tx("heartbeat", lambda conn: ops.heartbeat(conn, job_id, owner, now))
 
     async def unregister_worker(self, job_id: int, owner: str) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "DELETE FROM shoal_workers WHERE job_id = $1 AND owner = $2", job_id, owner
-            )
-
-        await self._tx("unregister_worker", work)
+        await self._tx("unregister_worker", lambda conn: ops.unregister_worker(conn, job_id, owner))
 
     async def list_workers(self, job_id: int) -> list[WorkerInfo]:
         return await self._tx(
@@ -554,7 +454,7 @@ class PostgresStore:
         except (StoreError, ConfigError, GeneratorExit, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise _store_error("iter_results", self._where, exc) from None
+            raise store_error("iter_results", self._where, exc) from None
 
     async def find_requests(
         self, job_id: int, fingerprints: Sequence[bytes]

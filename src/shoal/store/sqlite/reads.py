@@ -1,6 +1,6 @@
 """The SQLite store's reads: jobs, frontier counts, robots, workers, results, the summary.
 
-Plain synchronous functions on one connection, like ``_sqlite_ops`` (the
+Plain synchronous functions on one connection, like ``writes`` (the
 writes), run in the thread that owns ``conn``; none of them writes, so
 ``shoal.store.sqlite.store`` can hand most of them to its reader thread (a
 ``query_only`` connection) and ``iter_results`` to a snapshot thread of its

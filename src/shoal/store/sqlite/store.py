@@ -27,12 +27,11 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
 from typing import Self, TypeVar
 
-from shoal.core.errors import ConfigError, SchemaError, StoreError, StoreUnavailable
+from shoal.core.errors import ConfigError, StoreError
 from shoal.core.filters import ResultFilter
 from shoal.core.model import (
     Completion,
@@ -52,158 +51,15 @@ from shoal.store._admitted import AdmittedFingerprints
 from shoal.store._codec import job_config_json
 from shoal.store._hosts_view import hosts_from_rows, hosts_query, robots_query
 from shoal.store._reopen import check_keep_history
-from shoal.store.sqlite import reads, schema
+from shoal.store.sqlite import frontier, reads
 from shoal.store.sqlite import writes as ops
+from shoal.store.sqlite.connections import ConnectionThread, open_reader, open_writer, store_error
 
 __all__ = ["SQLiteStore"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_WRITER_PRAGMAS = (
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA cache_size = -65536",  # KiB: 64 MiB keeps a large frontier's indexes in memory
-    "PRAGMA temp_store = MEMORY",
-    # Random fingerprints dirty pages all over the dedupe index; checkpointing every ~40 MiB
-    # of WAL instead of every 4 MiB writes each page back far less often (+30-60% admission).
-    "PRAGMA wal_autocheckpoint = 10000",
-    "PRAGMA journal_size_limit = 67108864",  # trim the -wal file back to 64 MiB after use
-)
-_READER_PRAGMAS = (
-    "PRAGMA query_only = ON",
-    "PRAGMA cache_size = -16384",
-    "PRAGMA temp_store = MEMORY",
-)
-# Errors worth waiting out or retrying; the rest will not fix themselves.
-_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL")
-_REASONS = {
-    "SQLITE_FULL": "the disk is full",
-    "SQLITE_READONLY": "the database is read-only",
-    "SQLITE_CORRUPT": "the database file is corrupt",
-    "SQLITE_NOTADB": "the file is not an SQLite database",
-    "SQLITE_IOERR": "disk I/O error",
-    "SQLITE_CANTOPEN": "cannot open the database file",
-    "SQLITE_PERM": "permission denied",
-}
-
-
-def _error_name(exc: sqlite3.Error) -> str:
-    return getattr(exc, "sqlite_errorname", None) or ""
-
-
-def _store_error(what: str, path: str, exc: sqlite3.Error, busy_timeout: float) -> StoreError:
-    name = _error_name(exc)
-    base_name = "_".join(name.split("_", 2)[:2])  # SQLITE_IOERR_WRITE → SQLITE_IOERR
-    if base_name in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        reason = f"the database stayed locked by another connection for over {busy_timeout:g}s"
-    else:
-        reason = _REASONS.get(base_name) or str(exc) or name or type(exc).__name__
-    if what == "open":
-        message = f"cannot open store {path}: {reason}"
-    else:
-        message = f"{what} failed on {path}: {reason}"
-    if base_name in _TRANSIENT:
-        return StoreUnavailable(message)
-    return StoreError(message)
-
-
-def _check_path(path: str) -> None:
-    """Refuse, with a message naming the path, what SQLite would refuse obscurely."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise StoreUnavailable(f"cannot open store {path}: it is a directory")
-    if not os.path.exists(parent):
-        raise StoreUnavailable(f"cannot open store {path}: directory {parent} does not exist")
-    if not os.path.isdir(parent):
-        raise StoreUnavailable(f"cannot open store {path}: {parent} is not a directory")
-    # WAL keeps two files beside the database, so the directory must be writable too.
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise StoreUnavailable(f"cannot open store {path}: directory {parent} is not writable")
-    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
-        raise StoreUnavailable(f"cannot open store {path}: the file is not readable and writable")
-
-
-def _open_writer(path: str, busy_timeout: float) -> sqlite3.Connection:
-    _check_path(path)
-    try:
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise _store_error("open", path, exc, busy_timeout) from exc
-    try:
-        try:
-            # Before anything writes: a foreign file must be left exactly as it was.
-            schema.check_version(conn, path)
-        except sqlite3.DatabaseError as exc:
-            if _error_name(exc).startswith("SQLITE_NOTADB"):
-                raise SchemaError(f"{path} is not a shoal store (not an SQLite database)") from exc
-            raise
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            log.warning("%s: journal mode is %s, not WAL; concurrent readers will wait", path, mode)
-        for pragma in _WRITER_PRAGMAS:
-            conn.execute(pragma)
-        version = schema.migrate(conn, path)
-        log.debug("opened %s (schema %d)", path, version)
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, sqlite3.Error):
-            raise _store_error("open", path, exc, busy_timeout) from exc
-        raise
-    return conn
-
-
-def _open_reader(path: str, busy_timeout: float) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-        try:
-            for pragma in _READER_PRAGMAS:
-                conn.execute(pragma)
-        except BaseException:
-            conn.close()
-            raise
-    except sqlite3.Error as exc:
-        raise _store_error("open", path, exc, busy_timeout) from exc
-    return conn
-
-
-class _ConnectionThread:
-    """One thread that owns one connection; every use of the connection runs there."""
-
-    def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._conn: sqlite3.Connection | None = None
-
-    async def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        try:
-            await self.run(self._connect, connect)
-        except BaseException:
-            # If this await was cancelled, the connect may still finish: close it after.
-            self._executor.submit(self._disconnect)
-            self._executor.shutdown(wait=False)
-            raise
-
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def _connect(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._conn = connect()
-
-    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the connection; only ever called in this thread."""
-        assert self._conn is not None, "connection used before start()"
-        return fn(self._conn)
-
-    async def stop(self) -> None:
-        # Queue the close before shutting down: it still runs if this await is cancelled.
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
-        self._executor.shutdown(wait=False)
-        await future
-
-    def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
 
 
 class SQLiteStore:
@@ -226,8 +82,8 @@ class SQLiteStore:
             # Every connection to ":memory:" is a different database; the store has several.
             raise ConfigError(f"the SQLite store needs a file path, not {self._path!r}")
         self._busy_timeout = busy_timeout
-        self._writer: _ConnectionThread | None = None
-        self._reader: _ConnectionThread | None = None
+        self._writer: ConnectionThread | None = None
+        self._reader: ConnectionThread | None = None
         self._open_lock = asyncio.Lock()
         # Used only inside the writer thread.
         self._admitted = AdmittedFingerprints()
@@ -245,11 +101,11 @@ class SQLiteStore:
             if self._writer is not None:
                 return
             self._admitted = AdmittedFingerprints()  # the file may have been replaced
-            writer = _ConnectionThread("shoal-sqlite-writer")
-            await writer.start(partial(_open_writer, self._path, self._busy_timeout))
-            reader = _ConnectionThread("shoal-sqlite-reader")
+            writer = ConnectionThread("shoal-sqlite-writer")
+            await writer.start(partial(open_writer, self._path, self._busy_timeout))
+            reader = ConnectionThread("shoal-sqlite-reader")
             try:
-                await reader.start(partial(_open_reader, self._path, self._busy_timeout))
+                await reader.start(partial(open_reader, self._path, self._busy_timeout))
             except BaseException:
                 await writer.stop()
                 raise
@@ -295,12 +151,12 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         log.debug("rollback after a failed %s also failed", what, exc_info=True)
-                raise _store_error(what, path, exc, busy_timeout) from exc
+                raise store_error(what, path, exc, busy_timeout) from exc
 
         return run
 
     async def _on(
-        self, thread: _ConnectionThread | None, what: str, fn: Callable[[sqlite3.Connection], T]
+        self, thread: ConnectionThread | None, what: str, fn: Callable[[sqlite3.Connection], T]
     ) -> T:
         if thread is None:
             raise StoreError(f"{what} failed on {self._path}: the store is not open")
@@ -415,7 +271,7 @@ class SQLiteStore:
         return await self._write(
             "lease",
             partial(
-                ops.lease,
+                frontier.lease,
                 job_id=job_id,
                 owner=owner,
                 limit=limit,
@@ -436,7 +292,7 @@ class SQLiteStore:
         return await self._write(
             "complete",
             partial(
-                ops.complete,
+                frontier.complete,
                 admitted=self._admitted,
                 job_id=job_id,
                 owner=owner,
@@ -447,13 +303,16 @@ class SQLiteStore:
 
     async def renew_leases(self, job_id: int, owner: str, *, now: float, ttl: float) -> int:
         return await self._write(
-            "renew_leases", partial(ops.renew_leases, job_id=job_id, owner=owner, now=now, ttl=ttl)
+            "renew_leases",
+            partial(frontier.renew_leases, job_id=job_id, owner=owner, now=now, ttl=ttl),
         )
 
     async def release_leases(
         self, job_id: int, owner: str, *, now: float, crashed: bool = False
     ) -> int:
-        release = partial(ops.release_leases, job_id=job_id, owner=owner, crashed=crashed, now=now)
+        release = partial(
+            frontier.release_leases, job_id=job_id, owner=owner, crashed=crashed, now=now
+        )
         return await self._write("release_leases", release)
 
     async def mark_started(
@@ -462,7 +321,7 @@ class SQLiteStore:
         if not request_ids:
             return 0
         mark = partial(
-            ops.mark_started, job_id=job_id, owner=owner, request_ids=request_ids, now=now
+            frontier.mark_started, job_id=job_id, owner=owner, request_ids=request_ids, now=now
         )
         return await self._write("mark_started", mark)
 
@@ -563,8 +422,8 @@ class SQLiteStore:
             raise ConfigError(f"batch_size must be ≥ 1, got {batch_size!r}")
         if self._writer is None:
             raise StoreError(f"iter_results failed on {self._path}: the store is not open")
-        thread = _ConnectionThread("shoal-sqlite-snapshot")
-        await thread.start(partial(_open_reader, self._path, self._busy_timeout))
+        thread = ConnectionThread("shoal-sqlite-snapshot")
+        await thread.start(partial(open_reader, self._path, self._busy_timeout))
         try:
             await self._on(thread, "iter_results", reads.begin_read)
             while True:
