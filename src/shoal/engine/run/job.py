@@ -12,11 +12,11 @@ seconds, then everything unfinished is released and the buffer flushed.
 A kill at any moment leaves only leased rows behind, which the next run
 takes back (dead pid) or any worker takes once the lease expires.
 
-This module is the run itself: its tasks and how they meet. What an outcome means
-(results, retries, links, host health) is recorded by ``engine.recorder``; the
-heartbeat, taking back dead workers' rows and the careful fetch of rows a dead
-process held are in ``engine.crashes``; retrying an unavailable store is in
-``engine.patience``.
+This module is the run itself: its tasks and how they meet. Leasing and writing
+batches are ``run.feeder``'s; what an outcome means (results, retries, links,
+host health) is recorded by ``frontier.recorder``; the heartbeat, taking back
+dead workers' rows and the careful fetch of rows a dead process held are in
+``fleet.crashes``; retrying an unavailable store is in ``fleet.patience``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from shoal.engine.frontier.stats import LiveStats, StatsSnapshot
 from shoal.engine.pages.fields import FieldExtractor
 from shoal.engine.pages.links import LinkProcessor
 from shoal.engine.resources import raise_nofile_limit
+from shoal.engine.run.feeder import Feeder, ResultListener
 
 __all__ = [
     "CRASH_LIMIT",
@@ -64,14 +65,6 @@ __all__ = [
     "RunOutcome",
 ]
 
-# Seconds between looks at the store for what only other workers change (their rows,
-# their hosts); how soon a host another worker hands over is looked at again; the
-# shortest wait for a row coming due.
-_FLEET_POLL = 1.0
-_HANDOVER_POLL = 0.2
-_MIN_WAIT = 0.02
-
-ResultListener = Callable[[Sequence[FetchResult]], None]
 Admission = Callable[["JobRun"], Awaitable[object]]
 
 
@@ -144,16 +137,31 @@ class JobRun:
             clock=clock,
         )
         self._listeners = list(listeners)
+        self._feeder = Feeder(
+            store,
+            job.id,
+            self.owner,
+            self._dispatch,
+            self._recorder,
+            self.stats,
+            stopping=lambda: self._stopping,
+            on_grew=self._job_grew,
+            listeners=self._listeners,
+            window=max(4 * config.limits.concurrency, 1000),
+            batch_size=batch_size,
+            max_buffer=max(20 * batch_size, 4 * config.limits.concurrency),
+            flush_interval=flush_interval,
+            lease_ttl=lease_ttl,
+            gap=config.politeness.delay,
+            strict_depth=strict_depth,
+        )
         # A crawl's link processor: it counts redirect chains, read back from the store
         # when they were followed where it did not see them.
         self._links = processor if isinstance(processor, LinkProcessor) else None
         self._robots_policy = robots
         self._robots: RobotsGate | None = None
-        self._strict_depth = strict_depth
         self._lease_ttl = lease_ttl
         self._grace = shutdown_grace
-        self._flush_interval = flush_interval
-        self._batch_size = batch_size
         # Per-request changes (headers, auth) applied to what is sent, never stored.
         self._before_fetch = before_fetch
         # Sees each outcome as it arrives, before it is recorded (a cookie jar).
@@ -163,17 +171,10 @@ class JobRun:
         self._bucket = TokenBucket(rate) if rate is not None else None
         # The job's extraction rules, applied off the loop before a page is recorded.
         self._extract = FieldExtractor(config.extract) if config.extract is not None else None
-        concurrency = config.limits.concurrency
-        self._window = max(4 * concurrency, 1000)
         self._pool: FetchPool | None = None
         # A link processor's page reading can run in the fetch processes.
         self._link_settings = processor.settings if isinstance(processor, LinkProcessor) else None
-        self._max_buffer = max(20 * batch_size, 4 * concurrency)
         self._stopping = False
-        self._admitting = False
-        self._done_feeding = False
-        self._flush_wanted = asyncio.Event()
-        self._flushed = asyncio.Event()
         self._crash_guard: CrashGuard | None = None
         self._cut_off = 0
 
@@ -266,13 +267,13 @@ class JobRun:
                         tg.create_task(self._worker(), name=f"shoal-worker-{i}")
                         for i in range(config.limits.concurrency)
                     ]
-                    flusher = tg.create_task(self._flusher(), name="shoal-flusher")
+                    flusher = tg.create_task(self._feeder.flush(), name="shoal-flusher")
                     beating = tg.create_task(
                         heartbeat(store, job.id, self.owner, lease_ttl=self._lease_ttl),
                         name="shoal-heartbeat",
                     )
                     if admission is not None:
-                        self._admitting = True
+                        self._feeder.admitting = True
                         tg.create_task(self._admit(admission), name="shoal-admission")
                     completed = await self._supervise(workers, flusher)
                     beating.cancel()
@@ -324,7 +325,7 @@ class JobRun:
         assert self._dispatch is not None
         completed = False
         try:
-            completed = await self._feed()
+            completed = await self._feeder.feed()
         finally:
             released = self._dispatch.close()
             for request in released:
@@ -342,8 +343,7 @@ class JobRun:
             # A request handed to a worker cancelled before it started came back queued.
             for request in self._dispatch.close():
                 self._recorder.release(request)
-            self._done_feeding = True
-            self._flush_wanted.set()
+            self._feeder.finish()
             await flusher
         return completed
 
@@ -351,70 +351,9 @@ class JobRun:
         try:
             await admission(self)
         finally:
-            self._admitting = False
+            self._feeder.admitting = False
             if self._dispatch is not None:
                 self._dispatch.low.set()
-
-    async def _feed(self) -> bool:
-        """Keep the dispatcher stocked; return True once the job has no open rows."""
-        dispatch = self._dispatch
-        assert dispatch is not None
-        store, job_id, owner = self.store, self.job.id, self.owner
-        wake = dispatch.low
-        while not self._stopping:
-            wake.clear()
-            room = self._window - dispatch.queued - dispatch.in_flight
-            if room > 0 and dispatch.queued < self._window // 2:
-                # A depth-limited crawl goes level by level (see Store.min_open_depth).
-                level = (
-                    await patiently(lambda: store.min_open_depth(job_id))
-                    if self._strict_depth
-                    else None
-                )
-                requests = await patiently(
-                    lambda room=room, level=level: store.lease(  # type: ignore[misc]
-                        job_id,
-                        owner,
-                        limit=room,
-                        now=time.time(),
-                        ttl=self._lease_ttl,
-                        max_depth=level,
-                        gap=self.config.politeness.delay,
-                    )
-                )
-                if requests:
-                    self._recorder.leased(requests)
-                    dispatch.add(requests)
-                    continue
-                if dispatch.queued == 0 and dispatch.in_flight == 0:
-                    if len(self._recorder.buffer):
-                        self._flush_wanted.set()
-                        await wake.wait()  # the flusher's write wakes this
-                        continue
-                    if not self._admitting:
-                        counts = await patiently(lambda: store.counts(job_id))
-                        if counts.open == 0:
-                            return True
-                await self._wait(wake, await self._until_due())
-            else:
-                # Stocked: the dispatcher wakes this when its queue runs low.
-                await wake.wait()
-        return False
-
-    async def _until_due(self) -> float:
-        """Seconds until the store may have rows to lease that it had none of just now.
-
-        What this run does (a batch written, rows admitted, requests let go) sets the
-        dispatcher's ``low`` event; this bounds the wait for what no event tells of: a
-        waiting row coming due, and, in a fleet, the other workers' rows and hosts."""
-        due = await patiently(lambda: self.store.next_due(self.job.id))
-        if due is None:
-            return _FLEET_POLL
-        wait = due - time.time()
-        if wait <= 0:
-            # Due but not leased: its host is another worker's, and is handed over soon.
-            return _HANDOVER_POLL
-        return min(_FLEET_POLL, max(_MIN_WAIT, wait))
 
     async def _worker(self) -> None:
         dispatch, guard, pool = self._dispatch, self._crash_guard, self._pool
@@ -426,7 +365,8 @@ class JobRun:
         gate, health = self._robots, recorder.health
         extract, before_fetch = self._extract, self._before_fetch
         after_fetch, bucket, clock = self._after_fetch, self._bucket, self._clock
-        chains = self._links
+        chains, feeder = self._links, self._feeder
+        batch_size, max_buffer = feeder.batch_size, feeder.max_buffer
         while True:
             request = acquire_nowait()
             if request is None:
@@ -483,11 +423,10 @@ class JobRun:
                     recorder.release(request)
                     raise
             record(request, attempt)
-            if len(recorder.buffer.results) >= self._batch_size:
-                self._flush_wanted.set()
-                if len(recorder.buffer) >= self._max_buffer:
-                    self._flushed.clear()
-                    await self._flushed.wait()
+            if len(recorder.buffer.results) >= batch_size:
+                feeder.wanted.set()
+                if len(recorder.buffer) >= max_buffer:
+                    await feeder.written()
 
     async def fetch_and_write(self, request: Request) -> None:
         """Fetch ``request`` in the host slot it holds and write its outcome to the store
@@ -574,35 +513,3 @@ class JobRun:
             self._recorder.release(request)
         else:
             dispatch.requeue(request)
-
-    async def _flusher(self) -> None:
-        store, job_id, owner = self.store, self.job.id, self.owner
-        recorder, wanted = self._recorder, self._flush_wanted
-        while True:
-            if not recorder.pending():
-                if self._done_feeding:
-                    self._flushed.set()
-                    return
-                wanted.clear()
-                await self._wait(wanted, self._flush_interval)
-                if not recorder.pending():
-                    continue
-            batch = recorder.take()
-            admitted = await complete_patiently(store, job_id, owner, batch)
-            self.stats.total += admitted
-            if admitted:
-                self._job_grew()
-            self._flushed.set()
-            if batch.results:
-                for listener in self._listeners:
-                    listener(batch.results)
-            if self._dispatch is not None:
-                self._dispatch.low.set()
-            if not self._done_feeding and len(recorder.buffer) < self._batch_size:
-                await self._wait(wanted, self._flush_interval)
-
-    @staticmethod
-    async def _wait(event: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await event.wait()
