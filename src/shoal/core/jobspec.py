@@ -139,6 +139,10 @@ class JobSpec:
     extra_headers: ExtraHeaders = field(default_factory=ExtraHeaders)
     cookies: bool = True
     keep_history: int = DEFAULT_KEEP_HISTORY
+    public_only: bool = False
+    """Connect only to public unicast addresses (what ``shoal serve`` asks of its jobs
+    unless it allows private ones): kept with the job, so that a worker joining it keeps
+    to it too."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -151,7 +155,8 @@ class JobSpec:
             raise ConfigError(f"scope must be one of {', '.join(_SCOPES)}, got {self.scope!r}")
         for name in ("seeds", "include", "exclude", "strip_query_params"):
             object.__setattr__(self, name, _strings(name, getattr(self, name)))
-        for name in ("sort_query", "robots", "sitemaps", "autothrottle", "strict", "cookies"):
+        flags = ("sort_query", "robots", "sitemaps", "autothrottle", "strict", "cookies")
+        for name in (*flags, "public_only"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.extra_headers, ExtraHeaders):
@@ -268,6 +273,8 @@ class JobSpec:
                 "keep_history": self.keep_history,
             }
         )
+        if self.public_only:  # only when set: a job stored before it existed compares equal
+            record["public_only"] = True
         return record
 
     @classmethod
@@ -301,6 +308,7 @@ class JobSpec:
             extra_headers=ExtraHeaders.from_summary(record.get("extra_headers")),
             cookies=bool(record.get("cookies", True)),
             keep_history=record.get("keep_history", DEFAULT_KEEP_HISTORY),
+            public_only=bool(record.get("public_only") or False),
         )
 
     # -- names and comparison ----------------------------------------------------

@@ -106,11 +106,18 @@ class JobRun:
         clock: Clock = REAL_CLOCK,
         block_private: bool = False,
     ) -> None:
-        if block_private and config.http == "auto":
-            config = dataclasses.replace(config, http="aiohttp")
-        if block_private and (config.limits.processes != 0 or config.http != "aiohttp"):
+        if block_private:
             # The address check is in the aiohttp session's connector of this process.
-            raise ConfigError("block_private needs in-process fetching with aiohttp")
+            if config.http == "auto":
+                config = dataclasses.replace(config, http="aiohttp")
+            if config.limits.processes is None:
+                limits = dataclasses.replace(config.limits, processes=0)
+                config = dataclasses.replace(config, limits=limits)
+            if config.limits.processes != 0 or config.http != "aiohttp":
+                raise ConfigError(
+                    "a job that connects only to public addresses fetches in this process "
+                    "with aiohttp: leave out --processes and --http"
+                )
         self._block_private = block_private
         self.store = store
         self.job = job

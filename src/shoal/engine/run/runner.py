@@ -113,7 +113,8 @@ class JobRunner:
     of results; ``before_fetch`` changes what is sent (headers, auth), never what is
     stored. ``cookies``: the run's cookie jar (default: an empty one, unless the spec
     turns cookies off). ``block_private``: connect only to public addresses (what the
-    service does unless told otherwise; fetching in this process only). ``recrawl``: ask
+    service does unless told otherwise; fetching in this process only), kept with the job
+    as ``JobSpec.public_only``, which a joining worker then obeys too. ``recrawl``: ask
     the job's finished URLs again whether they changed (``shoal.core.revisit``).
     """
 
@@ -144,6 +145,8 @@ class JobRunner:
             )
         if join and name is None:
             raise ConfigError("a worker joins a job by its name")
+        if block_private and not spec.public_only:
+            spec = replace(spec, public_only=True)
         self.store = store
         self.spec = spec
         self.notes: list[str] = []
@@ -162,7 +165,8 @@ class JobRunner:
         self.cookies = cookies if cookies is not None or not spec.cookies else JobCookies()
         """The run's cookie jar (None with the spec's cookies off)."""
         self._lease_ttl = lease_ttl
-        self._block_private = block_private
+        # A job that connects only to public addresses does so whoever runs it.
+        self._block_private = spec.public_only
         self.owner = ("" if join else COMMAND_OWNER) + uuid.uuid4().hex
         self._job: JobInfo | None = None
         self._crawler: JobRun | None = None
