@@ -34,12 +34,11 @@ from shoal.cli.options import (
     build_cookies,
     build_extra_headers,
     build_recrawl,
-    check_toml_values,
     csv_escape_option,
-    load_toml_defaults,
     read_store_option,
     run_options,
 )
+from shoal.cli.tomlfile import check_toml_values, load_toml_defaults
 from shoal.core.errors import OutputError, StoreError
 from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec

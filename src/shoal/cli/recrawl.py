@@ -12,12 +12,12 @@ from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, run_job
 from shoal.cli.observe import Observe, observe_options
 from shoal.cli.options import (
     EXIT_CODES,
-    DurationParam,
     build_extra_headers,
     csv_escape_option,
     header_options,
     store_option,
 )
+from shoal.cli.params import DurationParam
 from shoal.cli.results import stored_spec
 from shoal.core.errors import ConfigError
 from shoal.core.revisit import MAX_KEEP_HISTORY, Recrawl
