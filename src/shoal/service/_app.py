@@ -19,6 +19,7 @@ from shoal.core.model import FetchResult, NewRequest
 from shoal.core.ports import Store
 from shoal.service._dashboard import mount_dashboard
 from shoal.service._events import EventHub, HubLimits, TooSlow
+from shoal.service._frames import sink_of
 from shoal.service._guard import WS_PROTOCOL, BodyLimit, TokenGuard
 from shoal.service._jobs import (
     JobManager,
@@ -399,7 +400,7 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
             return
         offered = websocket.scope.get("subprotocols") or []
         await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
-        subscriber = state.hub.subscribe(job)
+        subscriber = state.hub.subscribe(job, sink_of(websocket.scope))
         try:
             for view in await state.jobs.views():
                 if job is None or view.job.name == job:
