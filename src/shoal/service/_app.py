@@ -21,6 +21,7 @@ from shoal.service._dashboard import mount_dashboard
 from shoal.service._events import EventHub, HubLimits, TooSlow
 from shoal.service._frames import sink_of
 from shoal.service._guard import WS_PROTOCOL, BodyLimit, TokenGuard
+from shoal.service._heap import ClientHeap
 from shoal.service._jobs import (
     JobManager,
     JobView,
@@ -62,6 +63,7 @@ class _State:
     store: Store
     jobs: JobManager
     hub: EventHub
+    heap: ClientHeap
     metrics: ServiceMetrics
 
 
@@ -78,6 +80,7 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
         )
     )
     state.hub = hub
+    state.heap = ClientHeap()
 
     def snapshots() -> dict[str, Any]:
         found = {}
@@ -119,6 +122,7 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
                 )
                 yield
         finally:
+            state.heap.close()
             if own:
                 await opened.close()
 
@@ -401,6 +405,7 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
         offered = websocket.scope.get("subprotocols") or []
         await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
         subscriber = state.hub.subscribe(job, sink_of(websocket.scope))
+        state.heap.joined()
         try:
             for view in await state.jobs.views():
                 if job is None or view.job.name == job:
@@ -425,6 +430,7 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
                     await websocket.close(code=code)
         finally:
             state.hub.unsubscribe(subscriber)
+            state.heap.left()
 
     @app.websocket("/jobs/{name}/events")
     async def job_events(websocket: WebSocket, name: str) -> None:

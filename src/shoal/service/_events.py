@@ -26,10 +26,10 @@ Publishing a page nobody is sent costs no encoding and no loop over clients, and
 skipped page costs no frame.
 
 Each message is also framed once (a WebSocket text frame). A client whose connection
-offers a :class:`~shoal.service._frames.TransportSink` is written by the hub itself, at
-most every ``flush_interval`` seconds, all its pending messages in one write, while its
-transport takes them; its own task only waits while its transport is full. Other clients
-are sent message by message by their task.
+offers a :class:`~shoal.service._frames.TransportSink` is written by the hub itself, all
+its pending messages in one write at most every :meth:`EventHub.write_interval` seconds,
+while its transport takes them; its own task only waits while its transport is full.
+Other clients are sent message by message by their task.
 """
 
 from __future__ import annotations
@@ -304,12 +304,24 @@ class EventHub:
         self._pending.append(subscriber)
         if self._flush is None:
             loop = asyncio.get_running_loop()
-            interval = self.limits.flush_interval
+            interval = self.write_interval()
             self._flush = (
                 loop.call_later(interval, self._write_pending)
                 if interval > 0
                 else loop.call_soon(self._write_pending)
             )
+
+    def write_interval(self) -> float:
+        """Seconds the hub gathers a client's messages before one write: at least
+        ``flush_interval``, and with many clients the time it takes one client's share of
+        ``page_rate`` to reach a page (at most a second). Each client is then written at
+        most as often as it is given a page, and a second's page and progress go together:
+        all the hub's writes together stay near ``page_rate`` a second."""
+        interval = self.limits.flush_interval
+        rate = self.limits.page_rate
+        if rate > 0:
+            interval = max(interval, min(1.0, len(self._subscribers) / rate))
+        return interval
 
     def _write_pending(self) -> None:
         self._flush = None
