@@ -6,9 +6,12 @@ import asyncio
 import json
 
 import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from shoal.core.model import FetchResult
 from shoal.service._events import EventHub, HubLimits, TooSlow
+from shoal.service._frames import text_frame
 
 
 def results(start: int, count: int) -> list[FetchResult]:
@@ -138,3 +141,58 @@ async def test_over_the_rate_every_client_gets_the_same_pages_encoded_once() -> 
     hub.publish_state("a", "deleted")
     hub.publish_progress("a", {"finished": 0})  # a job of the same name starts afresh
     assert json.loads(watchers[-1].take()[-1])["skipped"] == 0
+
+
+async def test_a_state_comes_after_the_pages_before_it_and_the_jobs_last_progress() -> None:
+    hub = EventHub(HubLimits(queue=10, page_rate=0))
+    watcher = hub.subscribe(None)
+    hub.publish_pages("a", results(1, 2))
+    hub.publish_progress("a", {"finished": 2})
+    hub.publish_progress("b", {"finished": 7})
+    hub.publish_state("a", "finished")
+    hub.publish_pages("b", results(3, 1))
+    sent = [json.loads(t) for t in watcher.take()]
+    assert [(m["type"], m["job"]) for m in sent] == [
+        ("page", "a"),
+        ("page", "a"),
+        ("progress", "a"),
+        ("state", "a"),
+        ("page", "b"),
+        ("progress", "b"),  # another job's latest tick stays last
+    ]
+
+
+async def test_a_client_that_never_reads_keeps_its_latest_states_only() -> None:
+    hub = EventHub(HubLimits(queue=10, page_rate=0))
+    idle = hub.subscribe("a")
+    for n in range(300):
+        hub.publish_state("a", f"s{n}")
+    states = [json.loads(t)["state"] for t in idle.take()]
+    assert states == [f"s{n}" for n in range(44, 300)]
+
+
+async def test_the_hub_writes_each_client_about_as_often_as_it_is_given_a_page() -> None:
+    hub = EventHub(HubLimits(page_rate=1000, flush_interval=0.05))
+    assert hub.write_interval() == 0.05
+    for _ in range(200):
+        hub.subscribe(None)
+    assert hub.write_interval() == pytest.approx(0.2)  # a page each every 0.2 s
+    for _ in range(2000):
+        hub.subscribe(None)
+    assert hub.write_interval() == 1.0  # and at least a progress tick a second
+    assert EventHub(HubLimits(page_rate=0, flush_interval=0)).write_interval() == 0
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
+def test_a_text_frame_is_what_a_websocket_client_parses(size: int) -> None:
+    text = "é" * (size // 2) + "x" * (size % 2)  # ``size`` bytes of UTF-8
+    assert len(text.encode()) == size
+    reader = StreamReader()
+    reader.feed_data(text_frame(text))
+    parsing = Frame.parse(reader.read_exact, mask=False)
+    with pytest.raises(StopIteration) as parsed:
+        next(parsing)
+    frame = parsed.value.value
+    assert frame.opcode is Opcode.TEXT and frame.fin
+    assert bytes(frame.data).decode() == text
+    assert not reader.buffer  # the frame was all there was

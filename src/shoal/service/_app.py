@@ -5,28 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Annotated, Any, Literal, cast
+from typing import Any, cast
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shoal.core.errors import ConfigError, InputError, JobConflict, ShoalError
 from shoal.core.extract import ExtractRules
-from shoal.core.filters import ResultFilter, parse_statuses
 from shoal.core.inputs import MAX_LINE_BYTES, parse_line
-from shoal.core.jobspec import JobSpec
-from shoal.core.kinds import ErrorKind
 from shoal.core.model import FetchResult, NewRequest
 from shoal.core.ports import Store
-from shoal.export.writers import FORMATS, open_writer
 from shoal.service._dashboard import mount_dashboard
 from shoal.service._events import EventHub, HubLimits, TooSlow
+from shoal.service._frames import sink_of
 from shoal.service._guard import WS_PROTOCOL, BodyLimit, TokenGuard
+from shoal.service._heap import ClientHeap
 from shoal.service._jobs import (
     JobManager,
     JobView,
@@ -39,38 +34,27 @@ from shoal.service._jobs import (
 )
 from shoal.service._metrics import ServiceMetrics, TimedStore
 from shoal.service._models import (
-    JOB_NAME,
+    NOT_FOUND,
     ConflictProblem,
     Counts,
-    HostOut,
     JobCreate,
+    JobName,
     JobOut,
     JobsOut,
     LineError,
     Problem,
-    ResultOut,
-    ResultsPage,
     UrlsAdded,
     Worker,
+    invalid,
     spec_of,
 )
+from shoal.service._results import add_result_routes
 from shoal.service._settings import ServiceSettings
 from shoal.store import open_store
 
 __all__ = ["create_app"]
 
-JobName = Annotated[str, Path(pattern=JOB_NAME, max_length=100)]
-
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ConflictProblem}}
-_CONTENT_TYPES = {
-    "jsonl": "application/x-ndjson",
-    "csv": "text/csv; charset=utf-8",
-    "parquet": "application/vnd.apache.parquet",
-    "warc": "application/warc",
-}
-_SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "warc": ".warc.gz"}
-_EXPORT_CHUNK = 256 * 1024
 
 
 class _State:
@@ -79,6 +63,7 @@ class _State:
     store: Store
     jobs: JobManager
     hub: EventHub
+    heap: ClientHeap
     metrics: ServiceMetrics
 
 
@@ -95,6 +80,7 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
         )
     )
     state.hub = hub
+    state.heap = ClientHeap()
 
     def snapshots() -> dict[str, Any]:
         found = {}
@@ -136,6 +122,7 @@ def create_app(settings: ServiceSettings, *, store: Store | None = None) -> Fast
                 )
                 yield
         finally:
+            state.heap.close()
             if own:
                 await opened.close()
 
@@ -210,18 +197,11 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(ConfigError)
     async def bad_setting(_request: Request, exc: ConfigError) -> JSONResponse:
-        return _invalid(["body"], str(exc))
+        return invalid(["body"], str(exc))
 
     @app.exception_handler(ShoalError)
     async def store_failed(_request: Request, exc: ShoalError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
-
-
-def _invalid(loc: list[str | int], message: str) -> JSONResponse:
-    """A 422 shaped as FastAPI's own validation errors."""
-    return JSONResponse(
-        {"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}, status_code=422
-    )
 
 
 def _job_out(view: JobView, workers: list[Worker]) -> JobOut:
@@ -254,31 +234,6 @@ def _job_out(view: JobView, workers: list[Worker]) -> JobOut:
         notes=list(view.notes),
         spec=record,
         workers=workers,
-    )
-
-
-def _result_out(result: FetchResult) -> ResultOut:
-    return ResultOut(
-        id=result.request_id,
-        url=result.url,
-        final_url=result.final_url,
-        redirects=list(result.redirects),
-        status=result.status,
-        error_kind=result.error_kind,
-        error=result.error,
-        content_type=result.content_type,
-        bytes=result.bytes,
-        body_hash=result.body_hash,
-        attempts=result.attempts,
-        ttfb_ms=result.ttfb_ms,
-        elapsed_ms=result.elapsed_ms,
-        fetched_at=result.fetched_at,
-        depth=result.depth,
-        parent_url=result.parent_url,
-        method=result.method,
-        encoding=result.encoding,
-        headers=[list(h) for h in result.headers],
-        fields=result.fields,
     )
 
 
@@ -323,31 +278,31 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
     async def create_job(body: JobCreate, response: Response) -> JobOut:
         """Create and start a job; the same name and settings again resumes it (200)."""
         if body.kind == "crawl" and not body.seeds:
-            return _invalid(["body", "seeds"], "a crawl needs at least one seed")  # type: ignore[return-value]
+            return invalid(["body", "seeds"], "a crawl needs at least one seed")  # type: ignore[return-value]
         if body.kind == "fetch" and body.seeds:
-            return _invalid(["body", "seeds"], "a fetch job takes urls, not seeds")  # type: ignore[return-value]
+            return invalid(["body", "seeds"], "a fetch job takes urls, not seeds")  # type: ignore[return-value]
         if len(body.urls) > settings.max_urls_per_request:
-            return _invalid(  # type: ignore[return-value]
+            return invalid(  # type: ignore[return-value]
                 ["body", "urls"], f"at most {settings.max_urls_per_request:,} URLs per request"
             )
         if body.extract:
             try:
                 ExtractRules.of(body.extract)
             except ConfigError as exc:
-                return _invalid(["body", "extract"], str(exc))  # type: ignore[return-value]
+                return invalid(["body", "extract"], str(exc))  # type: ignore[return-value]
         try:
             spec = spec_of(body)
         except InputError as exc:
             where: list[str | int] = ["body", "seeds"]
             if exc.line_no is not None:
                 where.append(exc.line_no - 1)
-            return _invalid(where, exc.reason)  # type: ignore[return-value]
+            return invalid(where, exc.reason)  # type: ignore[return-value]
         requests: list[NewRequest] = []
         for index, url in enumerate(body.urls):
             try:
                 request = parse_line(url, index + 1)
             except InputError as exc:
-                return _invalid(["body", "urls", index], exc.reason)  # type: ignore[return-value]
+                return invalid(["body", "urls", index], exc.reason)  # type: ignore[return-value]
             if request is not None:
                 requests.append(request)
         created = await state.jobs.create(body.name, spec, requests)
@@ -360,12 +315,12 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
         """Every job in the store."""
         return JobsOut(jobs=[await full(view) for view in await state.jobs.views()])
 
-    @app.get("/jobs/{name}", tags=["jobs"], responses=_NOT_FOUND)
+    @app.get("/jobs/{name}", tags=["jobs"], responses=NOT_FOUND)
     async def get_job(name: JobName) -> JobOut:
         """One job: state, counts, rate, bytes, times, settings and workers."""
         return await full(await state.jobs.view(name))
 
-    @app.delete("/jobs/{name}", status_code=204, tags=["jobs"], responses=_NOT_FOUND)
+    @app.delete("/jobs/{name}", status_code=204, tags=["jobs"], responses=NOT_FOUND)
     async def delete_job(name: JobName) -> Response:
         """Stop the job and remove it with all its rows."""
         await state.jobs.delete(name)
@@ -382,9 +337,7 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
             "resume": "Run a paused (or stopped) job again.",
             "cancel": "Stop the job for good; what was recorded stays.",
         }[verb]
-        app.post(f"/jobs/{{name}}/{verb}", tags=["jobs"], responses={**_NOT_FOUND, **_CONFLICT})(
-            act
-        )
+        app.post(f"/jobs/{{name}}/{verb}", tags=["jobs"], responses={**NOT_FOUND, **_CONFLICT})(act)
 
     action("pause", lambda n: state.jobs.pause(n))
     action("resume", lambda n: state.jobs.resume(n))
@@ -394,7 +347,7 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
         "/jobs/{name}/urls",
         tags=["jobs"],
         responses={
-            **_NOT_FOUND,
+            **NOT_FOUND,
             **_CONFLICT,
             413: {"model": Problem},
         },
@@ -441,148 +394,7 @@ def _routes(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
         report.added = await state.jobs.add_urls(name, requests)
         return report
 
-    @app.get("/jobs/{name}/results", tags=["results"], responses=_NOT_FOUND)
-    async def results(
-        name: JobName,
-        after: Annotated[int, Query(ge=-1, le=2**62, description="The last id seen")] = -1,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        status: Annotated[
-            str | None, Query(max_length=200, description="Classes or codes: 2xx,404")
-        ] = None,
-        error_kind: Annotated[list[ErrorKind] | None, Query()] = None,
-        failed: Annotated[
-            bool, Query(description="Only what went wrong: an error kind or a status ≥ 400")
-        ] = False,
-    ) -> ResultsPage:
-        """Results in id order, a page at a time: pass the page's ``next_after`` as
-        ``after`` for the next one."""
-        job = await state.jobs.job(name)
-        where = None
-        if status is not None or error_kind or failed:
-            try:
-                classes, codes = parse_statuses(status) if status is not None else ((), ())
-            except ConfigError as exc:
-                return _invalid(["query", "status"], str(exc))  # type: ignore[return-value]
-            where = ResultFilter(
-                status_classes=classes,
-                statuses=codes,
-                error_kinds=tuple(kind.value for kind in error_kind or ()),
-                failed=failed,
-            )
-        pages = state.store.iter_results(job.id, batch_size=limit, where=where, after=after)
-        try:
-            batch: list[FetchResult] = await anext(pages, [])
-        finally:
-            await pages.aclose()  # type: ignore[attr-defined]
-        return ResultsPage(
-            results=[_result_out(r) for r in batch],
-            next_after=batch[-1].request_id if len(batch) == limit else None,
-        )
-
-    @app.get("/jobs/{name}/hosts", tags=["jobs"], responses=_NOT_FOUND)
-    async def hosts(
-        name: JobName, limit: Annotated[int, Query(ge=1, le=1000)] = 50
-    ) -> list[HostOut]:
-        """The job's busiest hosts: rows by state, pacing, robots.txt, owner."""
-        job = await state.jobs.job(name)
-        return [
-            HostOut(
-                host=view.host,
-                done=view.done,
-                failed=view.failed,
-                waiting=view.waiting,
-                leased=view.leased,
-                delay=view.delay,
-                robots="cached" if view.robots_cached else "not fetched",
-                owner=view.owner,
-            )
-            for view in await state.store.hosts(job.id, limit=limit)
-        ]
-
-    @app.get("/jobs/{name}/results/{result_id}", tags=["results"], responses=_NOT_FOUND)
-    async def result(name: JobName, result_id: Annotated[int, Path(ge=0, le=2**62)]) -> ResultOut:
-        """One result, as the results list shows it."""
-        job = await state.jobs.job(name)
-        pages = state.store.iter_results(job.id, batch_size=1, after=result_id - 1)
-        try:
-            batch: list[FetchResult] = await anext(pages, [])
-        finally:
-            await pages.aclose()  # type: ignore[attr-defined]
-        if not batch or batch[0].request_id != result_id:
-            raise NoSuchJob(f"no result {result_id} in job {name!r}")
-        return _result_out(batch[0])
-
-    @app.get(
-        "/jobs/{name}/results/{result_id}/body",
-        tags=["results"],
-        response_class=Response,
-        responses={**_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
-    )
-    async def body(name: JobName, result_id: Annotated[int, Path(ge=0, le=2**62)]) -> Response:
-        """A result's saved body (jobs with ``save_bodies``), as a download."""
-        job = await state.jobs.job(name)
-        pages = state.store.iter_results(job.id, batch_size=1, after=result_id - 1)
-        try:
-            batch: list[FetchResult] = await anext(pages, [])
-        finally:
-            await pages.aclose()  # type: ignore[attr-defined]
-        if not batch or batch[0].request_id != result_id:
-            raise NoSuchJob(f"no result {result_id} in job {name!r}")
-        result = batch[0]
-        data = await state.store.get_body(result.body_hash) if result.body_hash else None
-        if data is None:
-            raise NoSuchJob(f"result {result_id} of job {name!r} has no saved body")
-        return Response(
-            data,
-            media_type="application/octet-stream",
-            headers={
-                # A crawled page is never rendered on the API's origin.
-                "Content-Disposition": f'attachment; filename="{result_id}"',
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": "sandbox",
-                "X-Shoal-Content-Type": (result.content_type or "")[:200],
-            },
-        )
-
-    @app.get(
-        "/jobs/{name}/export",
-        tags=["results"],
-        response_class=StreamingResponse,
-        responses={**_NOT_FOUND, 200: {"content": {t: {} for t in _CONTENT_TYPES.values()}}},
-    )
-    async def export(
-        name: JobName,
-        format: Annotated[Literal["jsonl", "csv", "parquet", "warc"], Query()] = "jsonl",
-    ) -> StreamingResponse:
-        """Every result of the job in one file, written to disk and streamed from there."""
-        job = await state.jobs.job(name)
-        assert format in FORMATS
-        spec = JobSpec.from_record(job.mode, job.config)
-        folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="shoal-export-")
-        path = os.path.join(folder, f"{job.name}{_SUFFIXES[format]}")
-        try:
-            writer = await asyncio.to_thread(open_writer, path, format, extract=spec.config.extract)
-            async for batch in state.store.iter_results(job.id, with_bodies=format == "warc"):
-                await asyncio.to_thread(writer.write, batch)
-            await asyncio.to_thread(writer.close)
-            stream = await asyncio.to_thread(open, path, "rb")
-        except BaseException:
-            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
-            raise
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                while data := await asyncio.to_thread(stream.read, _EXPORT_CHUNK):
-                    yield data
-            finally:
-                await asyncio.to_thread(stream.close)
-                await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
-
-        return StreamingResponse(
-            chunks(),
-            media_type=_CONTENT_TYPES[format],
-            headers={"Content-Disposition": f'attachment; filename="{os.path.basename(path)}"'},
-        )
+    add_result_routes(app, state)
 
 
 def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
@@ -592,7 +404,8 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
             return
         offered = websocket.scope.get("subprotocols") or []
         await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
-        subscriber = state.hub.subscribe(job)
+        subscriber = state.hub.subscribe(job, sink_of(websocket.scope))
+        state.heap.joined()
         try:
             for view in await state.jobs.views():
                 if job is None or view.job.name == job:
@@ -617,6 +430,7 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
                     await websocket.close(code=code)
         finally:
             state.hub.unsubscribe(subscriber)
+            state.heap.left()
 
     @app.websocket("/jobs/{name}/events")
     async def job_events(websocket: WebSocket, name: str) -> None:

@@ -5,8 +5,10 @@ A job's fields are the CLI options' names with underscores; defaults are the CLI
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
@@ -14,6 +16,8 @@ from shoal.core.extract import ExtractRules
 from shoal.core.jobspec import MAX_COUNT, MAX_DEPTH, JobSpec
 
 __all__ = [
+    "NOT_FOUND",
+    "JobName",
     "JobCreate",
     "JobOut",
     "HostOut",
@@ -21,6 +25,7 @@ __all__ = [
     "ResultOut",
     "ResultsPage",
     "UrlsAdded",
+    "invalid",
     "spec_of",
 ]
 
@@ -28,6 +33,8 @@ _LIMITS, _TIMEOUTS, _POLITE, _RETRY = Limits(), Timeouts(), Politeness(), RetryP
 _CONFIG = CrawlConfig()
 
 JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+JobName = Annotated[str, Path(pattern=JOB_NAME, max_length=100)]
 
 _Url = Field(min_length=1, max_length=8192)
 
@@ -208,4 +215,14 @@ def spec_of(body: JobCreate) -> JobSpec:
         robots=body.robots,
         sitemaps=body.sitemaps,
         autothrottle=body.autothrottle,
+    )
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
+
+
+def invalid(loc: list[str | int], message: str) -> JSONResponse:
+    """A 422 shaped as FastAPI's own validation errors."""
+    return JSONResponse(
+        {"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}, status_code=422
     )

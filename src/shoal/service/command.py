@@ -142,6 +142,7 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
     from shoal.engine.profiling import profiled
     from shoal.engine.resources import raise_nofile_limit, run_loop
     from shoal.service._app import create_app
+    from shoal.service._frames import FramesProtocol
     from shoal.store import open_store
 
     observe = observe or Observe()
@@ -193,6 +194,8 @@ def run(settings: ServiceSettings, observe: Observe | None = None) -> None:
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_ws_message_bytes,
+        # Events are written as ready-made frames to each transport (see _frames.py).
+        ws=FramesProtocol,
         # Events are small JSON texts; compressing each one for each client would cost a
         # zlib stream per client in memory and a compression per frame sent.
         ws_per_message_deflate=False,
