@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from shoal.core.errors import ConfigError, InputError, JobConflict
 from shoal.core.jobspec import JobSpec
@@ -137,52 +137,58 @@ class QueueWorker:
         return QueueStats(**self._stats)
 
     async def run(self) -> QueueStats:
-        connection = await connect(self._url)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
+        async with contextlib.AsyncExitStack() as connections:
+            consuming = await connect(self._url)
+            connections.push_async_callback(_closed, consuming)
+            # Results go out on a connection of their own: their confirms then do not
+            # queue behind a prefetch window of deliveries on one socket, and the broker's
+            # flow control of a busy publisher does not hold up this worker's acks.
+            publishing = await connect(self._url)
+            connections.push_async_callback(_closed, publishing)
+            channel = await consuming.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
             requests, _dead = await declare_requests(channel, self._topology)
-            exchange = await declare_results(channel, self._topology)
+            out = await publishing.channel(publisher_confirms=True)
+            exchange = await declare_results(out, self._topology)
             answerer = self._answerer = Answerer(
-                connection,
-                channel,
+                publishing,
+                out,
                 exchange,
                 results=self._topology.results,
                 dead=self._topology.dead,
                 stats=self._stats,
                 on_acked=self._settle,
             )
-            async with asyncio.TaskGroup() as tasks:
-                self._tasks = tasks
-                helpers = [
-                    tasks.create_task(self._admit_loop(), name="shoal-queue-admit"),
-                    tasks.create_task(self._sweep(), name="shoal-queue-sweep"),
-                    tasks.create_task(answerer.run(tasks), name="shoal-queue-answer"),
-                ]
-                self._consuming = True
-                # aio-pika runs a plain function as a callback too (aio_pika.tools
-                # .create_task), with no task per delivery; its annotation asks for a
-                # coroutine function.
-                on_message = cast(
-                    Callable[[AbstractIncomingMessage], Awaitable[Any]], self._on_message
-                )
-                tag = await requests.consume(on_message)
-                self.ready.set()
-                await self._stop.wait()
+            try:
+                await self._consume(requests, answerer)
+            finally:
                 self._consuming = False
-                with contextlib.suppress(*publish_errors):
-                    async with asyncio.timeout(BROKER_WAIT):
-                        await requests.cancel(tag)
-                await self._drain()
-                for helper in helpers:
-                    helper.cancel()
-        finally:
-            self._consuming = False
-            self._closing.set()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(BROKER_WAIT):
-                    await connection.close()
+                self._closing.set()
         return self.statistics()
+
+    async def _consume(self, requests: AbstractQueue, answerer: Answerer) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            helpers = [
+                tasks.create_task(self._admit_loop(), name="shoal-queue-admit"),
+                tasks.create_task(self._sweep(), name="shoal-queue-sweep"),
+                tasks.create_task(answerer.run(tasks), name="shoal-queue-answer"),
+            ]
+            self._consuming = True
+            # aio-pika runs a plain function as a callback too (aio_pika.tools
+            # .create_task), with no task per delivery; its annotation asks for a
+            # coroutine function.
+            on_message = cast(Callable[[AbstractIncomingMessage], Awaitable[Any]], self._on_message)
+            tag = await requests.consume(on_message)
+            self.ready.set()
+            await self._stop.wait()
+            self._consuming = False
+            with contextlib.suppress(*publish_errors):
+                async with asyncio.timeout(BROKER_WAIT):
+                    await requests.cancel(tag)
+            await self._drain()
+            for helper in helpers:
+                helper.cancel()
 
     # -- receiving --------------------------------------------------------------
 
@@ -425,3 +431,10 @@ class QueueWorker:
                     await self._answerer.wait_answered()
         except TimeoutError:
             log.warning("results still unpublished at shutdown: their requests are redelivered")
+
+
+async def _closed(connection: AbstractRobustConnection) -> None:
+    """Close ``connection`` within a bounded time, whatever state it is in."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(BROKER_WAIT):
+            await connection.close()
