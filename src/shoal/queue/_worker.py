@@ -10,8 +10,8 @@ runner's listener (results this worker recorded), or from the store
 (``find_requests``) for a request the job had finished already (a redelivery,
 or a URL asked for twice) and for rows another worker of the job recorded.
 The answer is published with publisher confirms; only then is the request
-acked. So each request is recorded at most once per job in the store, and
-answered at least once on the results exchange.
+acked (``shoal.queue._answering``). So each request is recorded at most once
+per job in the store, and answered at least once on the results exchange.
 """
 
 from __future__ import annotations
@@ -24,14 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import aio_pika
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractRobustConnection,
-)
-from aiormq.channel import Channel
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from shoal.core.errors import ConfigError, InputError, JobConflict
 from shoal.core.jobspec import JobSpec
@@ -39,29 +32,17 @@ from shoal.core.model import FetchResult, JobInfo
 from shoal.core.ports import Store
 from shoal.core.secrets import HeldSecrets
 from shoal.engine.run.runner import AdmitContext, JobRunner
-from shoal.queue._amqp import (
-    REASON_HEADER,
-    Topology,
-    connect,
-    declare_requests,
-    declare_results,
-    publish_errors,
-)
-from shoal.queue._frames import Outgoing, ack_batch, publish_batch
-from shoal.queue._messages import CrawlOrder, RequestOrder, parse_order, request_id_of, result_body
+from shoal.queue._amqp import Topology, connect, declare_requests, declare_results, publish_errors
+from shoal.queue._answering import BROKER_WAIT, Answerer, Delivery, settled
+from shoal.queue._messages import CrawlOrder, RequestOrder, parse_order, request_id_of
 
 __all__ = ["QueueStats", "QueueWorker"]
 
 log = logging.getLogger("shoal.queue")
 
-_BATCHES = 64  # batches of result messages awaiting their confirms at once
-_CONFIRM_TIMEOUT = 30.0
-_unconfirmed: tuple[type[BaseException], ...] = (TimeoutError, *publish_errors)
 _ADMIT_BATCH = 256  # deliveries worth admitting to the store at once
 _ADMIT_GATHER = 0.005  # seconds a smaller batch waits for more deliveries
 _SWEEP_INTERVAL = 2.0  # how often requests still open are looked up in the store
-_MAX_REASON = 500
-_BROKER_WAIT = 10.0  # seconds to cancel the consumer or close the connection at the end
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,26 +59,6 @@ class QueueStats:
 
 
 @dataclass(eq=False, slots=True)
-class _Delivery:
-    message: AbstractIncomingMessage
-    order: RequestOrder | CrawlOrder
-    request_id: str
-    publishing: int = 0
-    published: asyncio.Event | None = None  # made by whoever waits for ``publishing`` to end
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """A result to publish for a delivery; ``ack``: the delivery is acked once it is
-    confirmed (a crawl order's pages are not: the order is acked when its crawl ends)."""
-
-    delivery: _Delivery
-    result: FetchResult
-    job: str
-    ack: bool
-
-
-@dataclass(eq=False, slots=True)
 class _Slot:
     """One job this worker admits to: its runner, and the requests waiting for results."""
 
@@ -105,7 +66,7 @@ class _Slot:
     job: JobInfo
     runner: JobRunner
     context: AdmitContext | None = None
-    waiting: dict[int, list[_Delivery]] = field(default_factory=dict)
+    waiting: dict[int, list[Delivery]] = field(default_factory=dict)
     fingerprints: dict[int, bytes] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
 
@@ -151,21 +112,14 @@ class QueueWorker:
         self._slots: dict[str, _Slot] = {}
         # Header values a store may not keep (core.secrets): held here, sent by this worker.
         self._secrets = HeldSecrets()
-        self._incoming: list[_Delivery] = []
+        self._incoming: list[Delivery] = []
         self._arrived = asyncio.Event()
-        self._outbox: list[_Answer] = []
-        self._answerable = asyncio.Event()
-        self._unanswered = 0  # answers handed to _answer and not yet confirmed (or given up)
-        self._answered_all = asyncio.Event()
-        self._batches = asyncio.Semaphore(_BATCHES)
+        self._answerer: Answerer | None = None
         self._stop = asyncio.Event()
         self._closing = asyncio.Event()
         self._consuming = False
         self._open = 0  # deliveries taken and not yet settled (acked or dead-lettered)
         self._settled = asyncio.Event()
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._stats: dict[str, int] = dict.fromkeys(
             ("received", "answered", "from_store", "results", "dead_lettered"), 0
@@ -183,43 +137,58 @@ class QueueWorker:
         return QueueStats(**self._stats)
 
     async def run(self) -> QueueStats:
-        connection = self._connection = await connect(self._url)
-        try:
-            channel = self._channel = await connection.channel(publisher_confirms=True)
+        async with contextlib.AsyncExitStack() as connections:
+            consuming = await connect(self._url)
+            connections.push_async_callback(_closed, consuming)
+            # Results go out on a connection of their own: their confirms then do not
+            # queue behind a prefetch window of deliveries on one socket, and the broker's
+            # flow control of a busy publisher does not hold up this worker's acks.
+            publishing = await connect(self._url)
+            connections.push_async_callback(_closed, publishing)
+            channel = await consuming.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
             requests, _dead = await declare_requests(channel, self._topology)
-            self._exchange = await declare_results(channel, self._topology)
-            async with asyncio.TaskGroup() as tasks:
-                self._tasks = tasks
-                helpers = [
-                    tasks.create_task(self._admit_loop(), name="shoal-queue-admit"),
-                    tasks.create_task(self._sweep(), name="shoal-queue-sweep"),
-                    tasks.create_task(self._answerer(), name="shoal-queue-answer"),
-                ]
-                self._consuming = True
-                # aio-pika runs a plain function as a callback too (aio_pika.tools
-                # .create_task), with no task per delivery; its annotation asks for a
-                # coroutine function.
-                on_message = cast(
-                    Callable[[AbstractIncomingMessage], Awaitable[Any]], self._on_message
-                )
-                tag = await requests.consume(on_message)
-                self.ready.set()
-                await self._stop.wait()
+            out = await publishing.channel(publisher_confirms=True)
+            exchange = await declare_results(out, self._topology)
+            answerer = self._answerer = Answerer(
+                publishing,
+                out,
+                exchange,
+                results=self._topology.results,
+                dead=self._topology.dead,
+                stats=self._stats,
+                on_acked=self._settle,
+            )
+            try:
+                await self._consume(requests, answerer)
+            finally:
                 self._consuming = False
-                with contextlib.suppress(*publish_errors):
-                    async with asyncio.timeout(_BROKER_WAIT):
-                        await requests.cancel(tag)
-                await self._drain()
-                for helper in helpers:
-                    helper.cancel()
-        finally:
-            self._consuming = False
-            self._closing.set()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_BROKER_WAIT):
-                    await connection.close()
+                self._closing.set()
         return self.statistics()
+
+    async def _consume(self, requests: AbstractQueue, answerer: Answerer) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            helpers = [
+                tasks.create_task(self._admit_loop(), name="shoal-queue-admit"),
+                tasks.create_task(self._sweep(), name="shoal-queue-sweep"),
+                tasks.create_task(answerer.run(tasks), name="shoal-queue-answer"),
+            ]
+            self._consuming = True
+            # aio-pika runs a plain function as a callback too (aio_pika.tools
+            # .create_task), with no task per delivery; its annotation asks for a
+            # coroutine function.
+            on_message = cast(Callable[[AbstractIncomingMessage], Awaitable[Any]], self._on_message)
+            tag = await requests.consume(on_message)
+            self.ready.set()
+            await self._stop.wait()
+            self._consuming = False
+            with contextlib.suppress(*publish_errors):
+                async with asyncio.timeout(BROKER_WAIT):
+                    await requests.cancel(tag)
+            await self._drain()
+            for helper in helpers:
+                helper.cancel()
 
     # -- receiving --------------------------------------------------------------
 
@@ -228,15 +197,16 @@ class QueueWorker:
         assert self._tasks is not None
         if not self._consuming:
             # Delivered as the consumer was cancelled: another worker takes it.
-            self._tasks.create_task(_settled(message.nack(requeue=True)))
+            self._tasks.create_task(settled(message.nack(requeue=True)))
             return
         self._stats["received"] += 1
         try:
             order = parse_order(message.body)
         except InputError as exc:
-            self._tasks.create_task(self._dead_letter(message, exc.reason))
+            assert self._answerer is not None
+            self._tasks.create_task(self._answerer.dead_letter(message, exc.reason))
             return
-        delivery = _Delivery(message, order, request_id_of(message.message_id, message.body))
+        delivery = Delivery(message, order, request_id_of(message.message_id, message.body))
         self._open += 1
         self._settled.clear()
         if isinstance(order, CrawlOrder):
@@ -262,7 +232,7 @@ class QueueWorker:
             batch, self._incoming = self._incoming, []
             if not batch:
                 continue
-            by_job: dict[str, list[_Delivery]] = {}
+            by_job: dict[str, list[Delivery]] = {}
             for delivery in batch:
                 by_job.setdefault(delivery.order.job or self._default_job, []).append(delivery)
             for name, deliveries in by_job.items():
@@ -274,7 +244,7 @@ class QueueWorker:
                     continue
                 await self._admit(slot, deliveries)
 
-    async def _admit(self, slot: _Slot, deliveries: list[_Delivery]) -> None:
+    async def _admit(self, slot: _Slot, deliveries: list[Delivery]) -> None:
         store, job = self.store, slot.job
         hold = self._secrets.hold
         requests = [hold(d.order.request) for d in deliveries if isinstance(d.order, RequestOrder)]
@@ -378,7 +348,7 @@ class QueueWorker:
 
     # -- crawl orders -----------------------------------------------------------------
 
-    async def _crawl(self, delivery: _Delivery) -> None:
+    async def _crawl(self, delivery: Delivery) -> None:
         order = delivery.order
         assert isinstance(order, CrawlOrder)
         try:
@@ -417,145 +387,17 @@ class QueueWorker:
             published.clear()
             await published.wait()
         if outcome.completed:
-            await _settled(delivery.message.ack())
+            await settled(delivery.message.ack())
             self._stats["answered"] += 1
         self._settle()
 
-    # -- answering ------------------------------------------------------------------
+    def _answer(self, delivery: Delivery, result: FetchResult, job: str, ack: bool = True) -> None:
+        assert self._answerer is not None
+        self._answerer.answer(delivery, result, job, ack)
 
-    def _answer(self, delivery: _Delivery, result: FetchResult, job: str, ack: bool = True) -> None:
-        delivery.publishing += 1
-        self._unanswered += 1
-        self._answered_all.clear()
-        self._outbox.append(_Answer(delivery, result, job, ack))
-        self._answerable.set()
-
-    async def _answerer(self) -> None:
-        """Publishes what ``_answer`` queued, a batch (all that is waiting) at a time in one
-        write; many batches await their confirms at once (``_confirm``)."""
-        assert self._tasks is not None and self._channel is not None
-        exchange = self._topology.results
-        while True:
-            await self._answerable.wait()
-            self._answerable.clear()
-            await self._batches.acquire()
-            answers, self._outbox = self._outbox, []
-            if not answers:
-                self._batches.release()
-                continue
-            outgoing = [
-                Outgoing(
-                    answer.job,
-                    result_body(
-                        answer.result,
-                        job=answer.job,
-                        meta=answer.delivery.order.meta,
-                        request_id=answer.delivery.request_id,
-                    ),
-                )
-                for answer in answers
-            ]
-            confirmed: asyncio.Future[None] | None
-            try:
-                channel = await self._channel.get_underlay_channel()
-                assert isinstance(channel, Channel)
-                confirmed = await publish_batch(channel, exchange, outgoing)
-            except publish_errors as exc:
-                log.info("publishing a batch failed (%s); publishing one by one", exc)
-                confirmed = None
-            self._tasks.create_task(self._confirm(answers, outgoing, confirmed))
-
-    async def _confirm(
-        self,
-        answers: list[_Answer],
-        outgoing: list[Outgoing],
-        confirmed: asyncio.Future[None] | None,
-    ) -> None:
-        """Wait for a batch's confirms, then ack its requests in one write; an answer the
-        broker did not confirm is published again (``_publish`` waits out a broker away)."""
-        try:
-            failed = confirmed is None or not await _confirmed(confirmed)
-            acks: dict[Channel, list[int]] = {}
-            stats = self._stats
-            for answer, message in zip(answers, outgoing, strict=True):
-                if failed:
-                    assert self._exchange is not None
-                    await self._publish(
-                        self._exchange, message.body, routing_key=message.routing_key
-                    )
-                if not answer.ack:
-                    stats["results"] += 1
-                    continue
-                try:
-                    channel = answer.delivery.message.channel
-                except publish_errors:
-                    pass  # its channel is gone: the broker delivers the request again
-                else:
-                    assert isinstance(channel, Channel)
-                    acks.setdefault(channel, []).append(answer.delivery.message.delivery_tag or 0)
-                stats["answered"] += 1
-                self._settle()
-            for channel, tags in acks.items():
-                with contextlib.suppress(*publish_errors):
-                    await ack_batch(channel, tags)
-        finally:
-            self._batches.release()
-            for answer in answers:
-                delivery = answer.delivery
-                delivery.publishing -= 1
-                if delivery.published is not None:
-                    delivery.published.set()
-            self._unanswered -= len(answers)
-            if self._unanswered <= 0:
-                self._answered_all.set()
-
-    async def _publish(
-        self,
-        exchange: AbstractExchange,
-        body: bytes,
-        *,
-        routing_key: str,
-        headers: dict[str, Any] | None = None,
-    ) -> None:
-        """Publish and wait for the broker's confirm; while the broker is away, wait for the
-        connection to come back and publish again."""
-        delay = 0.25
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=headers,
-        )
-        while True:
-            try:
-                await exchange.publish(message, routing_key=routing_key, timeout=30)
-                return
-            except publish_errors as exc:  # a TimeoutError (no confirm in time) too
-                log.info("publishing failed (%s); trying again in %.2fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            if self._connection is not None:
-                await self._connection.connected.wait()
-
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Move a message the worker will not process to the dead-letter queue, with why."""
-        assert self._channel is not None
-        headers: dict[str, Any] = dict(message.headers or {})
-        headers[REASON_HEADER] = reason[:_MAX_REASON]
-        if message.message_id:
-            headers.setdefault("x-shoal-message-id", message.message_id)
-        await self._publish(
-            self._channel.default_exchange,
-            message.body,
-            routing_key=self._topology.dead,
-            headers=headers,
-        )
-        await _settled(message.ack())
-        self._stats["dead_lettered"] += 1
-        log.info("dead-lettered a message: %s", reason)
-
-    async def _reject(self, delivery: _Delivery, reason: str) -> None:
-        await self._dead_letter(delivery.message, reason)
+    async def _reject(self, delivery: Delivery, reason: str) -> None:
+        assert self._answerer is not None
+        await self._answerer.dead_letter(delivery.message, reason)
         self._settle()
 
     def _settle(self) -> None:
@@ -585,26 +427,14 @@ class QueueWorker:
             await asyncio.wait(runs)
         try:
             async with asyncio.timeout(self._grace):
-                while self._unanswered > 0:
-                    await self._answered_all.wait()
+                if self._answerer is not None:
+                    await self._answerer.wait_answered()
         except TimeoutError:
             log.warning("results still unpublished at shutdown: their requests are redelivered")
 
 
-async def _confirmed(batch: asyncio.Future[None]) -> bool:
-    """Whether the broker confirmed a whole batch within ``_CONFIRM_TIMEOUT`` (not: it
-    refused a message, the channel closed, or no answer)."""
-    try:
-        async with asyncio.timeout(_CONFIRM_TIMEOUT):
-            await batch
-    except _unconfirmed:
-        return False
-    return True
-
-
-async def _settled(settling: Awaitable[object]) -> None:
-    """Ack or nack a delivery, within a bounded time; a delivery whose channel is gone
-    (the connection dropped) is settled by the broker itself: it delivers it again."""
-    with contextlib.suppress(*publish_errors):  # TimeoutError included
-        async with asyncio.timeout(_BROKER_WAIT):
-            await settling
+async def _closed(connection: AbstractRobustConnection) -> None:
+    """Close ``connection`` within a bounded time, whatever state it is in."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(BROKER_WAIT):
+            await connection.close()
