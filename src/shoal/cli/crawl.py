@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
+from shoal.cli.exits import EXIT_CODES
 from shoal.cli.jobrun import JobRequest
 from shoal.cli.observe import Observe
 from shoal.cli.options import (
-    EXIT_CODES,
     build_config,
     build_cookies,
     build_extra_headers,

@@ -34,7 +34,6 @@ from shoal.engine.fetch.pool import AUTO_START_ROWS
 from shoal.export.writers import SUFFIXES_TEXT
 
 __all__ = [
-    "EXIT_CODES",
     "build_config",
     "build_cookies",
     "build_extra_headers",
@@ -49,19 +48,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_CODES = """\b
-Exit codes:
-  0    finished: every URL has an outcome (HTTP errors are outcomes)
-  1    unexpected internal error (a bug: please report it)
-  2    usage error: bad flag, value or input file; a job that holds other
-       settings or that another command is running
-  3    store error: cannot open, read or write the store (or reach the broker)
-  4    invalid input lines with --strict (nothing was fetched)
-  5    output error: cannot write the -o/export file (disk full, or another
-       run is writing it); nothing half-written is left, the store is intact
-  130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume
-  141  standard output was closed (piped into head, say): stopped quietly"""
 
 
 def _opt(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:

@@ -8,10 +8,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, run_job
+from shoal.cli.exits import EXIT_CODES, EXIT_USAGE, CliFailure, run_command
+from shoal.cli.jobrun import JobRequest, run_job
 from shoal.cli.observe import Observe, observe_options
 from shoal.cli.options import (
-    EXIT_CODES,
     build_extra_headers,
     csv_escape_option,
     header_options,
@@ -79,7 +79,7 @@ def recrawl(
     with the job's own settings. A job started with -H, --header-for, --user or
     --bearer stored their names only: give the same ones again.
     """
-    from shoal.cli import _check_output_path, _run
+    from shoal.cli import _check_output_path
     from shoal.engine.fetch.pool import prefork
 
     observe = Observe.of(observing)
@@ -99,7 +99,7 @@ def recrawl(
         quiet=quiet,
         extra_headers=extra_headers,
     )
-    _run(_recrawl(plan), observe)
+    run_command(_recrawl(plan), observe)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
