@@ -33,13 +33,12 @@ from shoal.cli.jobrun import JobRequest, run_job
 from shoal.cli.observe import Observe
 from shoal.cli.options import (
     build_config,
-    build_cookies,
-    build_extra_headers,
     build_recrawl,
     csv_escape_option,
     read_store_option,
     run_options,
 )
+from shoal.cli.requestopts import build_cookies, build_extra_headers
 from shoal.cli.tomlfile import check_toml_values, load_toml_defaults
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import NewRequest

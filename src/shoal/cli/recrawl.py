@@ -11,13 +11,9 @@ from rich.console import Console
 from shoal.cli.exits import EXIT_CODES, EXIT_USAGE, CliFailure, run_command
 from shoal.cli.jobrun import JobRequest, run_job
 from shoal.cli.observe import Observe, observe_options
-from shoal.cli.options import (
-    build_extra_headers,
-    csv_escape_option,
-    header_options,
-    store_option,
-)
+from shoal.cli.options import csv_escape_option, store_option
 from shoal.cli.params import DurationParam
+from shoal.cli.requestopts import build_extra_headers, header_options
 from shoal.cli.results import stored_spec
 from shoal.core.errors import ConfigError
 from shoal.core.revisit import MAX_KEEP_HISTORY, Recrawl

@@ -27,12 +27,7 @@ from shoal.cli.jobrun import (
     run_job,
 )
 from shoal.cli.observe import Observe, observe_options
-from shoal.cli.options import (
-    build_extra_headers,
-    build_proxies,
-    header_options,
-    proxy_options,
-)
+from shoal.cli.requestopts import build_extra_headers, build_proxies, header_options, proxy_options
 from shoal.cli.results import stored_spec
 from shoal.core.config import CrawlConfig, Limits, Politeness
 from shoal.core.errors import ConfigError, StoreError
