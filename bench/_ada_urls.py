@@ -17,7 +17,7 @@ import ada_url
 
 from shoal.core import urls
 from shoal.core.errors import InputError
-from shoal.core.urls import _parse_host as parse_host
+from shoal.core.hostnames import parse_host
 
 _DEFAULT_PORTS = {"http:": 80, "https:": 443}
 _SHOAL_PARSE = urls._parse

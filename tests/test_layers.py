@@ -41,7 +41,7 @@ def module_name(path: pathlib.Path) -> str:
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) == 1 or parts[1] in ("api", "_apirun", "__main__"):
+    if len(parts) == 1 or parts[1] in ("api", "_apirun", "_apispec", "__main__"):
         return "api"
     return parts[1]
 

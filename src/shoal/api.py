@@ -58,31 +58,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
 from shoal._apirun import HeadersFor, RunHandle, opened_store, request_headers, stream_job
+from shoal._apispec import (
+    Extract,
+    ScopeMode,
+    crawl_spec,
+    extract_rules,
+    fetch_plan,
+    recrawl_of,
+    with_history,
+)
 from shoal.core.config import CrawlConfig
-from shoal.core.errors import ConfigError, InputError
-from shoal.core.extract import ExtractRules
-from shoal.core.inputs import input_digest, parse_line
+from shoal.core.errors import ConfigError
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import FetchResult, JobSummary, NewRequest, Request
 from shoal.core.ports import Store
-from shoal.core.revisit import Recrawl, parse_duration
+from shoal.core.revisit import Recrawl
 from shoal.engine.run.runner import Refetch
 
 __all__ = ["Crawler", "Extract", "HeadersFor", "OnPage", "crawl", "fetch", "fetch_all"]
 
-ScopeMode = Literal["host", "domain", "prefix", "any"]
-
-Extract: TypeAlias = ExtractRules | Mapping[str, str] | Iterable[str]
-"""Extraction rules: ``{"title": "css:title::text"}``, ``["title=css:title::text"]``, or
-an ``ExtractRules``."""
 
 OnPage: TypeAlias = Callable[[FetchResult], Awaitable[object] | object]
 """Called with each result as it is recorded; may be a coroutine function."""
@@ -130,9 +131,9 @@ async def fetch(
     ``result.change`` saying what it meant (``unchanged``, ``changed``, ``gone``; None
     for a URL the job did not have); the store keeps an unchanged page's result as it was.
     """
-    plan = _fetch_plan(urls, concurrency, per_host, config, extract, bodies)
-    spec = _kept(plan.spec, keep_history)
-    again = _recrawl_of(recrawl, revisit_after)
+    plan = fetch_plan(urls, concurrency, per_host, config, extract, bodies)
+    spec = with_history(plan.spec, keep_history)
+    again = recrawl_of(recrawl, revisit_after)
     if max_buffered < 1:
         raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
     async with opened_store(store) as backend:
@@ -184,11 +185,11 @@ async def crawl(
     and ``keep_history`` are as for ``fetch``; a recrawl follows the links of changed
     pages within the scope, so new pages join the job.
     """
-    spec = _crawl_spec(
+    spec = crawl_spec(
         seeds, depth, per_host, scope, obey_robots, config, max_pages, extract, bodies
     )
-    spec = _kept(spec, keep_history)
-    again = _recrawl_of(recrawl, revisit_after)
+    spec = with_history(spec, keep_history)
+    again = recrawl_of(recrawl, revisit_after)
     async with opened_store(store) as backend:
         async with contextlib.aclosing(
             stream_job(
@@ -306,7 +307,7 @@ class Crawler:
         self._config = config
         self._concurrency = concurrency
         self._per_host = per_host
-        self._extract = _rules(extract)
+        self._extract = extract_rules(extract)
         self._bodies = bodies
         self._on_page = on_page
         self._before_fetch: Callable[[Request], Request] | None = request_headers(headers, auth)
@@ -359,18 +360,18 @@ class Crawler:
         keep_history: int | None = None,
     ) -> JobSummary:
         """Fetch every URL once (as ``shoal.fetch``), calling ``on_page`` with each result."""
-        plan = _fetch_plan(
+        plan = fetch_plan(
             urls, self._concurrency, self._per_host, self._config, self._extract, self._bodies
         )
         if max_buffered < 1:
             raise ConfigError(f"max_buffered must be > 0, got {max_buffered!r}")
         return await self._run(
-            _kept(plan.spec, keep_history),
+            with_history(plan.spec, keep_history),
             plan.requests,
             job=job,
             fresh=fresh,
             refetch=refetch,
-            recrawl=_recrawl_of(recrawl, revisit_after),
+            recrawl=recrawl_of(recrawl, revisit_after),
             max_buffered=max_buffered,
         )
 
@@ -390,7 +391,7 @@ class Crawler:
         keep_history: int | None = None,
     ) -> JobSummary:
         """Crawl from ``seeds`` (as ``shoal.crawl``), calling ``on_page`` with each result."""
-        spec = _crawl_spec(
+        spec = crawl_spec(
             seeds,
             depth,
             self._per_host,
@@ -403,12 +404,12 @@ class Crawler:
             concurrency=self._concurrency,
         )
         return await self._run(
-            _kept(spec, keep_history),
+            with_history(spec, keep_history),
             (),
             job=job,
             fresh=fresh,
             refetch=refetch,
-            recrawl=_recrawl_of(recrawl, revisit_after),
+            recrawl=recrawl_of(recrawl, revisit_after),
         )
 
     async def run(
@@ -463,90 +464,6 @@ class Crawler:
 # -- internals -------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _FetchPlan:
-    """A fetch job checked and built, before any I/O."""
-
-    spec: JobSpec
-    requests: list[NewRequest]
-
-
-def _recrawl_of(recrawl: bool, revisit_after: float | str | None) -> Recrawl | None:
-    """The run's recrawl (None: not one); ``revisit_after`` implies one."""
-    if not isinstance(recrawl, bool):
-        raise ConfigError(f"recrawl must be true or false, got {recrawl!r}")
-    if not recrawl and revisit_after is None:
-        return None
-    older = parse_duration(revisit_after) if isinstance(revisit_after, str) else revisit_after
-    return Recrawl(older_than=older)
-
-
-def _kept(spec: JobSpec, keep_history: int | None) -> JobSpec:
-    return spec if keep_history is None else dataclasses.replace(spec, keep_history=keep_history)
-
-
-def _rules(extract: Extract | None) -> ExtractRules | None:
-    if extract is None or isinstance(extract, ExtractRules):
-        return extract
-    return ExtractRules.of(extract)
-
-
-def _fetch_plan(
-    urls: Iterable[str],
-    concurrency: int | None,
-    per_host: int | None,
-    config: CrawlConfig | None,
-    extract: Extract | None,
-    bodies: bool,
-) -> _FetchPlan:
-    items = list(urls) if not isinstance(urls, str) else [urls]
-    requests = _parse_urls(items)
-    run_config = _configure(
-        config or CrawlConfig(),
-        concurrency=concurrency,
-        per_host=per_host,
-        follow_links=False,
-        extract=_rules(extract),
-        bodies=bodies,
-    )
-    digest = input_digest(item + "\n" for item in items if isinstance(item, str))
-    spec = JobSpec.fetch(input=None, input_digest=digest, config=run_config)
-    return _FetchPlan(spec, requests)
-
-
-def _crawl_spec(
-    seeds: Iterable[str],
-    depth: int | None,
-    per_host: int | None,
-    scope: ScopeMode,
-    obey_robots: bool,
-    config: CrawlConfig | None,
-    max_pages: int | None,
-    extract: Extract | None,
-    bodies: bool,
-    *,
-    concurrency: int | None = None,
-) -> JobSpec:
-    if per_host is None and config is None:
-        per_host = 2
-    run_config = _configure(
-        config or CrawlConfig(),
-        concurrency=concurrency,
-        per_host=per_host,
-        follow_links=True,
-        extract=_rules(extract),
-        bodies=bodies,
-    )
-    return JobSpec.crawl(
-        list(seeds) if not isinstance(seeds, str) else [seeds],
-        config=run_config,
-        scope=scope,
-        depth=depth,
-        max_pages=max_pages,
-        robots=obey_robots,
-    )
-
-
 def _run_sync(coro: Coroutine[Any, Any, list[FetchResult]]) -> list[FetchResult]:
     try:
         asyncio.get_running_loop()
@@ -555,38 +472,3 @@ def _run_sync(coro: Coroutine[Any, Any, list[FetchResult]]) -> list[FetchResult]
     # asyncio.run refuses to nest inside a running loop: give the work its own thread and loop.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-fetch-all") as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def _parse_urls(urls: Iterable[str]) -> list[NewRequest]:
-    requests: list[NewRequest] = []
-    for line_no, url in enumerate(urls, start=1):
-        if not isinstance(url, str):
-            raise InputError(f"expected a str, got {type(url).__name__}", line_no=line_no)
-        request = parse_line(url, line_no)
-        if request is not None:
-            requests.append(request)
-    return requests
-
-
-def _configure(
-    config: CrawlConfig,
-    *,
-    concurrency: int | None,
-    per_host: int | None,
-    follow_links: bool,
-    extract: ExtractRules | None,
-    bodies: bool,
-) -> CrawlConfig:
-    limits, politeness = config.limits, config.politeness
-    if concurrency is not None:
-        limits = dataclasses.replace(limits, concurrency=concurrency)
-    if per_host is not None:
-        politeness = dataclasses.replace(politeness, per_host=per_host)
-    return dataclasses.replace(
-        config,
-        limits=limits,
-        politeness=politeness,
-        follow_links=follow_links,
-        extract=extract if extract is not None else config.extract,
-        save_bodies=config.save_bodies or bodies,
-    )

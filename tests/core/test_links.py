@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from shoal.core import links
+from shoal.core import links, markup
 from shoal.core.errors import InputError
 from shoal.core.links import MAX_LINKS_PER_PAGE, PageLinks, extract_links
 from shoal.core.urls import canonicalize
@@ -561,7 +561,7 @@ def test_screen_passes_ordinary_large_pages() -> None:
     text = b"<p>" + b"word " * 2_000 + b"</p>"
     data_uri = b'<img src="data:image/png;base64,' + b"A" * 100_000 + b'">'
     for body in (page, text * 50, data_uri * 10):
-        assert not links._looks_hazardous(body)
+        assert not markup.looks_hazardous(body)
 
 
 @settings(max_examples=200, deadline=None)
@@ -574,10 +574,10 @@ def test_screen_passes_ordinary_large_pages() -> None:
 def test_long_run_probe_equals_brute_force(pieces: list[tuple[int, bytes]]) -> None:
     body = b"".join(b"x" * length + delimiter for length, delimiter in pieces)
     longest = max(len(run) for run in body.split(b">"))
-    if longest >= links._LONG_RUN:
-        assert links._has_long_run(body)
-    if longest < links._PROBE_STRIDE:
-        assert not links._has_long_run(body)
+    if longest >= markup._LONG_RUN:
+        assert markup._has_long_run(body)
+    if longest < markup._PROBE_STRIDE:
+        assert not markup._has_long_run(body)
 
 
 # --- properties ---------------------------------------------------------------

@@ -388,7 +388,7 @@ def test_reading_a_missing_store_creates_nothing(command: str, tmp_path: Path) -
 
 
 def test_the_exit_codes_used_here_are_documented() -> None:
-    from shoal.cli.options import EXIT_CODES
+    from shoal.cli.exits import EXIT_CODES
 
     documented = {line.split()[0]: line for line in EXIT_CODES.splitlines()[2:]}
     assert "usage error" in documented[str(USAGE)]
@@ -397,7 +397,8 @@ def test_the_exit_codes_used_here_are_documented() -> None:
 
 
 def test_a_read_error_mid_input_is_one_clear_failure() -> None:
-    from shoal.cli.jobrun import EXIT_USAGE, CliFailure, _LineReader
+    from shoal.cli.admit import _LineReader
+    from shoal.cli.exits import EXIT_USAGE, CliFailure
 
     class FailingDisk(io.BytesIO):
         name = "urls.txt"

@@ -2,52 +2,49 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
-from collections.abc import Coroutine
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import (
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    EXIT_OUTPUT,
-    EXIT_STORE,
-    EXIT_USAGE,
+from shoal.cli.admit import (
     AdmitReport,
-    CliFailure,
-    JobRequest,
     admit_held,
     admit_lines,
-    read_all_lines,
-    report_input,
-    run_job,
+    all_valid_lines,
+    digest_of,
+    refuse_binary,
 )
-from shoal.cli.observe import Observe, debugged
-from shoal.cli.options import (
+from shoal.cli.exits import (
     EXIT_CODES,
+    EXIT_INTERNAL,
+    CliFailure,
+    closed_pipe,
+    exit_closed_pipe,
+    internal_error,
+    require_store_file,
+    run_command,
+    say,
+)
+from shoal.cli.jobrun import JobRequest, run_job
+from shoal.cli.observe import Observe
+from shoal.cli.options import (
     build_config,
-    build_cookies,
-    build_extra_headers,
     build_recrawl,
     csv_escape_option,
     read_store_option,
     run_options,
 )
+from shoal.cli.requestopts import build_cookies, build_extra_headers
 from shoal.cli.tomlfile import check_toml_values, load_toml_defaults
-from shoal.core.errors import OutputError, StoreError
-from shoal.core.inputs import SNIFF_BYTES, input_digest, sniff_binary
 from shoal.core.jobspec import JobSpec
 from shoal.core.model import NewRequest
 from shoal.core.secrets import HeldSecrets
 from shoal.engine.fetch.pool import prefork
 from shoal.engine.fetch.transport import client_for
-from shoal.engine.profiling import profiled
-from shoal.engine.resources import run_loop
 from shoal.engine.run.runner import AdmitContext
 from shoal.export.writers import EXPORT_FORMATS, SUFFIXES_TEXT
 
@@ -187,87 +184,12 @@ def cli() -> None:
     """
 
 
-def _say(message: str) -> None:
-    """One line on standard error, however long and whatever the terminal width."""
-    text = " ".join(message.splitlines())
-    Console(stderr=True).print(f"shoal: {text}", markup=False, highlight=False, soft_wrap=True)
-
-
-def _configure_logging() -> None:
-    """What a person sees of the library's logs: shoal's warnings, one line each; nothing
-    from the libraries beneath (asyncpg's pool logs tracebacks while a database restarts,
-    which shoal already reports and rides out). SHOAL_DEBUG=1 shows everything."""
-    if os.environ.get("SHOAL_DEBUG"):
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("shoal: %(message)s"))
-    ours = logging.getLogger("shoal")
-    ours.addHandler(handler)
-    ours.setLevel(logging.WARNING)
-    ours.propagate = False
-    logging.getLogger().addHandler(logging.NullHandler())
-
-
-def _internal_error(exc: BaseException) -> str:
-    """The message for a bug: the first real exception, not the TaskGroup that carried it."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"internal error: {type(exc).__name__}: {exc} (set SHOAL_DEBUG=1 for details)"
-
-
 def _run_job(request: JobRequest, observe: Observe) -> None:
     """Run a fetch or crawl job to its exit code. Its fetch processes are forked first,
     while this process has no thread or event loop yet (see ``engine.fetch.pool``)."""
     observe.export_profile()
     prefork(request.spec.config.limits.processes, http=client_for(request.spec.config))
-    _run(run_job(request, Console(stderr=True)), observe)
-
-
-EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by one
-
-
-def _closed_pipe(exc: BaseException) -> bool:
-    """True when ``exc`` (or the first exception a TaskGroup carried) is a closed pipe."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return isinstance(exc, BrokenPipeError)
-
-
-def _exit_closed_pipe() -> None:
-    """The reader of standard output went away (``| head``): stop without a word. Standard
-    output points at /dev/null first, so that flushing it at exit fails no more."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    sys.exit(EXIT_CLOSED_PIPE)
-
-
-def _run(coro: Coroutine[Any, Any, int], observe: Observe | None = None) -> None:
-    _configure_logging()
-    observe = observe or Observe()
-    try:
-        with profiled(observe.profile):
-            code = run_loop(debugged(coro, observe) if observe.debug else coro)
-    except CliFailure as exc:
-        _say(str(exc))
-        code = exc.code
-    except KeyboardInterrupt:
-        code = 130
-    except StoreError as exc:  # raised outside a job's run (counts, summary, export)
-        _say(f"store error: {exc}")
-        code = EXIT_STORE
-    except OutputError as exc:
-        _say(f"output error: {exc}")
-        code = EXIT_OUTPUT
-    except Exception as exc:
-        if _closed_pipe(exc):
-            _exit_closed_pipe()
-        if os.environ.get("SHOAL_DEBUG") or observe.debug:
-            raise
-        _say(_internal_error(exc))
-        code = EXIT_INTERNAL
-    sys.exit(code)
+    run_command(run_job(request, Console(stderr=True)), observe)
 
 
 def _check_output(params: dict[str, Any]) -> None:
@@ -286,12 +208,6 @@ def _check_output(params: dict[str, Any]) -> None:
             params["save_bodies"] = True
 
 
-def _require_store_file(location: str) -> None:
-    """Commands that only read must not create an empty store by accident."""
-    if "://" not in location and not os.path.exists(location):
-        raise CliFailure(f"store error: {location} does not exist", EXIT_STORE)
-
-
 def _check_output_path(output: str) -> None:
     """Refuse an output that cannot be a file before the store or the network is touched."""
     if output == "-":
@@ -303,19 +219,6 @@ def _check_output_path(output: str) -> None:
         problem = "is not a directory" if os.path.exists(parent) else "does not exist"
         problem = f"cannot write {output}: {parent} {problem}"
         raise click.BadParameter(problem, param_hint="-o/--output")
-
-
-def _refuse_binary(stream: BinaryIO, source: str) -> None:
-    """A compressed, UTF-16 or binary input is refused whole, with one line."""
-    try:
-        head = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(stream, "peek") else b""
-    except OSError as exc:
-        stream.close()
-        raise CliFailure(f"{source}: cannot read: {exc.strerror or exc}", EXIT_USAGE) from None
-    reason = sniff_binary(head)
-    if reason is not None:
-        stream.close()
-        raise CliFailure(f"{source}: {reason}", EXIT_USAGE)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -360,8 +263,8 @@ def fetch(input_path: str | None, **params: Any) -> None:
         stream = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
-    _refuse_binary(stream, source)
-    digest = None if input_path == "-" else _digest_of(input_path)
+    refuse_binary(stream, source)
+    digest = None if input_path == "-" else digest_of(input_path)
     spec = JobSpec.fetch(
         input=input_path,
         input_digest=digest,
@@ -376,7 +279,7 @@ def fetch(input_path: str | None, **params: Any) -> None:
     held: list[NewRequest] | None = None
     if strict:
         # Every line must be valid before the store is touched: nothing is created otherwise.
-        held = [secrets.hold(r) for r in _all_valid_lines(stream, source)]
+        held = [secrets.hold(r) for r in all_valid_lines(stream, source)]
 
     async def admit(context: AdmitContext) -> AdmitReport:
         if held is not None:
@@ -404,34 +307,6 @@ def fetch(input_path: str | None, **params: Any) -> None:
         save_cookies=params["save_cookies"],
     )
     _run_job(request, observe)
-
-
-def _digest_of(path: str) -> str | None:
-    """The input's content digest (what tells one list from another under one name); None
-    for what is not a regular file (a FIFO can be read only once)."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as stream:
-            return input_digest(iter(lambda: stream.read(1 << 20), b""))
-    except OSError as exc:
-        raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="INPUT") from None
-
-
-def _all_valid_lines(stream: BinaryIO, source: str) -> list[NewRequest]:
-    """``--strict``: every line parsed; any invalid one ends the command (exit 4)."""
-    from rich.console import Console
-
-    with stream:
-        report = read_all_lines(stream)
-    if report.invalid:
-        console = Console(stderr=True)
-        report_input(report, source, console)
-        raise CliFailure(
-            f"{report.invalid} invalid input line(s) with --strict; nothing was fetched",
-            EXIT_INPUT,
-        )
-    return report.requests
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -498,7 +373,7 @@ def export(
 
     if fmt != "files":
         _check_output_path(output)
-    _require_store_file(store)
+    require_store_file(store)
     where = result_filter(statuses, error_kinds, failed=failed)
     coro = export_results(
         store,
@@ -509,7 +384,7 @@ def export(
         with_text=with_text,
         csv_escape=csv_escape,
     )
-    _run(coro)
+    run_command(coro)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -534,11 +409,11 @@ def stats(store: str, job: str | None, failed: bool, as_json: bool) -> None:
 
     if failed and job is None:
         raise click.UsageError("--failed lists one job's failures: give --job NAME")
-    _require_store_file(store)
+    require_store_file(store)
     if failed and job is not None:
-        _run(show_failed(store, job, as_json=as_json))
+        run_command(show_failed(store, job, as_json=as_json))
     else:
-        _run(show_stats(store, job, as_json=as_json))
+        run_command(show_stats(store, job, as_json=as_json))
 
 
 # click ≥ 8.2 raises this for a bare "shoal" (older versions print the help and exit).
@@ -554,25 +429,25 @@ def main() -> None:
     try:
         result = cli.main(prog_name="shoal", standalone_mode=False)
     except CliFailure as exc:
-        _say(str(exc))
+        say(str(exc))
         sys.exit(exc.code)
     except _NoArgsIsHelp as exc:  # bare "shoal": the help text, as click prints it
         exc.show()
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _say(exc.format_message() + hint)
+        say(exc.format_message() + hint)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        _say(exc.format_message())
+        say(exc.format_message())
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt, EOFError):
         sys.exit(130)
     except Exception as exc:
-        if _closed_pipe(exc):
-            _exit_closed_pipe()
+        if closed_pipe(exc):
+            exit_closed_pipe()
         if os.environ.get("SHOAL_DEBUG"):
             raise
-        _say(_internal_error(exc))
+        say(internal_error(exc))
         sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else 0)

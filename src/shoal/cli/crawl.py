@@ -6,16 +6,11 @@ from typing import Any
 
 import click
 
+from shoal.cli.exits import EXIT_CODES
 from shoal.cli.jobrun import JobRequest
 from shoal.cli.observe import Observe
-from shoal.cli.options import (
-    EXIT_CODES,
-    build_config,
-    build_cookies,
-    build_extra_headers,
-    build_recrawl,
-    run_options,
-)
+from shoal.cli.options import build_config, build_recrawl, run_options
+from shoal.cli.requestopts import build_cookies, build_extra_headers
 from shoal.core.errors import ConfigError, InputError
 from shoal.core.jobspec import MAX_COUNT, MAX_DEPTH, JobSpec
 

@@ -19,7 +19,9 @@ from collections.abc import Iterator
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import AdmitReport, JobRequest, admit_held, run_job
+from shoal.cli.admit import AdmitReport, admit_held
+from shoal.cli.exits import run_command
+from shoal.cli.jobrun import JobRequest, run_job
 from shoal.core.config import CrawlConfig, Limits, Politeness, RetryPolicy, Timeouts
 from shoal.core.inputs import parse_line
 from shoal.core.jobspec import JobSpec
@@ -131,11 +133,9 @@ def demo(hosts: int, pages: int, store: str, output: str) -> None:
 
 
 def _run_demo(request: JobRequest, console: Console, store: str) -> None:
-    from shoal.cli import _run
-
     console.print(f"store: {store} · results: {request.output}")
     try:
-        _run(run_job(request, console))
+        run_command(run_job(request, console))
     except SystemExit as exit_:
         if exit_.code == 0:
             console.print(

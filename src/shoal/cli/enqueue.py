@@ -10,8 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from shoal.cli.jobrun import EXIT_OK, EXIT_STORE, EXIT_USAGE, CliFailure
-from shoal.cli.options import EXIT_CODES
+from shoal.cli.exits import EXIT_CODES, EXIT_OK, EXIT_STORE, EXIT_USAGE, CliFailure, run_command
 from shoal.core.errors import ConfigError
 
 __all__ = ["enqueue"]
@@ -98,8 +97,6 @@ def enqueue(url: str, input_path: str, job: str | None, requests_queue: str, qui
     broker before this command exits 0. Run `shoal worker --queue AMQP_URL` to
     fetch them.
     """
-    from shoal.cli import _run
-
     if input_path != "-" and not os.path.isfile(input_path):
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     total: int | None = None
@@ -113,4 +110,4 @@ def enqueue(url: str, input_path: str, job: str | None, requests_queue: str, qui
     except OSError as exc:
         raise click.BadParameter(f"{input_path}: {exc.strerror}", param_hint="INPUT") from None
     source = "<stdin>" if input_path == "-" else input_path
-    _run(_enqueue(url, stream, total, source, job, requests_queue, quiet))
+    run_command(_enqueue(url, stream, total, source, job, requests_queue, quiet))

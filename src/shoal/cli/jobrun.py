@@ -1,4 +1,4 @@
-"""Running one job from the command line: store, input, output, progress, signals, summary."""
+"""Running one job from the command line: store, output, progress, signals, summary."""
 
 from __future__ import annotations
 
@@ -7,24 +7,25 @@ import contextlib
 import os
 import signal
 from array import array
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from rich.console import Console
 
-from shoal.core.errors import (
-    ConfigError,
-    InputError,
-    JobConflict,
-    OutputError,
-    ShoalError,
-    StoreError,
+from shoal.cli.admit import Admit, report_input
+from shoal.cli.exits import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_STORE,
+    EXIT_USAGE,
+    CliFailure,
+    first_shoal_error,
 )
-from shoal.core.inputs import MAX_LINE_BYTES, parse_line
+from shoal.core.errors import ConfigError, JobConflict, OutputError, StoreError
 from shoal.core.jobspec import JobSpec
-from shoal.core.model import FetchResult, JobInfo, NewRequest
+from shoal.core.model import FetchResult, JobInfo
 from shoal.core.ports import Store
 from shoal.core.revisit import Recrawl
 from shoal.core.secrets import HeldSecrets
@@ -33,57 +34,7 @@ from shoal.engine.run.runner import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
 
-__all__ = [
-    "EXIT_INPUT",
-    "EXIT_INTERNAL",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_STORE",
-    "EXIT_USAGE",
-    "CliFailure",
-    "JobRequest",
-    "admit_held",
-    "admit_lines",
-    "emitting",
-    "read_all_lines",
-    "report_input",
-    "first_shoal_error",
-    "run_job",
-]
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_STORE = 3
-EXIT_INPUT = 4
-EXIT_OUTPUT = 5
-EXIT_INTERRUPTED = 130
-
-MAX_LINE = MAX_LINE_BYTES
-_LINE_SLACK = 5
-ADMIT_BATCH = 5000
-FIRST_ADMIT_BATCH = 1000
-SHOWN_INPUT_ERRORS = 10
-
-
-class CliFailure(Exception):
-    """Ends the command with a one-line message and an exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class AdmitReport:
-    lines: int = 0
-    valid: int = 0
-    admitted: int = 0
-    invalid: int = 0
-    errors: list[InputError] = field(default_factory=list)
-
-
-Admit = Callable[[AdmitContext], Awaitable[AdmitReport]]
+__all__ = ["Interrupts", "JobRequest", "emitting", "open_ready_store", "run_job"]
 
 
 @dataclass
@@ -148,148 +99,6 @@ class Interrupts:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-
-
-def first_shoal_error(exc: BaseException) -> ShoalError | None:
-    """The first ShoalError inside ``exc`` (TaskGroups wrap failures in exception groups)."""
-    if isinstance(exc, ShoalError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = first_shoal_error(inner)
-            if found is not None:
-                return found
-    return None
-
-
-class _LineReader:
-    """Reads an input stream in batches of parsed lines; runs in a worker thread."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._line_no = 0
-
-    def next_batch(self, size: int = ADMIT_BATCH) -> list[NewRequest | InputError] | None:
-        try:
-            return self._next_batch(size)
-        except OSError as exc:  # a read error mid-input (EIO, a vanished mount...)
-            name = getattr(self._stream, "name", "the input")
-            problem = f"{name}: cannot read line {self._line_no + 1}: {exc.strerror or exc}"
-            raise CliFailure(problem, EXIT_USAGE) from None
-
-    def _next_batch(self, size: int) -> list[NewRequest | InputError] | None:
-        parsed: list[NewRequest | InputError] = []
-        stream = self._stream
-        while len(parsed) < size:
-            # Room for a byte order mark and "\r\n" around a line of MAX_LINE bytes.
-            line = stream.readline(MAX_LINE + _LINE_SLACK)
-            if not line:
-                break
-            self._line_no += 1
-            if len(line) == MAX_LINE + _LINE_SLACK and not line.endswith(b"\n"):
-                size = len(line) + self._skip_rest_of_line()
-                reason = f"line too long ({size:,} bytes, max {MAX_LINE:,})"
-                parsed.append(InputError(reason, line_no=self._line_no))
-                continue
-            try:
-                request = parse_line(line, self._line_no)
-            except InputError as exc:
-                parsed.append(exc)
-                continue
-            if request is not None:
-                parsed.append(request)
-        return parsed or None
-
-    def _skip_rest_of_line(self) -> int:
-        """Read past the end of an over-long line without holding it; return its bytes."""
-        skipped = 0
-        while True:
-            rest = self._stream.readline(MAX_LINE)
-            skipped += len(rest)
-            if not rest or rest.endswith(b"\n"):
-                return skipped - (1 if rest.endswith(b"\n") else 0)
-
-
-async def admit_lines(
-    stream: BinaryIO,
-    context: AdmitContext,
-    *,
-    now: Callable[[], float],
-    secrets: HeldSecrets | None = None,
-) -> AdmitReport:
-    """Parse every line and admit valid requests in batches; report invalid lines. Header
-    values a store may not keep are kept in ``secrets`` (see ``core.secrets``)."""
-    store, job = context.store, context.job
-    report = AdmitReport()
-    reader = _LineReader(stream)
-    # A small first batch, so that fetching starts at once; each next batch is read while
-    # the one before is being admitted.
-    # A read runs in a thread, as a future of the loop's executor (not a task): a thread
-    # cannot be cancelled, so a cancelled admission still waits for it (below).
-    loop = asyncio.get_running_loop()
-    reading = loop.run_in_executor(None, reader.next_batch, FIRST_ADMIT_BATCH)
-    try:
-        while not context.should_stop():
-            batch = await asyncio.shield(reading)
-            if batch is None:
-                break
-            reading = loop.run_in_executor(None, reader.next_batch, ADMIT_BATCH)
-            requests: list[NewRequest] = []
-            for item in batch:
-                if isinstance(item, InputError):
-                    report.invalid += 1
-                    if len(report.errors) < SHOWN_INPUT_ERRORS:
-                        report.errors.append(item)
-                else:
-                    requests.append(item if secrets is None else secrets.hold(item))
-            report.valid += len(requests)
-            if requests:
-                added = await store.add_requests(job.id, requests, now=now())
-                report.admitted += added
-                context.on_admitted(added)
-    finally:
-        # Its thread ends with its batch; only then may the input be closed. A failed read
-        # after an earlier failure is not news: its error is retrieved and dropped.
-        await asyncio.wait([reading])
-        if not reading.cancelled():
-            reading.exception()
-    return report
-
-
-@dataclass
-class _ReadLines(AdmitReport):
-    requests: list[NewRequest] = field(default_factory=list)
-
-
-def read_all_lines(stream: BinaryIO) -> _ReadLines:
-    """Every line of ``stream`` parsed (for ``--strict``, before anything is admitted)."""
-    report = _ReadLines()
-    reader = _LineReader(stream)
-    while (batch := reader.next_batch()) is not None:
-        for item in batch:
-            if isinstance(item, InputError):
-                report.invalid += 1
-                if len(report.errors) < SHOWN_INPUT_ERRORS:
-                    report.errors.append(item)
-            else:
-                report.requests.append(item)
-    report.valid = len(report.requests)
-    return report
-
-
-async def admit_held(
-    requests: Sequence[NewRequest], context: AdmitContext, *, now: Callable[[], float]
-) -> AdmitReport:
-    """Admit requests read (and checked) before the run, in batches."""
-    report = AdmitReport(valid=len(requests))
-    for start in range(0, len(requests), ADMIT_BATCH):
-        if context.should_stop():
-            break
-        batch = requests[start : start + ADMIT_BATCH]
-        added = await context.store.add_requests(context.job.id, batch, now=now())
-        report.admitted += added
-        context.on_admitted(added)
-    return report
 
 
 class _ThreadedWriter:
@@ -614,24 +423,3 @@ def _lease_ttl() -> float:
     if not 1.0 <= ttl <= 86_400.0:
         raise CliFailure(f"SHOAL_LEASE_TTL must be seconds in [1, 86400], got {text!r}", EXIT_USAGE)
     return ttl
-
-
-def report_input(report: AdmitReport, source: str, console: Console) -> None:
-    """Invalid lines, one grep-style line each (the first few), then the count."""
-    if not report.invalid:
-        return
-    for error in report.errors:
-        console.print(
-            f"shoal: {source}:{error.line_no}: {error.reason}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-    more = report.invalid - len(report.errors)
-    tail = f" (first {len(report.errors)} shown)" if more > 0 else ""
-    console.print(
-        f"shoal: {report.invalid:,} invalid input line(s) skipped{tail}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )

@@ -12,8 +12,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from shoal.cli.jobrun import EXIT_USAGE, CliFailure, _lease_ttl, open_ready_store
-from shoal.cli.options import EXIT_CODES, read_store_option
+from shoal.cli.exits import EXIT_CODES, EXIT_USAGE, CliFailure, require_store_file, run_command
+from shoal.cli.jobrun import _lease_ttl, open_ready_store
+from shoal.cli.options import read_store_option
 from shoal.cli.progress import _human_bytes
 from shoal.cli.results import job_named
 from shoal.core.jobstate import JobState, job_state, live_workers
@@ -157,12 +158,10 @@ def jobs(ctx: click.Context, store: str, as_json: bool) -> None:
            interrupted  URLs remain and nothing works on it: run it again to resume
            finished     every URL has an outcome
     """
-    from shoal.cli import _require_store_file, _run
-
     ctx.ensure_object(dict)["store"] = store
     if ctx.invoked_subcommand is None:
-        _require_store_file(store)
-        _run(_list(store, as_json=as_json))
+        require_store_file(store)
+        run_command(_list(store, as_json=as_json))
 
 
 @jobs.command("rm", epilog=EXIT_CODES)
@@ -178,8 +177,6 @@ def jobs(ctx: click.Context, store: str, as_json: bool) -> None:
 def remove(ctx: click.Context, name: str, store: str | None) -> None:
     """Remove the job NAME and all its rows (results, frontier, saved bodies no other job
     uses). A running job is refused."""
-    from shoal.cli import _require_store_file, _run
-
     location = store or ctx.obj["store"]
-    _require_store_file(location)
-    _run(_remove(location, name))
+    require_store_file(location)
+    run_command(_remove(location, name))

@@ -8,12 +8,13 @@ given with ``--config``, built-in default.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from shoal.cli.observe import observe_options
-from shoal.cli.params import ByteSize, DurationParam, ExtractRuleParam, HeaderParam, RateParam
+from shoal.cli.params import ByteSize, DurationParam, ExtractRuleParam, F, RateParam, env_option
+from shoal.cli.requestopts import build_proxies, cookie_options, header_options, proxy_options
 from shoal.core.config import (
     AUTO_PYREQWEST_CONCURRENCY,
     DEFAULT_USER_AGENT,
@@ -26,51 +27,24 @@ from shoal.core.config import (
 )
 from shoal.core.errors import ConfigError
 from shoal.core.extract import ExtractRules
-from shoal.core.proxies import check_proxy, read_proxy_list
 from shoal.core.revisit import DEFAULT_KEEP_HISTORY, MAX_KEEP_HISTORY, Recrawl
-from shoal.core.sendheaders import ExtraHeaders
-from shoal.engine.fetch.cookies import JobCookies
 from shoal.engine.fetch.pool import AUTO_START_ROWS
 from shoal.export.writers import SUFFIXES_TEXT
 
 __all__ = [
-    "EXIT_CODES",
     "build_config",
-    "build_cookies",
-    "build_extra_headers",
-    "build_proxies",
     "build_recrawl",
     "recrawl_options",
     "csv_escape_option",
-    "header_options",
     "read_store_option",
     "run_options",
     "store_option",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_CODES = """\b
-Exit codes:
-  0    finished: every URL has an outcome (HTTP errors are outcomes)
-  1    unexpected internal error (a bug: please report it)
-  2    usage error: bad flag, value or input file; a job that holds other
-       settings or that another command is running
-  3    store error: cannot open, read or write the store (or reach the broker)
-  4    invalid input lines with --strict (nothing was fetched)
-  5    output error: cannot write the -o/export file (disk full, or another
-       run is writing it); nothing half-written is left, the store is intact
-  130  interrupted (Ctrl-C / SIGTERM); run the same command again to resume
-  141  standard output was closed (piped into head, say): stopped quietly"""
-
-
-def _opt(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
-    return click.option(*decls, envvar=f"SHOAL_{env}", show_envvar=True, **kwargs)
-
 
 def read_store_option(func: F) -> F:
     """``--store`` for commands that only read an existing store."""
-    return _opt(
+    return env_option(
         "--store",
         env="STORE",
         default="shoal.db",
@@ -81,7 +55,7 @@ def read_store_option(func: F) -> F:
 
 
 def store_option(func: F) -> F:
-    return _opt(
+    return env_option(
         "--store",
         env="STORE",
         default="shoal.db",
@@ -93,7 +67,7 @@ def store_option(func: F) -> F:
 
 def csv_escape_option(func: F) -> F:
     """``--no-csv-escape``: CSV cells as they are, formulas included."""
-    return _opt(
+    return env_option(
         "--csv-escape/--no-csv-escape",
         env="CSV_ESCAPE",
         default=True,
@@ -109,7 +83,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         options = [
             store_option,
-            _opt(
+            env_option(
                 "--job",
                 env="JOB",
                 metavar="NAME",
@@ -117,13 +91,13 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "host (crawl), with -2, -3... added when a job of that name holds other "
                 "settings. Running the same job again resumes it.",
             ),
-            _opt(
+            env_option(
                 "--fresh",
                 env="FRESH",
                 is_flag=True,
                 help="Discard what the job recorded and start it over.",
             ),
-            _opt(
+            env_option(
                 "--refetch",
                 env="REFETCH",
                 type=click.Choice(["failed", "all"]),
@@ -131,7 +105,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Fetch again what the job finished: failed (network errors and 5xx) or all.",
             ),
             *_RECRAWL_OPTIONS,
-            _opt(
+            env_option(
                 "-o",
                 "--output",
                 env="OUTPUT",
@@ -140,7 +114,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "included, each URL once), as results land; the suffix chooses the format: "
                 f"{SUFFIXES_TEXT} (WARC keeps bodies); - for standard output (JSONL).",
             ),
-            _opt(
+            env_option(
                 "--format",
                 "output_format",
                 env="FORMAT",
@@ -149,7 +123,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Format of -o when its suffix does not say (default: from the suffix).",
             ),
             csv_escape_option,
-            _opt(
+            env_option(
                 "--concurrency",
                 env="CONCURRENCY",
                 type=click.IntRange(1, 100_000),
@@ -157,7 +131,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Requests in flight at once, in total.",
             ),
-            _opt(
+            env_option(
                 "--processes",
                 env="PROCESSES",
                 type=click.IntRange(0, 64),
@@ -166,7 +140,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "use more cores. [default: one per core, at most 4 (none on one core), "
                 f"once a run has {AUTO_START_ROWS:,} URLs; 0 = all in this process]",
             ),
-            _opt(
+            env_option(
                 "--per-host",
                 env="PER_HOST",
                 type=click.IntRange(1, 10_000),
@@ -174,7 +148,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Requests in flight per host.",
             ),
-            _opt(
+            env_option(
                 "--delay",
                 env="DELAY",
                 type=click.FloatRange(0, 3600),
@@ -182,7 +156,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Seconds between request starts to one host.",
             ),
-            _opt(
+            env_option(
                 "--rate",
                 env="RATE",
                 type=RateParam(),
@@ -190,7 +164,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="At most this many request starts per second over all hosts (10/s, "
                 "600/m), besides --per-host and --delay; per command or worker.",
             ),
-            _opt(
+            env_option(
                 "--timeout",
                 env="TIMEOUT",
                 type=click.FloatRange(0, min_open=True),
@@ -198,7 +172,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Total seconds for one attempt.",
             ),
-            _opt(
+            env_option(
                 "--connect-timeout",
                 env="CONNECT_TIMEOUT",
                 type=click.FloatRange(0, min_open=True),
@@ -206,7 +180,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Seconds to resolve and connect.",
             ),
-            _opt(
+            env_option(
                 "--read-timeout",
                 env="READ_TIMEOUT",
                 type=click.FloatRange(0, min_open=True),
@@ -214,7 +188,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Seconds to wait for each read.",
             ),
-            _opt(
+            env_option(
                 "--retries",
                 env="RETRIES",
                 type=click.IntRange(0, 100),
@@ -223,7 +197,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Retries for connection errors, timeouts, 429 and 5xx "
                 "(exponential backoff, full jitter; Retry-After honoured).",
             ),
-            _opt(
+            env_option(
                 "--max-bytes",
                 env="MAX_BYTES",
                 type=ByteSize(),
@@ -231,7 +205,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Body cap; larger bodies are recorded as too_large.",
             ),
-            _opt(
+            env_option(
                 "--max-redirects",
                 env="MAX_REDIRECTS",
                 type=click.IntRange(0, 100),
@@ -239,13 +213,13 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 show_default=True,
                 help="Redirects to follow per request.",
             ),
-            _opt(
+            env_option(
                 "--save-bodies",
                 env="SAVE_BODIES",
                 is_flag=True,
                 help="Keep response bodies in the store (zstd-compressed, deduplicated).",
             ),
-            _opt(
+            env_option(
                 "--user-agent",
                 env="USER_AGENT",
                 default=DEFAULT_USER_AGENT,
@@ -253,10 +227,10 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 metavar="UA",
                 help="User-Agent header sent.",
             ),
-            _opt(
+            env_option(
                 "--insecure", env="INSECURE", is_flag=True, help="Do not verify TLS certificates."
             ),
-            _opt(
+            env_option(
                 "--http",
                 env="HTTP",
                 type=click.Choice(HTTP_CLIENTS),
@@ -266,14 +240,14 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "reqwest and hyper; HTTP/2 with --http2), or auto: pyreqwest up to "
                 f"{AUTO_PYREQWEST_CONCURRENCY} connections without a proxy, else aiohttp.",
             ),
-            _opt(
+            env_option(
                 "--http2/--no-http2",
                 env="HTTP2",
                 default=False,
                 show_default=True,
                 help="Offer HTTP/2 to HTTPS servers (ALPN); needs pyreqwest (which auto then is).",
             ),
-            _opt(
+            env_option(
                 "--extract",
                 env="EXTRACT",
                 type=ExtractRuleParam(),
@@ -282,7 +256,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 "'links=css:a::attr(href)[]', 'sku=re:SKU-(\\d+)', 'ids=json:data.items[].id'; "
                 '[] collects every match. TOML: an [extract] table of name = "rule".',
             ),
-            _opt(
+            env_option(
                 "--emit",
                 env="EMIT",
                 metavar="AMQP_URL",
@@ -290,7 +264,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="Also publish every result as it lands to RabbitMQ (amqp://user:pass@host/"
                 "vhost): JSON on the topic exchange shoal.results, routing key the job name.",
             ),
-            _opt(
+            env_option(
                 "-q",
                 "--quiet",
                 env="QUIET",
@@ -306,7 +280,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
 
 
 _RECRAWL_OPTIONS = (
-    _opt(
+    env_option(
         "--recrawl",
         env="RECRAWL",
         is_flag=True,
@@ -314,7 +288,7 @@ _RECRAWL_OPTIONS = (
         "changed (If-None-Match, If-Modified-Since): a 304 keeps the result; a changed "
         "page replaces it, the old one kept in the job's history; new links are followed.",
     ),
-    _opt(
+    env_option(
         "--revisit-after",
         env="REVISIT_AFTER",
         type=DurationParam(),
@@ -322,7 +296,7 @@ _RECRAWL_OPTIONS = (
         help="With --recrawl (which it implies): only URLs fetched longer ago than this "
         "(30m, 12h, 1d, 2w).",
     ),
-    _opt(
+    env_option(
         "--keep-history",
         env="KEEP_HISTORY",
         type=click.IntRange(0, MAX_KEEP_HISTORY),
@@ -352,157 +326,6 @@ def build_recrawl(params: Mapping[str, Any]) -> Recrawl | None:
                 f"--recrawl asks again what the job has; it does not go with --{name}"
             )
     return Recrawl(older_than=after)
-
-
-def header_options(func: F) -> F:
-    """``-H``, ``--header-for``, ``--user`` and ``--bearer``: what every request carries."""
-    options = [
-        _opt(
-            "-H",
-            "--header",
-            env="HEADER",
-            type=HeaderParam(),
-            multiple=True,
-            help="Send this header to every host (repeatable). An Authorization, Cookie or "
-            "Proxy-Authorization header goes only where --user would. Sent, never stored.",
-        ),
-        click.option(
-            "--header-for",
-            type=(str, HeaderParam()),
-            multiple=True,
-            metavar="HOST 'NAME: VALUE'",
-            help="Send this header to HOST only (repeatable; wins over -H of the same name). "
-            "Never carried by a redirect to another origin.",
-        ),
-        _opt(
-            "--user",
-            env="USER",
-            metavar="USER:PASSWORD",
-            help="HTTP basic auth, sent only to the seeds' hosts (crawl) or to each input "
-            "URL's own host (fetch), never to another origin a redirect leads to. Not "
-            "stored: a rerun must give it again.",
-        ),
-        _opt(
-            "--bearer",
-            env="BEARER",
-            metavar="TOKEN",
-            help="Authorization: Bearer TOKEN, sent where --user would be. Not stored.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def proxy_options(func: F) -> F:
-    """``--proxy``, ``--proxies`` and ``--no-proxy-env``."""
-    options = [
-        _opt(
-            "--proxy",
-            env="PROXY",
-            metavar="URL",
-            help="Send every request through this proxy: http://[USER:PASS@]HOST:PORT "
-            "(https:// too). Its credentials are sent, never stored.",
-        ),
-        _opt(
-            "--proxies",
-            "proxies_file",
-            env="PROXIES",
-            metavar="FILE",
-            help="Rotate over the proxies in FILE (one URL a line), round-robin; one that "
-            "fails 3 times in a row is taken out for 60 s (counted in the summary).",
-        ),
-        _opt(
-            "--no-proxy-env",
-            env="NO_PROXY_ENV",
-            is_flag=True,
-            help="Ignore http_proxy, https_proxy, all_proxy and no_proxy. "
-            "[default: honoured, as curl and wget do, unless --proxy/--proxies is given]",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def build_proxies(params: dict[str, Any]) -> tuple[str, ...]:
-    """The proxies given with ``proxy_options`` (checked; none: environment or direct)."""
-    proxy, path = params.get("proxy"), params.get("proxies_file")
-    if proxy and path:
-        raise click.UsageError("give --proxy or --proxies, not both")
-    try:
-        if proxy:
-            return (check_proxy(proxy),)
-        if path:
-            try:
-                with open(path, encoding="utf-8") as lines:
-                    return read_proxy_list(lines, source=path)
-            except (OSError, UnicodeDecodeError) as exc:
-                problem = getattr(exc, "strerror", None) or "not UTF-8 text"
-                raise ConfigError(f"{path}: {problem}") from None
-    except ConfigError as exc:
-        hint = "--proxy" if proxy else "--proxies"
-        raise click.BadParameter(str(exc), param_hint=hint) from None
-    return ()
-
-
-def cookie_options(func: F) -> F:
-    """``--cookies``, ``--save-cookies`` and ``--no-cookies``."""
-    options = [
-        _opt(
-            "--cookies",
-            "cookies_file",
-            env="COOKIES",
-            metavar="FILE",
-            help="Start with the cookies of this Netscape cookies.txt (as curl -b and wget "
-            "--load-cookies read).",
-        ),
-        _opt(
-            "--save-cookies",
-            env="SAVE_COOKIES",
-            metavar="FILE",
-            help="Write the cookies held at the end as a Netscape cookies.txt (mode 600).",
-        ),
-        _opt(
-            "--no-cookies",
-            env="NO_COOKIES",
-            is_flag=True,
-            help="Neither keep nor send cookies. [default: cookies sites set are kept for "
-            "the run and sent back, like a browser session; at most 50 per host]",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def build_cookies(params: dict[str, Any]) -> JobCookies | None:
-    """The run's cookie jar, with ``--cookies`` loaded (None with ``--no-cookies``)."""
-    if params.get("no_cookies"):
-        for name, flag in (("cookies_file", "--cookies"), ("save_cookies", "--save-cookies")):
-            if params.get(name):
-                raise click.UsageError(f"{flag} and --no-cookies contradict each other")
-        return None
-    cookies = JobCookies()
-    if params.get("cookies_file"):
-        try:
-            cookies.load(params["cookies_file"])
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--cookies") from None
-    return cookies
-
-
-def build_extra_headers(params: dict[str, Any]) -> ExtraHeaders:
-    """The headers and credentials given with ``header_options``."""
-    try:
-        return ExtraHeaders.parse(
-            headers=params.get("header") or (),
-            headers_for=params.get("header_for") or (),
-            user=params.get("user"),
-            bearer=params.get("bearer"),
-        )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def build_config(params: dict[str, Any], *, follow_links: bool) -> CrawlConfig:

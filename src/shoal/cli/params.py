@@ -1,12 +1,14 @@
 """The kinds of value shoal's options take, read and checked by click: byte sizes
 (``10MiB``), extraction rules, rates (``5/s``), durations (``1d``) and headers
 (``Name: value``). A bad value is a one-line usage error naming the option.
+``env_option`` declares an option that a ``SHOAL_*`` variable also sets.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -16,7 +18,22 @@ from shoal.core.ratelimit import parse_rate
 from shoal.core.revisit import parse_duration
 from shoal.core.sendheaders import parse_header
 
-__all__ = ["ByteSize", "DurationParam", "ExtractRuleParam", "HeaderParam", "RateParam"]
+__all__ = [
+    "ByteSize",
+    "DurationParam",
+    "ExtractRuleParam",
+    "F",
+    "HeaderParam",
+    "RateParam",
+    "env_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def env_option(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option also read from the environment variable ``SHOAL_<env>``."""
+    return click.option(*decls, envvar=f"SHOAL_{env}", show_envvar=True, **kwargs)
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5

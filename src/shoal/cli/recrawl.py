@@ -8,16 +8,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from shoal.cli.jobrun import EXIT_USAGE, CliFailure, JobRequest, run_job
+from shoal.cli.exits import EXIT_CODES, EXIT_USAGE, CliFailure, run_command
+from shoal.cli.jobrun import JobRequest, run_job
 from shoal.cli.observe import Observe, observe_options
-from shoal.cli.options import (
-    EXIT_CODES,
-    build_extra_headers,
-    csv_escape_option,
-    header_options,
-    store_option,
-)
+from shoal.cli.options import csv_escape_option, store_option
 from shoal.cli.params import DurationParam
+from shoal.cli.requestopts import build_extra_headers, header_options
 from shoal.cli.results import stored_spec
 from shoal.core.errors import ConfigError
 from shoal.core.revisit import MAX_KEEP_HISTORY, Recrawl
@@ -79,7 +75,7 @@ def recrawl(
     with the job's own settings. A job started with -H, --header-for, --user or
     --bearer stored their names only: give the same ones again.
     """
-    from shoal.cli import _check_output_path, _run
+    from shoal.cli import _check_output_path
     from shoal.engine.fetch.pool import prefork
 
     observe = Observe.of(observing)
@@ -99,7 +95,7 @@ def recrawl(
         quiet=quiet,
         extra_headers=extra_headers,
     )
-    _run(_recrawl(plan), observe)
+    run_command(_recrawl(plan), observe)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 from rich.console import Console
 
-from shoal.cli.jobrun import EXIT_OUTPUT, EXIT_USAGE, CliFailure, open_ready_store
+from shoal.cli.exits import EXIT_OUTPUT, EXIT_USAGE, CliFailure
+from shoal.cli.jobrun import open_ready_store
 from shoal.core.errors import ConfigError
 from shoal.core.filters import ResultFilter, parse_statuses
 from shoal.core.jobspec import JobSpec

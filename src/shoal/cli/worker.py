@@ -17,11 +17,8 @@ from typing import Any
 import click
 from rich.console import Console
 
+from shoal.cli.exits import EXIT_CODES, EXIT_OK, EXIT_STORE, EXIT_USAGE, CliFailure, run_command
 from shoal.cli.jobrun import (
-    EXIT_OK,
-    EXIT_STORE,
-    EXIT_USAGE,
-    CliFailure,
     Interrupts,
     JobRequest,
     _lease_ttl,
@@ -30,13 +27,7 @@ from shoal.cli.jobrun import (
     run_job,
 )
 from shoal.cli.observe import Observe, observe_options
-from shoal.cli.options import (
-    EXIT_CODES,
-    build_extra_headers,
-    build_proxies,
-    header_options,
-    proxy_options,
-)
+from shoal.cli.requestopts import build_extra_headers, build_proxies, header_options, proxy_options
 from shoal.cli.results import stored_spec
 from shoal.core.config import CrawlConfig, Limits, Politeness
 from shoal.core.errors import ConfigError, StoreError
@@ -321,7 +312,6 @@ def worker(
     names only: give the worker the same ones. The job's proxies are used
     (stored without credentials); --proxy/--proxies replace them.
     """
-    from shoal.cli import _run
     from shoal.engine.fetch.pool import prefork
 
     # Forked now, before the event loop; how many the job wants is known only inside it
@@ -346,9 +336,9 @@ def worker(
             quiet=quiet,
             emit=emit,
         )
-        _run(_consume(options), observe)
+        run_command(_consume(options), observe)
         return
     if job is None:
         raise click.UsageError("give the job to join (--job NAME), or a queue (--queue URL)")
     proxy_env = not observing.get("no_proxy_env")
-    _run(_work(store, job, limits, quiet, emit, extra_headers, proxies, proxy_env), observe)
+    run_command(_work(store, job, limits, quiet, emit, extra_headers, proxies, proxy_env), observe)

@@ -45,7 +45,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from shoal.core.charset import media_type, sniff_encoding
 from shoal.core.errors import ConfigError
-from shoal.core.links import hazardous_markup, is_html
+from shoal.core.links import is_html
+from shoal.core.markup import hazardous_markup
 
 __all__ = ["RESERVED_NAMES", "Extraction", "ExtractRules", "FieldRule", "extract_fields"]
 

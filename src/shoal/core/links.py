@@ -37,25 +37,13 @@ content type, a body that starts (after whitespace and a byte-order mark) with
 Link-dense pages: at most ``max_links`` distinct links are taken from a page
 (``MAX_LINKS_PER_PAGE`` by default; 0 reads only the robots directives, for a page
 whose links would not be followed), and ``truncated`` says when more were left.
-A page of more than ``_DENSE_TAGS`` tags is not given to lexbor, whose tree costs
-about twenty times the page, but to the scanner below, which keeps only the
-elements it needs and stops after ``max_links`` of them: such a page costs about
-its decoded text in memory.
-
-Pathological markup: lexbor's tree builder is quadratic in two cases — block
-elements nested thousands deep (each start tag walks the stack of open
-elements) and one element with thousands of distinct attributes. Bodies over
-16 KiB are screened for both at C speed (``_looks_hazardous``); a body that is
-hazardous is not given to lexbor but scanned with a linear regular-expression
-fallback (``_scan_fallback``) that finds the same elements, less faithfully
-(it does not know about comments or scripts). Small bodies are not screened:
-their worst case is bounded (about 25 ms).
+A page that is link-dense or whose markup would make lexbor quadratic is not
+parsed but scanned (``core.markup``), up to ``max_links`` link elements.
 """
 
 from __future__ import annotations
 
 import codecs
-import html
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,9 +54,16 @@ from selectolax.lexbor import LexborHTMLParser
 
 from shoal.core.charset import codec_for, media_type
 from shoal.core.errors import InputError
+from shoal.core.markup import (
+    DENSE_TAGS,
+    SCREEN_ABOVE,
+    ScannedElement,
+    looks_hazardous,
+    scan_elements,
+)
 from shoal.core.urls import ParamFilter, canonicalize
 
-__all__ = ["MAX_LINKS_PER_PAGE", "PageLinks", "extract_links", "hazardous_markup", "is_html"]
+__all__ = ["MAX_LINKS_PER_PAGE", "PageLinks", "extract_links", "is_html"]
 
 #: Distinct links taken from one page, at most (the rest: ``PageLinks.truncated``).
 MAX_LINKS_PER_PAGE = 10_000
@@ -102,11 +97,6 @@ class _Element(Protocol):
 
     @property
     def attributes(self) -> Mapping[str, str | None]: ...  # None: a valueless attribute
-
-
-class _ScannedElement(NamedTuple):
-    tag: str
-    attributes: dict[str, str | None]
 
 
 _Source: TypeAlias = tuple[str | None, _Element]  # (tag, element)
@@ -282,12 +272,6 @@ def is_html(body: bytes, content_type: str | None) -> bool:
     return _is_html(body, content_type)
 
 
-def hazardous_markup(body: bytes) -> bool:
-    """Whether lexbor may take time quadratic in the size of ``body`` to parse it (see the
-    module docstring): such a body should not be given to lexbor."""
-    return len(body) > _SCREEN_ABOVE and _looks_hazardous(body)
-
-
 def _is_html(body: bytes, content_type: str | None) -> bool:
     if content_type is not None and content_type.strip():
         return media_type(content_type)[0] in _HTML_TYPES
@@ -323,10 +307,10 @@ def _elements(
     """The link, base and meta elements of the document, in document order, and whether
     link elements were left unread (a dense page, scanned up to ``max_links`` links)."""
     codec = _transport_codec(body, encoding, content_type)
-    if len(body) > _SCREEN_ABOVE:
-        if body.count(b"<") > _DENSE_TAGS:
+    if len(body) > SCREEN_ABOVE:
+        if body.count(b"<") > DENSE_TAGS:
             return _scan_fallback(body, codec, max_links)
-        if _looks_hazardous(body):
+        if looks_hazardous(body):
             return _scan_fallback(body, codec, None)
     try:
         if codec is None:
@@ -345,152 +329,14 @@ def _elements(
     return tree.css(_SELECTOR), False
 
 
-# A page with more tags than this is scanned, not parsed: lexbor's tree of it would
-# take hundreds of bytes a node.
-_DENSE_TAGS = 50_000
-
-
-# The screen for markup that makes lexbor quadratic (see the module docstring).
-# Below _SCREEN_ABOVE bytes nesting is at most ~3,000 deep and an element has at
-# most ~4,000 attributes: ~25 ms at worst, not worth screening every page for.
-_SCREEN_ABOVE = 16 * 1024
-# An element with _MAX_ATTRIBUTES attributes is a tag of some KiB: a stretch of
-# _LONG_RUN bytes without ">", which one memchr() per _PROBE_STRIDE bytes finds.
-_MAX_ATTRIBUTES = 1024
-_LONG_RUN = 4096
-_PROBE_STRIDE = 2048
-_LONG_TAG = re.compile(rb"<[A-Za-z][^<>]{%d}" % _LONG_RUN)  # tries start at "<": linear
-_TAG_RUN = re.compile(rb"[^<>]*")
-# Nesting deeper than _MAX_SHALLOW_DEPTH needs more tags than that; past it the
-# running balance of "<" over "</" is sampled every _DEPTH_WINDOW bytes, and
-# only a high balance (void elements and unclosed paragraphs inflate it) is
-# looked at closely.
-_MAX_SHALLOW_DEPTH = 2048
-_DEPTH_WINDOW = 4096
-_MAX_SCOPE_STEPS = 2_000_000
-_SCOPE_STEPS_PER_TAG = 100
-_TAG_NAME = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9]*)")
-# Elements that never deepen the stack: void ones, and ones a sibling closes.
-_FLAT_ELEMENTS = frozenset(
-    b"area base br col embed hr img input link meta source track wbr param keygen frame "
-    b"basefont bgsound image p li dd dt option optgroup tr td th thead tbody tfoot colgroup "
-    b"caption rb rt rp rtc a html head body".split()
-)
-
-
-def _looks_hazardous(body: bytes) -> bool:
-    """Whether lexbor may take time quadratic in the size of ``body``."""
-    return _has_attribute_bomb(body) or _has_deep_nesting(body)
-
-
-def _has_attribute_bomb(body: bytes) -> bool:
-    if not _has_long_run(body):
-        return False
-    # Tags over _LONG_RUN bytes: count their attributes (roughly: words). The
-    # runs between "<" and ">" do not overlap, so this is linear.
-    for long_tag in _LONG_TAG.finditer(body):
-        run = _TAG_RUN.match(body, long_tag.start() + 1)
-        if run is not None and len(run.group().split()) > _MAX_ATTRIBUTES:
-            return True
-    return False
-
-
-def _has_long_run(body: bytes) -> bool:
-    """Whether ``body`` may have a tag of ``_LONG_RUN`` bytes: a stretch without ">".
-
-    A stretch that long contains a whole aligned window of ``_PROBE_STRIDE``
-    bytes; a window without ">" is a maybe (then ``_LONG_TAG`` decides).
-    """
-    find = body.find
-    return any(
-        find(b">", start, start + _PROBE_STRIDE) < 0
-        for start in range(0, len(body) - _PROBE_STRIDE + 1, _PROBE_STRIDE)
-    )
-
-
-def _has_deep_nesting(body: bytes) -> bool:
-    """Whether block elements may nest deep enough to make lexbor quadratic."""
-    if body.count(b"<") <= _MAX_SHALLOW_DEPTH:
-        return False
-    level = 0
-    for start in range(0, len(body), _DEPTH_WINDOW):
-        end = start + _DEPTH_WINDOW
-        level += body.count(b"<", start, end) - 2 * body.count(b"</", start, end)
-        if level > _MAX_SHALLOW_DEPTH:
-            steps, tags = _scope_steps(body)
-            return steps > _MAX_SCOPE_STEPS + _SCOPE_STEPS_PER_TAG * tags
-    return False
-
-
-def _scope_steps(body: bytes) -> tuple[int, int]:
-    """An estimate of the open-element stack entries the tree builder will walk.
-
-    Each start or end tag of an element that can nest walks the stack of open
-    elements (to check what is "in scope"); the estimate adds up the depth at
-    each one. Returns ``(steps, number of tags)``.
-    """
-    tags = _TAG_NAME.findall(body)
-    depth = steps = 0
-    for close, name in tags:
-        if close:
-            steps += depth
-            if depth:
-                depth -= 1
-        elif name.lower() not in _FLAT_ELEMENTS:
-            steps += depth
-            depth += 1
-    return steps, len(tags)
-
-
-# The fallback scanner: linear, as "[^<>]*" stops at the next "<" or ">".
-# Comments are skipped (an unclosed one runs to the end, as in a browser): one lazy
-# run from each "<!--", which ends the scan when it reaches the end, so still linear.
-_FALLBACK_TAG = re.compile(
-    r"<!--.*?(?:-->|\Z)|<(a|area|link|frame|iframe|base|meta)(?=[\s/>])([^<>]*)", re.I | re.S
-)
-_FALLBACK_ATTRIBUTE = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
-_FALLBACK_WANTED = frozenset({"href", "src", "rel", "name", "content"})
-_FALLBACK_REQUIRED = {  # as in _SELECTOR
-    "a": ("href",),
-    "area": ("href",),
-    "link": ("href", "rel"),
-    "frame": ("src",),
-    "iframe": ("src",),
-    "base": ("href",),
-    "meta": ("name",),
-}
-
-
 def _scan_fallback(
     body: bytes, codec: str | None, max_links: int | None
-) -> tuple[list[_ScannedElement], bool]:
-    """The elements of interest found by regular expressions, for hazardous markup or a
-    dense page: no more than ``max_links`` link elements (None: all), and whether some
-    were left. A link element found twice counts twice, so a page repeating few links
-    keeps ``max_links`` elements, not all of its own."""
+) -> tuple[list[ScannedElement], bool]:
+    """``markup.scan_elements`` of the decoded body, for hazardous markup or a dense page."""
     if codec is None:
         codec = "utf-16" if body.startswith(_BOMS[1:]) else "utf-8-sig"
     text = _decode(body, codec) or body.decode("utf-8", "replace")
-    elements: list[_ScannedElement] = []
-    links = 0
-    for tag in _FALLBACK_TAG.finditer(text):
-        if tag.group(1) is None:  # a comment
-            continue
-        attrs: dict[str, str | None] = {}
-        for attribute in _FALLBACK_ATTRIBUTE.finditer(tag.group(2)):
-            name, double, single, bare = attribute.groups()
-            name = name.lower()
-            if name in _FALLBACK_WANTED and name not in attrs:  # the first one wins
-                value = double if double is not None else single if single is not None else bare
-                attrs[name] = None if value is None else html.unescape(value)
-        name = tag.group(1).lower()
-        if all(required in attrs for required in _FALLBACK_REQUIRED[name]):
-            if name != "base" and name != "meta":
-                if max_links is not None and links >= max_links:
-                    return elements, True
-                links += 1
-            elements.append(_ScannedElement(name, attrs))
-    return elements, False
+    return scan_elements(text, max_links)
 
 
 # --- robots directives ---

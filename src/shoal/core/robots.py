@@ -45,18 +45,9 @@ Google reads them (§2.2.4 allows this). As in RFC 9309 and in Google's parser,
 ``User-agent: *`` / ``Crawl-delay: 5`` / ``User-agent: BadBot`` /
 ``Disallow: /`` is *one* group for both agents: only a rule ends the run.
 
-Matching (§2.2.2, §2.2.3). A rule matches from the first octet of the path;
-``*`` is any run of characters, a trailing ``$`` anchors the end, a ``$``
-elsewhere is literal. The longest pattern (in octets after normalisation,
-``*`` and ``$`` included, as Google counts) wins; between an allow and a
-disallow of the same length, allow wins. Both the rule and the URL's path and
-query are normalised before comparing: non-ASCII as UTF-8 escapes, escapes of
-unreserved characters decoded, and a reserved character equal to its escape.
-That last point reads §2.2.2 literally: reserved octets are "percent-encoded
-prior to comparison" on both sides, and Figure 4 needs it
-(``/foo/bar?baz=https://foo.bar`` matches ``...?baz=https%3A%2F%2Ffoo.bar``);
-so ``/a/b`` and ``/a%2Fb`` are one path to a rule. ``%2A`` and ``%24`` in a
-rule are literal ``*`` and ``$``. ``/robots.txt`` is always allowed.
+Matching (§2.2.2, §2.2.3) is ``core.pathpatterns``: the longest matching
+pattern wins, allow on ties, after both sides are normalised.
+``/robots.txt`` is always allowed.
 
 Why not protego's matcher: protego (the project's robots.txt dependency)
 picks the group whose name is a *prefix* of ours (``User-agent: sho`` binds
@@ -84,6 +75,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shoal.core.errors import ConfigError
+from shoal.core.pathpatterns import Rule, compile_rule, normalize_path, path_and_query
 from shoal.core.urls import canonicalize
 
 __all__ = ["RobotsPolicy", "RobotsRules", "Source", "rules_from_response", "ua_token"]
@@ -98,7 +90,6 @@ _PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _REQUEST_RATE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{1,9})\s*([smhd]?)(?:\s|$)", re.IGNORECASE)
 _RATE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_URL_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
 
 _USER_AGENT, _ALLOW, _DISALLOW, _SITEMAP, _CRAWL_DELAY, _REQUEST_RATE_KEY = range(6)
 _KEYS = {
@@ -117,15 +108,6 @@ _KEYS = {
     "crawl-delay": _CRAWL_DELAY,
     "request-rate": _REQUEST_RATE_KEY,
 }
-
-# RFC 3986: unreserved characters compare decoded; reserved ones compare equal
-# to their escapes (kept raw here, which only matters for rule lengths);
-# everything else compares as uppercase %XX of its UTF-8 bytes.
-_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-_RESERVED = ":/?#[]@!$&'()*+,;="
-_RAW = frozenset(_UNRESERVED + _RESERVED)
-_ALREADY_NORMAL = re.compile("[" + re.escape(_UNRESERVED + _RESERVED) + "]*").fullmatch
-_NEEDS_WORK = re.compile("%[0-9A-Fa-f]{2}|[^" + re.escape(_UNRESERVED + _RESERVED) + "]")
 
 
 def ua_token(user_agent: str) -> str:
@@ -178,39 +160,6 @@ class RobotsPolicy:
                 raise ConfigError(f"robots {name} must be finite and {bound}, got {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    priority: int
-    allow: bool
-    parts: tuple[str, ...]  # normalised literal runs between the "*" wildcards
-    anchored: bool  # the pattern ended in "$"
-
-    @property
-    def plain(self) -> bool:
-        """Whether the rule is a bare prefix: no "*", no "$"."""
-        return len(self.parts) == 1 and not self.anchored
-
-    def matches(self, key: str) -> bool:
-        parts = self.parts
-        first = parts[0]
-        if not key.startswith(first):
-            return False
-        if len(parts) == 1:
-            return len(key) == len(first) if self.anchored else True
-        # Leftmost placement of each middle run is optimal for "*"-only globs,
-        # and needs no backtracking: linear in the key for each run.
-        position = len(first)
-        for part in parts[1:-1]:
-            found = key.find(part, position)
-            if found < 0:
-                return False
-            position = found + len(part)
-        last = parts[-1]
-        if self.anchored:
-            return len(key) - len(last) >= position and key.endswith(last)
-        return key.find(last, position) >= 0
-
-
 @dataclass(slots=True)
 class _Group:
     agents: set[str] = field(default_factory=set)
@@ -221,13 +170,13 @@ class _Group:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    rules: tuple[_Rule, ...]  # longest first, allow before disallow on ties
+    rules: tuple[Rule, ...]  # longest first, allow before disallow on ties
     crawl_delay: float | None
     sitemaps: tuple[str, ...]
     # A plain rule (no "*", no "$") can only match as a prefix: when none of
     # them prefixes a URL, one startswith() call leaves just the other rules.
     plain_prefixes: tuple[str, ...] = ()
-    special_rules: tuple[_Rule, ...] = ()
+    special_rules: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +197,15 @@ class RobotsRules:
 
     def allowed(self, url: str) -> bool:
         """Whether we may fetch ``url`` (an absolute URL, or a path starting with ``/``)."""
-        path_and_query = _path_and_query(url)
-        if path_and_query.partition("?")[0] == "/robots.txt":
+        target = path_and_query(url)
+        if target.partition("?")[0] == "/robots.txt":
             return True
         if self.source != "parsed":
             return self.source == "allow_all"
         parsed = self._parsed
         if not parsed.rules:
             return True
-        key = _normalize(path_and_query)
+        key = normalize_path(target)
         rules = parsed.rules if key.startswith(parsed.plain_prefixes) else parsed.special_rules
         for rule in rules:
             if rule.matches(key):
@@ -394,7 +343,7 @@ def _parse(text: str, policy: RobotsPolicy) -> _Parsed:
     ours = [group for group in groups if token in group.agents]
     anyone = [group for group in groups if "*" in group.agents]
     chosen = ours or anyone
-    rules = {_compile(allow, pattern) for group in chosen for allow, pattern in group.rules}
+    rules = {compile_rule(allow, pattern) for group in chosen for allow, pattern in group.rules}
     delay = _delay(ours, policy)
     if delay is None:
         delay = _delay(anyone, policy)
@@ -431,15 +380,6 @@ def _agent_token(value: str) -> str | None:
         return "*"
     match = _PRODUCT_TOKEN.match(value)
     return match.group().lower() if match is not None else None
-
-
-def _compile(allow: bool, pattern: str) -> _Rule:
-    anchored = pattern.endswith("$")
-    if anchored:
-        pattern = pattern[:-1]
-    parts = tuple(_normalize(part) for part in pattern.split("*"))
-    priority = sum(len(part) for part in parts) + len(parts) - 1 + anchored
-    return _Rule(priority=priority, allow=allow, parts=parts, anchored=anchored)
 
 
 def _delay(groups: list[_Group], policy: RobotsPolicy) -> float | None:
@@ -479,29 +419,3 @@ def _canonical_sitemaps(values: list[str]) -> tuple[str, ...]:
         except ValueError:  # InputError: relative, not http(s), or not a URL at all
             continue
     return tuple(seen)
-
-
-# --- matching ---
-
-
-def _path_and_query(url: str) -> str:
-    """The part of ``url`` rules match against: path and query, no fragment."""
-    url = url.partition("#")[0]
-    head = _URL_HEAD.match(url)
-    if head is not None:
-        url = url[head.end() :]
-    return url if url.startswith("/") else "/" + url
-
-
-def _normalize(text: str) -> str:
-    if _ALREADY_NORMAL(text):
-        return text
-    return _NEEDS_WORK.sub(_normal_form, text)
-
-
-def _normal_form(match: re.Match[str]) -> str:
-    text = match.group()
-    if len(text) == 3:  # an escape: the other matches are one character
-        char = chr(int(text[1:], 16))
-        return char if char in _RAW else text.upper()
-    return "".join(f"%{byte:02X}" for byte in text.encode("utf-8", "surrogatepass"))

@@ -20,7 +20,7 @@ semantics-preserving normalisations so that one resource has one spelling:
 Only http and https are crawlable; anything else raises ``InputError`` with a
 one-line reason. **Beyond WHATWG**, so are host names that no resolver can look
 up: with an empty label (``a..b``), a label over 63 characters, or over 253
-characters in all. The result is
+characters in all (hosts are parsed by ``core.hostnames``). The result is
 idempotent: ``canonicalize(canonicalize(u)) == canonicalize(u)``.
 
 Why not yarl alone: yarl normalises differently from browsers (a space in the
@@ -36,18 +36,15 @@ CheckJoiners rules are not applied to non-ASCII labels.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable, Collection
 from functools import lru_cache
 from typing import NamedTuple, TypeAlias
-from urllib.parse import unquote_to_bytes
 
-import idna
 import xxhash
 
 from shoal.core.errors import InputError
+from shoal.core.hostnames import parse_host, plain_host_is_canonical
 
 __all__ = [
     "ParamFilter",
@@ -63,8 +60,6 @@ ParamFilter: TypeAlias = Collection[str] | Callable[[str], bool]
 """Query parameters to drop: names (``"gclid"``), globs (``"utm_*"``) or a predicate."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_MAX_LABEL = 63  # characters in one DNS label (RFC 1035)
-_MAX_NAME = 253  # characters in a domain name, without its trailing dot (RFC 1035)
 
 # WHATWG input preprocessing: strip leading/trailing C0 controls and spaces,
 # remove every tab and newline.
@@ -74,7 +69,6 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _AUTHORITY_END = re.compile(r"[/\\?#]")
 _PATH_SEPARATOR = re.compile(r"[/\\]")
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
-_FORBIDDEN_DOMAIN = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f]")
 
 # The already-canonical common case: lowercase scheme and host, no userinfo,
 # no escapes, no fragment, only characters that never need encoding.
@@ -84,11 +78,6 @@ _FAST = re.compile(
     r"(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@/?]+))?"
 )
 
-# A dotted-quad IPv4 address already in canonical form (no leading zeros, each ≤ 255).
-_CANONICAL_IPV4 = re.compile(
-    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-)
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _UNRESERVED_NOT_HEX = _UNRESERVED - frozenset("0123456789ABCDEFabcdef")
 _PRINTABLE = "".join(chr(i) for i in range(0x21, 0x7F))
@@ -96,8 +85,6 @@ _PCT = tuple(f"%{i:02X}" for i in range(256))
 _STRAY_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
 _PIECES = re.compile(r"([/\\&])")  # "\\" is a path separator in http(s) URLs too
 _REPLACEMENT_UTF8 = "\ufffd".encode()
-_SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")  # U+D800-DFFF, "surrogatepass"
-_RADIX_DIGITS = {8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 
 
 class _Parts(NamedTuple):
@@ -262,15 +249,8 @@ def canonical_host(canonical: str) -> str:
 
 def _fast_ok(match: re.Match[str]) -> bool:
     """Whether a fast-pattern match needs none of the slow path's work."""
-    host = match.group(2)
-    if len(host) > _MAX_LABEL and (
-        len(host) > _MAX_NAME or any(len(label) > _MAX_LABEL for label in host.split("."))
-    ):
-        return False  # let the parser refuse it
-    if host[host.rfind(".") + 1].isdigit() and _CANONICAL_IPV4.fullmatch(host) is None:
-        return False  # a numeric host that is not plain dotted-quad: let the parser decide
-    if "xn--" in host:
-        return False  # a punycode label to validate
+    if not plain_host_is_canonical(match.group(2)):
+        return False
     port = match.group(3)
     if port is not None:
         number = int(port)
@@ -410,7 +390,7 @@ def _parse_authority(scheme: str, text: str) -> _Parts:
         host_text, _, port_text = authority.partition(":")
     if not host_text:
         raise InputError("missing host")
-    host = _parse_host(host_text)
+    host = parse_host(host_text)
     port = _parse_port(port_text, scheme)
     path, query = _split_path_query(rest)
     return _Parts(scheme, userinfo, host, port, _resolve_path(path, []), query)
@@ -459,138 +439,3 @@ def _resolve_path(path: str, segments: list[str]) -> str:
         else:
             segments.append(segment)
     return "/" + "/".join(segments)
-
-
-# --- hosts ---
-
-
-@lru_cache(maxsize=4096)
-def _parse_host(text: str) -> str:
-    """Host parsing (IDNA mapping is slow); links repeat hosts, so it is cached."""
-    if text.startswith("["):
-        return _parse_ipv6(text)
-    domain = text
-    if "%" in domain:
-        # A lone surrogate is U+FFFD, as in a browser (and as the encoders do).
-        raw = _SURROGATE_UTF8.sub(_REPLACEMENT_UTF8, domain.encode("utf-8", "surrogatepass"))
-        domain = unquote_to_bytes(raw).decode("utf-8", "replace")
-    domain = domain.lower() if domain.isascii() else _domain_to_ascii(domain)
-    if not domain:
-        raise InputError("missing host")
-    if "xn--" in domain:
-        _check_punycode_labels(domain)
-    forbidden = _FORBIDDEN_DOMAIN.search(domain)
-    if forbidden is not None:
-        raise InputError(f"forbidden character {forbidden.group()!r} in host")
-    if _ends_in_number(domain):
-        return _parse_ipv4(domain)
-    _check_dns_labels(domain)
-    return domain
-
-
-def _check_dns_labels(domain: str) -> None:
-    """Refuse a name no resolver can look up: an empty label or one over 63 characters.
-
-    WHATWG parses such hosts (``a..b``, ``http://./``); the socket layer then
-    fails to encode them, after the request was admitted and retried.
-    """
-    name = domain[:-1] if domain.endswith(".") else domain
-    if len(name) > _MAX_NAME:
-        raise InputError(f"invalid host: {len(name)} characters, at most {_MAX_NAME} allowed")
-    labels = name.split(".")
-    for label in labels:
-        if not label:
-            raise InputError(f"invalid host {domain!r}: empty label")
-        if len(label) > _MAX_LABEL:
-            raise InputError(f"invalid host {domain[:80]!r}: a label over {_MAX_LABEL} characters")
-
-
-def _parse_ipv6(text: str) -> str:
-    inner = text[1:-1] if text.endswith("]") else ""
-    if not inner or "%" in inner:  # no zone identifiers in URLs
-        raise InputError(f"invalid IPv6 host {text!r}")
-    try:
-        address = ipaddress.IPv6Address(inner)
-    except ValueError:
-        raise InputError(f"invalid IPv6 host {text!r}") from None
-    return f"[{address.compressed}]"
-
-
-def _domain_to_ascii(domain: str) -> str:
-    """UTS #46 ToASCII, non-transitional, without STD3 rules (as WHATWG)."""
-    try:
-        mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
-    except (idna.IDNAError, UnicodeError):
-        raise InputError(f"invalid IDNA host {domain!r}") from None
-    labels = mapped.split(".")
-    for index, label in enumerate(labels):
-        if label.isascii():
-            continue
-        if unicodedata.category(label[0]).startswith("M"):
-            raise InputError(f"invalid IDNA host {domain!r}: label starts with a mark")
-        labels[index] = "xn--" + label.encode("punycode").decode("ascii")
-    return ".".join(labels)
-
-
-def _check_punycode_labels(domain: str) -> None:
-    """An ASCII ``xn--`` label must decode to a valid, already-mapped label."""
-    for label in domain.split("."):
-        if not label.startswith("xn--"):
-            continue
-        try:
-            decoded = label[4:].encode("ascii").decode("punycode")
-            valid = (
-                bool(decoded)
-                and not decoded.isascii()
-                and idna.uts46_remap(decoded, std3_rules=False, transitional=False) == decoded
-                and not unicodedata.category(decoded[0]).startswith("M")
-            )
-        except (UnicodeError, ValueError, OverflowError):
-            valid = False
-        if not valid:
-            raise InputError(f"invalid IDNA host {domain!r}: bad punycode label {label!r}")
-
-
-def _ends_in_number(domain: str) -> bool:
-    labels = domain.split(".")
-    if labels[-1] == "" and len(labels) > 1:
-        labels.pop()
-    last = labels[-1]
-    if last.isdigit():  # ASCII here: the domain is ASCII by now
-        return True
-    return _ipv4_number(last) is not None
-
-
-def _ipv4_number(text: str) -> int | None:
-    if not text:
-        return None
-    radix = 10
-    if text[:2] in ("0x", "0X"):
-        text, radix = text[2:], 16
-    elif len(text) > 1 and text[0] == "0":
-        text, radix = text[1:], 8
-    if not text:
-        return 0
-    if any(c not in _RADIX_DIGITS[radix] for c in text):
-        return None
-    return int(text, radix)
-
-
-def _parse_ipv4(domain: str) -> str:
-    labels = domain.split(".")
-    if labels[-1] == "" and len(labels) > 1:
-        labels.pop()
-    if len(labels) > 4:
-        raise InputError(f"invalid IPv4 host {domain!r}")
-    numbers = []
-    for label in labels:
-        number = _ipv4_number(label)
-        if number is None:
-            raise InputError(f"invalid IPv4 host {domain!r}")
-        numbers.append(number)
-    if any(number > 255 for number in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
-        raise InputError(f"invalid IPv4 host {domain!r}: out of range")
-    address = numbers[-1]
-    for index, number in enumerate(numbers[:-1]):
-        address += number * 256 ** (3 - index)
-    return str(ipaddress.IPv4Address(address))

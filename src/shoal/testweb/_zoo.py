@@ -29,11 +29,8 @@ the raw-socket and TLS behaviours and serves them all at once.
 ``/zoo/calendar/{y}/{m}[/{d}]`` a calendar whose links never end
 ==============================  ==============================================
 
-A gzip stream can shrink zeros about 1000-fold at most, so its bomb is
-megabytes, not kilobytes; brotli and zstd go far beyond. None of the bombs
-is ever held in full: gzip is one 1 KiB deflate block (a full flush makes it
-independent of what came before) sent over and over; zstd repeats one frame;
-brotli, which cannot be concatenated, is compressed once (~0.5 s) and cached.
+The bombs, and how they are served without being held in full, are in
+``_bombs``.
 """
 
 from __future__ import annotations
@@ -44,14 +41,13 @@ import contextlib
 import functools
 import hashlib
 import random
-import struct
-import zlib
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from html import escape
 
 from aiohttp import web
 
+from shoal.testweb._bombs import brotli_bomb, deflate_bomb, zstd_bomb
 from shoal.testweb._state import MAX_WAIT, STATE
 
 __all__ = [
@@ -64,7 +60,6 @@ __all__ = [
     "zoo_routes",
 ]
 
-MiB = 1 << 20
 _ENDLESS_CHUNK = (b"<p>" + b"endless " * 8190 + b"</p>\n")[: 64 * 1024]
 _RETRYABLE_5XX = (500, 502, 503, 504)
 _HTML = "text/html; charset=utf-8"
@@ -190,70 +185,12 @@ class ZooOptions:
     links: list[str] = field(default_factory=list)
 
 
-# -- bombs ------------------------------------------------------------------
-
-
-@functools.cache
-def _gzip_unit() -> bytes:
-    """Deflate of 1 MiB of zeros ending in a full flush: valid after any earlier unit."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return compressor.compress(bytes(MiB)) + compressor.flush(zlib.Z_FULL_FLUSH)
-
-
-@functools.cache
-def _zeros_crc32(mib: int) -> int:
-    zeros = bytes(MiB)
-    crc = 0
-    for _ in range(mib):
-        crc = zlib.crc32(zeros, crc)
-    return crc
-
-
-@functools.cache
-def _zeros_adler32(mib: int) -> int:
-    zeros = bytes(MiB)
-    adler = 1
-    for _ in range(mib):
-        adler = zlib.adler32(zeros, adler)
-    return adler
-
-
-@functools.cache
-def _zstd_frame() -> bytes:
-    """One zstd frame of 256 MiB of zeros (~8 KB); frames concatenate."""
-    import zstandard
-
-    compressor = zstandard.ZstdCompressor(level=1).compressobj(size=256 * MiB)
-    zeros = bytes(MiB)
-    parts = [compressor.compress(zeros) for _ in range(256)]
-    parts.append(compressor.flush())
-    return b"".join(parts)
-
-
-@functools.cache
-def _brotli_bomb(mib: int) -> bytes:
-    import brotli
-
-    compressor = brotli.Compressor(quality=5)
-    zeros = bytes(MiB)
-    parts = [compressor.process(zeros) for _ in range(mib)]
-    parts.append(compressor.finish())
-    return b"".join(parts)
-
-
-async def prepare_bombs(options: ZooOptions) -> None:
-    """Compute the cached bomb parts off the loop, so no request waits for them."""
-    await asyncio.to_thread(_gzip_unit)
-    await asyncio.to_thread(_zstd_frame)
-    await asyncio.to_thread(_brotli_bomb, options.br_mib)
+# -- helpers ----------------------------------------------------------------
 
 
 async def _cached(fn: Callable[[], bytes]) -> bytes:
     """``fn()`` (a functools.cache'd builder), computed in a thread the first time."""
     return await asyncio.to_thread(fn)
-
-
-# -- helpers ----------------------------------------------------------------
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -294,28 +231,6 @@ async def _stream(
 async def _forever(chunk: bytes) -> AsyncGenerator[bytes, None]:
     while True:
         yield chunk
-
-
-async def _deflate_bomb(total: int, *, gzip: bool) -> AsyncGenerator[bytes, None]:
-    """``total`` MiB of zeros, as gzip or as zlib-wrapped deflate (``Content-Encoding:
-    deflate``)."""
-    unit = await _cached(_gzip_unit)
-    if gzip:
-        yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip header: deflate, no name
-    else:
-        yield b"\x78\xda"  # zlib header: deflate, 32 KiB window, best compression
-    batch = unit * 64  # 64 MiB of zeros per write
-    for _ in range(total // 64):
-        yield batch
-    if total % 64:
-        yield unit * (total % 64)
-    # The trailer's checksum costs a pass over the zeros: only for a client that read them.
-    if gzip:
-        crc = await asyncio.to_thread(_zeros_crc32, total)
-        yield b"\x03\x00" + struct.pack("<II", crc, (total * MiB) & 0xFFFFFFFF)
-    else:
-        adler = await asyncio.to_thread(_zeros_adler32, total)
-        yield b"\x03\x00" + struct.pack(">I", adler)
 
 
 # -- routes -----------------------------------------------------------------
@@ -376,26 +291,23 @@ def zoo_routes(options: ZooOptions | None = None) -> web.RouteTableDef:
     async def bomb_gzip(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": _HTML, "Content-Encoding": "gzip"})
         response.enable_chunked_encoding()
-        return await _stream(request, response, _deflate_bomb(opts.gzip_mib, gzip=True))
+        return await _stream(request, response, deflate_bomb(opts.gzip_mib, gzip=True))
 
     @routes.get("/zoo/bomb/deflate")
     async def bomb_deflate(request: web.Request) -> web.StreamResponse:
         headers = {"Content-Type": _HTML, "Content-Encoding": "deflate"}
         response = web.StreamResponse(headers=headers)
         response.enable_chunked_encoding()
-        return await _stream(request, response, _deflate_bomb(opts.gzip_mib, gzip=False))
+        return await _stream(request, response, deflate_bomb(opts.gzip_mib, gzip=False))
 
     @routes.get("/zoo/bomb/zstd")
     async def bomb_zstd(request: web.Request) -> web.StreamResponse:
-        frame = await _cached(_zstd_frame)
-        frames = max(1, opts.zstd_mib // 256)
-        return web.Response(
-            body=frame * frames, headers={"Content-Type": _HTML, "Content-Encoding": "zstd"}
-        )
+        body = await zstd_bomb(opts.zstd_mib)
+        return web.Response(body=body, headers={"Content-Type": _HTML, "Content-Encoding": "zstd"})
 
     @routes.get("/zoo/bomb/br")
     async def bomb_br(request: web.Request) -> web.StreamResponse:
-        body = await _cached(functools.partial(_brotli_bomb, opts.br_mib))
+        body = await brotli_bomb(opts.br_mib)
         return web.Response(body=body, headers={"Content-Type": _HTML, "Content-Encoding": "br"})
 
     @routes.get("/zoo/bad-encoding/{encoding}")

@@ -39,16 +39,11 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
+from shoal.testweb._bombs import prepare_bombs
 from shoal.testweb._raw import RAW_PATHS, RawServer
 from shoal.testweb._server import TestWeb, serve_in_thread
 from shoal.testweb._tls import self_signed_context, tls_available
-from shoal.testweb._zoo import (
-    CHARSET_VARIANTS,
-    REDIRECT_SCHEMES,
-    ZooOptions,
-    prepare_bombs,
-    zoo_routes,
-)
+from shoal.testweb._zoo import CHARSET_VARIANTS, REDIRECT_SCHEMES, ZooOptions, zoo_routes
 from shoal.testweb.site import SiteSpec
 
 __all__ = ["UNRESOLVABLE_HOST", "Zoo", "ZooOptions"]
@@ -125,7 +120,7 @@ class Zoo:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        await prepare_bombs(self.options)  # before the first request can wait for them
+        await prepare_bombs(self.options.br_mib)  # before the first request can wait for them
         self._refused = _bound_not_listening(self._refused_address)
         try:
             await self.web.start()
