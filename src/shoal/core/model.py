@@ -10,6 +10,7 @@ from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, TypeVar
 
 from shoal.core.charset import codec_for, decode
+from shoal.core.pickling import pickled_by_values
 from shoal.core.urls import canonical_fingerprint, canonical_host, split_userinfo
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Request:
     revisit: Revisit | None = None
 
 
+@pickled_by_values
 @dataclass(slots=True, kw_only=True)
 class FetchResult:
     """The recorded outcome of one request: a response, or why there is none.
