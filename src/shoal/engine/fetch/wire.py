@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 6
+WIRE_VERSION = 7
 
 _LENGTH = struct.Struct("!I")
 
