@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import builtins
-import operator
 import re
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from shoal.core.charset import codec_for, decode
+from shoal.core.pickling import pickled_by_values
 from shoal.core.urls import canonical_fingerprint, canonical_host, split_userinfo
 
 if TYPE_CHECKING:
@@ -32,29 +31,9 @@ __all__ = [
 ]
 
 Header = tuple[str, str]
-T = TypeVar("T")
 
 
-def _pickled_as_tuples(cls: type[T]) -> type[T]:
-    """A frozen slotted dataclass pickles through a ``__getstate__`` that lists its fields
-    on every call; these cross a pipe for every request, so they pickle as a plain tuple of
-    their values instead."""
-    names = tuple(f.name for f in dataclass_fields(cls))  # type: ignore[arg-type]
-    values = operator.attrgetter(*names)
-
-    def __getstate__(self: object) -> tuple[object, ...]:
-        return values(self)
-
-    def __setstate__(self: object, state: tuple[object, ...]) -> None:
-        for name, value in zip(names, state, strict=True):
-            object.__setattr__(self, name, value)
-
-    setattr(cls, "__getstate__", __getstate__)  # noqa: B010 - replaces dataclasses' own
-    setattr(cls, "__setstate__", __setstate__)  # noqa: B010
-    return cls
-
-
-@_pickled_as_tuples
+@pickled_by_values
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewRequest:
     """A request about to be admitted to a job's frontier.
@@ -89,7 +68,7 @@ class NewRequest:
         )
 
 
-@_pickled_as_tuples
+@pickled_by_values
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     """A frontier row leased to a worker; ``attempts`` counts earlier tries.
@@ -115,6 +94,7 @@ class Request:
     revisit: Revisit | None = None
 
 
+@pickled_by_values
 @dataclass(slots=True, kw_only=True)
 class FetchResult:
     """The recorded outcome of one request: a response, or why there is none.

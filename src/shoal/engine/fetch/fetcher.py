@@ -25,6 +25,7 @@ from shoal.core.config import CrawlConfig
 from shoal.core.kinds import ErrorKind
 from shoal.core.links import PageLinks
 from shoal.core.model import FetchResult, Request
+from shoal.core.pickling import pickled_by_values
 from shoal.core.proxies import ProxyRotation, is_socks, redacted
 from shoal.core.urls import split_userinfo
 from shoal.engine.fetch.addressguard import public_only_socket
@@ -49,6 +50,7 @@ _PROXY_FAILURES = (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyEr
 _YIELD_EVERY = 1 << 20  # bytes of body read between two turns given to the other tasks
 
 
+@pickled_by_values
 @dataclass(slots=True)
 class Attempt:
     """One attempt's result plus what the retry decision needs from the response."""

@@ -36,7 +36,7 @@ __all__ = [
     "frame",
 ]
 
-WIRE_VERSION = 5
+WIRE_VERSION = 7
 
 _LENGTH = struct.Struct("!I")
 
