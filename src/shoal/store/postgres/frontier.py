@@ -383,8 +383,12 @@ WHERE job_id = $1 AND id = ANY($3::bigint[]) AND state {sql_from(Step.MARK_START
 
 
 async def renew_leases(conn: Conn, job_id: int, owner: str, now: float, ttl: float) -> int:
+    # Rows before hosts, as complete locks them (its rows, then the hosts its admissions
+    # touch): the other way round, a heartbeat and its own worker's batch deadlock, and
+    # the loser waits out the server's deadlock_timeout.
+    renewed = rowcount(await conn.execute(_RENEW, job_id, owner, now + ttl))
     await conn.execute(_RENEW_HOSTS, job_id, owner, now + ttl, now)
-    return rowcount(await conn.execute(_RENEW, job_id, owner, now + ttl))
+    return renewed
 
 
 async def release_leases(conn: Conn, job_id: int, owner: str, crashed: bool, now: float) -> int:
