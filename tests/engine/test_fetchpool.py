@@ -20,7 +20,9 @@ from shoal.core.model import JobInfo, Request
 from shoal.core.scope import Scope
 from shoal.core.traps import TrapLimits
 from shoal.core.urls import canonical_host, canonicalize
+from shoal.engine.fetch.fetcher import make_session
 from shoal.engine.fetch.pool import FetchPool
+from shoal.engine.fetch.spacing import marks_sends
 from shoal.engine.fetch.transport import open_transport
 from shoal.engine.fetch.wire import FrameReader, frame
 from shoal.engine.pages.links import LinkProcessor
@@ -243,3 +245,35 @@ async def test_a_host_handed_from_this_process_to_a_child_keeps_its_delay() -> N
             # Measured by the server, as in the fleet's tests; a request handed over at
             # once would come a few milliseconds after the one before.
             assert host.min_start_gap is not None and host.min_start_gap >= delay * 0.75, host
+
+
+async def test_a_robots_request_aside_spaces_the_next_request_from_when_it_went() -> None:
+    """A robots.txt request sent aside may wait for something first (the store's shared
+    rules): the host's next request counts its delay from when the robots.txt request was
+    written, not from when its turn came. The pages go through pyreqwest, which cannot end
+    a turn as it writes; robots.txt through the crawler's aiohttp session, which can."""
+    delay = 0.3
+    config = quick(limits=Limits(concurrency=4), politeness=Politeness(per_host=1, delay=delay))
+    async with (
+        TestWeb(SiteSpec(hosts=1, pages=5)) as web,
+        make_session(config) as session,
+        open_transport(config, session=session) as local,
+        FetchPool(local, config, 0).opened() as pool,
+    ):
+        assert marks_sends(session) and not local.marks_send
+        page = web.url(0, "/page/1")
+        host = canonical_host(page)
+
+        async def read_robots() -> int:
+            await asyncio.sleep(delay * 2 / 3)  # the store's answer, slow on a busy machine
+            async with session.get(web.url(0, "/robots.txt")) as response:
+                await response.read()
+                return response.status
+
+        await pool.send_aside(host, delay, read_robots, marks_send=True)
+        attempt = await pool.fetch(Request(id=1, url=page, host=host), gap=delay)
+        assert attempt.result.status == 200
+        starts = {record.path: record.start for record in web.stats().hosts[0].log}
+    # Measured at the server: a request's own jitter is far below the third of the delay
+    # the robots.txt request waited before it went.
+    assert starts["/page/1"] - starts["/robots.txt"] >= delay * 0.75

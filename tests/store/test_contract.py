@@ -461,6 +461,49 @@ async def test_hosts_are_handed_over_after_a_quantum_when_others_work(
     assert third.host == "a.test"
 
 
+async def test_a_handed_over_host_waits_its_gap_after_the_owners_last_completion(
+    store: Store, job: JobInfo
+) -> None:
+    """A lease's ``now`` is read before its transaction runs, and the owner's last batch
+    may land in between (another connection of a pool, or a lease retried after losing a
+    deadlock): its last request went after that ``now``, before the batch's ``now``."""
+    for owner in ("a", "b"):
+        await store.register_worker(job.id, owner, pid=1, hostname="h", now=T0)
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    (first,) = await store.lease(job.id, "a", limit=1, now=T0, ttl=60, gap=2, quantum=5)
+    await store.complete(job.id, "a", Completion(results=[ok(first)]), now=T0 + 1)
+    (last,) = await store.lease(job.id, "a", limit=1, now=T0 + 2, ttl=60, gap=2, quantum=5)
+    for owner in ("a", "b"):
+        await store.heartbeat(job.id, owner, now=T0 + 6)
+    # a's last request goes at T0+6.9 and is written at T0+7; a lease a asked for at
+    # T0+6.5 runs after that write and hands the host over.
+    await store.complete(job.id, "a", Completion(results=[ok(last)]), now=T0 + 7)
+    assert await store.lease(job.id, "a", limit=1, now=T0 + 6.5, ttl=60, gap=2, quantum=5) == []
+    # Not 2 s after the lease's T0+6.5 (T0+6.9 is too close to a's last request) but 2 s
+    # after the completion.
+    assert await store.lease(job.id, "b", limit=1, now=T0 + 8.9, ttl=60, gap=2, quantum=5) == []
+    (third,) = await store.lease(job.id, "b", limit=1, now=T0 + 9, ttl=60, gap=2, quantum=5)
+    assert third.host == "a.test"
+
+
+async def test_a_released_host_waits_its_gap_after_the_owners_last_completion(
+    store: Store, job: JobInfo
+) -> None:
+    """Releasing a worker's hosts follows the hand-over's rule: the owner's last request
+    went before its last batch was written, whatever the release's ``now``."""
+    await store.add_requests(job.id, new_requests(3), now=T0)
+    await store.register_worker(job.id, "a", pid=1, hostname="h", now=T0)
+    held = await store.lease(job.id, "a", limit=2, now=T0, ttl=30, gap=2)
+    retry = RetryUpdate(
+        request_id=held[1].id, attempts=1, next_at=T0, error_kind="timeout", error=""
+    )
+    batch = Completion(results=[ok(held[0])], retries=[retry])
+    await store.complete(job.id, "a", batch, now=T0 + 5)
+    assert await store.release_leases(job.id, "a", now=T0 + 4) == 0
+    assert await store.lease(job.id, "b", limit=10, now=T0 + 6.9, ttl=30) == []
+    assert len(await store.lease(job.id, "b", limit=10, now=T0 + 7, ttl=30)) == 2
+
+
 async def test_a_lone_worker_keeps_its_hosts(store: Store, job: JobInfo) -> None:
     await store.register_worker(job.id, "a", pid=1, hostname="h", now=T0)
     await store.add_requests(job.id, new_requests(3), now=T0)

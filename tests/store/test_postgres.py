@@ -102,7 +102,7 @@ async def test_a_version_1_schema_is_migrated_keeping_its_rows(pg_server: str) -
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 5
+            assert int(version) == LATEST_VERSION == 6
         finally:
             await conn.close()
 
@@ -137,7 +137,7 @@ async def test_a_version_2_schema_is_migrated_keeping_its_jobs(pg_server: str) -
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 5
+            assert int(version) == LATEST_VERSION == 6
         finally:
             await conn.close()
 
@@ -196,7 +196,7 @@ async def test_a_version_4_schema_is_migrated_and_its_results_can_be_recrawled(
             version = await conn.fetchval(
                 "SELECT value FROM shoal_meta WHERE key = 'schema_version'"
             )
-            assert int(version) == LATEST_VERSION == 5
+            assert int(version) == LATEST_VERSION == 6
         finally:
             await conn.close()
 

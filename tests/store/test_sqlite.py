@@ -173,7 +173,7 @@ async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> 
     columns = {row[1]: row[4] for row in conn.execute("PRAGMA table_info(requests)")}
     assert (columns["suspect"], columns["crashes"]) == ("0", "0")
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 6
+    assert int(version[0]) == LATEST_VERSION == 7
     conn.close()
 
 
@@ -201,7 +201,7 @@ async def test_a_version_3_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> 
         assert [j.desired for j in await store.list_jobs()] == ["paused"]
     conn = raw(path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 6
+    assert int(version[0]) == LATEST_VERSION == 7
     conn.close()
 
 
@@ -246,7 +246,50 @@ async def test_a_version_5_file_is_migrated_and_its_results_can_be_recrawled(
         assert [r.body_hash for r in await store.history(1, "https://a.test/")] == ["h0"]
     conn = raw(path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert int(version[0]) == LATEST_VERSION == 6
+    assert int(version[0]) == LATEST_VERSION == 7
+    conn.close()
+
+
+async def test_a_version_6_schema_is_migrated_keeping_its_workers_and_hosts(
+    tmp_path: Path,
+) -> None:
+    """Version 7 adds a worker's ``settled_at``: a worker registered before has none, and
+    its hosts are handed over ``gap`` after the hand-over's ``now``, as before."""
+    path = tmp_path / "v6.db"
+    conn = raw(path)
+    for step in MIGRATIONS[:6]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '6')")
+    conn.execute("INSERT INTO jobs (id, name, mode, created_at) VALUES (1, 'j', 'crawl', ?)", (T0,))
+    conn.executemany(
+        "INSERT INTO workers (job_id, owner, pid, hostname, started_at, heartbeat_at)"
+        " VALUES (1, ?, 1, 'h', ?, ?)",
+        [("a", T0, T0 + 6), ("b", T0, T0 + 6)],
+    )
+    conn.execute(
+        "INSERT INTO hosts (job_id, host, next_seq, owner, owner_expires, owned_since, gap)"
+        " VALUES (1, 'a.test', 2, 'a', ?, ?, 2)",
+        (T0 + 60, T0),
+    )
+    conn.executemany(
+        "INSERT INTO requests (id, job_id, fingerprint, url, host, next_at, host_seq, state)"
+        " VALUES (?, 1, ?, ?, 'a.test', ?, ?, ?)",
+        [(1, b"1", "https://a.test/1", T0, 0, 2), (2, b"2", "https://a.test/2", T0, 1, 0)],
+    )
+    conn.close()
+
+    async with SQLiteStore(path) as store:
+        assert await store.lease(1, "a", limit=1, now=T0 + 6, ttl=60, gap=2, quantum=5) == []
+        assert await store.lease(1, "b", limit=1, now=T0 + 7.9, ttl=60, gap=2, quantum=5) == []
+        [row] = await store.lease(1, "b", limit=1, now=T0 + 8, ttl=60, gap=2, quantum=5)
+        assert row.url == "https://a.test/2"
+    conn = raw(path)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(workers)")}
+    assert "settled_at" in columns
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(version[0]) == LATEST_VERSION == 7
     conn.close()
 
 

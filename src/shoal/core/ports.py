@@ -166,10 +166,13 @@ class FrontierPort(Protocol):
         expired) whose ``next_start`` has come. Ownership lasts ``ttl`` and is renewed with
         the leases. When another worker of the job is alive (registered, heartbeat within
         ``ttl``), a host owned for ``quantum`` seconds takes no new leases; once ``owner``
-        holds none of its rows any more, the host is released with ``next_start = now + gap``
-        (the last request started before ``now``), for any other worker to claim; ``owner``
-        itself may claim it again only ``HOST_REGRAB`` seconds later. Alone, a worker keeps
-        its hosts."""
+        holds none of its rows any more, the host is released for any other worker to claim,
+        with ``next_start`` ``gap`` after ``now`` or after the ``now`` of the last ``complete``
+        by ``owner`` that settled rows, whichever is later: each request ``owner`` sent went
+        before the batch that settled its row was written, and that batch may be written
+        after this lease's ``now`` was read but before the lease runs. ``owner`` itself may
+        claim the host again only ``HOST_REGRAB`` seconds later. Alone, a worker keeps its
+        hosts."""
         ...
 
     async def min_open_depth(self, job_id: int) -> int | None:
@@ -201,8 +204,9 @@ class FrontierPort(Protocol):
         self, job_id: int, owner: str, *, now: float, crashed: bool = False
     ) -> int:
         """Return every row ``owner`` holds to pending (or retry-wait if it had attempts), due
-        at once, and release its hosts (``next_start`` = ``now`` + the host's gap, for anyone
-        to claim); returns how many rows. Attempts are left alone.
+        at once, and release its hosts for anyone to claim (``next_start`` as on a hand-over,
+        see ``lease``: the host's gap after ``now`` or after ``owner``'s last ``complete``,
+        whichever is later); returns how many rows. Attempts are left alone.
 
         ``crashed=True`` is for taking back the leases of a worker that died, whose fetches
         may be what killed it: every row comes back ``suspect`` (``Request.suspect``), and

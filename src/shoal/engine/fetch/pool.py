@@ -407,11 +407,19 @@ class FetchPool:
         finally:
             self._routes.done(host, sender)
 
-    async def send_aside(self, host: str, gap: float, send: Callable[[], Awaitable[_T]]) -> _T:
+    async def send_aside(
+        self, host: str, gap: float, send: Callable[[], Awaitable[_T]], *, marks_send: bool
+    ) -> _T:
         """``send()``, a request of this process's own to ``host`` (its robots.txt) through
-        the local transport's session, in the host's turn, so that the host's requests keep
-        their spacing after it too. While the host's requests are in flight in a fetch
-        process, it goes without a turn (a robots.txt read again after it expired)."""
+        an aiohttp session of this process, in the host's turn, so that the host's requests
+        keep their spacing after it too. While the host's requests are in flight in a fetch
+        process, it goes without a turn (a robots.txt read again after it expired).
+
+        ``marks_send``: the session ends the turn as the request is written (it was made
+        with ``spacing.send_trace``; see ``spacing.marks_sends``). It must, when ``send``
+        awaits something else before the request (a store read of shared robots rules):
+        otherwise the turn ends as ``send`` is called, and the next request to the host is
+        spaced from then, not from when this one went."""
         if gap <= 0:
             return await send()
         sender, after = self._routes.take(host, gap, None, _alive)
@@ -419,7 +427,7 @@ class FetchPool:
             if sender is not None:
                 return await send()
             turn = await self._spacing.take_turn(host, gap, after=after)
-            return await send_in_turn(turn, self._local.marks_send, send)
+            return await send_in_turn(turn, marks_send, send)
         finally:
             self._routes.done(host, sender)
 

@@ -31,6 +31,7 @@ from shoal.core.ports import HostStatePort
 from shoal.core.robots import RobotsPolicy, RobotsRules, rules_from_response
 from shoal.engine.fetch.addressguard import is_blocked
 from shoal.engine.fetch.failures import map_exception
+from shoal.engine.fetch.spacing import marks_sends
 
 __all__ = ["ROBOTS_ATTEMPTS", "ROBOTS_TIMEOUT", "RobotsFailure", "RobotsGate", "origin_of"]
 
@@ -86,6 +87,9 @@ class RobotsGate:
         self._store = store
         self._job_id = job_id
         self._session = session
+        self.marks_send = marks_sends(session)
+        """Whether this gate's requests end their sender's ``spacing.SENDING`` turn as they
+        are written (``spacing.send_trace``)."""
         self._policy = policy
         self._on_rules = on_rules
         self._memory = memory

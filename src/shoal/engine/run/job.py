@@ -512,7 +512,10 @@ class JobRun:
         assert dispatch is not None and pool is not None
         with self._in_flight(request):
             rules = await pool.send_aside(
-                request.host, dispatch.host_delay(request.host), lambda: gate.load(request)
+                request.host,
+                dispatch.host_delay(request.host),
+                lambda: gate.load(request),
+                marks_send=gate.marks_send,
             )
         if isinstance(rules, RobotsFailure):
             self._recorder.robots_unreachable(request, rules)

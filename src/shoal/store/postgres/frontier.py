@@ -84,9 +84,17 @@ SELECT EXISTS (
     SELECT 1 FROM shoal_workers WHERE job_id = $1 AND owner <> $2 AND heartbeat_at >= $3
 )
 """
+# When owner $3's last request to a host may have gone, at the latest: now ($2), or its
+# last batch written (complete's now) if later. The caller read now before this
+# transaction, and a batch whose requests went after it may have been written since, by
+# another connection (see Store.lease). Read in the statement that sees the host's rows
+# settled, so that both come from one snapshot.
+_LAST_SEND = """GREATEST($2::float8,
+    (SELECT w.settled_at FROM shoal_workers w WHERE w.job_id = $1 AND w.owner = $3))"""
 # Hands over the hosts owned for a quantum that this owner no longer holds any row of.
 _HAND_OVER = f"""
-UPDATE shoal_hosts h SET owner_expires = $2, next_start = GREATEST(h.next_start, $2::float8 + h.gap)
+UPDATE shoal_hosts h
+SET owner_expires = $2, next_start = GREATEST(h.next_start, {_LAST_SEND} + h.gap)
 WHERE h.job_id = $1 AND h.owner = $3 AND h.owner_expires >= $2 AND h.owned_since <= $4
     AND NOT EXISTS (
         SELECT 1 FROM shoal_requests r
@@ -219,6 +227,13 @@ DELETE FROM shoal_result_history h USING (
 WHERE h.id = ranked.id
     AND ranked.n > (SELECT keep_history FROM shoal_jobs WHERE id = $1)
 """
+# Every request of the rows a batch settles went before the batch's now: a host this owner
+# lets go of waits its gap from then (_LAST_SEND). Only the owner's own transactions lock
+# its workers row.
+_SETTLED = """
+UPDATE shoal_workers SET settled_at = GREATEST(settled_at, $3::float8)
+WHERE job_id = $1 AND owner = $2
+"""
 _INSERT_BODIES = """
 INSERT INTO shoal_bodies (hash, data) SELECT * FROM unnest($1::text[], $2::bytea[])
 ON CONFLICT (hash) DO NOTHING
@@ -302,6 +317,8 @@ async def complete(
         )
     if batch.released:
         await conn.execute(_RELEASE, job_id, owner, sorted(batch.released))
+    if batch.results or retries or batch.released:
+        await conn.execute(_SETTLED, job_id, owner, now)
     await add_counters(conn, job_id, batch.counters)
     return await admit(conn, job_id, discovered, now)
 
@@ -347,11 +364,12 @@ WHERE id IN (
     ORDER BY id FOR UPDATE
 )
 """
-# Released hosts may be claimed at once by anyone, the releasing owner included.
-_RELEASE_HOSTS = """
-UPDATE shoal_hosts SET owner_expires = $3::float8 - $4::float8,
-    next_start = GREATEST(next_start, $3::float8 + gap)
-WHERE job_id = $1 AND owner = $2 AND owner_expires >= $3::float8 - $4::float8
+# Released hosts may be claimed at once by anyone, the releasing owner included; the
+# next start waits as on a hand-over.
+_RELEASE_HOSTS = f"""
+UPDATE shoal_hosts SET owner_expires = $2::float8 - $4::float8,
+    next_start = GREATEST(next_start, {_LAST_SEND} + gap)
+WHERE job_id = $1 AND owner = $3 AND owner_expires >= $2::float8 - $4::float8
 """
 
 
@@ -365,13 +383,17 @@ WHERE job_id = $1 AND id = ANY($3::bigint[]) AND state {sql_from(Step.MARK_START
 
 
 async def renew_leases(conn: Conn, job_id: int, owner: str, now: float, ttl: float) -> int:
+    # Rows before hosts, as complete locks them (its rows, then the hosts its admissions
+    # touch): the other way round, a heartbeat and its own worker's batch deadlock, and
+    # the loser waits out the server's deadlock_timeout.
+    renewed = rowcount(await conn.execute(_RENEW, job_id, owner, now + ttl))
     await conn.execute(_RENEW_HOSTS, job_id, owner, now + ttl, now)
-    return rowcount(await conn.execute(_RENEW, job_id, owner, now + ttl))
+    return renewed
 
 
 async def release_leases(conn: Conn, job_id: int, owner: str, crashed: bool, now: float) -> int:
     released = rowcount(await conn.execute(_RELEASE_ALL, job_id, owner, crashed))
-    await conn.execute(_RELEASE_HOSTS, job_id, owner, now, HOST_REGRAB)
+    await conn.execute(_RELEASE_HOSTS, job_id, now, owner, HOST_REGRAB)
     return released
 
 

@@ -225,7 +225,11 @@ _V5 = (
     "CREATE INDEX shoal_result_history_url ON shoal_result_history (job_id, url, id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: a worker remembers when it last wrote a batch that settled rows (SQLite's
+# version 7; see Store.lease).
+_V6 = ("ALTER TABLE shoal_workers ADD COLUMN settled_at double precision",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

@@ -67,10 +67,15 @@ UPDATE hosts SET owned_since = CASE
     owner = :owner, owner_expires = :expires, gap = :gap
 WHERE job_id = :job_id AND host = :host
 """
+# When this owner's last request to a host may have gone, at the latest: now, or its last
+# batch written (complete's now) if later. The caller read now before this transaction, and
+# in a fleet a batch whose requests went after it can be written first (see Store.lease).
+_LAST_SEND = """max(:now, coalesce(
+    (SELECT settled_at FROM workers WHERE job_id = :job_id AND owner = :owner), :now))"""
 # Hands over the hosts owned for a quantum that this owner no longer holds any row of.
 _HAND_OVER = f"""
 UPDATE hosts INDEXED BY hosts_owner
-SET owner_expires = :now, next_start = max(next_start, :now + gap)
+SET owner_expires = :now, next_start = max(next_start, {_LAST_SEND} + gap)
 WHERE job_id = :job_id AND owner = :owner AND owner_expires >= :now
     AND owned_since <= :drain_before
     AND NOT EXISTS (
@@ -209,6 +214,12 @@ UPDATE requests INDEXED BY requests_leased SET lease_expires = ?
 WHERE job_id = ? AND state = {State.LEASED} AND lease_owner = ?
 """
 _INSERT_BODY = "INSERT OR IGNORE INTO bodies (hash, data) VALUES (?, ?)"
+# Every request of the rows a batch settles went before the batch's now: a host this owner
+# lets go of waits its gap from then (_LAST_SEND).
+_SETTLED = """
+UPDATE workers SET settled_at = max(coalesce(settled_at, :now), :now)
+WHERE job_id = :job_id AND owner = :owner
+"""
 
 
 def _new_bodies(conn: sqlite3.Connection, results: list[FetchResult]) -> list[tuple[str, bytes]]:
@@ -322,6 +333,8 @@ def complete(
                 conn.executemany(_RETRY, retries)
             if release_rows:
                 conn.executemany(_RELEASE, release_rows)
+            if finish_rows or retries or release_rows:
+                conn.execute(_SETTLED, {"job_id": job_id, "owner": owner, "now": now})
             if counters:
                 conn.executemany(ADD_COUNTER, counters)
             return admit(conn, job_id, discovered)
@@ -340,9 +353,9 @@ UPDATE hosts INDEXED BY hosts_owner SET owner_expires = :expires
 WHERE job_id = :job_id AND owner = :owner AND owner_expires >= :now
 """
 # Released hosts may be claimed at once by anyone, the releasing owner included.
-_RELEASE_HOSTS = """
+_RELEASE_HOSTS = f"""
 UPDATE hosts INDEXED BY hosts_owner
-SET owner_expires = :now - :regrab, next_start = max(next_start, :now + gap)
+SET owner_expires = :now - :regrab, next_start = max(next_start, {_LAST_SEND} + gap)
 WHERE job_id = :job_id AND owner = :owner AND owner_expires >= :now - :regrab
 """
 

@@ -56,8 +56,9 @@ version 5 lacked ``results.etag``, ``results.last_modified``, ``requests.revisit
                         owner_expires,   until when (renewed with its leases); a released
                         owned_since      host keeps its last owner with owner_expires = the
                                          release time
-                        next_start,      no new owner starts before next_start, set to the
-                        gap              release time + gap (the politeness delay) on handoff
+                        next_start,      no new owner starts before next_start, set on
+                        gap              handoff to gap (the politeness delay) after the
+                                         release time or the owner's settled_at if later
                       A row may exist for robots alone (next_seq 0); writers never lower
                       next_seq. Indexed by (job_id, owner) for a worker's own hosts.
     job_counters      (job_id, name) → n: URLs rejected before admission, by reason (the
@@ -69,7 +70,8 @@ version 5 lacked ``results.etag``, ``results.last_modified``, ``requests.revisit
                       last jobs.keep_history per URL; indexed by (request_id, id) and
                       (job_id, url, id)
     bodies            hash PRIMARY KEY → zstd-compressed body, shared by identical bodies
-    workers           (job_id, owner) → pid, hostname, started_at, heartbeat_at
+    workers           (job_id, owner) → pid, hostname, started_at, heartbeat_at,
+                      settled_at (the now of its last batch that settled rows)
     job_cookies       job_id → data: the job's cookie jar (the engine's, opaque JSON text)
 
 State values are ``shoal.core.lifecycle.State``: 0 pending, 1 leased,
@@ -279,7 +281,12 @@ _V6 = (
     "CREATE INDEX result_history_url ON result_history (job_id, url, id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Version 7: a worker remembers when it last wrote a batch that settled rows (complete's
+# now): every request it sent for those rows went before then, so a host it hands over or
+# releases waits its gap from then at the earliest (see Store.lease).
+_V7 = ("ALTER TABLE workers ADD COLUMN settled_at REAL",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST_VERSION = len(MIGRATIONS)
 
 
