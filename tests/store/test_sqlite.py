@@ -29,6 +29,17 @@ def raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
+def file_at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A store file as shoal's schema ``version`` left it, open for the test to fill."""
+    conn = raw(path)
+    for step in MIGRATIONS[:version]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+    return conn
+
+
 @pytest.fixture
 def made_store(tmp_path: Path) -> Iterator[Path]:
     """A path holding a store that was created, used a little and closed."""
@@ -144,12 +155,7 @@ async def test_new_file_gets_the_latest_schema_in_wal_mode(tmp_path: Path) -> No
 async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
     """Version 3 adds ``requests.suspect`` and ``requests.crashes``, 0 for existing rows."""
     path = tmp_path / "v2.db"
-    conn = raw(path)
-    for step in MIGRATIONS[:2]:
-        for statement in step:
-            conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    conn = file_at_version(path, 2)
     conn.execute("INSERT INTO jobs (id, name, mode, created_at) VALUES (1, 'j', 'fetch', ?)", (T0,))
     conn.execute("INSERT INTO hosts (job_id, host, next_seq) VALUES (1, 'a.test', 3)")
     insert = (
@@ -180,12 +186,7 @@ async def test_a_version_2_file_is_migrated_keeping_its_rows(tmp_path: Path) -> 
 async def test_a_version_3_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
     """Version 5 adds ``jobs.desired``, NULL (nothing asked) for existing jobs."""
     path = tmp_path / "v3.db"
-    conn = raw(path)
-    for step in MIGRATIONS[:3]:
-        for statement in step:
-            conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn = file_at_version(path, 3)
     conn.execute(
         "INSERT INTO jobs (id, name, mode, created_at, config) VALUES (1, 'j', 'crawl', ?, ?)",
         (T0, '{"depth": 2}'),
@@ -211,12 +212,7 @@ async def test_a_version_5_file_is_migrated_and_its_results_can_be_recrawled(
     """Version 6 adds validators, a row's revisit and the history: a result written before
     has no validators and is asked again with a plain GET, its status and body hash kept."""
     path = tmp_path / "v5.db"
-    conn = raw(path)
-    for step in MIGRATIONS[:5]:
-        for statement in step:
-            conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    conn = file_at_version(path, 5)
     conn.execute("INSERT INTO jobs (id, name, mode, created_at) VALUES (1, 'j', 'crawl', ?)", (T0,))
     conn.execute(
         "INSERT INTO requests (id, job_id, fingerprint, url, host, next_at, state)"
@@ -256,12 +252,7 @@ async def test_a_version_6_schema_is_migrated_keeping_its_workers_and_hosts(
     """Version 7 adds a worker's ``settled_at``: a worker registered before has none, and
     its hosts are handed over ``gap`` after the hand-over's ``now``, as before."""
     path = tmp_path / "v6.db"
-    conn = raw(path)
-    for step in MIGRATIONS[:6]:
-        for statement in step:
-            conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '6')")
+    conn = file_at_version(path, 6)
     conn.execute("INSERT INTO jobs (id, name, mode, created_at) VALUES (1, 'j', 'crawl', ?)", (T0,))
     conn.executemany(
         "INSERT INTO workers (job_id, owner, pid, hostname, started_at, heartbeat_at)"
