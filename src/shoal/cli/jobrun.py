@@ -34,7 +34,7 @@ from shoal.engine.run.runner import Admission, AdmitContext, JobRunner, Refetch
 from shoal.export.writers import ResultWriter, format_for, open_writer
 from shoal.store import open_store
 
-__all__ = ["Interrupts", "JobRequest", "emitting", "open_ready_store", "run_job"]
+__all__ = ["Interrupts", "JobRequest", "emitting", "lease_ttl", "open_ready_store", "run_job"]
 
 
 @dataclass
@@ -286,7 +286,7 @@ async def _run_job(
         join=request.join,
         listeners=listeners,
         cookies=request.cookies,
-        lease_ttl=_lease_ttl(),
+        lease_ttl=lease_ttl(),
         before_fetch=request.held.restore,
     )
     try:
@@ -412,7 +412,7 @@ def _where(store: Store, job: JobInfo, output: str | None) -> str:
     return f"{place} (shoal export --job {job.name} -o FILE)"
 
 
-def _lease_ttl() -> float:
+def lease_ttl() -> float:
     """Seconds a lease (and a host's ownership) lasts unrenewed: how soon the fleet takes
     over from a worker that vanished without a trace (SHOAL_LEASE_TTL, default 60)."""
     text = os.environ.get("SHOAL_LEASE_TTL", "60")

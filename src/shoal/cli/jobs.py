@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoal.cli.exits import EXIT_CODES, EXIT_USAGE, CliFailure, require_store_file, run_command
-from shoal.cli.jobrun import _lease_ttl, open_ready_store
+from shoal.cli.jobrun import lease_ttl, open_ready_store
 from shoal.cli.options import read_store_option
 from shoal.cli.progress import _human_bytes
 from shoal.cli.results import job_named
@@ -78,7 +78,7 @@ def _when(ts: float | None) -> str:
 
 
 async def _list(location: str, *, as_json: bool) -> int:
-    ttl = _lease_ttl()
+    ttl = lease_ttl()
     store = await open_ready_store(location)
     try:
         now = time.time()
@@ -125,7 +125,7 @@ def _running(name: str, workers: list[WorkerInfo]) -> CliFailure:
 
 
 async def _remove(location: str, name: str) -> int:
-    ttl = _lease_ttl()
+    ttl = lease_ttl()
     store = await open_ready_store(location)
     try:
         job = await job_named(store, name)

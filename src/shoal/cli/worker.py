@@ -21,8 +21,8 @@ from shoal.cli.exits import EXIT_CODES, EXIT_OK, EXIT_STORE, EXIT_USAGE, CliFail
 from shoal.cli.jobrun import (
     Interrupts,
     JobRequest,
-    _lease_ttl,
     emitting,
+    lease_ttl,
     open_ready_store,
     run_job,
 )
@@ -151,7 +151,7 @@ async def _consume(options: _QueueOptions) -> int:
                 prefetch=prefetch,
                 default_job=options.job,
                 adjust=lambda spec: replace(spec, config=_with_limits(spec.config, options.limits)),
-                lease_ttl=_lease_ttl(),
+                lease_ttl=lease_ttl(),
                 emit=emit,
             )
             interrupts = Interrupts(console)
