@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -133,3 +134,20 @@ def test_the_jars_limits_hold_at_the_server(web: TestWeb, tmp_path: Path) -> Non
     assert "big" not in cookies
     assert all(name.startswith("c") and value == "v" for name, value in cookies.items())
     assert max(len(name) + len(value) for name, value in cookies.items()) <= 4096
+
+
+def test_a_run_whose_jar_did_not_change_writes_no_jar(web: TestWeb, tmp_path: Path) -> None:
+    """Nothing to keep, nothing written: a run without cookies leaves no jar row, and a run
+    that adds one stores it (a full disk then costs no extra failed write)."""
+    (tmp_path / "plain.txt").write_text(web.url(1, "/page/1") + "\n")
+    assert run_shoal("fetch", "plain.txt", "--job", "plain", "--quiet", cwd=tmp_path).code == 0
+    (tmp_path / "login.txt").write_text(web.url(0, "/login") + "\n")
+    assert run_shoal("fetch", "login.txt", "--job", "sess", "--quiet", cwd=tmp_path).code == 0
+    with sqlite3.connect(tmp_path / "shoal.db") as conn:
+        kept = dict(
+            conn.execute(
+                "SELECT j.name, c.data FROM job_cookies c JOIN jobs j ON j.id = c.job_id"
+            ).fetchall()
+        )
+    assert set(kept) == {"sess"}
+    assert "s3cr3t-session" in kept["sess"]

@@ -229,6 +229,7 @@ class JobRunner:
             return
         store = self.store
         stored = await patiently(lambda: store.get_cookies(job.id))
+        self._cookies_kept = stored
         if stored:
             restored = self.cookies.restore(stored)
             if restored:
@@ -239,8 +240,11 @@ class JobRunner:
         if self.cookies is None or not self.spec.cookies or self._job is None:
             return
         store, job_id, data = self.store, self._job.id, self.cookies.dumps()
+        if data == (self._cookies_kept or "[]"):
+            return  # the job's stored jar already says this (an empty jar, often)
         try:
             await patiently(lambda: store.put_cookies(job_id, data))
+            self._cookies_kept = data
         except StoreError as exc:
             # The results are safe; only the session is lost: the next run logs in again.
             log.warning("the job's cookies were not stored: %s", exc)
