@@ -67,36 +67,35 @@ class ExtractRuleParam(click.ParamType):  # type: ignore[type-arg]  # generic si
         return text
 
 
-class RateParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+class _ParsedNumber(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+    """A number one of core's parsers reads from text (a TOML number is read as its text);
+    the parser's ``ConfigError`` is the option's usage error."""
+
+    parse: Callable[[str], float]
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return self.parse(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class RateParam(_ParsedNumber):
     """Requests per second: ``10``, ``10/s``, ``600/m``, ``0.5/s``."""
 
     name = "N/s"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        try:
-            return parse_rate(str(value))
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+    parse = staticmethod(parse_rate)
 
 
-class DurationParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
+class DurationParam(_ParsedNumber):
     """A duration: ``90`` (seconds), ``30m``, ``12h``, ``1d``, ``2w``."""
 
     name = "AGE"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        try:
-            return parse_duration(str(value))
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+    parse = staticmethod(parse_duration)
 
 
 class HeaderParam(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5
