@@ -239,9 +239,11 @@ class JobRunner:
         """Store the jar with the job, for its next run (or a worker joining it)."""
         if self.cookies is None or not self.spec.cookies or self._job is None:
             return
+        if self._cookies_kept is None and not len(self.cookies):
+            return  # nothing stored, nothing to store
         store, job_id, data = self.store, self._job.id, self.cookies.dumps()
-        if data == (self._cookies_kept or "[]"):
-            return  # the job's stored jar already says this (an empty jar, often)
+        if data == self._cookies_kept:
+            return  # the job's stored jar already says this
         try:
             await patiently(lambda: store.put_cookies(job_id, data))
             self._cookies_kept = data
