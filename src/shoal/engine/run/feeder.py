@@ -160,10 +160,21 @@ class Feeder:
             return _HANDOVER_POLL
         return min(_FLEET_POLL, max(_MIN_WAIT, wait))
 
+    def landed(self, results: Sequence[FetchResult], admitted: int) -> None:
+        """A batch is written (by ``flush``, or apart by the run): count the rows its links
+        admitted, hand its results to the listeners, and let the feeder look again."""
+        self._stats.total += admitted
+        if admitted:
+            self._on_grew()
+        if results:
+            for listener in self._listeners:
+                listener(results)
+        self._dispatch.low.set()
+
     async def flush(self) -> None:
         """Write the recorder's outcomes in batches until ``finish`` and the buffer is empty."""
         store, job_id, owner = self._store, self._job_id, self._owner
-        recorder, wanted, stats = self._recorder, self.wanted, self._stats
+        recorder, wanted = self._recorder, self.wanted
         while True:
             if not recorder.pending():
                 if self._finished:
@@ -175,14 +186,8 @@ class Feeder:
                     continue
             batch = recorder.take()
             admitted = await complete_patiently(store, job_id, owner, batch)
-            stats.total += admitted
-            if admitted:
-                self._on_grew()
             self._flushed.set()
-            if batch.results:
-                for listener in self._listeners:
-                    listener(batch.results)
-            self._dispatch.low.set()
+            self.landed(batch.results, admitted)
             if not self._finished and len(recorder.buffer) < self.batch_size:
                 await _wait(wanted, self._flush_interval)
 

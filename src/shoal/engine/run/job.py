@@ -143,7 +143,6 @@ class JobRun:
             seed=seed,
             clock=clock,
         )
-        self._listeners = list(listeners)
         self._feeder = Feeder(
             store,
             job.id,
@@ -153,7 +152,7 @@ class JobRun:
             self.stats,
             stopping=lambda: self._stopping,
             on_grew=self._job_grew,
-            listeners=self._listeners,
+            listeners=list(listeners),
             window=max(4 * config.limits.concurrency, 1000),
             batch_size=batch_size,
             max_buffer=max(20 * batch_size, 4 * config.limits.concurrency),
@@ -474,11 +473,7 @@ class JobRun:
             # result wins, a retry of a row no longer held is ignored).
             recorder.put_back(outcome)
             raise
-        self.stats.total += admitted
-        if outcome.results:
-            for listener in self._listeners:
-                listener(outcome.results)
-        dispatch.low.set()
+        self._feeder.landed(outcome.results, admitted)
 
     @contextlib.contextmanager
     def _in_flight(self, request: Request) -> Iterator[None]:
