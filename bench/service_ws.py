@@ -1,7 +1,7 @@
 # ruff: noqa: E402
 """Benchmark: a crawl in ``shoal serve`` with and without many WebSocket clients.
 
-    .venv/bin/python bench/service_ws.py [--clients 1000] [--pages 2000] [--hosts 4]
+    .venv/bin/python bench/service_ws.py [--clients 1000] [--pages 10000] [--hosts 4]
                                          [--page-rate 1000] [--profile FILE]
 
 Serves a testweb site (``shoal testweb``, a process of its own) and starts ``shoal serve
@@ -296,7 +296,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--pages", type=int, default=2000, help="pages per host")
+    parser.add_argument("--pages", type=int, default=10_000, help="pages per host")
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--page-rate", type=float, default=1000.0, help="--ws-page-rate")
     parser.add_argument("--profile", default=None, help="shoal serve --profile FILE")

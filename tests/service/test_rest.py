@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 
+from shoal.core.model import JobCounts
 from shoal.store import SQLiteStore
 from shoal.testweb import SiteSpec, TestWeb
 
@@ -336,3 +338,31 @@ async def test_metrics_show_what_runs_and_errors_by_kind(tmp_path: Path) -> None
         assert (await client.post("/jobs/slow/cancel")).status_code == 200
         text = (await client.get("/metrics")).text
         assert 'shoal_requests_in_flight{job="slow"}' not in text
+
+
+async def test_clients_joining_at_once_share_one_look_at_every_jobs_state(
+    tmp_path: Path,
+) -> None:
+    async with TestWeb(SiteSpec(hosts=1, pages=5)) as web, served(tmp_path) as (app, client):
+        for name in ("a", "b"):
+            body = {"name": name, "kind": "fetch", "urls": [web.url(0, "/page/1")], **FAST}
+            assert (await client.post("/jobs", json=body)).status_code == 201
+            await wait_for_state(app, client, name, "finished")
+        jobs = app.state.shoal.jobs
+        store = jobs.store
+        counted: list[int] = []
+        real_counts = store.counts
+
+        async def counts(job_id: int) -> JobCounts:
+            counted.append(job_id)
+            return await real_counts(job_id)
+
+        store.counts = counts
+        try:
+            seen = await asyncio.gather(*(jobs.states_now() for _ in range(200)))
+            assert all(states == [("a", "finished"), ("b", "finished")] for states in seen)
+            assert len(counted) <= 2  # one look per job for all 200, not one per client
+            await client.delete("/jobs/b")
+            assert await jobs.states_now() == [("a", "finished")]  # a change is seen at once
+        finally:
+            store.counts = real_counts

@@ -407,11 +407,9 @@ def _events(app: FastAPI, state: _State, settings: ServiceSettings) -> None:
         subscriber = state.hub.subscribe(job, sink_of(websocket.scope))
         state.heap.joined()
         try:
-            for view in await state.jobs.views():
-                if job is None or view.job.name == job:
-                    subscriber.offer_state(
-                        json.dumps({"type": "state", "job": view.job.name, "state": view.state})
-                    )
+            for name, now in await state.jobs.states_now():
+                if job is None or name == job:
+                    subscriber.offer_state(json.dumps({"type": "state", "job": name, "state": now}))
             pump = asyncio.ensure_future(subscriber.pump(websocket.send_text))
             listen = asyncio.ensure_future(_listen(websocket, settings.max_ws_message_bytes))
             try:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 JobState: TypeAlias = Literal["queued", "running", "paused", "finished", "cancelled", "failed"]
 
 _ADMIT_BATCH = 5000
+_STATES_TTL = 1.0  # seconds a list of every job's state serves new clients
 
 
 class NoSuchJob(ShoalError, LookupError):
@@ -127,6 +128,9 @@ class JobManager:
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
         self._lock = asyncio.Lock()  # one operator action at a time: no interleaved starts
+        # Every job's state as ``states_now`` last worked it out, and when (monotonic).
+        self._states: asyncio.Future[list[tuple[str, JobState]]] | None = None
+        self._states_at = 0.0
 
     # -- lifetime -------------------------------------------------------------
 
@@ -223,6 +227,7 @@ class JobManager:
                 await asyncio.wait({entry.task})
             await self.store.delete_job(job.id)
             self._live.pop(name, None)
+            self._states = None
             self.hub.publish_state(name, "deleted")
 
     async def add_urls(self, name: str, requests: Sequence[NewRequest]) -> int:
@@ -261,6 +266,27 @@ class JobManager:
             with contextlib.suppress(ConfigError):
                 entry.last = entry.runner.snapshot()
         return entry.last
+
+    async def states_now(self) -> list[tuple[str, JobState]]:
+        """Every job's name and state, as a new WebSocket client is first told them.
+
+        Working a state out counts the job's rows, a scan of its results: the list is
+        shared by the clients that ask within ``_STATES_TTL`` seconds and until a job
+        changes state, is created or is deleted. A thousand clients joining at once then
+        cost the store one look, not a thousand beside the running crawls."""
+        pending = self._states
+        now = time.monotonic()
+        if (
+            pending is None
+            or now - self._states_at > _STATES_TTL
+            or (pending.done() and pending.exception() is not None)
+        ):
+            self._states_at = now
+            pending = self._states = asyncio.ensure_future(self._all_states())
+        return await asyncio.shield(pending)
+
+    async def _all_states(self) -> list[tuple[str, JobState]]:
+        return [(view.job.name, view.state) for view in await self.views()]
 
     def states(self) -> dict[str, JobState]:
         return {name: entry.state for name, entry in self._live.items()}
@@ -309,6 +335,7 @@ class JobManager:
         entry.error = error if state == "failed" else None
         if state != entry.state or error is not None:
             entry.state = state
+            self._states = None
             self.hub.publish_state(entry.name, state, error=error)
 
     def _stored_spec(self, job: JobInfo) -> JobSpec:
