@@ -16,6 +16,7 @@ Ownership rules pinned here (beyond the Protocol docstrings):
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -1030,6 +1031,9 @@ async def test_summary_on_a_known_data_set(store: Store, job: JobInfo) -> None:
     assert summary.p50_ms == 50.0
     assert summary.p95_ms == 95.0
     assert (summary.first_fetched_at, summary.last_fetched_at) == (T0, T0 + 200)
+    quick = await store.summary(job.id, percentiles=False)
+    assert (quick.p50_ms, quick.p95_ms) == (None, None)
+    assert replace(quick, p50_ms=50.0, p95_ms=95.0) == summary
 
 
 async def test_summary_of_an_empty_job(store: Store, job: JobInfo) -> None:

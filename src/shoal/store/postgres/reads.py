@@ -257,7 +257,7 @@ FROM shoal_results WHERE job_id = $1 AND status IS NOT NULL AND elapsed_ms IS NO
 """
 
 
-async def summary(conn: Conn, job_id: int) -> JobSummary:
+async def summary(conn: Conn, job_id: int, *, percentiles: bool = True) -> JobSummary:
     by_status_class: dict[str, int] = {}
     by_error_kind: dict[str, int] = {}
     total_bytes = 0
@@ -274,7 +274,7 @@ async def summary(conn: Conn, job_id: int) -> JobSummary:
         total_bytes += int(size or 0)  # sum() of bigint is numeric: a Decimal
         first = lo if first is None or lo < first else first
         last = hi if last is None or hi > last else last
-    p50, p95 = await conn.fetchrow(_PERCENTILES, job_id)
+    p50, p95 = await conn.fetchrow(_PERCENTILES, job_id) if percentiles else (None, None)
     return JobSummary(
         counts=job_counts,
         by_status_class=dict(sorted(by_status_class.items())),

@@ -477,7 +477,10 @@ class PostgresStore:
             "get_body", lambda conn: reads.get_body(conn, body_hash), read_only=True
         )
 
-    async def summary(self, job_id: int) -> JobSummary:
+    async def summary(self, job_id: int, *, percentiles: bool = True) -> JobSummary:
         return await self._tx(
-            "summary", lambda conn: reads.summary(conn, job_id), read_only=True, snapshot=True
+            "summary",
+            lambda conn: reads.summary(conn, job_id, percentiles=percentiles),
+            read_only=True,
+            snapshot=True,
         )

@@ -297,7 +297,7 @@ def _percentile(conn: sqlite3.Connection, job_id: int, n: int, percent: int) -> 
     return None if row is None else float(row[0])
 
 
-def summary(conn: sqlite3.Connection, job_id: int) -> JobSummary:
+def summary(conn: sqlite3.Connection, job_id: int, *, percentiles: bool = True) -> JobSummary:
     by_status_class: dict[str, int] = {}
     by_error_kind: dict[str, int] = {}
     total_bytes = 0
@@ -318,6 +318,8 @@ def summary(conn: sqlite3.Connection, job_id: int) -> JobSummary:
             total_bytes += size or 0
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
+        if not percentiles:
+            timed = 0  # _percentile of nothing: None, without a query
         p50 = _percentile(conn, job_id, timed, 50)
         p95 = _percentile(conn, job_id, timed, 95)
     finally:

@@ -461,5 +461,7 @@ class SQLiteStore:
     async def get_body(self, body_hash: str) -> bytes | None:
         return await self._read("get_body", partial(reads.get_body, body_hash=body_hash))
 
-    async def summary(self, job_id: int) -> JobSummary:
-        return await self._read("summary", partial(reads.summary, job_id=job_id))
+    async def summary(self, job_id: int, *, percentiles: bool = True) -> JobSummary:
+        return await self._read(
+            "summary", partial(reads.summary, job_id=job_id, percentiles=percentiles)
+        )
