@@ -20,6 +20,7 @@ from shoal.core.errors import StoreUnavailable
 from shoal.core.kinds import ErrorKind
 from shoal.core.model import Request
 from shoal.core.ports import Store
+from shoal.engine.fleet.leases import LeaseClock
 from shoal.engine.fleet.patience import patiently
 from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.recorder import Recorder
@@ -128,9 +129,10 @@ class CrashGuard:
             await self._fetch_and_write(request)
 
 
-async def heartbeat(store: Store, job_id: int, owner: str, *, lease_ttl: float) -> None:
-    """Every third of a lease: this worker lives, its leases are renewed, and the rows of
-    workers that died are taken back. Runs until cancelled."""
+async def heartbeat(store: Store, job_id: int, owner: str, *, leases: LeaseClock) -> None:
+    """Every third of a lease: this worker lives, its leases are renewed (and ``leases``
+    told), and the rows of workers that died are taken back. Runs until cancelled."""
+    lease_ttl = leases.ttl
     interval = lease_ttl / 3
     while True:
         await asyncio.sleep(interval)
@@ -138,6 +140,7 @@ async def heartbeat(store: Store, job_id: int, owner: str, *, lease_ttl: float) 
         with contextlib.suppress(StoreUnavailable):
             await store.heartbeat(job_id, owner, now=now)
             await store.renew_leases(job_id, owner, now=now, ttl=lease_ttl)
+            leases.renewed(now)
             # A worker of the job that died since (kill -9 on this machine, or silent for
             # three lease periods anywhere) gives its rows and hosts back now, not at expiry.
             await reclaim_dead_workers(store, job_id, owner, lease_ttl=lease_ttl)

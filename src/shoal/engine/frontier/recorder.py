@@ -63,6 +63,7 @@ class Recorder:
         "_clock",
         "_held",
         "_host_pause",
+        "_leased_at",
         "_processor",
         "_rng",
         "_sitemaps_from_robots",
@@ -105,17 +106,20 @@ class Recorder:
         self.buffer = Completion()
         self.dispatch = dispatch
         self._held: dict[int, State] = {}  # rows leased to this run, not settled yet
+        self._leased_at: dict[int, float] = {}  # when each was leased (wall clock)
 
     @property
     def held(self) -> int:
         """Rows leased to this run and not settled yet."""
         return len(self._held)
 
-    def leased(self, requests: list[Request]) -> None:
-        """``requests`` were leased to this run: each is settled once, later. A row this
-        run holds already had its lease expire and taken over again."""
-        held = self._held
+    def leased(self, requests: list[Request], at: float = float("inf")) -> None:
+        """``requests`` were leased to this run at ``at`` (wall clock; the lease call's
+        now): each is settled once, later. A row this run holds already had its lease
+        expire and taken over again."""
+        held, leased_at = self._held, self._leased_at
         for request in requests:
+            leased_at[request.id] = at
             current = held.get(request.id)
             if current is None:
                 held[request.id] = transition(State.PENDING, Step.LEASE)
@@ -124,11 +128,16 @@ class Recorder:
 
     def _settle(self, request: Request, step: Step) -> None:
         current = self._held.pop(request.id, None)
+        self._leased_at.pop(request.id, None)
         if current is None:
             raise IllegalTransition(
                 f"{step.value} of request {request.id}, which this run does not hold"
             )
         transition(current, step, attempts=request.attempts)
+
+    def leased_at(self, request: Request) -> float:
+        """When the row of ``request`` was leased to this run (wall clock)."""
+        return self._leased_at.get(request.id, float("-inf"))
 
     def release(self, request: Request) -> None:
         """Give ``request``'s row back unfinished (shutdown, cancellation, a lease that

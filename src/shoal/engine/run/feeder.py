@@ -115,19 +115,20 @@ class Feeder:
                     if self._strict_depth
                     else None
                 )
+                now = time.time()
                 requests = await patiently(
-                    lambda room=room, level=level: store.lease(  # type: ignore[misc]
+                    lambda room=room, level=level, now=now: store.lease(  # type: ignore[misc]
                         job_id,
                         owner,
                         limit=room,
-                        now=time.time(),
+                        now=now,
                         ttl=self._lease_ttl,
                         max_depth=level,
                         gap=self._gap,
                     )
                 )
                 if requests:
-                    recorder.leased(requests)
+                    recorder.leased(requests, now)
                     dispatch.add(requests)
                     continue
                 if dispatch.queued == 0 and dispatch.in_flight == 0:

@@ -45,6 +45,7 @@ from shoal.engine.fetch.fetcher import make_session
 from shoal.engine.fetch.pool import AUTO_START_ROWS, FetchPool, auto_processes
 from shoal.engine.fetch.transport import Transport, open_transport
 from shoal.engine.fleet.crashes import CRASH_LIMIT, CrashGuard, heartbeat, reclaim_dead_workers
+from shoal.engine.fleet.leases import LeaseClock
 from shoal.engine.fleet.patience import STORE_PATIENCE, complete_patiently, patiently
 from shoal.engine.frontier.dispatch import Dispatcher
 from shoal.engine.frontier.recorder import Processor, Recorder
@@ -167,6 +168,7 @@ class JobRun:
         self._robots_policy = robots
         self._robots: RobotsGate | None = None
         self._lease_ttl = lease_ttl
+        self._leases = LeaseClock(lease_ttl)
         self._grace = shutdown_grace
         # Per-request changes (headers, auth) applied to what is sent, never stored.
         self._before_fetch = before_fetch
@@ -275,7 +277,7 @@ class JobRun:
                     ]
                     flusher = tg.create_task(self._feeder.flush(), name="shoal-flusher")
                     beating = tg.create_task(
-                        heartbeat(store, job.id, self.owner, lease_ttl=self._lease_ttl),
+                        heartbeat(store, job.id, self.owner, leases=self._leases),
                         name="shoal-heartbeat",
                     )
                     if admission is not None:
@@ -373,6 +375,7 @@ class JobRun:
         after_fetch, bucket, clock = self._after_fetch, self._bucket, self._clock
         chains, feeder = self._links, self._feeder
         batch_size, max_buffer = feeder.batch_size, feeder.max_buffer
+        holds, leased_at, wall = self._leases.holds, recorder.leased_at, time.time
         while True:
             request = acquire_nowait()
             if request is None:
@@ -399,6 +402,12 @@ class JobRun:
                     continue
             if request.suspect:
                 await guard.fetch_carefully(request)
+                continue
+            if not holds(leased_at(request), wall()):
+                # Its lease may have run out (this process stalled, or the store was away):
+                # another worker may hold the row now. Given back, not sent.
+                release(request)
+                recorder.release(request)
                 continue
             stats.in_flight += 1
             try:
