@@ -279,7 +279,7 @@ class JobManager:
         if (
             pending is None
             or now - self._states_at > _STATES_TTL
-            or (pending.done() and pending.exception() is not None)
+            or (pending.done() and (pending.cancelled() or pending.exception() is not None))
         ):
             self._states_at = now
             pending = self._states = asyncio.ensure_future(self._all_states())
