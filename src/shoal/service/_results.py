@@ -67,7 +67,26 @@ def _result_out(result: FetchResult) -> ResultOut:
     )
 
 
+async def _first_batch(
+    store: Store, job_id: int, *, limit: int, after: int, where: ResultFilter | None = None
+) -> list[FetchResult]:
+    """The job's first ``limit`` results (matching ``where``) with ids after ``after``."""
+    pages = store.iter_results(job_id, batch_size=limit, where=where, after=after)
+    try:
+        batch: list[FetchResult] = await anext(pages, [])
+    finally:
+        await pages.aclose()  # type: ignore[attr-defined]
+    return batch
+
+
 def add_result_routes(app: FastAPI, state: _Service) -> None:
+    async def one_result(name: str, result_id: int) -> FetchResult:
+        job = await state.jobs.job(name)
+        batch = await _first_batch(state.store, job.id, limit=1, after=result_id - 1)
+        if not batch or batch[0].request_id != result_id:
+            raise NoSuchJob(f"no result {result_id} in job {name!r}")
+        return batch[0]
+
     @app.get("/jobs/{name}/results", tags=["results"], responses=NOT_FOUND)
     async def results(
         name: JobName,
@@ -96,11 +115,7 @@ def add_result_routes(app: FastAPI, state: _Service) -> None:
                 error_kinds=tuple(kind.value for kind in error_kind or ()),
                 failed=failed,
             )
-        pages = state.store.iter_results(job.id, batch_size=limit, where=where, after=after)
-        try:
-            batch: list[FetchResult] = await anext(pages, [])
-        finally:
-            await pages.aclose()  # type: ignore[attr-defined]
+        batch = await _first_batch(state.store, job.id, limit=limit, after=after, where=where)
         return ResultsPage(
             results=[_result_out(r) for r in batch],
             next_after=batch[-1].request_id if len(batch) == limit else None,
@@ -129,15 +144,7 @@ def add_result_routes(app: FastAPI, state: _Service) -> None:
     @app.get("/jobs/{name}/results/{result_id}", tags=["results"], responses=NOT_FOUND)
     async def result(name: JobName, result_id: Annotated[int, Path(ge=0, le=2**62)]) -> ResultOut:
         """One result, as the results list shows it."""
-        job = await state.jobs.job(name)
-        pages = state.store.iter_results(job.id, batch_size=1, after=result_id - 1)
-        try:
-            batch: list[FetchResult] = await anext(pages, [])
-        finally:
-            await pages.aclose()  # type: ignore[attr-defined]
-        if not batch or batch[0].request_id != result_id:
-            raise NoSuchJob(f"no result {result_id} in job {name!r}")
-        return _result_out(batch[0])
+        return _result_out(await one_result(name, result_id))
 
     @app.get(
         "/jobs/{name}/results/{result_id}/body",
@@ -147,15 +154,7 @@ def add_result_routes(app: FastAPI, state: _Service) -> None:
     )
     async def body(name: JobName, result_id: Annotated[int, Path(ge=0, le=2**62)]) -> Response:
         """A result's saved body (jobs with ``save_bodies``), as a download."""
-        job = await state.jobs.job(name)
-        pages = state.store.iter_results(job.id, batch_size=1, after=result_id - 1)
-        try:
-            batch: list[FetchResult] = await anext(pages, [])
-        finally:
-            await pages.aclose()  # type: ignore[attr-defined]
-        if not batch or batch[0].request_id != result_id:
-            raise NoSuchJob(f"no result {result_id} in job {name!r}")
-        result = batch[0]
+        result = await one_result(name, result_id)
         data = await state.store.get_body(result.body_hash) if result.body_hash else None
         if data is None:
             raise NoSuchJob(f"result {result_id} of job {name!r} has no saved body")
