@@ -13,7 +13,7 @@ import asyncio
 import functools
 import struct
 import zlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 __all__ = ["MiB", "brotli_bomb", "deflate_bomb", "prepare_bombs", "zstd_bomb"]
 
@@ -28,21 +28,13 @@ def _gzip_unit() -> bytes:
 
 
 @functools.cache
-def _zeros_crc32(mib: int) -> int:
+def _zeros_checksum(checksum: Callable[[bytes, int], int], start: int, mib: int) -> int:
+    """``checksum`` (zlib's crc32 or adler32, from ``start``) of ``mib`` MiB of zeros."""
     zeros = bytes(MiB)
-    crc = 0
+    value = start
     for _ in range(mib):
-        crc = zlib.crc32(zeros, crc)
-    return crc
-
-
-@functools.cache
-def _zeros_adler32(mib: int) -> int:
-    zeros = bytes(MiB)
-    adler = 1
-    for _ in range(mib):
-        adler = zlib.adler32(zeros, adler)
-    return adler
+        value = checksum(zeros, value)
+    return value
 
 
 @functools.cache
@@ -102,8 +94,8 @@ async def deflate_bomb(total: int, *, gzip: bool) -> AsyncGenerator[bytes, None]
         yield unit * (total % 64)
     # The trailer's checksum costs a pass over the zeros: only for a client that read them.
     if gzip:
-        crc = await asyncio.to_thread(_zeros_crc32, total)
+        crc = await asyncio.to_thread(_zeros_checksum, zlib.crc32, 0, total)
         yield b"\x03\x00" + struct.pack("<II", crc, (total * MiB) & 0xFFFFFFFF)
     else:
-        adler = await asyncio.to_thread(_zeros_adler32, total)
+        adler = await asyncio.to_thread(_zeros_checksum, zlib.adler32, 1, total)
         yield b"\x03\x00" + struct.pack(">I", adler)
