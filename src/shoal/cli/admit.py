@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -56,6 +56,19 @@ class AdmitReport:
     admitted: int = 0
     invalid: int = 0
     errors: list[InputError] = field(default_factory=list)
+
+    def valid_of(self, batch: Iterable[NewRequest | InputError]) -> list[NewRequest]:
+        """The requests of a parsed batch; its invalid lines are counted (and the first
+        few kept) here."""
+        requests: list[NewRequest] = []
+        for item in batch:
+            if isinstance(item, InputError):
+                self.invalid += 1
+                if len(self.errors) < SHOWN_INPUT_ERRORS:
+                    self.errors.append(item)
+            else:
+                requests.append(item)
+        return requests
 
 
 Admit = Callable[[AdmitContext], Awaitable[AdmitReport]]
@@ -133,14 +146,9 @@ async def admit_lines(
             if batch is None:
                 break
             reading = loop.run_in_executor(None, reader.next_batch, ADMIT_BATCH)
-            requests: list[NewRequest] = []
-            for item in batch:
-                if isinstance(item, InputError):
-                    report.invalid += 1
-                    if len(report.errors) < SHOWN_INPUT_ERRORS:
-                        report.errors.append(item)
-                else:
-                    requests.append(item if secrets is None else secrets.hold(item))
+            requests = report.valid_of(batch)
+            if secrets is not None:
+                requests = [secrets.hold(request) for request in requests]
             report.valid += len(requests)
             if requests:
                 added = await store.add_requests(job.id, requests, now=now())
@@ -165,13 +173,7 @@ def read_all_lines(stream: BinaryIO) -> _ReadLines:
     report = _ReadLines()
     reader = _LineReader(stream)
     while (batch := reader.next_batch()) is not None:
-        for item in batch:
-            if isinstance(item, InputError):
-                report.invalid += 1
-                if len(report.errors) < SHOWN_INPUT_ERRORS:
-                    report.errors.append(item)
-            else:
-                report.requests.append(item)
+        report.requests += report.valid_of(batch)
     report.valid = len(report.requests)
     return report
 
