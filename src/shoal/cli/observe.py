@@ -16,17 +16,17 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 
+from shoal.cli.params import F, with_options
 from shoal.engine.profiling import PROFILE_ENV
 
 __all__ = ["Observe", "debugged", "observe_options"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
@@ -91,9 +91,7 @@ def observe_options(func: F) -> F:
             "processes write FILE.fetch-PID beside it.",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return with_options(func, options)
 
 
 def debugged(main: Coroutine[Any, Any, T], observe: Observe) -> Coroutine[Any, Any, T]:

@@ -13,7 +13,15 @@ from typing import Any
 import click
 
 from shoal.cli.observe import observe_options
-from shoal.cli.params import ByteSize, DurationParam, ExtractRuleParam, F, RateParam, env_option
+from shoal.cli.params import (
+    ByteSize,
+    DurationParam,
+    ExtractRuleParam,
+    F,
+    RateParam,
+    env_option,
+    with_options,
+)
 from shoal.cli.requestopts import build_proxies, cookie_options, header_options, proxy_options
 from shoal.core.config import (
     AUTO_PYREQWEST_CONCURRENCY,
@@ -272,8 +280,7 @@ def run_options(*, per_host: int, delay: float) -> Callable[[F], F]:
                 help="No progress display; errors and the exit code only.",
             ),
         ]
-        for option in reversed(options):
-            func = option(func)
+        func = with_options(func, options)
         return header_options(cookie_options(proxy_options(observe_options(func))))
 
     return decorate
@@ -309,9 +316,7 @@ _RECRAWL_OPTIONS = (
 
 def recrawl_options(func: F) -> F:
     """``--recrawl``, ``--revisit-after`` and ``--keep-history``."""
-    for option in reversed(_RECRAWL_OPTIONS):
-        func = option(func)
-    return func
+    return with_options(func, _RECRAWL_OPTIONS)
 
 
 def build_recrawl(params: Mapping[str, Any]) -> Recrawl | None:

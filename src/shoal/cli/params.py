@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -26,6 +26,7 @@ __all__ = [
     "HeaderParam",
     "RateParam",
     "env_option",
+    "with_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,6 +35,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 def env_option(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
     """A click option also read from the environment variable ``SHOAL_<env>``."""
     return click.option(*decls, envvar=f"SHOAL_{env}", show_envvar=True, **kwargs)
+
+
+def with_options(func: F, options: Sequence[Callable[[F], F]]) -> F:
+    """``func`` with ``options`` added, shown by ``--help`` in the order given."""
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.5

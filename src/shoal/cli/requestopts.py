@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from shoal.cli.params import F, HeaderParam, env_option
+from shoal.cli.params import F, HeaderParam, env_option, with_options
 from shoal.core.errors import ConfigError
 from shoal.core.proxies import check_proxy, read_proxy_list
 from shoal.core.sendheaders import ExtraHeaders
@@ -62,9 +62,7 @@ def header_options(func: F) -> F:
             help="Authorization: Bearer TOKEN, sent where --user would be. Not stored.",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return with_options(func, options)
 
 
 def proxy_options(func: F) -> F:
@@ -93,9 +91,7 @@ def proxy_options(func: F) -> F:
             "[default: honoured, as curl and wget do, unless --proxy/--proxies is given]",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return with_options(func, options)
 
 
 def build_proxies(params: dict[str, Any]) -> tuple[str, ...]:
@@ -144,9 +140,7 @@ def cookie_options(func: F) -> F:
             "the run and sent back, like a browser session; at most 50 per host]",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return with_options(func, options)
 
 
 def build_cookies(params: dict[str, Any]) -> JobCookies | None:
