@@ -318,10 +318,8 @@ def summary(conn: sqlite3.Connection, job_id: int, *, percentiles: bool = True) 
             total_bytes += size or 0
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
-        if not percentiles:
-            timed = 0  # _percentile of nothing: None, without a query
-        p50 = _percentile(conn, job_id, timed, 50)
-        p95 = _percentile(conn, job_id, timed, 95)
+        p50 = _percentile(conn, job_id, timed, 50) if percentiles else None
+        p95 = _percentile(conn, job_id, timed, 95) if percentiles else None
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
